@@ -128,6 +128,10 @@ class World:
     nodes: dict[str, Node] = field(default_factory=dict)
     subnets: dict[str, list[str]] = field(default_factory=dict)   # az -> subnet ids
     rng: random.Random = field(default_factory=lambda: random.Random(7))
+    serving_url: str = ""                       # gateway base URL; NLB health checks probe {serving_url}/targets/{node}/v2/health/ready
+    zonal_shift_away: set[str] = field(default_factory=set)   # AZs an active ARC zonal shift routes away from
+    disrupted_subnets: set[str] = field(default_factory=set)  # subnets under FIS disrupt-connectivity
+    target_health: dict[str, str] = field(default_factory=dict)  # node name -> "healthy" | "unhealthy" as the NLB sees it
 
     def node_by_instance(self, instance_id: str) -> Node | None:
         return next((n for n in self.nodes.values() if n.instance_id == instance_id), None)

@@ -1,0 +1,59 @@
+"""`g7chaos`: the command line. Each subcommand lives in the module that owns it; this file only wires them.
+
+Exit codes (contract): 0 every check passed; 1 a check failed; 2 invalid input or usage;
+3 aborted (stop condition or interrupt; faults reverted); 4 target unreachable or fault not injectable.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module exposing `add_arguments(parser)` and `run(args) -> int`
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("harness.commands.run", "run scenarios against a target"),
+    "gameday": ("harness.commands.gameday", "run every scenario in a folder, one combined report"),
+    "matrix": ("harness.commands.matrix", "every scenario against every profile"),
+    "validate": ("harness.scenario.commands", "validate scenario files"),
+    "schema": ("harness.scenario.commands", "JSON Schema of scenario files"),
+    "list": ("harness.commands.listing", "scenarios, faults, checks and profiles"),
+    "twin": ("harness.twin.commands", "the embedded G7 EKS twin (twin up)"),
+    "audit": ("harness.commands.audit", "read-only check of a deployment against the article's anti-patterns"),
+    "recover": ("harness.commands.recover", "revert faults left behind by an interrupted run"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="g7chaos", description="Chaos harness for GPU LLM inference on EKS (EC2 G7).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("harness"):
+                continue   # command not built in this version
+            raise
+        sub_parser = sub.add_parser(name, help=help_text)
+        getattr(module, f"add_{name}_arguments", module.add_arguments)(sub_parser)
+        sub_parser.set_defaults(handler=getattr(module, f"run_{name}", getattr(module, "run", None)))
+    return parser
+
+
+class UsageError(Exception):
+    """Raised by subcommands for bad input: printed without a traceback, exit 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"g7chaos: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
