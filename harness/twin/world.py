@@ -110,6 +110,20 @@ class Node:
 
 
 @dataclass
+class NodeGroup:
+    """An EKS managed nodegroup: one Auto Scaling group whose instances join `cluster` as nodes."""
+
+    name: str
+    cluster: str
+    azs: list[str]
+    instance_type: str
+    capacity_type: Literal["ON_DEMAND", "SPOT"]
+    desired: int
+    role: Literal["13b", "70b-tp"] = "13b"
+    placement_group: str | None = None
+
+
+@dataclass
 class Cluster:
     name: str
     azs: list[str]
@@ -125,6 +139,7 @@ class World:
     nodes_per_az: int = 2
     seed: int = 7
     clusters: dict[str, Cluster] = field(default_factory=dict)
+    nodegroups: dict[str, NodeGroup] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     subnets: dict[str, list[str]] = field(default_factory=dict)   # az -> subnet ids
     rng: random.Random = field(default_factory=lambda: random.Random(7))
