@@ -1,0 +1,261 @@
+"""The console: a live view while a run is in progress, and the verdict at the end.
+
+Two audiences. An SRE at a terminal wants a live panel (phase, elapsed time, load figures, the last events)
+that redraws in place. A CI log wants plain lines: no cursor movement, no colours, no box-drawing tricks,
+and not one line per 250 ms load update. `ConsoleView` picks the mode from whether its output is a terminal
+(override with `live=`); the runner calls the same small API either way:
+
+    view = ConsoleView()
+    with view:
+        view.phase("steady-state")
+        view.load(LoadFigures(rps=41.0, error_rate=0.0, ttft_p99_ms=212.0, tbt_p99_ms=31.0))
+        view.event("injected ecc-double-bit-error on ip-10-0-1-12... gpu 0")
+    view.final(result)
+
+All methods are thread-safe (the load poller and the fault timeline run in different threads) and every line
+is redacted like the report files.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import IO, Any, Mapping
+
+from pydantic import BaseModel
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from harness.report.model import GamedayResult, RunResult
+from harness.report.redact import Redactor, default_redactor
+
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta"}
+
+
+class LoadFigures(BaseModel):
+    """Live figures of the current load window, as the load process reports them."""
+
+    rps: float | None = None
+    requests: int | None = None
+    errors: int | None = None
+    error_rate: float | None = None          # fraction 0..1
+    ttft_p99_ms: float | None = None
+    tbt_p99_ms: float | None = None
+    window: str | None = None
+    degraded: bool = False
+    degraded_reason: str | None = None
+
+    def line(self) -> str:
+        parts = []
+        if self.window:
+            parts.append(f"window {self.window}")
+        parts.append(f"rps {_num(self.rps, '.1f')}")
+        if self.requests is not None:
+            parts.append(f"requests {self.requests}")
+        parts.append(f"errors {_pct(self.error_rate)}")
+        parts.append(f"ttft p99 {_num(self.ttft_p99_ms, '.0f')} ms")
+        parts.append(f"tbt p99 {_num(self.tbt_p99_ms, '.1f')} ms")
+        if self.degraded:
+            parts.append("DEGRADED" + (f" ({self.degraded_reason})" if self.degraded_reason else ""))
+        return " | ".join(parts)
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100.0 * value:.2f}%"
+
+
+def _stream_is_terminal(stream: IO[str] | None) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class ConsoleView:
+    """Live run view (terminal) or plain progress lines (CI), plus the final tables.
+
+    `plain_load_interval_s`: in plain mode, load figures are printed at most this often (phase changes and
+    events are always printed at once).
+    """
+
+    def __init__(self, stream: IO[str] | None = None, *, live: bool | None = None, title: str = "g7chaos",
+                 redactor: Redactor | None = None, plain_load_interval_s: float = 5.0, width: int | None = None,
+                 clock=time.monotonic):
+        import sys
+
+        stream = stream if stream is not None else sys.stdout
+        self.is_live = _stream_is_terminal(stream) if live is None else live
+        if self.is_live:
+            self.console = Console(file=stream, force_terminal=True, markup=False, width=width)
+        else:
+            # No terminal: no colours, no control codes, no soft wrapping games, ASCII boxes (CI log viewers).
+            self.console = Console(file=stream, force_terminal=False, no_color=True, color_system=None,
+                                   highlight=False, emoji=False, markup=False, width=width or 120,
+                                   force_jupyter=False, legacy_windows=False)
+        self.title = title
+        self.redactor = redactor or default_redactor()
+        self.plain_load_interval_s = plain_load_interval_s
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._started = clock()
+        self._phase = "starting"
+        self._figures: LoadFigures | None = None
+        self._events: deque[str] = deque(maxlen=8)
+        self._last_plain_load = float("-inf")
+        self._live: Live | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def __enter__(self) -> "ConsoleView":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        with self._lock:
+            self._started = self._clock()
+            if self.is_live and self._live is None:
+                self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+                self._live.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._live is not None:
+                self._live.update(self._render())
+                self._live.stop()
+                self._live = None
+
+    # -- updates from the runner ---------------------------------------------------------------------------
+    @property
+    def elapsed_s(self) -> float:
+        return self._clock() - self._started
+
+    def phase(self, name: str) -> None:
+        with self._lock:
+            self._phase = self.redactor.text(name)
+            self._plain(f"phase: {self._phase}")
+            self._refresh()
+
+    def load(self, figures: LoadFigures | Mapping[str, Any]) -> None:
+        if not isinstance(figures, LoadFigures):
+            figures = LoadFigures.model_validate(dict(figures))
+        with self._lock:
+            became_degraded = figures.degraded and not (self._figures and self._figures.degraded)
+            self._figures = figures
+            now = self._clock()
+            if not self.is_live and (became_degraded or now - self._last_plain_load >= self.plain_load_interval_s):
+                self._last_plain_load = now
+                self._plain(f"load: {self.redactor.text(figures.line())}")
+            self._refresh()
+
+    def event(self, text: str) -> None:
+        with self._lock:
+            line = self.redactor.text(text)
+            self._events.append(f"{self.elapsed_s:7.1f}s  {line}")
+            self._plain(line)
+            self._refresh()
+
+    # -- output ---------------------------------------------------------------------------------------------
+    def _plain(self, line: str) -> None:
+        if not self.is_live:
+            self.console.print(f"[{self.elapsed_s:7.1f}s] {line}", soft_wrap=True)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def _render(self) -> Panel:
+        head = Text.assemble(("phase ", "dim"), (self._phase, "bold cyan"), ("   elapsed ", "dim"),
+                             (f"{self.elapsed_s:.1f} s", "bold"))
+        parts: list[Any] = [head]
+        if self._figures is not None:
+            f = self._figures
+            grid = Table.grid(padding=(0, 2))
+            for _ in range(6):
+                grid.add_column()
+            grid.add_row("rps", "errors", "ttft p99", "tbt p99", "window", "measurement")
+            grid.add_row(_num(f.rps, ".1f"), _pct(f.error_rate), f"{_num(f.ttft_p99_ms, '.0f')} ms",
+                         f"{_num(f.tbt_p99_ms, '.1f')} ms", f.window or "-",
+                         Text("DEGRADED" + (f": {f.degraded_reason}" if f.degraded_reason else ""), style="bold yellow")
+                         if f.degraded else Text("ok", style="green"))
+            parts.append(grid)
+        if self._events:
+            parts.append(Text("\n".join(self._events), style="dim"))
+        return Panel(Group(*parts), title=self.title, border_style="blue")
+
+    def _box(self) -> box.Box:
+        return box.ROUNDED if self.is_live else box.ASCII
+
+    def checks_table(self, result: RunResult) -> Table:
+        table = Table(title=f"checks: {result.scenario}", box=self._box(), show_lines=False)
+        table.add_column("check")
+        table.add_column("result")
+        table.add_column("reason", overflow="fold")
+        for check in result.checks:
+            table.add_row(check.name, Text("PASS", style="green") if check.passed else Text("FAIL", style="bold red"),
+                          self.redactor.text(check.reason))
+        return table
+
+    def faults_table(self, result: RunResult) -> Table:
+        table = Table(title="faults", box=self._box())
+        for column in ("fault", "target", "injected", "landed", "reverted"):
+            table.add_column(column, overflow="fold")
+        for fault in result.faults:
+            landed = ("yes" if fault.landed else "NO" if fault.landed is False else "not proven")
+            if fault.landed and fault.landed_at and fault.injected_at:
+                landed += f" (+{(fault.landed_at - fault.injected_at).total_seconds():.1f} s)"
+            reverted = fault.reverted_at.strftime("%H:%M:%S") if fault.reverted_at else "-"
+            if fault.revert_error:
+                reverted += f" (error: {fault.revert_error})"
+            table.add_row(fault.name, self.redactor.text(fault.target),
+                          fault.injected_at.strftime("%H:%M:%S") if fault.injected_at else "not injected",
+                          Text(landed, style="green" if fault.landed else "bold red"), self.redactor.text(reverted))
+        return table
+
+    def verdict_line(self, result: RunResult | GamedayResult) -> Text:
+        name = result.scenario if isinstance(result, RunResult) else result.name
+        text = Text.assemble(("verdict ", "bold"), (result.verdict.upper(), VERDICT_STYLE[result.verdict]),
+                             f"  {name}  exit {result.exit_code}")
+        if isinstance(result, RunResult):
+            if result.stop_condition is not None:
+                text.append(f"  stop condition: {result.stop_condition.condition}"
+                            f" ({self.redactor.text(result.stop_condition.reason)})")
+            if result.error:
+                text.append(f"  error: {self.redactor.text(result.error)}")
+            if result.measurement_degraded:
+                text.append(f"  measurement degraded: {self.redactor.text(result.measurement_degraded_reason or '')}")
+            if result.report_dir:
+                text.append(f"  report: {result.report_dir}")
+        return text
+
+    def final(self, result: RunResult) -> None:
+        """The end of a run: checks table, faults table and the verdict line."""
+        with self._lock:
+            self.stop()
+            if result.checks:
+                self.console.print(self.checks_table(result))
+            if result.faults:
+                self.console.print(self.faults_table(result))
+            self.console.print(self.verdict_line(result))
+
+    def final_gameday(self, gameday: GamedayResult) -> None:
+        with self._lock:
+            self.stop()
+            table = Table(title=f"game day: {gameday.name}", box=self._box())
+            for column in ("scenario", "verdict", "failed checks / reason"):
+                table.add_column(column, overflow="fold")
+            for run in gameday.runs:
+                why = ", ".join(c.name for c in run.failed_checks) if run.verdict == "fail" else \
+                    ("" if run.verdict == "pass" else run.summary())
+                table.add_row(run.scenario, Text(run.verdict, style=VERDICT_STYLE[run.verdict]), self.redactor.text(why))
+            self.console.print(table)
+            self.console.print(self.verdict_line(gameday))

@@ -1,0 +1,103 @@
+"""The verdict matrix: every scenario against every profile, one cell per run.
+
+This is how the harness proves it can tell a good deployment from each anti-pattern: the `article` column
+should be all pass, and each anti-pattern profile should fail exactly the scenarios it breaks, naming the
+failing checks. Rows are scenarios, columns are profiles (in the order given); a scenario that was not run
+under a profile shows as "-". Rendered as a rich table for people and as JSON for machines.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, Field
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.report.console import VERDICT_STYLE
+from harness.report.model import GamedayResult, RunResult, Verdict
+from harness.report.redact import Redactor, default_redactor
+
+
+class MatrixCell(BaseModel):
+    verdict: Verdict
+    exit_code: int
+    failed_checks: list[str] = Field(default_factory=list)
+    reason: str | None = None                 # for error/aborted: why; for fail: the failing checks' reasons
+
+    @classmethod
+    def of(cls, run: RunResult) -> "MatrixCell":
+        failed = run.failed_checks
+        if run.verdict == "fail":
+            reason = "; ".join(f"{c.name}: {c.reason}" for c in failed)
+        elif run.verdict in ("error", "aborted"):
+            reason = run.summary()
+        else:
+            reason = None
+        return cls(verdict=run.verdict, exit_code=run.exit_code, failed_checks=[c.name for c in failed],
+                   reason=reason)
+
+    def label(self) -> str:
+        if self.verdict == "fail":
+            return "fail: " + ", ".join(self.failed_checks)
+        return self.verdict
+
+
+class VerdictMatrix(BaseModel):
+    profiles: list[str] = Field(default_factory=list)
+    scenarios: list[str] = Field(default_factory=list)
+    cells: dict[str, dict[str, MatrixCell]] = Field(default_factory=dict)   # scenario -> profile -> cell
+
+    @classmethod
+    def from_gamedays(cls, results: Iterable[tuple[str, GamedayResult]]) -> "VerdictMatrix":
+        matrix = cls()
+        for profile, gameday in results:
+            if profile not in matrix.profiles:
+                matrix.profiles.append(profile)
+            for run in gameday.runs:
+                if run.scenario not in matrix.scenarios:
+                    matrix.scenarios.append(run.scenario)
+                matrix.cells.setdefault(run.scenario, {})[profile] = MatrixCell.of(run)
+        return matrix
+
+    def cell(self, scenario: str, profile: str) -> MatrixCell | None:
+        return self.cells.get(scenario, {}).get(profile)
+
+    def to_json(self, redactor: Redactor | None = None) -> dict[str, Any]:
+        redactor = redactor or default_redactor()
+        return redactor.data(self.model_dump(mode="json"))
+
+    def to_table(self, *, ascii_only: bool = False) -> Table:
+        table = Table(title="verdict matrix", box=box.ASCII if ascii_only else box.ROUNDED, show_lines=True)
+        table.add_column("scenario", style="bold")
+        for profile in self.profiles:
+            table.add_column(profile, overflow="fold")
+        for scenario in self.scenarios:
+            row: list[Any] = [scenario]
+            for profile in self.profiles:
+                cell = self.cell(scenario, profile)
+                row.append(Text("-", style="dim") if cell is None else Text(cell.label(), style=VERDICT_STYLE[cell.verdict]))
+            table.add_row(*row)
+        return table
+
+    def render(self, console: Console) -> None:
+        console.print(self.to_table(ascii_only=not console.is_terminal))
+
+
+def write_matrix(matrix: VerdictMatrix, directory: str | Path, *, redactor: Redactor | None = None) -> Path:
+    """matrix.json (machine-readable) and matrix.txt (the table as plain text) into `directory`."""
+    from harness.report.writers import _atomic_write   # one atomic writer for every report file
+
+    redactor = redactor or default_redactor()
+    directory = Path(directory)
+    path = directory / "matrix.json"
+    _atomic_write(path, redactor.text(json.dumps(matrix.to_json(redactor), indent=2)) + "\n")
+    console = Console(file=io.StringIO(), width=200, force_terminal=False, no_color=True, color_system=None,
+                      markup=False)
+    console.print(matrix.to_table(ascii_only=True))
+    _atomic_write(directory / "matrix.txt", redactor.text(console.file.getvalue()))
+    return path

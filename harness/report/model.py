@@ -1,0 +1,274 @@
+"""What a run produced: the models the runner fills and every report is written from.
+
+These models are the boundary between the runner and its readers (result.json, junit.xml, report.html, the
+console, the verdict matrix, `pytest -m chaos`). Field names follow DESIGN.md section 6, which is contract:
+CI gates parse result.json, so fields are only ever added, never renamed.
+
+The verdict and exit code are computed in one place, `verdict_and_exit_code`, so every entry point (CLI,
+pytest plugin, game day) answers the same question the same way. The rule that matters most: a fault that
+was not injected, or whose landing was not proven, is an *error*, never a pass: a chaos test whose chaos did
+not happen proves nothing.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import IntEnum
+from typing import Any, Iterable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+
+Verdict = Literal["pass", "fail", "aborted", "error"]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes (contract, DESIGN.md section 6)."""
+
+    PASS = 0             # every check passed
+    CHECK_FAILED = 1     # a check failed
+    INVALID_INPUT = 2    # invalid input or usage
+    ABORTED = 3          # stop condition or interrupt; faults reverted
+    TARGET_ERROR = 4     # target unreachable or a fault could not be injected / did not land
+
+
+VERDICT_OF_EXIT_CODE: dict[int, Verdict] = {0: "pass", 1: "fail", 2: "error", 3: "aborted", 4: "error"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Model(BaseModel):
+    # Unknown fields are kept, not rejected: a newer runner may add fields an older reader still round-trips.
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_computed(cls, data: Any) -> Any:
+        """Reading a result.json back: derived fields (detail, duration_s...) are recomputed, not stored."""
+        if isinstance(data, dict):
+            computed = cls.model_computed_fields
+            if any(key in computed for key in data):
+                data = {k: v for k, v in data.items() if k not in computed}
+        return data
+
+
+class CheckResult(_Model):
+    """One check's outcome. `reason` is a single line with the numbers ("cordoned after 41.2 s, limit 120 s")."""
+
+    name: str
+    passed: bool
+    reason: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    duration_s: float = 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def detail(self) -> str:
+        """The contract name of `reason` in result.json."""
+        return self.reason
+
+
+class FaultRecord(_Model):
+    """One fault on the timeline: what was injected where, whether it was proven to land, and its revert.
+
+    Timestamps accept datetimes or Unix seconds (what `time.time()` and the journal use).
+    """
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    target: str = ""                         # human description: "node ip-10-0-1-12... gpu 0 (us-east-2a)"
+    injected_at: datetime | None = None      # None: it could not be injected
+    landed: bool | None = None               # None: landing not (yet) proven
+    landed_at: datetime | None = None
+    landed_evidence: dict[str, Any] = Field(default_factory=dict)
+    reverted_at: datetime | None = None
+    revert_error: str | None = None
+
+    @property
+    def did_land(self) -> bool:
+        return self.injected_at is not None and self.landed is True
+
+    def not_landed_reason(self) -> str:
+        if self.injected_at is None:
+            return f"fault {self.name} could not be injected" + (f" into {self.target}" if self.target else "")
+        if self.landed is False:
+            return f"fault {self.name} was injected but did not land" + (f" on {self.target}" if self.target else "")
+        return f"fault {self.name} was injected but its landing was never proven"
+
+
+class WindowMetrics(_Model):
+    """Load figures of one time window (steady-state, fault:<name>, recovery, whole...)."""
+
+    window: str
+    requests: int = 0
+    errors: int = 0
+    error_rate: float = 0.0                  # fraction 0..1
+    ttft_p50_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tbt_p50_ms: float | None = None
+    tbt_p99_ms: float | None = None
+    e2e_p99_ms: float | None = None
+    degraded: bool = False                   # the load generator could not keep up during this window
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+class RunMetrics(_Model):
+    requests: int = 0
+    errors: int = 0
+    ttft_p50_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tbt_p50_ms: float | None = None
+    tbt_p99_ms: float | None = None
+    windows: list[WindowMetrics] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+class StopCondition(_Model):
+    """The stop condition that aborted a run, with the numbers that made it fire."""
+
+    condition: str                           # as written: "error_rate > 20% for 30s"
+    observed: float | None = None            # the value seen when it fired
+    threshold: float | None = None
+    held_for_s: float | None = None
+    fired_at: datetime | None = None
+    reason: str = ""                         # one line: "error_rate 34.1% > 20% for 30.4 s"
+
+
+class RunResult(_Model):
+    """Everything one scenario run produced. Written as result.json (contract fields: DESIGN.md section 6)."""
+
+    scenario: str
+    description: str = ""
+    target: str = ""
+    profile: str | None = None
+    seed: int | None = None
+    verdict: Verdict
+    exit_code: int
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    checks: list[CheckResult] = Field(default_factory=list)
+    faults: list[FaultRecord] = Field(default_factory=list)
+    metrics: RunMetrics = Field(default_factory=RunMetrics)
+    stop_condition: StopCondition | None = None
+    error: str | None = None
+    measurement_degraded: bool = False
+    measurement_degraded_reason: str | None = None
+    report_dir: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return round((self.ended_at - self.started_at).total_seconds(), 3)
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        """One line for logs and the pytest failure text."""
+        if self.verdict == "pass":
+            return f"{self.scenario}: pass ({len(self.checks)} checks)"
+        if self.verdict == "fail":
+            names = ", ".join(c.name for c in self.failed_checks)
+            return f"{self.scenario}: fail ({names})"
+        if self.verdict == "aborted":
+            why = self.stop_condition.reason or self.stop_condition.condition if self.stop_condition else self.error
+            return f"{self.scenario}: aborted ({why or 'interrupted'})"
+        return f"{self.scenario}: error ({self.error or _fault_error(self.faults) or 'unknown'})"
+
+    @classmethod
+    def build(cls, *, scenario: str, checks: Iterable[CheckResult] = (), faults: Iterable[FaultRecord] = (),
+              stop_condition: StopCondition | None = None, aborted: bool = False, invalid_input: bool = False,
+              unreachable: bool = False, error: str | None = None, **fields: Any) -> "RunResult":
+        """Build a result whose verdict and exit code follow the contract (see `verdict_and_exit_code`)."""
+        checks, faults = list(checks), list(faults)
+        verdict, code = verdict_and_exit_code(checks, faults, stop_condition=stop_condition, aborted=aborted,
+                                              invalid_input=invalid_input, unreachable=unreachable, error=error)
+        if error is None and verdict == "error" and not invalid_input and not unreachable:
+            error = _fault_error(faults)
+        return cls(scenario=scenario, checks=checks, faults=faults, stop_condition=stop_condition, error=error,
+                   verdict=verdict, exit_code=int(code), **fields)
+
+
+def _fault_error(faults: Iterable[FaultRecord]) -> str | None:
+    reasons = [f.not_landed_reason() for f in faults if not f.did_land]
+    return "; ".join(reasons) or None
+
+
+def verdict_and_exit_code(checks: Iterable[CheckResult], faults: Iterable[FaultRecord] = (), *,
+                          stop_condition: StopCondition | None = None, aborted: bool = False,
+                          invalid_input: bool = False, unreachable: bool = False,
+                          error: str | None = None) -> tuple[Verdict, ExitCode]:
+    """The contract, in order of precedence:
+
+    2 invalid input (nothing ran) > 3 aborted (stop condition fired or interrupt; faults were reverted) >
+    4 target unreachable, a harness error, or any fault not injected / not proven landed (landed False *or*
+    None) > 1 any check failed > 0 pass.
+    """
+    if invalid_input:
+        return "error", ExitCode.INVALID_INPUT
+    if aborted or stop_condition is not None:
+        return "aborted", ExitCode.ABORTED
+    if unreachable or error:
+        return "error", ExitCode.TARGET_ERROR
+    if any(not f.did_land for f in faults):
+        return "error", ExitCode.TARGET_ERROR
+    if any(not c.passed for c in checks):
+        return "fail", ExitCode.CHECK_FAILED
+    return "pass", ExitCode.PASS
+
+
+# Which run outcome decides a game day's exit code: an interrupt stops the whole day; broken input must be fixed
+# before anything else; then an unreachable target or a fault that did not land; then failed checks.
+_GAMEDAY_PRECEDENCE = [ExitCode.ABORTED, ExitCode.INVALID_INPUT, ExitCode.TARGET_ERROR, ExitCode.CHECK_FAILED,
+                       ExitCode.PASS]
+
+
+class GamedayResult(_Model):
+    """Every scenario of a game day; the day's verdict is its worst run's."""
+
+    runs: list[RunResult] = Field(default_factory=list)
+    verdict: Verdict
+    exit_code: int
+    name: str = "gameday"
+    target: str = ""
+    profile: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    report_dir: str | None = None
+
+    @classmethod
+    def from_runs(cls, runs: Iterable[RunResult], *, aborted: bool = False, **fields: Any) -> "GamedayResult":
+        runs = list(runs)
+        code = gameday_exit_code(runs, aborted=aborted)
+        if "started_at" not in fields and runs:
+            fields["started_at"] = min(r.started_at for r in runs)
+        if "ended_at" not in fields:
+            ends = [r.ended_at for r in runs if r.ended_at is not None]
+            fields["ended_at"] = max(ends) if ends else None
+        return cls(runs=runs, verdict=VERDICT_OF_EXIT_CODE[int(code)], exit_code=int(code), **fields)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"pass": 0, "fail": 0, "aborted": 0, "error": 0}
+        for run in self.runs:
+            out[run.verdict] += 1
+        return out
+
+
+def gameday_exit_code(runs: Iterable[RunResult], *, aborted: bool = False) -> ExitCode:
+    if aborted:
+        return ExitCode.ABORTED
+    codes = {int(r.exit_code) for r in runs}
+    for code in _GAMEDAY_PRECEDENCE:
+        if int(code) in codes:
+            return code
+    return ExitCode.PASS

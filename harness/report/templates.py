@@ -1,0 +1,132 @@
+"""The report.html template (jinja2, autoescaped).
+
+Kept as a module string rather than a package data file so an installed harness never misses it, and the
+report stays a single self-contained HTML file (inline CSS, images as data URIs, no scripts, no network).
+"""
+from __future__ import annotations
+
+import jinja2
+
+RUN_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>g7chaos · {{ r.scenario }} · {{ r.verdict }}</title>
+<style>
+ body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
+ h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+ table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
+ th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+ th { background: #f4f4f4; }
+ .verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: #fff; font-weight: bold; }
+ .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
+ .v-error { background: #6a1b9a; }
+ .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; }
+ .warn { color: #ef6c00; font-weight: bold; }
+ .muted { color: #777; } pre { white-space: pre-wrap; font-size: 0.85em; margin: 0; }
+ details summary { cursor: pointer; color: #555; }
+ .meta td:first-child { width: 14em; font-weight: bold; }
+</style>
+</head>
+<body>
+<h1>{{ r.scenario }}</h1>
+<p class="muted">{{ r.description }}</p>
+<p><span class="verdict v-{{ r.verdict }}">{{ r.verdict | upper }}</span> exit code {{ r.exit_code }}</p>
+
+<table class="meta">
+ <tr><td>target</td><td>{{ r.target }}</td></tr>
+ <tr><td>profile</td><td>{{ r.profile or "-" }}</td></tr>
+ <tr><td>seed</td><td>{{ r.seed if r.seed is not none else "-" }}</td></tr>
+ <tr><td>started</td><td>{{ r.started_at | ts }}</td></tr>
+ <tr><td>ended</td><td>{{ r.ended_at | ts }}{% if r.duration_s is not none %} ({{ "%.1f" | format(r.duration_s) }} s){% endif %}</td></tr>
+ {% if r.stop_condition %}<tr><td>stop condition</td><td class="warn">{{ r.stop_condition.condition }}:
+   {{ r.stop_condition.reason }}</td></tr>{% endif %}
+ {% if r.error %}<tr><td>error</td><td class="bad">{{ r.error }}</td></tr>{% endif %}
+ {% if r.measurement_degraded %}<tr><td>measurement</td><td class="warn">degraded: {{ r.measurement_degraded_reason or "load generator saturated" }}
+   (latency figures may be inflated by the load generator, not the deployment)</td></tr>{% endif %}
+</table>
+
+<h2>Checks</h2>
+{% if r.checks %}
+<table id="checks">
+ <tr><th>check</th><th>result</th><th>reason</th><th>time</th></tr>
+ {% for c in r.checks %}
+ <tr>
+  <td>{{ c.name }}</td>
+  <td class="{{ 'ok' if c.passed else 'bad' }}">{{ "PASS" if c.passed else "FAIL" }}</td>
+  <td>{{ c.reason }}{% if c.evidence %}<details><summary>evidence</summary><pre>{{ c.evidence | pretty }}</pre></details>{% endif %}</td>
+  <td>{{ "%.2f" | format(c.duration_s) }} s</td>
+ </tr>
+ {% endfor %}
+</table>
+{% else %}<p class="muted">No checks were evaluated.</p>{% endif %}
+
+<h2>Faults</h2>
+{% if r.faults %}
+<table id="faults">
+ <tr><th>fault</th><th>target</th><th>injected</th><th>landed</th><th>reverted</th></tr>
+ {% for f in r.faults %}
+ <tr>
+  <td>{{ f.name }}{% if f.params %}<details><summary>params</summary><pre>{{ f.params | pretty }}</pre></details>{% endif %}</td>
+  <td>{{ f.target }}</td>
+  <td>{{ f.injected_at | ts }}</td>
+  <td class="{{ 'ok' if f.landed else 'bad' }}">{% if f.landed %}yes, {{ f.landed_at | ts }}
+    {% if f.injected_at and f.landed_at %}(+{{ "%.1f" | format((f.landed_at - f.injected_at).total_seconds()) }} s){% endif %}
+    {% elif f.landed is sameas false %}NO{% else %}not proven{% endif %}
+    {% if f.landed_evidence %}<details><summary>evidence</summary><pre>{{ f.landed_evidence | pretty }}</pre></details>{% endif %}</td>
+  <td>{{ f.reverted_at | ts }}{% if f.revert_error %}<br><span class="bad">revert error: {{ f.revert_error }}</span>{% endif %}</td>
+ </tr>
+ {% endfor %}
+</table>
+{% else %}<p class="muted">No faults.</p>{% endif %}
+
+<h2>Load</h2>
+<table id="metrics">
+ <tr><th>window</th><th>requests</th><th>errors</th><th>error rate</th><th>TTFT p50</th><th>TTFT p99</th>
+     <th>TBT p50</th><th>TBT p99</th><th>E2E p99</th><th>measurement</th></tr>
+ {% for w in r.metrics.windows %}
+ <tr><td>{{ w.window }}</td><td>{{ w.requests }}</td><td>{{ w.errors }}</td><td>{{ w.error_rate | pct }}</td>
+  <td>{{ w.ttft_p50_ms | ms }}</td><td>{{ w.ttft_p99_ms | ms }}</td><td>{{ w.tbt_p50_ms | ms }}</td>
+  <td>{{ w.tbt_p99_ms | ms }}</td><td>{{ w.e2e_p99_ms | ms }}</td>
+  <td class="{{ 'warn' if w.degraded else '' }}">{{ "degraded" if w.degraded else "ok" }}</td></tr>
+ {% endfor %}
+ <tr><th>whole run</th><th>{{ r.metrics.requests }}</th><th>{{ r.metrics.errors }}</th><th>{{ r.metrics.error_rate | pct }}</th>
+  <th>{{ r.metrics.ttft_p50_ms | ms }}</th><th>{{ r.metrics.ttft_p99_ms | ms }}</th><th>{{ r.metrics.tbt_p50_ms | ms }}</th>
+  <th>{{ r.metrics.tbt_p99_ms | ms }}</th><th></th><th></th></tr>
+</table>
+<p class="muted">TTFT: request sent to first event with content. TBT: pooled gaps between consecutive content events.</p>
+
+{% for title, png in plots %}
+<h3>{{ title }}</h3>
+<img alt="{{ title }}" src="data:image/png;base64,{{ png }}">
+{% endfor %}
+
+<p class="muted">g7chaos report{% if r.report_dir %} · {{ r.report_dir }}{% endif %}</p>
+</body>
+</html>
+"""
+
+
+def _ts(value) -> str:
+    if value is None:
+        return "-"
+    return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100.0 * value:.2f}%"
+
+
+def environment() -> jinja2.Environment:
+    import json
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["ts"] = _ts
+    env.filters["ms"] = _ms
+    env.filters["pct"] = _pct
+    env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, default=str)
+    return env

@@ -1,0 +1,134 @@
+"""Writing a run's (or a game day's) report folder: result.json, junit.xml, report.html.
+
+Every file goes through the same redaction twice: the data is redacted field by field before serialisation
+(so a secret is caught before JSON/XML/HTML escaping changes its spelling), and the final text is redacted
+again before it reaches disk (so a secret hidden in free text a pattern only recognises in context is caught
+too). Files are written atomically (temp file + rename): a CI job that reads the folder after a crash sees
+either the old file or the whole new one, never half of one.
+
+A failing plot never loses the report: plots are decoration, the checks table is the verdict.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel
+
+from harness.report import plots
+from harness.report.junit import junit_document
+from harness.report.model import GamedayResult, RunResult
+from harness.report.redact import Redactor, default_redactor
+from harness.report.templates import RUN_TEMPLATE, environment
+
+log = logging.getLogger(__name__)
+
+RESULT_JSON = "result.json"
+JUNIT_XML = "junit.xml"
+REPORT_HTML = "report.html"
+
+
+class RunArtifacts(BaseModel):
+    """Paths of the files a writer produced."""
+
+    result_json: Path
+    junit_xml: Path
+    report_html: Path | None = None
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_text(data: Any, redactor: Redactor) -> str:
+    text = redactor.text(json.dumps(redactor.data(data), indent=2, sort_keys=False, default=str))
+    json.loads(text)   # the final pass must never produce invalid JSON; fail loudly here rather than in CI
+    return text + "\n"
+
+
+def _slo_limits(result: RunResult) -> tuple[float | None, float | None]:
+    """SLO lines for the latency plot, if the slo check reported its limits (evidence `limits`)."""
+    for check in result.checks:
+        if check.name == "slo":
+            limits = check.evidence.get("limits") or {}
+            if isinstance(limits, dict):
+                ttft, tbt = limits.get("ttft_p99_ms"), limits.get("tbt_p99_ms")
+                return (float(ttft) if isinstance(ttft, (int, float)) else None,
+                        float(tbt) if isinstance(tbt, (int, float)) else None)
+    return None, None
+
+
+def render_html(result: RunResult, records: str | Path | Iterable[str | Path] | None = None,
+                redactor: Redactor | None = None) -> str:
+    """report.html text for one run: checks table, faults timeline, per-window metrics, embedded plots."""
+    redactor = redactor or default_redactor()
+    safe = RunResult.model_validate(redactor.data(result.model_dump(mode="json")))
+    figures: list[tuple[str, str]] = []
+    slo_ttft, slo_tbt = _slo_limits(safe)
+    for title, make in (("TTFT and TBT per window",
+                         lambda: plots.latency_per_window(safe.metrics.windows, slo_ttft, slo_tbt)),
+                        ("Request rate and errors over time",
+                         lambda: plots.requests_over_time(records, safe.faults) if records is not None else None)):
+        try:
+            png = make()
+        except Exception as exc:   # noqa: BLE001 - a broken plot must not cost the report
+            log.warning("plot %r failed: %s", title, exc)
+            continue
+        if png:
+            figures.append((title, png))
+    html = environment().from_string(RUN_TEMPLATE).render(r=safe, plots=figures)
+    return redactor.text(html)
+
+
+def write_run(result: RunResult, directory: str | Path, records: str | Path | Iterable[str | Path] | None = None,
+              *, redactor: Redactor | None = None, html: bool = True) -> RunArtifacts:
+    """Write result.json, junit.xml and report.html for one run into `directory` (created if missing).
+
+    `records`: the load's per-request JSONL file(s) or folder; adds the request-rate/errors plot.
+    """
+    directory = Path(directory)
+    redactor = redactor or default_redactor()
+    if result.report_dir is None:
+        result = result.model_copy(update={"report_dir": str(directory)})
+    artifacts = RunArtifacts(result_json=directory / RESULT_JSON, junit_xml=directory / JUNIT_XML)
+    data = {"kind": "run", **result.model_dump(mode="json")}
+    _atomic_write(artifacts.result_json, _json_text(data, redactor))
+    _atomic_write(artifacts.junit_xml, redactor.text(junit_document([result], redactor, name=result.scenario)))
+    if html:
+        artifacts.report_html = directory / REPORT_HTML
+        _atomic_write(artifacts.report_html, render_html(result, records, redactor))
+    return artifacts
+
+
+def write_gameday(gameday: GamedayResult, directory: str | Path, *, redactor: Redactor | None = None) -> RunArtifacts:
+    """Write the combined result.json and junit.xml (one testsuite per scenario) of a game day."""
+    directory = Path(directory)
+    redactor = redactor or default_redactor()
+    if gameday.report_dir is None:
+        gameday = gameday.model_copy(update={"report_dir": str(directory)})
+    artifacts = RunArtifacts(result_json=directory / RESULT_JSON, junit_xml=directory / JUNIT_XML)
+    data = {"kind": "gameday", **gameday.model_dump(mode="json")}
+    _atomic_write(artifacts.result_json, _json_text(data, redactor))
+    _atomic_write(artifacts.junit_xml, redactor.text(junit_document(gameday.runs, redactor, name=gameday.name)))
+    return artifacts
+
+
+def read_result(path: str | Path) -> RunResult | GamedayResult:
+    """Read a result.json back (e.g. for the verdict matrix, or `g7chaos recover` summaries)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    kind = data.pop("kind", "run")
+    return GamedayResult.model_validate(data) if kind == "gameday" else RunResult.model_validate(data)
