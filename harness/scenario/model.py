@@ -148,6 +148,8 @@ class NodeSelector(StrictModel):
     cluster: str | None = Field(None, max_length=128, description="kube context; default: any of the target's")
     zone: str | None = Field(None, max_length=64, description="topology.kubernetes.io/zone")
     nodegroup: str | None = Field(None, max_length=128, description="eks.amazonaws.com/nodegroup")
+    model: str | None = Field(None, max_length=128,
+                              description="only nodes running inference pods labelled model=<this>")
     pick: Literal["random", "first"] = "random"
     seed: int | None = Field(None, ge=0, le=2**63 - 1, description="seed for pick: random (default: the run's seed)")
     count: int = Field(1, ge=1, le=1000)
