@@ -1,0 +1,10 @@
+"""The twin's inference path: Triton-like replicas on G7 GPUs behind a regional NLB-style gateway.
+
+Public API: `ServingFleet(world)` (replicas derived from the clusters' Kubernetes stores and the World's
+physics; `signal(pod, "STOP"|"CONT")` for the exec handler) and `build_gateway_app(fleet)` (the Starlette
+app the twin serves on world.serving_url).
+"""
+from harness.twin.serving.fleet import ServingFleet
+from harness.twin.serving.gateway import build_gateway_app
+
+__all__ = ["ServingFleet", "build_gateway_app"]

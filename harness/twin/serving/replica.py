@@ -1,0 +1,208 @@
+"""A Triton-like replica: one GPU (or a tensor-parallel group) running continuous batching.
+
+Why an engine loop per replica rather than a sleep per stream: in a real server every running sequence
+shares each forward pass, so one long prompt admitted into the batch delays every other stream's next
+token, and a batch of 40 is slower per token than a batch of 1. One task per replica steps the whole
+batch; each step's duration comes from harness/twin/serving/latency.py and the GPU's live state (clock,
+ECC, EFA load) read from the World at every step.
+
+Timing is scheduled on absolute deadlines (the end of the previous step plus this step's duration), so
+event-loop jitter never accumulates: a late wake-up shortens the next sleep instead of shifting every
+later token. Events are handed to the HTTP layer with the step's due time so benchmarks can measure
+exactly what the server adds.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+from harness.twin.hardware import ModelSpec
+from harness.twin.serving import latency
+from harness.twin.serving.textgen import WordStream
+
+# Wake this much before a deadline: epoll rounds timeouts up to whole milliseconds, so waking early by
+# half of that centres the emission error on zero instead of making every token up to 1 ms late.
+EARLY_WAKE_S = 0.0005
+# A step that starts later than this after the previous deadline starts a new timeline (the replica was
+# idle, frozen or starved); smaller lags are absorbed by keeping the absolute schedule.
+RESYNC_S = 0.005
+
+EventKind = Literal["tok", "last", "cut"]   # queue items: (kind, token text or cut reason, due wall time)
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Sequence:
+    """One request inside a replica's batch."""
+
+    prompt: str
+    prefill_tokens: int                 # tokens this request must prefill (a cached prefix is skipped)
+    context_tokens: int                 # tokens whose KV the sequence holds (grows by one per token)
+    max_tokens: int
+    stream: WordStream
+    restore_s: float = 0.0              # extra time to restore offloaded KV before the prefill
+    id: int = field(default_factory=lambda: next(_ids))
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    generated: int = 0
+    cancelled: bool = False
+    enqueued_at: float = 0.0
+    admitted_at: float = 0.0
+
+
+@dataclass
+class Physics:
+    """What the World says about this replica's GPUs right now."""
+
+    clock_factor: float = 1.0
+    corrupted_by: str | None = None
+    link: latency.Interconnect = field(default_factory=latency.Interconnect)
+
+
+@dataclass
+class EngineStats:
+    steps: int = 0
+    tokens: int = 0
+    queue_us: float = 0.0
+    admitted: int = 0
+
+
+class Replica:
+    """Identity (pods, nodes, GPUs) plus the batching engine; the fleet decides whether it gets traffic."""
+
+    def __init__(self, key: str, model: ModelSpec, cluster: str, pods: list[str], nodes: list[str],
+                 gpus: list[tuple[str, int]], physics: Callable[["Replica"], Physics]):
+        self.key = key
+        self.model = model
+        self.cluster = cluster
+        self.pods = pods
+        self.nodes = nodes
+        self.gpus = gpus
+        self.physics = physics
+        self.az = ""
+        self.ready = True
+        self.draining = False
+        self.pulled = False                 # taken out of routing by the canary
+        self.dead = False
+        self.active: list[Sequence] = []
+        self.waiting: list[Sequence] = []
+        self.stats = EngineStats()
+        self._wake: asyncio.Event | None = None
+        self._thawed: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._stopped = False
+
+    # -- identity ------------------------------------------------------------------------------------
+    @property
+    def pod(self) -> str:
+        return self.pods[0]
+
+    @property
+    def node(self) -> str:
+        return self.nodes[0]
+
+    @property
+    def load(self) -> int:
+        return len(self.active) + len(self.waiting)
+
+    # -- control -------------------------------------------------------------------------------------
+    def _events(self) -> None:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._thawed = asyncio.Event()
+            if not self._stopped:
+                self._thawed.set()
+
+    def set_stopped(self, stopped: bool) -> None:
+        """SIGSTOP / SIGCONT of the Triton process: the batch freezes mid-step and resumes where it was."""
+        self._stopped = stopped
+        if self._thawed is not None:
+            (self._thawed.clear if stopped else self._thawed.set)()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def submit(self, seq: Sequence) -> None:
+        self._events()
+        seq.enqueued_at = asyncio.get_running_loop().time()
+        self.waiting.append(seq)
+        assert self._wake is not None
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"replica:{self.key}")
+
+    def cut_inflight(self, reason: str) -> int:
+        """Close every stream in flight (the connection dies with the node or its network)."""
+        seqs = self.active + self.waiting
+        self.active, self.waiting = [], []
+        for s in seqs:
+            s.queue.put_nowait(("cut", reason, 0.0))
+        return len(seqs)
+
+    def kill(self, reason: str) -> None:
+        """The process is gone (pod deleted, node powered off): cut everything and stop stepping."""
+        self.dead = True
+        self.cut_inflight(reason)
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- the engine ----------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wake is not None and self._thawed is not None
+        due: float | None = None
+        cap = latency.MAX_BATCH.get(self.model.name, 64)
+        while not self.dead:
+            self.active = [s for s in self.active if not s.cancelled]
+            self.waiting = [s for s in self.waiting if not s.cancelled]
+            if not self.active and not self.waiting:
+                self._wake.clear()
+                await self._wake.wait()
+                due = None
+                continue
+            if not self._thawed.is_set():
+                await self._thawed.wait()
+                due = None
+            now = loop.time()
+            room = max(0, cap - len(self.active))
+            admitted, self.waiting = self.waiting[:room], self.waiting[room:]
+            for s in admitted:
+                s.admitted_at = now
+                self.stats.queue_us += (now - s.enqueued_at) * 1e6
+            self.stats.admitted += len(admitted)
+            decode = len(self.active)
+            self.active.extend(admitted)
+            phys = self.physics(self)
+            step = latency.step_s(self.model, decode_seqs=decode,
+                                  kv_tokens=sum(s.context_tokens for s in self.active),
+                                  prefill_tokens=sum(s.prefill_tokens for s in admitted),
+                                  clock_factor=phys.clock_factor, link=phys.link)
+            step += sum(s.restore_s for s in admitted)
+            start = now if due is None or now - due > RESYNC_S else due
+            due = start + step
+            delay = due - EARLY_WAKE_S - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not self._thawed.is_set():          # frozen mid-step: the step completes after the thaw
+                await self._thawed.wait()
+                due = loop.time()
+            if self.dead:
+                return
+            wall_due = due + (time.time() - loop.time())
+            corrupted = self.physics(self).corrupted_by
+            self.stats.steps += 1
+            still: list[Sequence] = []
+            for s in self.active:
+                if s.cancelled:
+                    continue
+                s.generated += 1
+                s.context_tokens += 1
+                self.stats.tokens += 1
+                last = s.generated >= s.max_tokens
+                s.queue.put_nowait(("last" if last else "tok", s.stream.next(corrupted), wall_due))
+                if not last:
+                    still.append(s)
+            self.active = still
