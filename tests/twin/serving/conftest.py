@@ -111,9 +111,16 @@ def serve_gateway(world: World) -> tuple[Served, _Server]:
 
     def run() -> None:
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         holder["loop"] = loop
-        loop.run_until_complete(server.serve(sockets=[sock]))
-        loop.close()
+        try:
+            loop.run_until_complete(server.serve(sockets=[sock]))
+        finally:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
 
     thread = threading.Thread(target=run, daemon=True, name="gateway")
     thread.start()
@@ -140,7 +147,6 @@ def gateway() -> Iterator[Callable[..., Served]]:
     yield start
     for srv in running:
         srv.server.should_exit = True
-        srv.server.force_exit = True
         srv.thread.join(10)
 
 
