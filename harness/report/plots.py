@@ -51,7 +51,7 @@ def latency_per_window(windows: list[WindowMetrics], slo_ttft_ms: float | None =
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Latency per window (* = measurement degraded)", fontsize=10)
+    fig.suptitle("Latency per window (* = measurement degraded)", fontsize=10, y=1.04)
     return _png_base64(fig)
 
 
