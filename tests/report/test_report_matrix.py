@@ -1,0 +1,57 @@
+"""The verdict matrix: scenarios x profiles, cells naming the failing checks; rich table and JSON agree."""
+from __future__ import annotations
+
+import io
+import json
+import re
+
+from rich.console import Console
+
+from harness.report.matrix import VerdictMatrix, write_matrix
+from harness.report.model import GamedayResult
+
+from report_factory import make_run
+
+
+def _matrix() -> VerdictMatrix:
+    article = GamedayResult.from_runs([make_run(), make_run(scenario="spot-interruption")])
+    no_remediation = GamedayResult.from_runs([
+        make_run(failed=("node-drained", "no-corrupted-responses"), profile="no-dbe-remediation"),
+        make_run(scenario="spot-interruption", profile="no-dbe-remediation")])
+    no_alarm = GamedayResult.from_runs([make_run(failed=("alarm-fired",), profile="no-dbe-alarm"),
+                                        make_run(scenario="az-loss", landed=False, profile="no-dbe-alarm")])
+    return VerdictMatrix.from_gamedays([("article", article), ("no-dbe-remediation", no_remediation),
+                                        ("no-dbe-alarm", no_alarm)])
+
+
+def test_cells_and_json():
+    matrix = _matrix()
+    assert matrix.profiles == ["article", "no-dbe-remediation", "no-dbe-alarm"]
+    assert matrix.scenarios == ["ecc-double-bit-error", "spot-interruption", "az-loss"]
+    data = json.loads(json.dumps(matrix.to_json()))
+    ecc = data["cells"]["ecc-double-bit-error"]
+    assert ecc["article"]["verdict"] == "pass" and ecc["article"]["failed_checks"] == []
+    assert ecc["no-dbe-remediation"]["failed_checks"] == ["node-drained", "no-corrupted-responses"]
+    assert ecc["no-dbe-remediation"]["exit_code"] == 1
+    assert "3 corrupted answers" in ecc["no-dbe-remediation"]["reason"]
+    assert ecc["no-dbe-alarm"]["failed_checks"] == ["alarm-fired"]
+    assert data["cells"]["az-loss"]["no-dbe-alarm"]["verdict"] == "error"
+    assert "az-loss" not in [s for s, cells in data["cells"].items() if "article" in cells]
+    assert matrix.cell("az-loss", "article") is None
+
+
+def test_table_rows_scenarios_columns_profiles(tmp_path):
+    out = io.StringIO()
+    _matrix().render(Console(file=out, width=160, force_terminal=False, color_system=None))
+    text = out.getvalue()
+    assert "\x1b" not in text
+    header = next(line for line in text.splitlines() if "scenario" in line)
+    assert re.search(r"scenario\s*\|\s*article\s*\|\s*no-dbe-remediation\s*\|\s*no-dbe-alarm", header)
+    ecc = next(line for line in text.splitlines() if line.startswith("| ecc-double-bit-error"))
+    cells = [c.strip() for c in ecc.strip("|").split("|")]
+    assert cells == ["ecc-double-bit-error", "pass", "fail: node-drained, no-corrupted-responses", "fail: alarm-fired"]
+    az = next(line for line in text.splitlines() if line.startswith("| az-loss"))
+    assert [c.strip() for c in az.strip("|").split("|")] == ["az-loss", "-", "-", "error"]
+    path = write_matrix(_matrix(), tmp_path)
+    assert json.loads(path.read_text())["profiles"][2] == "no-dbe-alarm"
+    assert "fail: alarm-fired" in (tmp_path / "matrix.txt").read_text()
