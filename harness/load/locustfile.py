@@ -1,0 +1,356 @@
+"""The streaming LLM user: Locust FastHttpUser that measures token streams the way clients feel them.
+
+Runs only inside a load child process (`harness.load.child`) or under `locust -f` — importing Locust
+monkey-patches gevent, so the harness itself never imports this module. Configuration comes from the JSON
+file named by `G7CHAOS_LOAD_CONFIG` (written by `harness.load.process.LoadProcess`):
+`{"spec": LoadSpec, "out_dir": str, "served_by_headers": [...], "process_index": int, "processes": int}`.
+
+Per logical request: a fresh Idempotency-Key; tenacity retries with the same key on the configured failure
+kinds; one JSONL record per attempt; one Locust request event per attempt (never per token). Per token:
+two byte `find`s and one histogram `record_value` (see `harness.load.stream`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gevent
+from gevent.queue import Empty, Queue
+from locust import events, task
+from locust.contrib.fasthttp import FastHttpUser
+from locust.runners import MasterRunner
+from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from harness.load.recorder import Recorder, SelfMonitor
+from harness.load.spec import LoadSpec
+from harness.load.stream import read_stream
+
+CONFIG_ENV = "G7CHAOS_LOAD_CONFIG"
+
+WORDS = ("the model streams tokens to many clients while the cluster keeps serving under faults and "
+         "every answer must arrive complete fast and correct even when a node is lost or drained by "
+         "the operator gpu memory cache batch prefill decode latency budget replica zone region").split()
+
+
+def load_config() -> dict[str, Any]:
+    path = os.environ.get(CONFIG_ENV)
+    if not path:
+        return {"spec": {}, "out_dir": ".", "served_by_headers": [], "process_index": 0, "processes": 1}
+    return json.loads(Path(path).read_text())
+
+
+CONFIG = load_config()
+SPEC = LoadSpec.model_validate(CONFIG.get("spec", {}))
+
+
+class AttemptFailed(Exception):
+    """One attempt failed in a way the retry policy may retry."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind        # timeout | 5xx | stall | truncated | connect | 4xx | no_done | error_event
+        self.reason = reason
+
+
+class LoadState:
+    """Everything one load process shares between its users: recorder, records file, arrivals, canaries."""
+
+    def __init__(self, spec: LoadSpec, config: dict[str, Any]) -> None:
+        self.spec = spec
+        self.index = int(config.get("process_index", 0))
+        self.processes = max(1, int(config.get("processes", 1)))
+        self.out_dir = Path(config.get("out_dir", "."))
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.served_by = [h.lower() for h in config.get("served_by_headers", [])]
+        self.recorder = Recorder(config.get("first_window", "warmup"))
+        self.monitor = SelfMonitor(self.recorder, spec.lag_p99_limit_ms, spec.cpu_limit)
+        self.records_path = self.out_dir / f"records-{self.index}.jsonl"
+        self.records = self.records_path.open("a", buffering=1 << 16)
+        self.started = time.monotonic()
+        self.logical = 0
+        self.running = True
+        self.content_key = b'"content":' if spec.chat else b'"text":'
+        self.stamp_key = f'"{spec.stamp_field}":'.encode() if spec.stamp_field else None
+        self.next_canary = time.monotonic() + (spec.canary.every_s or 0)
+        self.canary_turn = 0
+        self.arrivals: Queue = Queue()
+        self.idle = 0
+        self.user_seq = 0
+
+    def canary_due(self) -> int | None:
+        every = self.spec.canary.every_s
+        if not every:
+            return None
+        now = time.monotonic()
+        if now < self.next_canary:
+            return None
+        self.next_canary = max(self.next_canary + every, now)
+        idx = self.canary_turn % len(self.spec.canary.prompts)
+        self.canary_turn += 1
+        return idx
+
+    def exhausted(self) -> bool:
+        if not self.running or time.monotonic() - self.started > self.spec.duration_s:
+            return True
+        return self.spec.max_requests is not None and self.logical >= self.spec.max_requests
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+    def poisson_arrivals(self) -> None:
+        """Open-loop arrivals at rate/processes, on an absolute schedule (no drift), bounded in time/count.
+
+        An arrival that finds every user busy is counted as dropped: concurrency stays bounded by `users`
+        and the overload shows up as a figure rather than as a silently slower send rate.
+        """
+        rng = random.Random(self.spec.seed * 1009 + self.index)
+        rate = (self.spec.rate or 1.0) / self.processes
+        t_next = time.monotonic()
+        issued = 0
+        while not self.exhausted():
+            t_next += rng.expovariate(rate)
+            delay = t_next - time.monotonic()
+            if delay > 0:
+                gevent.sleep(delay)
+            if self.exhausted():
+                break
+            if self.spec.max_requests is not None and issued >= self.spec.max_requests:
+                break
+            if self.idle > self.arrivals.qsize():
+                self.arrivals.put(time.time())
+                issued += 1
+            else:
+                self.recorder.current.dropped += 1
+
+    def close(self) -> None:
+        self.running = False
+        try:
+            self.records.flush()
+        except ValueError:
+            pass
+
+
+STATE: LoadState | None = None
+
+
+def state() -> LoadState:
+    global STATE
+    if STATE is None:
+        STATE = LoadState(SPEC, CONFIG)
+    return STATE
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    if isinstance(environment.runner, MasterRunner):
+        return
+    st = state()
+    gevent.spawn(st.monitor.probe, gevent.sleep, lambda: st.running)
+    if st.spec.arrival == "poisson":
+        gevent.spawn(st.poisson_arrivals)
+
+
+def _classify_exception(exc: BaseException) -> tuple[str, str]:
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (TimeoutError, socket.timeout, gevent.Timeout)) or "timed out" in str(exc).lower():
+        return "timeout", text
+    return "connect", text
+
+
+class StreamingLLMUser(FastHttpUser):
+    """One simulated client: closed loop (send, read to the end, think, repeat) or open loop (take an arrival)."""
+
+    host = "http://127.0.0.1"
+    network_timeout = SPEC.timeout_s
+    connection_timeout = SPEC.connect_timeout_s
+    max_retries = 0
+    concurrency = 1
+
+    def wait_time(self) -> float:
+        return SPEC.wait_s if SPEC.arrival == "closed" else 0.0
+
+    def on_start(self) -> None:
+        st = state()
+        self.st = st
+        st.user_seq += 1
+        self.seq = st.user_seq
+        self.rng = random.Random(st.spec.seed * 7919 + st.index * 100003 + self.seq)
+        n = st.spec.prompt_tokens
+        self.prompts = [" ".join(self.rng.choice(WORDS) for _ in range(n)) for _ in range(4)]
+        self.conversational = st.spec.chat and self.seq <= st.spec.conversations
+        self.session = str(uuid.uuid4())
+        self.messages: list[dict[str, str]] = []
+        self.turn = 0
+        retry_kinds = set(st.spec.retries.on)
+        self.retrying_kwargs = dict(
+            stop=stop_after_attempt(st.spec.retries.attempts),
+            wait=wait_exponential_jitter(initial=st.spec.retries.backoff_s, max=st.spec.retries.backoff_max_s),
+            retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.kind in retry_kinds),
+            reraise=True)
+
+    @task
+    def stream(self) -> None:
+        st = self.st
+        if st.exhausted():
+            self._stop_soon()
+            return
+        t_arrival = None
+        if st.spec.arrival == "poisson":
+            st.idle += 1
+            try:
+                t_arrival = st.arrivals.get(timeout=0.25)
+            except Empty:
+                return
+            finally:
+                st.idle -= 1
+        self.one_request(t_arrival)
+
+    def _stop_soon(self) -> None:
+        st = self.st
+        if st.running:
+            st.running = False
+            gevent.spawn_later(0, self.environment.runner.quit)
+        gevent.sleep(0.1)
+
+    def _body(self, canary: int | None) -> tuple[dict[str, Any], dict[str, str]]:
+        spec = self.st.spec
+        headers: dict[str, str] = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        headers.update(spec.headers)
+        if canary is not None:
+            prompt = spec.canary.prompts[canary]
+            max_tokens, temperature = spec.canary.max_tokens, 0.0
+        else:
+            prompt = self.rng.choice(self.prompts)
+            max_tokens, temperature = spec.max_tokens, spec.temperature
+        body: dict[str, Any] = {"model": spec.model, "max_tokens": max_tokens, "temperature": temperature,
+                                "stream": True}
+        if spec.chat:
+            if self.conversational and canary is None:
+                if self.turn >= spec.turns:
+                    self.session, self.messages, self.turn = str(uuid.uuid4()), [], 0
+                self.messages.append({"role": "user", "content": prompt})
+                body["messages"] = list(self.messages)
+                headers[spec.session_header] = self.session
+            else:
+                body["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            body["prompt"] = prompt
+        return body, headers
+
+    def one_request(self, t_arrival: float | None = None) -> None:
+        """One logical request: attempts with the same key until success or the retry policy gives up."""
+        st = self.st
+        spec = st.spec
+        canary = st.canary_due()
+        body, headers = self._body(canary)
+        key = str(uuid.uuid4())
+        if spec.idempotency_keys:
+            headers["Idempotency-Key"] = key
+        payload = json.dumps(body)
+        attempt_no = 0
+        text = ""
+        failure: AttemptFailed | None = None
+        t_first = time.perf_counter()
+        try:
+            for attempt in Retrying(**self.retrying_kwargs):
+                with attempt:
+                    attempt_no += 1
+                    text = self._attempt(payload, headers, key, attempt_no, canary, t_arrival)
+        except AttemptFailed as exc:
+            failure = exc
+        except RetryError as exc:   # pragma: no cover - reraise=True makes this rare
+            failure = AttemptFailed("retry", str(exc))
+        st.logical += 1
+        win = st.recorder.current     # where the request ended: a failure during a fault counts there
+        win.requests += 1
+        if attempt_no > 1:
+            win.retries += attempt_no - 1
+        if canary is not None:
+            win.canaries += 1
+        if failure is None:
+            win.e2e.record_value(int((time.perf_counter() - t_first) * 1e6) or 1)
+            if self.conversational and canary is None:
+                self.messages.append({"role": "assistant", "content": text})
+                self.turn += 1
+        else:
+            win.errors += 1
+            if self.conversational and canary is None:
+                self.messages.pop()
+
+    def _attempt(self, payload: str, headers: dict[str, str], key: str, attempt_no: int,
+                 canary: int | None, t_arrival: float | None) -> str:
+        st = self.st
+        spec = st.spec
+        window_name = st.recorder.window_name
+        st.recorder.current.attempts += 1
+        w_start = time.time()
+        t_send = time.perf_counter()
+        deadline = t_send + spec.timeout_s
+        status = 0
+        served: dict[str, str] = {}
+        outcome = None
+        failure: AttemptFailed | None = None
+        name = "canary" if canary is not None else ("chat" if spec.chat else "completion")
+        with self.client.request("POST", spec.path, data=payload, headers=headers, stream=True,
+                                 catch_response=True, name=name) as resp:
+            status = int(resp.status_code or 0)
+            if resp.headers is not None:
+                for h in st.served_by:
+                    v = resp.headers.get(h)
+                    if v is not None:
+                        served[h] = v
+            err = getattr(resp, "error", None)
+            if status == 0:
+                kind, reason = _classify_exception(err) if err else ("connect", "no response")
+                failure = AttemptFailed(kind, kind)
+                detail = reason
+            elif status >= 500:
+                failure, detail = AttemptFailed("5xx", f"http_{status}"), f"HTTP {status}"
+            elif status >= 400:
+                failure, detail = AttemptFailed("4xx", f"http_{status}"), f"HTTP {status}"
+            else:
+                outcome = read_stream(resp._response, t_send, deadline, spec.stall_timeout_s, st.recorder,
+                                      st.content_key, st.stamp_key)
+                detail = outcome.detail
+                if outcome.error:
+                    failure = AttemptFailed(outcome.error, outcome.error)
+            if status and status >= 400 and resp._response is not None:
+                resp._response.release()
+            t_end = time.perf_counter()
+            resp.request_meta["response_time"] = (t_end - t_send) * 1000.0
+            resp.request_meta["response_length"] = outcome.tokens if outcome else 0
+            if failure:
+                resp.failure(f"{failure.reason}: {detail}"[:200])
+            else:
+                resp.success()
+        raw = outcome.raw_text() if outcome else b""
+        record: dict[str, Any] = {
+            "key": key, "attempt": attempt_no, "status": status, "served_by": served,
+            "ttft_ms": round(outcome.ttft_s * 1000, 3) if outcome and outcome.ttft_s is not None else None,
+            "tokens": outcome.tokens if outcome else 0,
+            "digest": hashlib.sha1(raw).hexdigest()[:16] if outcome and outcome.tokens else None,
+            "window": window_name, "t_start": round(w_start, 6), "t_end": round(time.time(), 6),
+            "error": failure.reason if failure else None, "detail": detail if failure else None,
+            "canary": canary, "worker": st.index}
+        if t_arrival is not None:
+            record["t_arrival"] = round(t_arrival, 6)
+        if self.conversational:
+            record["session"] = self.session
+            record["turn"] = self.turn
+        text = ""
+        if outcome is not None and (canary is not None or self.conversational):
+            text = outcome.text()
+            if canary is not None:
+                record["text"] = text[:2000]
+        st.write(record)
+        if failure:
+            st.recorder.current.reasons[failure.reason] = st.recorder.current.reasons.get(failure.reason, 0) + 1
+            raise failure
+        return text

@@ -1,0 +1,322 @@
+"""`LoadProcess`: streaming load in child processes, steered by window name, merged exactly at the end.
+
+Why child processes: Locust monkey-patches the standard library through gevent on import, which would
+break the harness's own threads and asyncio code; and the load generator must not share a core's event
+loop with anything whose lag it would then measure. So this module never imports Locust: it writes a
+config, starts `python -m harness.load.child` (one local runner, or a Locust master plus `spec.workers`
+workers in Locust's own master/worker mode), and talks to them through small files in the output folder
+(see `harness.load.child`).
+
+Usage:
+    load = LoadProcess()
+    load.start(url, spec, out_dir, served_by_headers=["x-served-by"], first_window="warmup")
+    load.mark_window("steady"); ...; load.mark_window("fault:ecc-double-bit-error")
+    figures = load.live()                  # refreshed by the children every 200 ms
+    result = load.stop(timeout_s=20)       # LoadResult: per-window metrics, histograms, canaries
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from harness.load.recorder import MergedWindow, WindowMetrics, merge_snapshots
+from harness.load.spec import LoadSpec
+
+CONFIG_ENV = "G7CHAOS_LOAD_CONFIG"    # same name as harness.load.locustfile.CONFIG_ENV (not imported: gevent)
+
+
+class LiveFigures(BaseModel):
+    """The current window's figures over all load processes, as of their last report."""
+
+    window: str | None = None
+    requests: int = 0
+    errors: int = 0
+    error_rate: float = 0.0
+    ttft_p99_ms: float | None = None
+    tbt_p99_ms: float | None = None
+    tokens: int = 0
+    users: int = 0
+    processes_reporting: int = 0
+    cpu_share_max: float = 0.0
+    loop_lag_p99_ms_max: float = 0.0
+    degraded: bool = False
+    degraded_reason: str | None = None
+    age_s: float | None = Field(None, description="seconds since the oldest process's report")
+
+
+class CanaryAnswer(BaseModel):
+    prompt: int
+    digest: str
+    text: str = ""
+    window: str = ""
+    t_end: float = 0.0
+    served_by: dict[str, str] = Field(default_factory=dict)
+    key: str = ""
+    worker: int = 0
+
+
+class CanaryOutcome(BaseModel):
+    """Golden answers learned in the learning window, and every later answer that differed from them."""
+
+    learn_window: str
+    learned: bool = False
+    golden: dict[int, CanaryAnswer] = Field(default_factory=dict)
+    checked: int = 0
+    mismatches: list[CanaryAnswer] = Field(default_factory=list)
+    learn_disagreements: int = 0
+
+
+class LoadResult(BaseModel):
+    """Everything the load measured. Percentiles are our HDR histograms', never Locust's buckets."""
+
+    out_dir: str
+    windows: list[WindowMetrics]
+    whole: WindowMetrics
+    histograms: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="window -> histogram name -> base64 HDR encoding (µs)")
+    canary: CanaryOutcome
+    records_path: str
+    stats_csv: str | None = None
+    degraded: bool = False
+    degraded_reason: str | None = None
+    processes: int = 1
+    complete: bool = True
+    problems: list[str] = Field(default_factory=list)
+
+    def window(self, name: str) -> WindowMetrics | None:
+        return next((w for w in self.windows if w.window == name), None)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class LoadProcess:
+    """Owns the load child processes of one run; every wait is bounded by a deadline."""
+
+    def __init__(self, python: str | None = None) -> None:
+        self.python = python or sys.executable
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.out_dir: Path | None = None
+        self.spec: LoadSpec | None = None
+        self.seq = 0
+        self.window_name: str | None = None
+        self.measuring = 0
+        self._result: LoadResult | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def start(self, url: str, spec: LoadSpec, out_dir: str | Path, served_by_headers: list[str] | None = None,
+              first_window: str = "warmup") -> None:
+        if self.procs:
+            raise RuntimeError("load already started")
+        out = Path(out_dir).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        for stale in list(out.glob("live-*.json")) + list(out.glob("final-*.json")) + list(out.glob("records-*.jsonl")):
+            stale.unlink()
+        self.out_dir, self.spec, self.window_name = out, spec, first_window
+        self._write_control(first_window, stop=False)
+        base = {"url": url.rstrip("/"), "spec": spec.model_dump(mode="json"), "out_dir": str(out),
+                "served_by_headers": list(served_by_headers or []), "first_window": first_window,
+                "processes": spec.workers}
+        if spec.workers == 1:
+            self.measuring = 1
+            self._spawn("local", dict(base, process_index=0))
+            return
+        port = _free_port()
+        self.measuring = spec.workers
+        self._spawn("master", dict(base, process_index=-1), ["--master-port", str(port),
+                                                             "--expect-workers", str(spec.workers)])
+        for i in range(spec.workers):
+            self._spawn("worker", dict(base, process_index=i), ["--master-port", str(port)], name=f"worker-{i}")
+
+    def _spawn(self, role: str, config: dict[str, Any], extra: list[str] | None = None,
+               name: str | None = None) -> None:
+        assert self.out_dir is not None
+        name = name or role
+        cfg = self.out_dir / f"config-{name}.json"
+        cfg.write_text(json.dumps(config, indent=1))
+        env = dict(os.environ, **{CONFIG_ENV: str(cfg)})
+        env.pop("LOCUST_LOCUSTFILE", None)
+        log = (self.out_dir / f"{name}.log").open("wb")
+        cmd = [self.python, "-m", "harness.load.child", str(cfg), "--role", role, *(extra or [])]
+        self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, cwd=str(Path(__file__).resolve().parents[2])))
+        log.close()
+
+    def __enter__(self) -> "LoadProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.procs and self._result is None:
+            self.stop()
+
+    # ---- control ---------------------------------------------------------------------------------
+    def _write_control(self, window: str, stop: bool) -> None:
+        assert self.out_dir is not None
+        self.seq += 1
+        path = self.out_dir / "control.json"
+        tmp = path.with_name("control.json.tmp")
+        tmp.write_text(json.dumps({"seq": self.seq, "window": window, "stop": stop, "t": time.time()}))
+        os.replace(tmp, path)
+
+    def mark_window(self, name: str) -> None:
+        """From now on samples go to window `name` (children pick it up within 50 ms)."""
+        self.window_name = name
+        self._write_control(name, stop=False)
+
+    def alive(self) -> bool:
+        return bool(self.procs) and all(p.poll() is None for p in self.procs)
+
+    def live(self) -> LiveFigures:
+        """Merge the children's latest live reports (current window only)."""
+        assert self.out_dir is not None
+        reports = [r for r in (_read_json(p) for p in sorted(self.out_dir.glob("live-*.json"))) if r]
+        if not reports:
+            return LiveFigures(window=self.window_name)
+        current = [r for r in reports if r["window"]["name"] == self.window_name] or reports
+        merged = MergedWindow(current[0]["window"]["name"])
+        for r in current:
+            merged.add(r["window"])
+        m = merged.metrics()
+        reasons = [r["degraded"] for r in reports if r.get("degraded")]
+        now = time.time()
+        return LiveFigures(
+            window=m.window, requests=m.requests, errors=m.errors, error_rate=m.error_rate,
+            ttft_p99_ms=m.ttft_p99_ms, tbt_p99_ms=m.tbt_p99_ms, tokens=m.tokens,
+            users=sum(int(r.get("users", 0)) for r in reports), processes_reporting=len(current),
+            cpu_share_max=max(float(r.get("cpu_share", 0)) for r in reports),
+            loop_lag_p99_ms_max=max(float(r.get("loop_lag_p99_ms", 0)) for r in reports),
+            degraded=bool(reasons), degraded_reason=reasons[0] if reasons else None,
+            age_s=round(now - min(float(r.get("t", now)) for r in reports), 3))
+
+    def stop(self, timeout_s: float = 20.0) -> LoadResult:
+        """Ask the children to stop, wait until `timeout_s`, then terminate/kill; merge what they wrote."""
+        if self._result is not None:
+            return self._result
+        assert self.out_dir is not None and self.spec is not None
+        problems: list[str] = []
+        self._write_control(self.window_name or "warmup", stop=True)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                problems.append(f"load child {proc.pid} did not stop within {timeout_s:g} s: terminated")
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=3.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=3.0)
+        self._result = self._collect(problems)
+        return self._result
+
+    # ---- results ---------------------------------------------------------------------------------
+    def _collect(self, problems: list[str]) -> LoadResult:
+        assert self.out_dir is not None and self.spec is not None
+        out = self.out_dir
+        snapshots: list[dict[str, Any]] = []
+        degraded_reasons: list[str] = []
+        for i in range(self.measuring):
+            final = _read_json(out / f"final-{i}.json")
+            if final is None:
+                problems.append(f"load process {i} left no final figures (crashed?); its last live report is used")
+                live = _read_json(out / f"live-{i}.json")
+                if live:
+                    snapshots.append({"windows": [live["window"]]})
+                    if live.get("degraded"):
+                        degraded_reasons.append(live["degraded"])
+                continue
+            snapshots.append(final)
+            if final.get("degraded"):
+                degraded_reasons.append(final["degraded"])
+        merged = merge_snapshots(snapshots)
+        whole = MergedWindow("whole")
+        for snap in snapshots:
+            for win in snap.get("windows", []):
+                whole.add(win)
+        records = out / "records.jsonl"
+        with records.open("wb") as sink:
+            for i in range(self.measuring):
+                part = out / f"records-{i}.jsonl"
+                if part.exists():
+                    sink.write(part.read_bytes())
+        stats_csv = out / "stats_stats.csv"
+        for i, proc in enumerate(self.procs):
+            if proc.returncode not in (0, None):
+                problems.append(f"load child {proc.args[-1] if i == 0 else i} exited with {proc.returncode}")
+        return LoadResult(
+            out_dir=str(out), windows=[m.metrics() for m in merged.values()], whole=whole.metrics(),
+            histograms={name: m.encoded() for name, m in merged.items()},
+            canary=analyse_canaries(records, self.spec.canary.learn_window),
+            records_path=str(records), stats_csv=str(stats_csv) if stats_csv.exists() else None,
+            degraded=bool(degraded_reasons), degraded_reason="; ".join(sorted(set(degraded_reasons))) or None,
+            processes=self.measuring, complete=not problems, problems=problems)
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Every attempt's record; a line cut short by a crash is skipped."""
+    out = []
+    with Path(path).open() as fh:
+        for line in fh:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutcome:
+    """Golden answer per prompt = the most common successful answer in `learn_window`; every successful
+    canary answer outside it that differs is a mismatch (with time, window and served-by)."""
+    outcome = CanaryOutcome(learn_window=learn_window)
+    canaries = [r for r in read_records(records_path)
+                if r.get("canary") is not None and r.get("error") is None and r.get("digest")]
+    learning: dict[int, list[dict[str, Any]]] = {}
+    for r in canaries:
+        if r.get("window") == learn_window:
+            learning.setdefault(int(r["canary"]), []).append(r)
+    for prompt, rs in learning.items():
+        counts = Counter(r["digest"] for r in rs)
+        digest, _ = counts.most_common(1)[0]
+        first = next(r for r in rs if r["digest"] == digest)
+        outcome.golden[prompt] = _answer(first)
+        outcome.learn_disagreements += sum(n for d, n in counts.items() if d != digest)
+    outcome.learned = bool(outcome.golden)
+    for r in canaries:
+        if r.get("window") == learn_window:
+            continue
+        golden = outcome.golden.get(int(r["canary"]))
+        if golden is None:
+            continue
+        outcome.checked += 1
+        if r["digest"] != golden.digest:
+            outcome.mismatches.append(_answer(r))
+    outcome.mismatches.sort(key=lambda a: a.t_end)
+    return outcome
+
+
+def _answer(r: dict[str, Any]) -> CanaryAnswer:
+    return CanaryAnswer(prompt=int(r["canary"]), digest=r["digest"], text=r.get("text", ""),
+                        window=r.get("window", ""), t_end=float(r.get("t_end", 0.0)),
+                        served_by=r.get("served_by") or {}, key=r.get("key", ""), worker=int(r.get("worker", 0)))

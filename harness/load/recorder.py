@@ -1,0 +1,269 @@
+"""Latency histograms per named time window, exact across processes, plus the load generator's own health.
+
+Why HDR histograms: Locust's buckets read a true p99 of 504 ms as 500 and cannot be merged exactly;
+HDR with 3 significant figures bounds the error to 0.1% and merges exactly (bucket counts add up), so N
+worker processes give the same figures as one. Values are microseconds.
+
+Why self-monitoring: a saturated load generator inflates TTFT and TBT long before Locust warns, and the
+harness must say "measurement degraded" rather than blame the deployment. Two signals: the wake-up
+lateness of a probe that sleeps a fixed interval in the client's own event loop, and the process's CPU
+share of one core.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+from pydantic import BaseModel, Field
+
+LOWEST_US = 1
+HIGHEST_US = 600_000_000      # 10 minutes: longer values are clamped, not lost
+SIGNIFICANT_FIGURES = 3
+HISTOGRAM_NAMES = ("ttft", "tbt", "e2e", "lag", "loop_lag")
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_FIGURES)
+
+
+def decode_histogram(encoded: str) -> HdrHistogram:
+    """Decode into a histogram with our own range, so decoded ones always add exactly."""
+    hist = new_histogram()
+    if encoded:
+        hist.add(HdrHistogram.decode(encoded))
+    return hist
+
+
+def encode_histogram(hist: HdrHistogram) -> str:
+    raw = hist.encode()
+    return raw.decode("ascii") if isinstance(raw, bytes) else raw
+
+
+def percentile_ms(hist: HdrHistogram, pct: float) -> float | None:
+    if hist.get_total_count() == 0:
+        return None
+    return round(hist.get_value_at_percentile(pct) / 1000.0, 3)
+
+
+class WindowStats:
+    """Counts and histograms of one window in one process."""
+
+    __slots__ = ("name", "first_wall", "last_wall", "requests", "errors", "attempts", "retries", "tokens",
+                 "canaries", "dropped", "reasons", "ttft", "tbt", "e2e", "lag", "loop_lag", "degraded")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.first_wall = time.time()
+        self.last_wall = self.first_wall
+        self.requests = 0       # logical requests finished (after their retries)
+        self.errors = 0         # logical requests that failed after all attempts
+        self.attempts = 0       # HTTP attempts
+        self.retries = 0        # attempts beyond the first
+        self.tokens = 0         # content events received
+        self.canaries = 0
+        self.dropped = 0        # open loop: arrivals that found every slot busy
+        self.reasons: dict[str, int] = {}
+        self.ttft = new_histogram()
+        self.tbt = new_histogram()
+        self.e2e = new_histogram()
+        self.lag = new_histogram()       # receive time minus the server's send stamp
+        self.loop_lag = new_histogram()  # own event-loop wake-up lateness
+        self.degraded: str | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in (
+            "name", "first_wall", "last_wall", "requests", "errors", "attempts", "retries", "tokens",
+            "canaries", "dropped", "degraded")}
+        out["reasons"] = dict(self.reasons)
+        out["hist"] = {k: encode_histogram(getattr(self, k)) for k in HISTOGRAM_NAMES}
+        return out
+
+
+class Recorder:
+    """All windows of one process; the current window is switched by name at runtime.
+
+    Hot path cost: one `record_value` (~1 µs) per content event; nothing else per token.
+    """
+
+    def __init__(self, first_window: str = "warmup") -> None:
+        self.windows: dict[str, WindowStats] = {}
+        self.current = self._window(first_window)
+
+    def _window(self, name: str) -> WindowStats:
+        win = self.windows.get(name)
+        if win is None:
+            win = self.windows[name] = WindowStats(name)
+        return win
+
+    def switch(self, name: str) -> None:
+        """Later samples go to `name`; returning to an earlier name appends to it."""
+        if name != self.current.name:
+            self.current.last_wall = time.time()
+            self.current = self._window(name)
+
+    @property
+    def window_name(self) -> str:
+        return self.current.name
+
+    def snapshot(self) -> dict[str, Any]:
+        self.current.last_wall = time.time()
+        return {"windows": [w.snapshot() for w in self.windows.values()], "current": self.current.name}
+
+
+class WindowMetrics(BaseModel):
+    """Figures of one window over all processes (DESIGN.md section 6 `metrics`)."""
+
+    window: str
+    requests: int = 0
+    errors: int = 0
+    error_rate: float = 0.0
+    attempts: int = 0
+    retries: int = 0
+    tokens: int = 0
+    canaries: int = 0
+    dropped: int = 0
+    reasons: dict[str, int] = Field(default_factory=dict)
+    ttft_p50_ms: float | None = None
+    ttft_p99_ms: float | None = None
+    tbt_p50_ms: float | None = None
+    tbt_p99_ms: float | None = None
+    e2e_p50_ms: float | None = None
+    e2e_p99_ms: float | None = None
+    lag_p99_ms: float | None = None
+    loop_lag_p99_ms: float | None = None
+    ttft_count: int = 0
+    tbt_count: int = 0
+    first_wall: float = 0.0
+    last_wall: float = 0.0
+    degraded: str | None = None
+
+
+class MergedWindow:
+    """One window merged exactly from per-process snapshots."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.counts: dict[str, int] = {}
+        self.reasons: dict[str, int] = {}
+        self.hist = {k: new_histogram() for k in HISTOGRAM_NAMES}
+        self.first_wall = float("inf")
+        self.last_wall = 0.0
+        self.degraded: list[str] = []
+
+    def add(self, snap: dict[str, Any]) -> None:
+        for key in ("requests", "errors", "attempts", "retries", "tokens", "canaries", "dropped"):
+            self.counts[key] = self.counts.get(key, 0) + int(snap.get(key, 0))
+        for reason, n in snap.get("reasons", {}).items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + n
+        for key, enc in snap.get("hist", {}).items():
+            if key in self.hist and enc:
+                self.hist[key].add(HdrHistogram.decode(enc))
+        self.first_wall = min(self.first_wall, snap.get("first_wall", self.first_wall))
+        self.last_wall = max(self.last_wall, snap.get("last_wall", 0.0))
+        if snap.get("degraded"):
+            self.degraded.append(snap["degraded"])
+
+    def metrics(self) -> WindowMetrics:
+        c = self.counts
+        requests = c.get("requests", 0)
+        errors = c.get("errors", 0)
+        return WindowMetrics(
+            window=self.name, requests=requests, errors=errors,
+            error_rate=round(errors / requests, 6) if requests else 0.0,
+            attempts=c.get("attempts", 0), retries=c.get("retries", 0), tokens=c.get("tokens", 0),
+            canaries=c.get("canaries", 0), dropped=c.get("dropped", 0), reasons=dict(self.reasons),
+            ttft_p50_ms=percentile_ms(self.hist["ttft"], 50), ttft_p99_ms=percentile_ms(self.hist["ttft"], 99),
+            tbt_p50_ms=percentile_ms(self.hist["tbt"], 50), tbt_p99_ms=percentile_ms(self.hist["tbt"], 99),
+            e2e_p50_ms=percentile_ms(self.hist["e2e"], 50), e2e_p99_ms=percentile_ms(self.hist["e2e"], 99),
+            lag_p99_ms=percentile_ms(self.hist["lag"], 99),
+            loop_lag_p99_ms=percentile_ms(self.hist["loop_lag"], 99),
+            ttft_count=self.hist["ttft"].get_total_count(), tbt_count=self.hist["tbt"].get_total_count(),
+            first_wall=self.first_wall if self.first_wall != float("inf") else 0.0,
+            last_wall=self.last_wall, degraded="; ".join(self.degraded) or None)
+
+    def encoded(self) -> dict[str, str]:
+        return {k: encode_histogram(h) for k, h in self.hist.items()}
+
+
+def merge_snapshots(snapshots: Iterable[dict[str, Any]]) -> dict[str, MergedWindow]:
+    """Merge `Recorder.snapshot()`s of several processes, window by window, in first-seen order."""
+    merged: dict[str, MergedWindow] = {}
+    for snap in snapshots:
+        for win in snap.get("windows", []):
+            merged.setdefault(win["name"], MergedWindow(win["name"])).add(win)
+    return merged
+
+
+class SelfMonitor:
+    """Watches this process's own health: event-loop lag and CPU share.
+
+    `probe(sleep)` is the loop a greenlet runs: sleep a fixed interval, measure how late it woke. The
+    same lateness delays every stream read in the process, so its p99 over a sliding window is the
+    client's own contribution to TTFT/TBT. `degraded` becomes a reason string (sticky per window) when
+    the lag p99 or the CPU share crosses the limit.
+    """
+
+    def __init__(self, recorder: Recorder, lag_limit_ms: float = 5.0, cpu_limit: float = 0.70,
+                 interval_s: float = 0.01, horizon_s: float = 5.0, cpu_hot_s: float = 1.0) -> None:
+        self.recorder = recorder
+        self.lag_limit_ms = lag_limit_ms
+        self.cpu_limit = cpu_limit
+        self.interval_s = interval_s
+        self.cpu_hot_s = cpu_hot_s
+        self._recent: deque[float] = deque(maxlen=max(10, int(horizon_s / interval_s)))
+        self.lag_p99_ms = 0.0
+        self.cpu_share = 0.0
+        self.degraded: str | None = None
+        self._cpu_mark = self._cpu_now()
+        self._last_eval = time.perf_counter()
+        self._cpu_hot_since: float | None = None
+
+    @staticmethod
+    def _cpu_now() -> tuple[float, float]:
+        t = os.times()
+        return t.user + t.system, time.perf_counter()
+
+    def observe(self, lateness_s: float) -> None:
+        lateness_us = max(1, int(lateness_s * 1e6))
+        self._recent.append(lateness_s)
+        self.recorder.current.loop_lag.record_value(lateness_us)
+        now = time.perf_counter()
+        if now - self._last_eval >= 0.5:
+            self._last_eval = now
+            self.evaluate()
+
+    def evaluate(self) -> None:
+        cpu, wall = self._cpu_now()
+        cpu0, wall0 = self._cpu_mark
+        if wall - wall0 >= 0.25:      # os.times() ticks at 10 ms: shorter spans are noise
+            self.cpu_share = (cpu - cpu0) / (wall - wall0)
+            self._cpu_mark = (cpu, wall)
+        if len(self._recent) >= 20:
+            ordered = sorted(self._recent)
+            self.lag_p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000.0
+        reason = None
+        if self.lag_p99_ms > self.lag_limit_ms:
+            reason = f"load generator event-loop lag p99 {self.lag_p99_ms:.1f} ms > {self.lag_limit_ms:g} ms"
+        # CPU must stay hot for a while: one busy sample at start-up is not saturation
+        if self.cpu_share > self.cpu_limit:
+            self._cpu_hot_since = self._cpu_hot_since or wall
+            if wall - self._cpu_hot_since >= self.cpu_hot_s and reason is None:
+                reason = f"load generator CPU {self.cpu_share:.0%} of a core > {self.cpu_limit:.0%}"
+        else:
+            self._cpu_hot_since = None
+        if reason:
+            self.degraded = reason
+            if self.recorder.current.degraded is None:
+                self.recorder.current.degraded = reason
+
+    def probe(self, sleep: Callable[[float], Any], running: Callable[[], bool]) -> None:
+        """Run in the client's event loop (a greenlet) until `running()` is false."""
+        interval = self.interval_s
+        while running():
+            t0 = time.perf_counter()
+            sleep(interval)
+            self.observe(time.perf_counter() - t0 - interval)

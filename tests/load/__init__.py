@@ -1,0 +1,1 @@
+"""Tests of the streaming load generator."""

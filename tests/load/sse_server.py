@@ -1,0 +1,149 @@
+"""A tiny OpenAI-compatible SSE server that paces tokens and keeps the truth about what it sent.
+
+Every event carries `server_send_ts` (epoch seconds, stamped just before the event is written), and the
+server keeps, per request, its arrival time and every send stamp — the ground truth the load generator's
+TTFT/TBT must match. Modes make it misbehave the ways real servers do: `truncate` (connection dropped
+mid-body), `no_done` (clean end without [DONE]), `error_event` ({"error": ...} inside a 200 stream),
+`stall` (stops sending), `500_then_ok` (first attempt of each Idempotency-Key fails with 500).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Served:
+    key: str | None
+    arrival: float
+    sends: list[float] = field(default_factory=list)   # send stamps of content events
+    canary: bool = False
+    status: int = 200
+    attempt: int = 1
+    mode: str = "ok"
+
+
+class SSEServer:
+    def __init__(self, tokens: int = 10, gap_s: float = 0.02, ttft_s: float = 0.05) -> None:
+        self.tokens = tokens
+        self.gap_s = gap_s
+        self.ttft_s = ttft_s
+        self.mode = "ok"
+        self.corrupt = False          # canary answers change (silent corruption)
+        self.served: list[Served] = []
+        self.attempts_by_key: dict[str, int] = {}
+        self.keys_seen: list[str | None] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.url = ""
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self.app = Starlette(routes=[Route("/v1/completions", self.completions, methods=["POST"]),
+                                     Route("/v1/chat/completions", self.completions, methods=["POST"])])
+
+    async def completions(self, request: Request):
+        arrival = time.time()
+        body = await request.json()
+        key = request.headers.get("idempotency-key")
+        self.keys_seen.append(key)
+        n = self.attempts_by_key.get(key or "", 0) + 1
+        if key:
+            self.attempts_by_key[key] = n
+        temperature = body.get("temperature", 1.0)
+        prompt = body.get("prompt") or body["messages"][-1]["content"]
+        canary = temperature == 0.0
+        mode = self.mode
+        record = Served(key=key, arrival=arrival, canary=canary, attempt=n, mode=mode)
+        self.served.append(record)
+        if mode == "500_then_ok" and n == 1:
+            record.status = 500
+            return JSONResponse({"error": {"message": "overloaded"}}, status_code=500)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        chat = "messages" in body
+        n_tokens = min(int(body.get("max_tokens", self.tokens)), self.tokens)
+        words = (prompt.split() or ["x"]) if canary else ["tok"]
+        if canary and self.corrupt:
+            words = ["garbled"]
+
+        def event(i: int, t: float) -> bytes:
+            text = words[i % len(words)] + " "
+            if chat:
+                choice = {"index": 0, "delta": {"content": text}}
+            else:
+                choice = {"index": 0, "text": text}
+            return b"data: " + json.dumps({"choices": [choice], "server_send_ts": t}).encode() + b"\n\n"
+
+        async def stream():
+            try:
+                async for chunk in paced():
+                    yield chunk
+            finally:
+                self.in_flight -= 1
+
+        async def paced():
+            await asyncio.sleep(self.ttft_s)
+            t0 = time.monotonic()
+            for i in range(n_tokens):
+                if mode in ("truncate", "no_done") and i == 3:
+                    if mode == "truncate":
+                        raise ConnectionAbortedError("cut")
+                    return
+                if mode == "error_event" and i == 2:
+                    yield b'data: {"error": {"message": "replica failed", "type": "server_error"}}\n\n'
+                    yield b"data: [DONE]\n\n"
+                    return
+                if mode == "stall" and i == 2:
+                    await asyncio.sleep(3.0)
+                    return
+                t = time.time()
+                record.sends.append(t)
+                yield event(i, t)
+                if i + 1 < n_tokens:
+                    delay = t0 + (i + 1) * self.gap_s - time.monotonic()
+                    await asyncio.sleep(max(0.0, delay))
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"x-served-by": "replica-1", "cache-control": "no-cache"})
+
+    def start(self) -> "SSEServer":
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(self.app, log_level="critical", lifespan="off", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("SSE test server did not start")
+            time.sleep(0.01)
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def reset(self, mode: str = "ok") -> None:
+        self.mode = mode
+        self.corrupt = False
+        self.served.clear()
+        self.attempts_by_key.clear()
+        self.keys_seen.clear()
+        self.max_in_flight = 0

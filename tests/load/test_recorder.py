@@ -1,0 +1,104 @@
+"""Recorder, self-monitor, spec and the stream parser's helpers, without processes."""
+from __future__ import annotations
+
+import random
+
+import pytest
+from pydantic import ValidationError
+
+from harness.load.recorder import MergedWindow, Recorder, SelfMonitor, decode_histogram, merge_snapshots, new_histogram
+from harness.load.spec import LoadSpec
+from harness.load.stream import _string_end
+
+
+def test_windows_split_samples_by_name_and_return_appends() -> None:
+    rec = Recorder("steady")
+    rec.current.ttft.record_value(50_000)
+    rec.switch("fault:ecc")
+    rec.current.ttft.record_value(400_000)
+    rec.current.ttft.record_value(410_000)
+    rec.switch("steady")
+    rec.current.ttft.record_value(51_000)
+    names = [w["name"] for w in rec.snapshot()["windows"]]
+    assert names == ["steady", "fault:ecc"]
+    merged = merge_snapshots([rec.snapshot()])
+    assert merged["steady"].hist["ttft"].get_total_count() == 2
+    assert merged["fault:ecc"].metrics().ttft_p50_ms == pytest.approx(400.0, rel=2e-3)
+
+
+def test_merge_across_processes_is_exact() -> None:
+    rng = random.Random(1)
+    recs = [Recorder("w") for _ in range(3)]
+    single = new_histogram()
+    for rec in recs:
+        for _ in range(5000):
+            v = int(rng.lognormvariate(10, 1)) + 1
+            rec.current.tbt.record_value(v)
+            single.record_value(v)
+        rec.current.requests += 7
+        rec.current.errors += 1
+    merged = merge_snapshots(r.snapshot() for r in recs)["w"]
+    m = merged.metrics()
+    assert m.requests == 21 and m.errors == 3 and m.error_rate == pytest.approx(3 / 21, abs=1e-6)
+    assert merged.hist["tbt"].get_total_count() == single.get_total_count() == 15000
+    for pct in (50, 90, 99, 99.9):
+        assert merged.hist["tbt"].get_value_at_percentile(pct) == single.get_value_at_percentile(pct)
+    again = decode_histogram(merged.encoded()["tbt"])
+    assert again.get_value_at_percentile(99) == single.get_value_at_percentile(99)
+
+
+def test_hdr_p99_is_not_bucketed() -> None:
+    hist = new_histogram()
+    for _ in range(99):
+        hist.record_value(20_000)
+    hist.record_value(504_000)
+    hist.record_value(504_000)
+    window = MergedWindow("x")
+    window.hist["ttft"] = hist
+    assert window.metrics().ttft_p99_ms == pytest.approx(504.0, rel=1e-3)   # Locust would say 500
+
+
+def test_self_monitor_flags_lag_and_cpu() -> None:
+    rec = Recorder("steady")
+    mon = SelfMonitor(rec, lag_limit_ms=3.0, cpu_limit=0.7)
+    for _ in range(200):
+        mon.observe(0.0002)
+    mon.evaluate()
+    assert mon.degraded is None and rec.current.degraded is None
+    for _ in range(100):
+        mon.observe(0.012)
+    mon.evaluate()
+    assert mon.degraded and "lag p99" in mon.degraded
+    assert rec.current.degraded == mon.degraded
+    assert rec.snapshot()["windows"][0]["degraded"]
+
+
+def test_self_monitor_cpu_must_stay_hot() -> None:
+    rec = Recorder("w")
+    mon = SelfMonitor(rec, lag_limit_ms=1000, cpu_limit=0.05, cpu_hot_s=0.5)
+    import time
+    end = time.perf_counter() + 1.3
+    next_eval = time.perf_counter() + 0.3
+    while time.perf_counter() < end:     # burn CPU: this process is now at ~100% of a core
+        sum(range(2000))
+        if time.perf_counter() >= next_eval:
+            mon.evaluate()
+            next_eval += 0.3
+    assert mon.degraded and "CPU" in mon.degraded
+
+
+def test_spec_rules() -> None:
+    with pytest.raises(ValidationError):
+        LoadSpec(arrival="poisson")
+    with pytest.raises(ValidationError):
+        LoadSpec(userz=3)
+    spec = LoadSpec(chat=True)
+    assert spec.path == "/v1/chat/completions"
+    assert LoadSpec().retries.on == ["timeout", "5xx"]
+    assert LoadSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize("raw,expected", [
+    (b'"abc" rest', 4), (b'"a\\"b" x', 5), (b'"a\\\\" x', 4), (b'"\\\\\\"q"', 6)])
+def test_string_end_handles_escapes(raw: bytes, expected: int) -> None:
+    assert _string_end(raw, 1) == expected
