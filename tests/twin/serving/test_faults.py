@@ -1,0 +1,125 @@
+"""Faults as clients feel them: a stopped replica, a draining pod, a powered-off node, thermal throttling, EFA load."""
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import pytest
+
+from harness.twin import hardware
+from harness.twin.kube.store import resource
+from harness.twin.serving import latency
+from harness.twin.world import DCGM_FI_DEV_GPU_TEMP
+
+PODS = resource("pods")
+NODE_A = "ip-10-0-a0.us-east-2.compute.internal"
+NODE_B = "ip-10-0-b0.us-east-2.compute.internal"
+
+
+def _only_az_a(gw) -> None:
+    gw.call(lambda: gw.world.target_health.__setitem__(NODE_B, "unhealthy"))
+
+
+def _in_thread(gw, sse, body: dict) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+    def run() -> None:
+        with gw.client() as c:
+            box["res"] = sse(c, "/v1/completions", body)
+    t = threading.Thread(target=run)
+    t.start()
+    return t, box
+
+
+def test_stop_freezes_streams_and_cont_resumes(gateway, sse):
+    gw = gateway(gpus_per_node=1)
+    _only_az_a(gw)
+    t, box = _in_thread(gw, sse, {"prompt": "stall me", "max_tokens": 20})
+    time.sleep(0.1)
+    assert gw.call(lambda: gw.fleet.signal("triton-13b-a00", "STOP"))
+    t2, box2 = _in_thread(gw, sse, {"prompt": "new while stopped", "max_tokens": 3})
+    time.sleep(0.5)
+    assert gw.call(lambda: gw.fleet.signal("triton-13b-a00", "CONT"))
+    t.join(10), t2.join(10)
+    res, res2 = box["res"], box2["res"]
+    assert res.done and len(res.events) == 20
+    assert max(res.gaps) > 0.4                                 # hung mid-stream for the stop
+    assert res2.done and res2.ttft > 0.4                       # a new request hangs before its first token
+    assert gw.call(lambda: gw.fleet.signal("triton-no-such-pod", "STOP")) is False
+    with pytest.raises(ValueError):
+        gw.fleet.signal("triton-13b-a00", "KILL")
+
+
+def test_stopped_replicas_fail_the_node_health_check(gateway):
+    gw = gateway(gpus_per_node=1)
+    gw.call(lambda: gw.fleet.signal("triton-13b-a00", "STOP"))
+    with gw.client() as c:
+        assert c.get(f"/targets/{NODE_A}/v2/health/ready").status_code == 503
+        assert c.get(f"/targets/{NODE_B}/v2/health/ready").status_code == 200
+
+
+def test_draining_pod_finishes_in_flight_and_takes_no_new(gateway, sse):
+    gw = gateway(gpus_per_node=1)
+    _only_az_a(gw)
+    t, box = _in_thread(gw, sse, {"prompt": "finish me", "max_tokens": 25})
+    time.sleep(0.15)
+    gw.call(lambda: gw.world.clusters["g7-use2a"].store.mutate(
+        PODS, "inference", "triton-13b-a00",
+        lambda p: p["metadata"].__setitem__("deletionTimestamp", "2026-01-01T00:00:00Z")))
+    gw.call(lambda: gw.world.target_health.__setitem__(NODE_B, "healthy"))
+    with gw.client() as c:
+        new = sse(c, "/v1/completions", {"prompt": "elsewhere", "max_tokens": 2})
+    t.join(10)
+    assert box["res"].done and len(box["res"].events) == 25
+    assert new.headers["x-served-by-pod"] == "triton-13b-b00"
+
+
+def test_pod_deleted_or_node_powered_off_cuts_streams(gateway, sse):
+    gw = gateway(gpus_per_node=1)
+    _only_az_a(gw)
+    t, box = _in_thread(gw, sse, {"prompt": "power cut", "max_tokens": 40})
+    time.sleep(0.15)
+    gw.call(lambda: setattr(gw.world.nodes[NODE_A], "power", "stopped"))
+    t.join(10)
+    res = box["res"]
+    assert res.status == 200 and not res.done and 0 < len(res.events) < 40
+    with gw.client() as c:
+        assert c.post("/v1/completions", json={"prompt": "x", "max_tokens": 1}).status_code == 503
+        assert 'g7_gateway_streams_cut_total{model="llama-13b-fp8"} 1' in c.get("/metrics").text
+
+
+def _median_gap(gw, sse, body: dict) -> float:
+    with gw.client() as c:
+        return statistics.median(sse(c, "/v1/completions", body).gaps)
+
+
+def test_thermal_throttle_slows_decode(gateway, sse):
+    gw = gateway(gpus_per_node=1)
+    _only_az_a(gw)
+    body = {"prompt": "hot", "max_tokens": 15}
+    cool = _median_gap(gw, sse, body)
+    gw.call(lambda: gw.world.nodes[NODE_A].gpus[0].fields.__setitem__(DCGM_FI_DEV_GPU_TEMP, 91.0))
+    hot = _median_gap(gw, sse, body)
+    expected = hardware.GPU_SM_CLOCK_MHZ / hardware.GPU_SM_CLOCK_THROTTLED_MHZ
+    assert abs(hot / cool - expected) / expected < 0.1, (cool, hot)
+
+
+def _tp_gap(profile: str, gateway, sse, efa_load: float = 0.0) -> float:
+    gw = gateway(profile, gpus_per_node=1, tp70b=True)
+    for k in range(2):
+        gw.call(lambda k=k: setattr(gw.world.nodes[f"ip-10-0-7{k}.us-east-2.compute.internal"], "efa_load", efa_load))
+    with gw.client() as c:
+        res = sse(c, "/v1/completions", {"model": "llama-70b-fp16", "prompt": "tp", "max_tokens": 10})
+    assert res.done and res.headers["x-served-by-pod"] == "triton-70b-0"
+    return statistics.median(res.gaps)
+
+
+def test_tensor_parallel_over_efa_slows_with_load_and_without_placement_group(gateway, sse):
+    m = hardware.MODEL_70B_FP16
+    calm = _tp_gap("article", gateway, sse)
+    stated = latency.stated_tbt_s(m, 12, link=latency.Interconnect(gpus_per_node=8, nodes=2))
+    assert abs(calm - stated) / stated < 0.1
+    loaded = _tp_gap("article", gateway, sse, efa_load=0.9)
+    spread = _tp_gap("no-placement-group", gateway, sse)
+    assert loaded > 2 * calm
+    assert spread > 1.5 * calm
