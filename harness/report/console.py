@@ -123,16 +123,22 @@ class ConsoleView:
     def start(self) -> None:
         with self._lock:
             self._started = self._clock()
-            if self.is_live and self._live is None:
-                self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
-                self._live.start()
+            if not self.is_live or self._live is not None:
+                return
+            # get_renderable: Live's own refresh thread re-renders 4x a second, so elapsed time keeps moving
+            # between updates. _render never takes our lock (Live holds its own while rendering: taking ours
+            # there could deadlock against an update that holds ours and waits for Live's).
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False,
+                              get_renderable=self._render)
+            live = self._live
+        live.start()
 
     def stop(self) -> None:
         with self._lock:
-            if self._live is not None:
-                self._live.update(self._render())
-                self._live.stop()
-                self._live = None
+            live, self._live = self._live, None
+        if live is not None:
+            live.refresh()
+            live.stop()
 
     # -- updates from the runner ---------------------------------------------------------------------------
     @property
@@ -143,7 +149,7 @@ class ConsoleView:
         with self._lock:
             self._phase = self.redactor.text(name)
             self._plain(f"phase: {self._phase}")
-            self._refresh()
+        self._refresh()
 
     def load(self, figures: LoadFigures | Mapping[str, Any]) -> None:
         if not isinstance(figures, LoadFigures):
@@ -155,14 +161,13 @@ class ConsoleView:
             if not self.is_live and (became_degraded or now - self._last_plain_load >= self.plain_load_interval_s):
                 self._last_plain_load = now
                 self._plain(f"load: {self.redactor.text(figures.line())}")
-            self._refresh()
+        # no redraw here: Live redraws 4x a second by itself, and rendering per update would cost the runner CPU
 
     def event(self, text: str) -> None:
         with self._lock:
             line = self.redactor.text(text)
             self._events.append(f"{self.elapsed_s:7.1f}s  {line}")
             self._plain(line)
-            self._refresh()
 
     # -- output ---------------------------------------------------------------------------------------------
     def _plain(self, line: str) -> None:
@@ -170,15 +175,17 @@ class ConsoleView:
             self.console.print(f"[{self.elapsed_s:7.1f}s] {line}", soft_wrap=True)
 
     def _refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(self._render())
+        live = self._live
+        if live is not None:
+            live.refresh()
 
     def _render(self) -> Panel:
-        head = Text.assemble(("phase ", "dim"), (self._phase, "bold cyan"), ("   elapsed ", "dim"),
+        # A consistent-enough snapshot without our lock: attribute reads and list(deque) are atomic under the GIL.
+        phase, f, events = self._phase, self._figures, list(self._events)
+        head = Text.assemble(("phase ", "dim"), (phase, "bold cyan"), ("   elapsed ", "dim"),
                              (f"{self.elapsed_s:.1f} s", "bold"))
         parts: list[Any] = [head]
-        if self._figures is not None:
-            f = self._figures
+        if f is not None:
             grid = Table.grid(padding=(0, 2))
             for _ in range(6):
                 grid.add_column()
@@ -188,8 +195,8 @@ class ConsoleView:
                          Text("DEGRADED" + (f": {f.degraded_reason}" if f.degraded_reason else ""), style="bold yellow")
                          if f.degraded else Text("ok", style="green"))
             parts.append(grid)
-        if self._events:
-            parts.append(Text("\n".join(self._events), style="dim"))
+        if events:
+            parts.append(Text("\n".join(events), style="dim"))
         return Panel(Group(*parts), title=self.title, border_style="blue")
 
     def _box(self) -> box.Box:
@@ -239,8 +246,8 @@ class ConsoleView:
 
     def final(self, result: RunResult) -> None:
         """The end of a run: checks table, faults table and the verdict line."""
+        self.stop()
         with self._lock:
-            self.stop()
             if result.checks:
                 self.console.print(self.checks_table(result))
             if result.faults:
@@ -248,8 +255,8 @@ class ConsoleView:
             self.console.print(self.verdict_line(result))
 
     def final_gameday(self, gameday: GamedayResult) -> None:
+        self.stop()
         with self._lock:
-            self.stop()
             table = Table(title=f"game day: {gameday.name}", box=self._box())
             for column in ("scenario", "verdict", "failed checks / reason"):
                 table.add_column(column, overflow="fold")

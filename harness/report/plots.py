@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable
@@ -19,6 +20,11 @@ from harness.report.model import FaultRecord, WindowMetrics
 from harness.report.records import bin_per_second, read_request_points
 
 MAX_BINS = 600
+
+
+def _bar(value: float | None) -> float:
+    """A figure that could not be computed (None, NaN, inf) is drawn as no bar rather than breaking the axes."""
+    return value if value is not None and math.isfinite(value) else 0.0
 
 
 def _png_base64(fig: Figure) -> str:
@@ -42,8 +48,8 @@ def latency_per_window(windows: list[WindowMetrics], slo_ttft_ms: float | None =
             ("TBT (ms)", [w.tbt_p50_ms for w in rows], [w.tbt_p99_ms for w in rows], slo_tbt_ms))):
         ax = fig.add_subplot(1, 2, column + 1)
         xs = list(range(len(rows)))
-        ax.bar([x - 0.2 for x in xs], [v or 0.0 for v in p50], width=0.4, label="p50", color="#4c78a8")
-        ax.bar([x + 0.2 for x in xs], [v or 0.0 for v in p99], width=0.4, label="p99", color="#f58518")
+        ax.bar([x - 0.2 for x in xs], [_bar(v) for v in p50], width=0.4, label="p50", color="#4c78a8")
+        ax.bar([x + 0.2 for x in xs], [_bar(v) for v in p99], width=0.4, label="p99", color="#f58518")
         if slo is not None:
             ax.axhline(slo, color="#e45756", linestyle="--", linewidth=1, label=f"SLO {slo:g} ms")
         ax.set_xticks(xs)

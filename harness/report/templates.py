@@ -107,6 +107,43 @@ RUN_TEMPLATE = """<!doctype html>
 """
 
 
+GAMEDAY_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>g7chaos game day · {{ g.name }} · {{ g.verdict }}</title>
+<style>
+ body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
+ table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
+ th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
+ th { background: #f4f4f4; }
+ .verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: #fff; font-weight: bold; }
+ .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
+ .v-error { background: #6a1b9a; } .muted { color: #777; }
+</style>
+</head>
+<body>
+<h1>Game day: {{ g.name }}</h1>
+<p><span class="verdict v-{{ g.verdict }}">{{ g.verdict | upper }}</span> exit code {{ g.exit_code }} ·
+ {{ g.counts["pass"] }} pass, {{ g.counts["fail"] }} fail, {{ g.counts["aborted"] }} aborted, {{ g.counts["error"] }} error
+ · target {{ g.target or "-" }} · profile {{ g.profile or "-" }}</p>
+<table id="runs">
+ <tr><th>scenario</th><th>verdict</th><th>failed checks / reason</th><th>TTFT p99</th><th>TBT p99</th><th>errors</th><th>report</th></tr>
+ {% for r, link in runs %}
+ <tr><td>{{ r.scenario }}</td><td><span class="verdict v-{{ r.verdict }}">{{ r.verdict }}</span></td>
+  <td>{% if r.verdict == "fail" %}{% for c in r.failed_checks %}<b>{{ c.name }}</b>: {{ c.reason }}<br>{% endfor %}
+      {% elif r.verdict != "pass" %}{{ r.summary() }}{% endif %}</td>
+  <td>{{ r.metrics.ttft_p99_ms | ms }}</td><td>{{ r.metrics.tbt_p99_ms | ms }}</td>
+  <td>{{ r.metrics.errors }} / {{ r.metrics.requests }}</td>
+  <td>{% if link %}<a href="{{ link }}">report</a>{% else %}-{% endif %}</td></tr>
+ {% endfor %}
+</table>
+<p class="muted">started {{ g.started_at | ts }} · ended {{ g.ended_at | ts }}</p>
+</body>
+</html>
+"""
+
+
 def _ts(value) -> str:
     if value is None:
         return "-"

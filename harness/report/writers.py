@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -23,13 +26,20 @@ from harness.report import plots
 from harness.report.junit import junit_document
 from harness.report.model import GamedayResult, RunResult
 from harness.report.redact import Redactor, default_redactor
-from harness.report.templates import RUN_TEMPLATE, environment
+from harness.report.templates import GAMEDAY_TEMPLATE, RUN_TEMPLATE, environment
 
 log = logging.getLogger(__name__)
 
 RESULT_JSON = "result.json"
 JUNIT_XML = "junit.xml"
 REPORT_HTML = "report.html"
+
+
+def run_dir(base: str | Path, scenario: str, started_at: datetime | None = None) -> Path:
+    """`<base>/<UTC time>-<scenario>/` (DESIGN.md section 6): sortable by time, safe as a path component."""
+    when = (started_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", scenario).strip(".-")[:80] or "scenario"
+    return Path(base) / f"{when.strftime('%Y%m%dT%H%M%SZ')}-{safe}"
 
 
 class RunArtifacts(BaseModel):
@@ -54,8 +64,20 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def _finite(value: Any) -> Any:
+    """NaN/Infinity are not JSON (jq and most CI parsers reject them): a figure that could not be computed is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _json_text(data: Any, redactor: Redactor) -> str:
-    text = redactor.text(json.dumps(redactor.data(data), indent=2, sort_keys=False, default=str))
+    text = redactor.text(json.dumps(_finite(redactor.data(data)), indent=2, sort_keys=False, default=str,
+                                    allow_nan=False))
     json.loads(text)   # the final pass must never produce invalid JSON; fail loudly here rather than in CI
     return text + "\n"
 
@@ -114,8 +136,28 @@ def write_run(result: RunResult, directory: str | Path, records: str | Path | It
     return artifacts
 
 
-def write_gameday(gameday: GamedayResult, directory: str | Path, *, redactor: Redactor | None = None) -> RunArtifacts:
-    """Write the combined result.json and junit.xml (one testsuite per scenario) of a game day."""
+def _relative_link(target_dir: str | None, from_dir: Path) -> str | None:
+    if not target_dir:
+        return None
+    report = Path(target_dir) / REPORT_HTML
+    if not report.exists():
+        return None
+    try:
+        return os.path.relpath(report, from_dir)
+    except ValueError:   # another drive (Windows)
+        return report.as_uri()
+
+
+def render_gameday_html(gameday: GamedayResult, directory: Path, redactor: Redactor) -> str:
+    safe = GamedayResult.model_validate(redactor.data(gameday.model_dump(mode="json")))
+    runs = [(run, _relative_link(run.report_dir, directory)) for run in safe.runs]
+    return redactor.text(environment().from_string(GAMEDAY_TEMPLATE).render(g=safe, runs=runs))
+
+
+def write_gameday(gameday: GamedayResult, directory: str | Path, *, redactor: Redactor | None = None,
+                  html: bool = True) -> RunArtifacts:
+    """Write the combined result.json, junit.xml (one testsuite per scenario) and report.html (a summary table
+    linking each run's own report) of a game day."""
     directory = Path(directory)
     redactor = redactor or default_redactor()
     if gameday.report_dir is None:
@@ -124,6 +166,9 @@ def write_gameday(gameday: GamedayResult, directory: str | Path, *, redactor: Re
     data = {"kind": "gameday", **gameday.model_dump(mode="json")}
     _atomic_write(artifacts.result_json, _json_text(data, redactor))
     _atomic_write(artifacts.junit_xml, redactor.text(junit_document(gameday.runs, redactor, name=gameday.name)))
+    if html:
+        artifacts.report_html = directory / REPORT_HTML
+        _atomic_write(artifacts.report_html, render_gameday_html(gameday, directory, redactor))
     return artifacts
 
 

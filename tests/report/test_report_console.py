@@ -92,3 +92,33 @@ def test_piped_stdout_of_a_real_process_gets_no_control_codes():
     assert not ESCAPE.search(proc.stdout)
     lines = [re.sub(r"^\[ *\d+\.\ds\] ", "", line) for line in proc.stdout.splitlines()]
     assert lines == ["phase: preflight", "load: rps 1.0 | errors - | ttft p99 - ms | tbt p99 - ms | DEGRADED", "done"]
+
+
+def test_live_view_survives_concurrent_updates():
+    """The load poller and the fault timeline update from different threads while Live redraws."""
+    import threading
+
+    out = io.StringIO()
+    view = ConsoleView(out, live=True, width=100)
+    errors: list[BaseException] = []
+
+    def hammer(kind: str) -> None:
+        try:
+            for i in range(300):
+                if kind == "load":
+                    view.load({"rps": float(i), "error_rate": 0.0, "ttft_p99_ms": 100.0 + i})
+                else:
+                    view.event(f"event {i}")
+                    view.phase(f"phase {i % 3}")
+        except BaseException as exc:   # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with view:
+        threads = [threading.Thread(target=hammer, args=(k,)) for k in ("load", "event", "load", "event")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=20)
+        assert not any(t.is_alive() for t in threads), "console deadlocked"
+    assert not errors
+    assert "event 299" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())

@@ -87,7 +87,7 @@ def test_no_report_file_contains_a_planted_secret(planted):
     matrix_json = write_matrix(VerdictMatrix.from_gamedays([("article", day)]), tmp_path / "matrix")
     files += [matrix_json, matrix_json.with_suffix(".txt")]
     written = [f for f in files if f is not None]
-    assert len(written) == 7
+    assert len(written) == 8
     for path in written:
         text = path.read_text()
         if path.name != "matrix.txt":   # the matrix table shows check names only; the rest carry the reasons

@@ -130,3 +130,34 @@ def test_gameday_combines_runs_one_suite_each(tmp_path, passing_run, failing_run
     assert [s.get("name") for s in suites] == ["ecc-double-bit-error", "ecc-double-bit-error", "spot-interruption"]
     assert root.get("tests") == str(5 + 5 + 7) and root.get("failures") == "2" and root.get("errors") == "2"
     assert isinstance(read_result(artifacts.result_json), GamedayResult)
+
+
+def test_gameday_html_links_each_run_report(tmp_path, passing_run, failing_run):
+    first = write_run(passing_run, tmp_path / "runs" / "a")
+    write_run(failing_run, tmp_path / "runs" / "b")
+    runs = [passing_run.model_copy(update={"report_dir": str(tmp_path / "runs" / "a")}),
+            failing_run.model_copy(update={"report_dir": str(tmp_path / "runs" / "b")})]
+    html = write_gameday(GamedayResult.from_runs(runs), tmp_path / "day").report_html.read_text()
+    assert '<a href="../runs/a/report.html">' in html and '<a href="../runs/b/report.html">' in html
+    assert "1 pass, 1 fail, 0 aborted, 0 error" in html
+    assert "<b>node-drained</b>: node-drained: 3 corrupted answers" in html
+    assert first.report_html.exists()
+
+
+def test_non_finite_figures_become_null(tmp_path, passing_run):
+    passing_run.metrics.ttft_p99_ms = float("nan")
+    passing_run.metrics.windows[0].tbt_p99_ms = float("inf")
+    text = write_run(passing_run, tmp_path).result_json.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text)
+    assert data["metrics"]["ttft_p99_ms"] is None and data["metrics"]["windows"][0]["tbt_p99_ms"] is None
+
+
+def test_run_dir_is_utc_time_then_a_safe_scenario_name(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from harness.report.writers import run_dir
+
+    when = datetime(2026, 11, 24, 9, 30, 5, tzinfo=timezone(timedelta(hours=2)))
+    assert run_dir(tmp_path, "ecc-double-bit-error", when) == tmp_path / "20261124T073005Z-ecc-double-bit-error"
+    assert run_dir(tmp_path, "../../etc/x y", when).name == "20261124T073005Z-etc-x-y"
