@@ -13,6 +13,12 @@ from typing import Callable
 
 import uvicorn
 
+# Settings every twin server should run with. kubectl drain retries a refused eviction every 5 s, the
+# same as uvicorn's default keep-alive timeout: the server closing the idle connection races the POST
+# and kubectl fails with EOF (Go does not retry a POST). Real API servers keep connections far longer.
+UVICORN_SETTINGS: dict = {"timeout_keep_alive": 75, "ws_ping_interval": None, "log_level": "warning",
+                          "access_log": False}
+
 
 def serve_in_thread(app, *, host: str = "127.0.0.1", start_timeout_s: float = 10.0,
                     graceful_shutdown_s: float = 1.0) -> tuple[str, Callable[[], None]]:
@@ -26,8 +32,7 @@ def serve_in_thread(app, *, host: str = "127.0.0.1", start_timeout_s: float = 10
     sock.bind((host, 0))
     sock.listen(128)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False,
-                            timeout_graceful_shutdown=graceful_shutdown_s, ws_ping_interval=None)
+    config = uvicorn.Config(app, lifespan="on", timeout_graceful_shutdown=graceful_shutdown_s, **UVICORN_SETTINGS)
     server = uvicorn.Server(config)
     errors: list[BaseException] = []
 
