@@ -110,6 +110,8 @@ class ConsoleView:
         self._figures: LoadFigures | None = None
         self._events: deque[str] = deque(maxlen=8)
         self._last_plain_load = float("-inf")
+        self._rate_window: str | None = None
+        self._rate_samples: deque[tuple[float, int]] = deque()
         self._live: Live | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -151,10 +153,16 @@ class ConsoleView:
             self._plain(f"phase: {self._phase}")
         self._refresh()
 
-    def load(self, figures: LoadFigures | Mapping[str, Any]) -> None:
+    def load(self, figures: LoadFigures | BaseModel | Mapping[str, Any]) -> None:
+        """Live load figures: a LoadFigures, a mapping, or any model with the same field names (e.g. the load
+        process's live figures). Without `rps`, the rate is derived from the request count over the last ~5 s."""
+        if isinstance(figures, BaseModel) and not isinstance(figures, LoadFigures):
+            figures = figures.model_dump()
         if not isinstance(figures, LoadFigures):
             figures = LoadFigures.model_validate(dict(figures))
         with self._lock:
+            if figures.rps is None and figures.requests is not None:
+                figures = figures.model_copy(update={"rps": self._derived_rps(figures)})
             became_degraded = figures.degraded and not (self._figures and self._figures.degraded)
             self._figures = figures
             now = self._clock()
@@ -168,6 +176,17 @@ class ConsoleView:
             line = self.redactor.text(text)
             self._events.append(f"{self.elapsed_s:7.1f}s  {line}")
             self._plain(line)
+
+    def _derived_rps(self, figures: LoadFigures) -> float | None:
+        now = self._clock()
+        if self._rate_window != figures.window or (self._rate_samples and figures.requests < self._rate_samples[-1][1]):
+            self._rate_samples.clear()          # new window: counts restart
+            self._rate_window = figures.window
+        self._rate_samples.append((now, figures.requests or 0))
+        while len(self._rate_samples) > 2 and now - self._rate_samples[1][0] >= 5.0:
+            self._rate_samples.popleft()
+        (t0, r0), (t1, r1) = self._rate_samples[0], self._rate_samples[-1]
+        return (r1 - r0) / (t1 - t0) if t1 - t0 >= 0.5 else None
 
     # -- output ---------------------------------------------------------------------------------------------
     def _plain(self, line: str) -> None:

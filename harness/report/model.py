@@ -109,8 +109,20 @@ class WindowMetrics(_Model):
     tbt_p99_ms: float | None = None
     e2e_p99_ms: float | None = None
     degraded: bool = False                   # the load generator could not keep up during this window
+    degraded_reason: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _degraded_reason(cls, data: Any) -> Any:
+        """The load recorder states degradation as its reason (a string, None when fine): accept that too."""
+        if isinstance(data, dict) and "degraded" in data:
+            if isinstance(data["degraded"], str):
+                data = {**data, "degraded": True, "degraded_reason": data.get("degraded_reason") or data["degraded"]}
+            elif data["degraded"] is None:
+                data = {**data, "degraded": False}
+        return data
 
 
 class RunMetrics(_Model):

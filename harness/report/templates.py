@@ -88,7 +88,7 @@ RUN_TEMPLATE = """<!doctype html>
  <tr><td>{{ w.window }}</td><td>{{ w.requests }}</td><td>{{ w.errors }}</td><td>{{ w.error_rate | pct }}</td>
   <td>{{ w.ttft_p50_ms | ms }}</td><td>{{ w.ttft_p99_ms | ms }}</td><td>{{ w.tbt_p50_ms | ms }}</td>
   <td>{{ w.tbt_p99_ms | ms }}</td><td>{{ w.e2e_p99_ms | ms }}</td>
-  <td class="{{ 'warn' if w.degraded else '' }}">{{ "degraded" if w.degraded else "ok" }}</td></tr>
+  <td class="{{ 'warn' if w.degraded else '' }}">{% if w.degraded %}degraded{% if w.degraded_reason %}: {{ w.degraded_reason }}{% endif %}{% else %}ok{% endif %}</td></tr>
  {% endfor %}
  <tr><th>whole run</th><th>{{ r.metrics.requests }}</th><th>{{ r.metrics.errors }}</th><th>{{ r.metrics.error_rate | pct }}</th>
   <th>{{ r.metrics.ttft_p50_ms | ms }}</th><th>{{ r.metrics.ttft_p99_ms | ms }}</th><th>{{ r.metrics.tbt_p50_ms | ms }}</th>

@@ -122,3 +122,28 @@ def test_live_view_survives_concurrent_updates():
         assert not any(t.is_alive() for t in threads), "console deadlocked"
     assert not errors
     assert "event 299" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())
+
+
+def test_rps_is_derived_from_request_counts_when_not_given():
+    from pydantic import BaseModel
+
+    class Live(BaseModel):          # the load process's live figures: counts, no rate
+        window: str
+        requests: int
+        errors: int = 0
+        error_rate: float = 0.0
+        ttft_p99_ms: float | None = None
+        tbt_p99_ms: float | None = None
+        tokens: int = 0
+        degraded: bool = False
+
+    out, clock = io.StringIO(), FakeClock()
+    view = ConsoleView(out, clock=clock, plain_load_interval_s=0.0)
+    for i in range(11):             # 40 requests per second for 10 s (sampled every 1 s)
+        view.load(Live(window="steady-state", requests=40 * i))
+        clock.now += 1.0
+    view.load(Live(window="fault:x", requests=3))     # a new window restarts its count: no bogus rate
+    lines = [line for line in out.getvalue().splitlines() if "load:" in line]
+    assert "rps -" in lines[0]
+    assert "rps 40.0" in lines[10]
+    assert "rps -" in lines[11] and "window fault:x" in lines[11]

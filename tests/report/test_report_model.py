@@ -77,3 +77,14 @@ def test_gameday_exit_code_is_its_worst_run(codes, aborted, expected):
     assert day.exit_code == expected
     assert day.verdict == verdict_of[expected]
     assert sum(day.counts.values()) == len(runs)
+
+
+def test_window_metrics_accept_the_load_recorders_degraded_reason():
+    from harness.report.model import WindowMetrics
+
+    load_window = {"window": "fault:x", "requests": 10, "errors": 1, "error_rate": 0.1, "ttft_p99_ms": 400.0,
+                   "degraded": "loop lag p99 6.1 ms > 5 ms", "attempts": 12, "retries": 2, "first_wall": 1.0}
+    window = WindowMetrics.model_validate(load_window)
+    assert window.degraded is True and window.degraded_reason == "loop lag p99 6.1 ms > 5 ms"
+    assert window.model_dump()["retries"] == 2      # the recorder's extra figures are kept in result.json
+    assert WindowMetrics.model_validate({**load_window, "degraded": None}).degraded is False
