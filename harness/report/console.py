@@ -72,7 +72,13 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100.0 * value:.2f}%"
 
 
-def _stream_is_terminal(stream: IO[str] | None) -> bool:
+def _stream_is_terminal(stream: IO[str] | None, environ: Mapping[str, str] | None = None) -> bool:
+    """A live view needs a terminal that understands cursor movement: a TTY whose TERM is not dumb."""
+    import os
+
+    env = os.environ if environ is None else environ
+    if env.get("TERM", "") in ("dumb", "unknown"):
+        return False
     try:
         return bool(stream is not None and stream.isatty())
     except (AttributeError, ValueError):

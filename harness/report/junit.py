@@ -39,7 +39,8 @@ def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
                        ("measurement_degraded", result.measurement_degraded),
                        ("report_dir", result.report_dir)):
         if value is not None:
-            ET.SubElement(properties, "property", name=key, value=redactor.text(str(value)))
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            ET.SubElement(properties, "property", name=key, value=redactor.text(text))
     failures = errors = 0
     for check in result.checks:
         case = _case(suite, classname, check.name, check.duration_s)

@@ -147,3 +147,15 @@ def test_rps_is_derived_from_request_counts_when_not_given():
     assert "rps -" in lines[0]
     assert "rps 40.0" in lines[10]
     assert "rps -" in lines[11] and "window fault:x" in lines[11]
+
+
+def test_a_dumb_terminal_gets_plain_lines():
+    from harness.report.console import _stream_is_terminal
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert _stream_is_terminal(Tty(), {"TERM": "xterm-256color"}) is True
+    assert _stream_is_terminal(Tty(), {"TERM": "dumb"}) is False
+    assert _stream_is_terminal(io.StringIO(), {"TERM": "xterm-256color"}) is False
