@@ -269,20 +269,21 @@ class KubeApi:
             return (json.dumps({"type": type_, "object": payload}, separators=(",", ":")) + "\n").encode()
 
         def translate(ev: WatchEvent) -> tuple[str, Obj] | None:
-            """Selector-aware event type: an object leaving the selection is DELETED for this watcher."""
+            """Selector-aware event type: an object entering the selection is ADDED, leaving it DELETED."""
             obj = self._present(t.resource, ev.obj)
             key, now_in = _key(obj), match(obj)
-            was_in = key in known
+            if ev.prev is not None:
+                was_in = match(self._present(t.resource, ev.prev))
+            else:
+                was_in = key in known or ev.type == "MODIFIED"
             if ev.type == "DELETED":
                 known.discard(key)
                 return ("DELETED", obj) if (was_in or now_in) else None
             if now_in:
                 known.add(key)
-                return ("MODIFIED" if (was_in or ev.type == "MODIFIED") else "ADDED", obj)
-            if was_in:
-                known.discard(key)
-                return ("DELETED", obj)
-            return None
+                return ("MODIFIED" if was_in and ev.type != "ADDED" else "ADDED", obj)
+            known.discard(key)
+            return ("DELETED", obj) if was_in and (ev.prev is not None or key in known) else None
 
         async def stream() -> AsyncIterator[bytes]:
             loop = asyncio.get_running_loop()

@@ -74,6 +74,7 @@ class WatchEvent:
     type: str            # ADDED | MODIFIED | DELETED
     resource: Resource
     obj: Obj
+    prev: Obj | None = None   # the object before a MODIFIED change: lets a filtered watch see it leave
 
 
 @dataclass
@@ -165,7 +166,7 @@ class ObjectStore:
                 meta[keep] = current["metadata"][keep]
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
             self._objects[res][key] = obj
-            self._commit("MODIFIED", res, obj, "update", actor)
+            self._commit("MODIFIED", res, obj, "update", actor, prev=current)
             return copy.deepcopy(obj)
 
     def mutate(self, res: Resource, namespace: str | None, name: str, change: Callable[[Obj], Any],
@@ -183,7 +184,7 @@ class ObjectStore:
             if updated == stripped:
                 return copy.deepcopy(current)
             self._objects[res][key] = updated
-            self._commit("MODIFIED", res, updated, "patch", actor)
+            self._commit("MODIFIED", res, updated, "patch", actor, prev=current)
             return copy.deepcopy(updated)
 
     def delete(self, res: Resource, namespace: str | None, name: str, actor: str = "twin") -> Obj:
@@ -196,10 +197,10 @@ class ObjectStore:
             self._commit("DELETED", res, obj, "delete", actor)
             return copy.deepcopy(obj)
 
-    def _commit(self, type_: str, res: Resource, obj: Obj, verb: str, actor: str) -> None:
+    def _commit(self, type_: str, res: Resource, obj: Obj, verb: str, actor: str, prev: Obj | None = None) -> None:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
-        event = WatchEvent(self._rv, type_, res, copy.deepcopy(obj))
+        event = WatchEvent(self._rv, type_, res, copy.deepcopy(obj), prev)
         self._history.append(event)
         self.mutations.append(Mutation(now_ts(), verb, res.plural, obj["metadata"].get("namespace"),
                                        obj["metadata"]["name"], actor))
