@@ -140,6 +140,7 @@ class Child:
         logging.info("load child %s quitting: %s", self.role, why)
         if self.measures:
             state().running = False
+            state().recorder.discard_from_now()
         self.runner.quit()
 
     def run(self) -> int:

@@ -70,7 +70,7 @@ class LoadState:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.served_by = [h.lower() for h in config.get("served_by_headers", [])]
         self.recorder = Recorder(config.get("first_window", "warmup"))
-        self.monitor = SelfMonitor(self.recorder, spec.lag_p99_limit_ms, spec.cpu_limit)
+        self.monitor = SelfMonitor(self.recorder, spec.lag_p99_limit_ms, spec.cpu_limit, grace_s=1.0)
         self.records_path = self.out_dir / f"records-{self.index}.jsonl"
         self.records = self.records_path.open("a", buffering=1 << 16)
         self.started = time.monotonic()

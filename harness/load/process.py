@@ -244,13 +244,11 @@ class LoadProcess:
                 live = _read_json(out / f"live-{i}.json")
                 if live:
                     snapshots.append({"windows": [live["window"]]})
-                    if live.get("degraded"):
-                        degraded_reasons.append(live["degraded"])
                 continue
             snapshots.append(final)
-            if final.get("degraded"):
-                degraded_reasons.append(final["degraded"])
         merged = merge_snapshots(snapshots)
+        for name, window in merged.items():
+            degraded_reasons.extend(f"{name}: {reason}" for reason in window.degraded)
         whole = MergedWindow("whole")
         for snap in snapshots:
             for win in snap.get("windows", []):
@@ -270,7 +268,7 @@ class LoadProcess:
             histograms={name: m.encoded() for name, m in merged.items()},
             canary=analyse_canaries(records, self.spec.canary.learn_window),
             records_path=str(records), stats_csv=str(stats_csv) if stats_csv.exists() else None,
-            degraded=bool(degraded_reasons), degraded_reason="; ".join(sorted(set(degraded_reasons))) or None,
+            degraded=bool(degraded_reasons), degraded_reason="; ".join(dict.fromkeys(degraded_reasons)) or None,
             processes=self.measuring, complete=not problems, problems=problems)
 
 

@@ -24,6 +24,7 @@ LOWEST_US = 1
 HIGHEST_US = 600_000_000      # 10 minutes: longer values are clamped, not lost
 SIGNIFICANT_FIGURES = 3
 HISTOGRAM_NAMES = ("ttft", "tbt", "e2e", "lag", "loop_lag")
+DISCARD_PREFIX = "__"          # windows named like this are never reported
 
 
 def new_histogram() -> HdrHistogram:
@@ -111,7 +112,12 @@ class Recorder:
 
     def snapshot(self) -> dict[str, Any]:
         self.current.last_wall = time.time()
-        return {"windows": [w.snapshot() for w in self.windows.values()], "current": self.current.name}
+        return {"windows": [w.snapshot() for w in self.windows.values() if not w.name.startswith(DISCARD_PREFIX)],
+                "current": self.current.name}
+
+    def discard_from_now(self) -> None:
+        """Shutting down: samples taken while users are being killed are not part of any window."""
+        self.switch(DISCARD_PREFIX + "stopping")
 
 
 class WindowMetrics(BaseModel):
@@ -208,7 +214,8 @@ class SelfMonitor:
     """
 
     def __init__(self, recorder: Recorder, lag_limit_ms: float = 5.0, cpu_limit: float = 0.70,
-                 interval_s: float = 0.01, horizon_s: float = 5.0, cpu_hot_s: float = 1.0) -> None:
+                 interval_s: float = 0.01, horizon_s: float = 2.0, cpu_hot_s: float = 1.0,
+                 grace_s: float = 0.0) -> None:
         self.recorder = recorder
         self.lag_limit_ms = lag_limit_ms
         self.cpu_limit = cpu_limit
@@ -221,6 +228,8 @@ class SelfMonitor:
         self._cpu_mark = self._cpu_now()
         self._last_eval = time.perf_counter()
         self._cpu_hot_since: float | None = None
+        self._lag_hot = 0
+        self._grace_until = time.perf_counter() + grace_s
 
     @staticmethod
     def _cpu_now() -> tuple[float, float]:
@@ -246,7 +255,12 @@ class SelfMonitor:
             ordered = sorted(self._recent)
             self.lag_p99_ms = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000.0
         reason = None
-        if self.lag_p99_ms > self.lag_limit_ms:
+        if wall < self._grace_until:
+            self._recent.clear()           # start-up (imports, spawning users) is not the measurement
+            return
+        # lag must stay high over two evaluations: one scheduler hiccup is not saturation
+        self._lag_hot = self._lag_hot + 1 if self.lag_p99_ms > self.lag_limit_ms else 0
+        if self._lag_hot >= 2:
             reason = f"load generator event-loop lag p99 {self.lag_p99_ms:.1f} ms > {self.lag_limit_ms:g} ms"
         # CPU must stay hot for a while: one busy sample at start-up is not saturation
         if self.cpu_share > self.cpu_limit:
@@ -255,8 +269,8 @@ class SelfMonitor:
                 reason = f"load generator CPU {self.cpu_share:.0%} of a core > {self.cpu_limit:.0%}"
         else:
             self._cpu_hot_since = None
+        self.degraded = reason            # live state; the window keeps the first reason it saw
         if reason:
-            self.degraded = reason
             if self.recorder.current.degraded is None:
                 self.recorder.current.degraded = reason
 

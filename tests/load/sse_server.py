@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import threading
 import time
@@ -39,6 +40,7 @@ class SSEServer:
         self.gap_s = gap_s
         self.ttft_s = ttft_s
         self.mode = "ok"
+        self.rng = random.Random(7)   # TTFT jitter, so streams do not tick in lock-step as real ones don't
         self.corrupt = False          # canary answers change (silent corruption)
         self.served: list[Served] = []
         self.attempts_by_key: dict[str, int] = {}
@@ -92,7 +94,7 @@ class SSEServer:
                 self.in_flight -= 1
 
         async def paced():
-            await asyncio.sleep(self.ttft_s)
+            await asyncio.sleep(self.ttft_s * self.rng.uniform(0.6, 1.4))
             t0 = time.monotonic()
             for i in range(n_tokens):
                 if mode in ("truncate", "no_done") and i == 3:
