@@ -1,0 +1,241 @@
+"""CloudWatch: the twin publishes the GPU/EFA metrics a CloudWatch agent would, and evaluates alarms.
+
+moto stores metric data and alarms but never evaluates an alarm. Every scaled ALARM_PERIOD_S the twin
+(1) publishes, per running node, namespace G7/GPU with dimensions ClusterName + InstanceId, and the same
+series aggregated by ClusterName alone (the agent's aggregation_dimensions), so one alarm per cluster
+watches every node of it; (2) evaluates every metric alarm in moto the way CloudWatch does: the statistic
+per period over the last EvaluationPeriods periods (periods scaled by time_scale), M-of-N breaching
+datapoints, TreatMissingData, and sets the state with a reason only when it changes. Alarm history, which
+moto cannot answer (describe_alarm_history 500s), is served from the alarms' own state-change records.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from typing import Any
+
+from harness.twin import hardware
+from harness.twin.aws import backends
+from harness.twin.clock import TwinClock
+from harness.twin.world import (DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL,
+                                DCGM_FI_DEV_GPU_TEMP, World)
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "G7/GPU"
+METRIC_DBE = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+METRIC_TEMP = "DCGM_FI_DEV_GPU_TEMP"
+METRIC_EFA = "EFA/ErrorCount"
+RETENTION_PERIODS = 120          # metric datapoints older than this many scaled periods are dropped
+
+OPERATORS = {
+    "GreaterThanThreshold": (lambda v, t: v > t, "greater than"),
+    "GreaterThanOrEqualToThreshold": (lambda v, t: v >= t, "greater than or equal to"),
+    "LessThanThreshold": (lambda v, t: v < t, "less than"),
+    "LessThanOrEqualToThreshold": (lambda v, t: v <= t, "less than or equal to"),
+}
+
+
+def utcnow() -> dt.datetime:
+    """moto stores naive UTC datetimes."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def alarm_specs(cluster: str, behaviour: Any) -> list[dict[str, Any]]:
+    """The per-cluster alarms of the contract; put_metric_alarm keyword arguments."""
+    common = dict(Namespace=NAMESPACE, Dimensions=[{"Name": "ClusterName", "Value": cluster}],
+                  Period=int(hardware.ALARM_PERIOD_S), EvaluationPeriods=1, DatapointsToAlarm=1,
+                  TreatMissingData="notBreaching", ActionsEnabled=True)
+    specs = []
+    if behaviour.dbe_alarm:
+        specs.append(dict(common, AlarmName=f"{cluster}-gpu-ecc-dbe", MetricName=METRIC_DBE, Statistic="Maximum",
+                          ComparisonOperator="GreaterThanThreshold", Threshold=0.0,
+                          AlarmDescription="Uncorrectable (double-bit) ECC error on a GPU: replace the node."))
+    specs.append(dict(common, AlarmName=f"{cluster}-gpu-temperature", MetricName=METRIC_TEMP, Statistic="Maximum",
+                      ComparisonOperator="GreaterThanThreshold", Threshold=hardware.GPU_THERMAL_LIMIT_C,
+                      AlarmDescription="GPU above 83 C: thermal slowdown."))
+    if behaviour.efa_monitoring:
+        specs.append(dict(common, AlarmName=f"{cluster}-efa-errors", MetricName=METRIC_EFA, Statistic="Sum",
+                          ComparisonOperator="GreaterThanThreshold", Threshold=0.0,
+                          AlarmDescription="EFA error counters increasing: fabric saturated or impaired."))
+    return specs
+
+
+class CloudWatchTwin:
+    def __init__(self, world: World, region: str, clock: TwinClock) -> None:
+        self.world = world
+        self.region = region
+        self.clock = clock
+        self._efa_seen: dict[str, int] = {}
+        self._next_at = 0.0
+
+    @property
+    def period_wall(self) -> float:
+        return self.clock.wall(hardware.ALARM_PERIOD_S)
+
+    def _cw(self) -> Any:
+        return backends.backend("cloudwatch", self.region)
+
+    def tick(self, now: float) -> None:
+        if now < self._next_at:
+            return
+        self._next_at = now + self.period_wall
+        self.publish()
+        self.evaluate()
+
+    # -- the agent -----------------------------------------------------------------------------------------
+    def publish(self) -> None:
+        per_cluster: dict[str, dict[str, list[float]]] = {}
+        data: list[dict[str, Any]] = []
+        for node in list(self.world.nodes.values()):
+            errors = sum(node.efa_counters.values())
+            increment = max(0, errors - self._efa_seen.get(node.instance_id, errors))
+            self._efa_seen[node.instance_id] = errors
+            if node.power != "running" or not node.network_reachable or not node.gpus:
+                continue   # an agent on a node that is off or cut off publishes nothing
+            # A real double-bit error raises the volatile and the aggregate counters together; an injected
+            # aggregate (field 319) stands for one, so the published DBE count is the larger of the two.
+            dbe = max(max(g.fields[DCGM_FI_DEV_ECC_DBE_VOL_TOTAL], g.fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL])
+                      for g in node.gpus)
+            temp = max(g.fields[DCGM_FI_DEV_GPU_TEMP] for g in node.gpus)
+            values = {METRIC_DBE: dbe, METRIC_TEMP: temp, METRIC_EFA: float(increment)}
+            dims = [{"Name": "ClusterName", "Value": node.cluster}, {"Name": "InstanceId", "Value": node.instance_id}]
+            for name, value in values.items():
+                data.append({"MetricName": name, "Dimensions": dims, "Value": value})
+                per_cluster.setdefault(node.cluster, {}).setdefault(name, []).append(value)
+        for cluster, metrics in per_cluster.items():
+            dims = [{"Name": "ClusterName", "Value": cluster}]
+            for name, values in metrics.items():
+                data.append({"MetricName": name, "Dimensions": dims, "StatisticValues": {
+                    "SampleCount": float(len(values)), "Sum": float(sum(values)),
+                    "Minimum": float(min(values)), "Maximum": float(max(values))}})
+        cw = self._cw()
+        if data:
+            cw.put_metric_data(NAMESPACE, data)
+        horizon = utcnow() - dt.timedelta(seconds=self.period_wall * RETENTION_PERIODS)
+        cw.metric_data = [d for d in backends.snapshot(lambda: cw.metric_data)
+                          if d.namespace != NAMESPACE or d.timestamp >= horizon]
+
+    # -- the evaluator -------------------------------------------------------------------------------------
+    def evaluate(self) -> None:
+        cw = self._cw()
+        data = backends.snapshot(lambda: cw.metric_data)
+        for alarm in backends.snapshot(lambda: cw.alarms.values()):
+            if alarm.rule is not None or alarm.metric_data_queries or not alarm.metric_name:
+                continue   # composite and metric-math alarms are not evaluated by the twin
+            try:
+                self._evaluate_one(alarm, data)
+            except Exception:
+                log.exception("evaluating alarm %s", alarm.name)
+
+    def _evaluate_one(self, alarm: Any, data: list[Any]) -> None:
+        period = self.clock.wall(float(alarm.period))
+        periods = int(alarm.evaluation_periods or 1)
+        needed = int(alarm.datapoints_to_alarm or periods)
+        now = utcnow()
+        wanted = {(d.name, d.value) for d in alarm.dimensions}
+        buckets: list[list[Any]] = [[] for _ in range(periods)]     # newest first
+        for datum in data:
+            if datum.namespace != alarm.namespace or datum.name != alarm.metric_name:
+                continue
+            if {(d.name, d.value) for d in datum.dimensions} != wanted:
+                continue
+            age = (now - datum.timestamp).total_seconds()
+            index = math.floor(age / period) if age >= 0 else 0
+            if 0 <= index < periods:
+                buckets[index].append(datum)
+        values = [self._statistic(alarm, b) for b in buckets]
+        compare, words = OPERATORS.get(alarm.comparison_operator, OPERATORS["GreaterThanThreshold"])
+        threshold = float(alarm.threshold)
+        present = [v for v in values if v is not None]
+        missing = (alarm.treat_missing_data or "missing")
+        if not present:
+            if missing == "breaching":
+                state, breaching = "ALARM", periods
+            elif missing == "notBreaching":
+                state, breaching = "OK", 0
+            elif missing == "ignore":
+                return
+            else:
+                state, breaching = "INSUFFICIENT_DATA", 0
+        else:
+            breaching = sum(1 for v in present if compare(v, threshold))
+            if missing == "breaching":
+                breaching += len(values) - len(present)
+            state = "ALARM" if breaching >= min(needed, periods) else "OK"
+        if state == alarm.state_value:
+            return
+        shown = ", ".join(f"{v}" for v in present) or "no datapoints"
+        if state == "INSUFFICIENT_DATA":
+            reason = f"Insufficient Data: {periods} datapoint(s) were unknown."
+        else:
+            verb = "was" if state == "ALARM" else "was not"
+            reason = (f"Threshold Crossed: {breaching} out of the last {periods} datapoints [{shown}] {verb} "
+                      f"{words} the threshold ({threshold}) (minimum {needed} datapoint(s) for OK -> ALARM transition).")
+        reason_data = json.dumps({
+            "version": "1.0", "queryDate": now.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "statistic": alarm.statistic, "period": alarm.period, "recentDatapoints": present,
+            "threshold": threshold, "evaluatedDatapoints": [{"value": v} for v in present]})
+        alarm.update_state(reason, reason_data, state)
+
+    @staticmethod
+    def _statistic(alarm: Any, bucket: list[Any]) -> float | None:
+        if not bucket:
+            return None
+        count = total = 0.0
+        low, high = math.inf, -math.inf
+        for d in bucket:
+            if hasattr(d, "value"):
+                count, total = count + 1, total + d.value
+                low, high = min(low, d.value), max(high, d.value)
+            else:
+                count, total = count + d.sample_count, total + d.sum
+                low, high = min(low, d.min), max(high, d.max)
+        stat = alarm.statistic or "Average"
+        if stat == "Maximum":
+            return high
+        if stat == "Minimum":
+            return low
+        if stat == "Sum":
+            return total
+        if stat == "SampleCount":
+            return count
+        return total / count if count else None
+
+
+def install_alarm_history() -> None:
+    """Serve describe_alarm_history (moto lacks it) from each alarm's own state-change records."""
+    from moto.cloudwatch.responses import CloudWatchResponse
+    from moto.core.responses import ActionResult
+
+    if getattr(CloudWatchResponse, "describe_alarm_history", None) is not None:
+        return
+
+    def describe_alarm_history(self: Any) -> ActionResult:
+        name = self._get_param("AlarmName")
+        item_type = self._get_param("HistoryItemType")
+        max_records = int(self._get_param("MaxRecords") or 100)
+        newest_first = (self._get_param("ScanBy") or "TimestampDescending") == "TimestampDescending"
+        items = []
+        for alarm in list(self.cloudwatch_backend.alarms.values()):
+            if name and alarm.name != name:
+                continue
+            # each history entry is the state *before* an update; the state after is the next entry or now
+            states = [(h[3], h[1], h[4]) for h in alarm.history if h[0] == "StateUpdate"]
+            states.append((alarm.state_value, alarm.state_reason, alarm.state_updated_timestamp))
+            for (old, _, _), (new, reason, when) in zip(states, states[1:]):
+                items.append({
+                    "AlarmName": alarm.name, "AlarmType": "CompositeAlarm" if alarm.rule else "MetricAlarm",
+                    "Timestamp": when, "HistoryItemType": "StateUpdate",
+                    "HistorySummary": f"Alarm updated from {old} to {new}",
+                    "HistoryData": json.dumps({"version": "1.0", "oldState": {"stateValue": old},
+                                               "newState": {"stateValue": new, "stateReason": reason}}),
+                })
+        if item_type and item_type != "StateUpdate":
+            items = []
+        items.sort(key=lambda i: i["Timestamp"], reverse=newest_first)
+        return ActionResult({"AlarmHistoryItems": items[:max_records]})
+
+    CloudWatchResponse.describe_alarm_history = describe_alarm_history  # type: ignore[attr-defined]

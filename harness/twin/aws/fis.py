@@ -1,0 +1,378 @@
+"""AWS FIS experiments that act.
+
+moto records templates and experiments but no action ever acts, tag-selected targets are never resolved
+and an experiment "completes" after a few reads. The twin pins moto's experiment state machine and drives
+it itself: a new experiment is picked up, its stop conditions are checked, its targets resolved
+(resourceArns, resourceTags, filters, selectionMode ALL / COUNT(n) / PERCENT(n)) through the EC2 API, and
+its actions run on the twin's clock (durations are real-world ISO 8601 and scaled by time_scale), in
+startAfter order. The experiment then reads running -> completed, or stopped when stop_experiment is called
+or a stop-condition alarm goes to ALARM; stopping reverts what can be reverted (network restored, stopped
+instances started). Instance actions go through the EC2 API, so the hooks learn of them like of any
+other API call; spot notices and connectivity changes go to the hooks directly.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from harness.twin.aws import backends
+from harness.twin.aws.asg import ScalingGroups
+from harness.twin.aws.hooks import AwsHooks
+from harness.twin.aws.instances import InstanceWatcher
+from harness.twin.clock import TwinClock
+from harness.twin.world import World
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("completed", "stopped", "failed")
+SPOT = "aws:ec2:send-spot-instance-interruptions"
+DISRUPT = "aws:network:disrupt-connectivity"
+REBOOT = "aws:ec2:reboot-instances"
+STOP = "aws:ec2:stop-instances"
+TERMINATE = "aws:ec2:terminate-instances"
+WAIT = "aws:fis:wait"
+SUPPORTED = (SPOT, DISRUPT, REBOOT, STOP, TERMINATE, WAIT)
+TARGET_KEY = {SPOT: "SpotInstances", DISRUPT: "Subnets", REBOOT: "Instances", STOP: "Instances",
+              TERMINATE: "Instances"}
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+
+
+def parse_duration(text: str) -> float:
+    """ISO 8601 duration (PT2M, PT1H30M, PT90S) in real-world seconds."""
+    match = _DURATION.match(text.strip().upper())
+    if not match or text.strip().upper() in ("P", "PT"):
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    days, hours, minutes, seconds = match.groups()
+    return (int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0))
+
+
+def walk(obj: Any, path: list[str]) -> list[Any]:
+    """Values at a dotted FIS filter path in an API-shaped record; lists on the way are flattened."""
+    if isinstance(obj, list):
+        return [v for item in obj for v in walk(item, path)]
+    if not path:
+        return [obj]
+    if not isinstance(obj, dict) or path[0] not in obj:
+        return []
+    return walk(obj[path[0]], path[1:])
+
+
+def select(candidates: list[str], mode: str, rng: Any) -> list[str]:
+    mode = (mode or "ALL").strip().upper()
+    if mode == "ALL":
+        return candidates
+    match = re.fullmatch(r"(COUNT|PERCENT)\((\d+)\)", mode)
+    if not match:
+        raise ValueError(f"unsupported selectionMode {mode!r}")
+    n = int(match.group(2))
+    count = n if match.group(1) == "COUNT" else math.ceil(len(candidates) * n / 100)
+    if count > len(candidates) and match.group(1) == "COUNT":
+        raise ValueError(f"selectionMode {mode} but only {len(candidates)} target(s) found")
+    return sorted(rng.sample(candidates, min(count, len(candidates))))
+
+
+class ExperimentFailed(Exception):
+    pass
+
+
+@dataclass
+class ActionRun:
+    name: str
+    action_id: str
+    parameters: dict[str, str]
+    targets: dict[str, str]
+    start_after: list[str]
+    state: str = "pending"
+    reason: str = "Action is pending"
+    started_at: float | None = None
+    ended_at: float | None = None
+    ends_at: float | None = None
+    on_end: Callable[[], Any] | None = None      # what ending (or stopping) this action undoes
+
+
+@dataclass
+class Run:
+    experiment: Any
+    actions: dict[str, ActionRun]
+    resolved: dict[str, list[str]] = field(default_factory=dict)     # target name -> resource ids
+    reason: str | None = None
+
+
+class FisEngine:
+    def __init__(self, world: World, region: str, clock: TwinClock, hooks: AwsHooks, watcher: InstanceWatcher,
+                 groups: ScalingGroups, ec2_client: Any) -> None:
+        self.world = world
+        self.region = region
+        self.clock = clock
+        self.hooks = hooks
+        self.watcher = watcher
+        self.groups = groups
+        self.ec2 = ec2_client
+        self.runs: dict[str, Run] = {}
+        self.spot_terminations: dict[str, float] = {}      # instance id -> wall time, not revertable
+        self._disruptions: dict[str, int] = {}              # subnet -> active disrupting actions
+
+    @staticmethod
+    def install() -> None:
+        """Experiments change state only when the twin says so (moto would complete them after a few reads)."""
+        from moto.moto_api import state_manager
+
+        state_manager.set_transition(model_name="fis::experiment",
+                                     transition={"progression": "manual", "times": 10**12})
+
+    def _fis(self) -> Any:
+        return backends.backend("fis", self.region)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    async def tick(self, now: float) -> None:
+        for experiment in backends.snapshot(lambda: self._fis().experiments.values()):
+            if experiment.id not in self.runs and experiment.status not in TERMINAL:
+                await self._begin(experiment, now)
+        for run in list(self.runs.values()):
+            if run.experiment.status in TERMINAL:
+                continue
+            try:
+                await self._advance(run, now)
+            except Exception as exc:
+                log.exception("experiment %s", run.experiment.id)
+                await self._finish(run, "failed", f"Experiment failed: {exc}")
+        for instance_id, at in list(self.spot_terminations.items()):
+            if at <= now:
+                del self.spot_terminations[instance_id]
+                await asyncio.to_thread(self._terminate, [instance_id])
+
+    def _terminate(self, instance_ids: list[str]) -> None:
+        live = [i for i in instance_ids if i in self.watcher.instances and not self.watcher.instances[i].gone]
+        if live:
+            self.ec2.terminate_instances(InstanceIds=live)
+
+    async def _begin(self, experiment: Any, now: float) -> None:
+        actions = {name: ActionRun(name, a.get("actionId", ""), dict(a.get("parameters") or {}),
+                                   dict(a.get("targets") or {}), list(a.get("startAfter") or []))
+                   for name, a in (experiment.actions or {}).items()}
+        run = Run(experiment, actions)
+        self.runs[experiment.id] = run
+        self._attach(run)
+        experiment.status = "initiating"
+        try:
+            tripped = self._tripped_stop_condition(experiment)
+            if tripped:
+                raise ExperimentFailed(f"Stop condition {tripped} was in ALARM when the experiment started")
+            unsupported = [a.action_id for a in actions.values() if a.action_id not in SUPPORTED]
+            if unsupported:
+                raise ExperimentFailed(f"Action(s) not supported by the twin: {', '.join(unsupported)}")
+            run.resolved = await asyncio.to_thread(self._resolve_all, experiment)
+        except (ExperimentFailed, ValueError) as exc:
+            await self._finish(run, "failed", str(exc))
+            return
+        experiment.status = "running"
+        await self._advance(run, now)
+
+    async def _advance(self, run: Run, now: float) -> None:
+        experiment = run.experiment
+        if experiment.status == "stopping":
+            await self._finish(run, "stopped", "Experiment stopped")
+            return
+        tripped = self._tripped_stop_condition(experiment)
+        if tripped:
+            await self._finish(run, "stopped", f"Experiment stopped by stop condition {tripped}")
+            return
+        for action in run.actions.values():
+            if action.state == "running" and action.ends_at is not None and action.ends_at <= now:
+                await self._end_action(action, "completed", "Action completed")
+        for action in run.actions.values():
+            if action.state == "pending" and all(run.actions[d].state == "completed" for d in action.start_after
+                                                  if d in run.actions):
+                await self._start_action(run, action, now)
+        if all(a.state == "completed" for a in run.actions.values()):
+            await self._finish(run, "completed", "Experiment completed")
+
+    async def _finish(self, run: Run, status: str, reason: str) -> None:
+        for action in run.actions.values():
+            if action.state == "running":
+                await self._end_action(action, "stopped" if status != "completed" else "completed",
+                                       "Action stopped" if status != "completed" else "Action completed")
+            elif action.state == "pending":
+                action.state, action.reason = "cancelled", "Action was cancelled"
+        run.reason = reason
+        run.experiment.status = status
+
+    # -- actions -------------------------------------------------------------------------------------------
+    def _ids(self, run: Run, action: ActionRun) -> list[str]:
+        key = TARGET_KEY.get(action.action_id)
+        target = action.targets.get(key) if key else None
+        if key and target is None:
+            raise ExperimentFailed(f"Action {action.name} has no {key} target")
+        return list(run.resolved.get(target, [])) if target else []
+
+    async def _start_action(self, run: Run, action: ActionRun, now: float) -> None:
+        action.state, action.reason, action.started_at = "running", "Action is running", now
+        ids = self._ids(run, action)
+        if action.action_id == SPOT:
+            wall = self.clock.wall(parse_duration(action.parameters.get("durationBeforeInterruption", "PT2M")))
+            terminate_at = now + wall
+            for instance_id in ids:
+                self._notify_spot(instance_id, now, terminate_at)
+            action.ends_at = terminate_at
+        elif action.action_id == DISRUPT:
+            action.ends_at = now + self.clock.wall(parse_duration(action.parameters["duration"]))
+            self._disrupt(set(ids))
+            action.on_end = lambda subnets=set(ids): self._restore(subnets)
+        elif action.action_id == REBOOT:
+            await asyncio.to_thread(self.ec2.reboot_instances, InstanceIds=ids)
+            action.ends_at = now
+        elif action.action_id == TERMINATE:
+            await asyncio.to_thread(self._terminate, ids)
+            action.ends_at = now
+        elif action.action_id == STOP:
+            await asyncio.to_thread(self.ec2.stop_instances, InstanceIds=ids)
+            after = action.parameters.get("startInstancesAfterDuration")
+            action.ends_at = now + self.clock.wall(parse_duration(after)) if after else now
+            if after:
+                action.on_end = lambda ids=ids: asyncio.to_thread(self._start_stopped, ids)
+        elif action.action_id == WAIT:
+            action.ends_at = now + self.clock.wall(parse_duration(action.parameters["duration"]))
+
+    def _start_stopped(self, ids: list[str]) -> None:
+        live = [i for i in ids if i in self.watcher.instances and not self.watcher.instances[i].gone]
+        if live:
+            self.ec2.start_instances(InstanceIds=live)
+
+    async def _end_action(self, action: ActionRun, state: str, reason: str) -> None:
+        undo, action.on_end = action.on_end, None
+        if undo is not None:
+            result = undo()
+            if asyncio.iscoroutine(result):
+                await result
+        action.state, action.reason, action.ended_at = state, reason, self.clock.now()
+
+    def _notify_spot(self, instance_id: str, now: float, terminate_at: float) -> None:
+        instance = self.watcher.instances.get(instance_id)
+        if instance is not None:
+            instance.rebalance_at, instance.spot_notice_at, instance.spot_terminate_at = now, now, terminate_at
+        node = self.world.node_by_instance(instance_id)
+        if node is not None:
+            node.rebalance_at, node.spot_notice_at, node.spot_terminate_at = now, now, terminate_at
+        self.groups.rebalance(instance_id)
+        self.hooks.rebalance(instance_id)
+        self.hooks.spot_notice(instance_id, terminate_at)
+        self.spot_terminations[instance_id] = terminate_at
+
+    def _disrupt(self, subnets: set[str]) -> None:
+        fresh = {s for s in subnets if self._disruptions.get(s, 0) == 0}
+        for subnet in subnets:
+            self._disruptions[subnet] = self._disruptions.get(subnet, 0) + 1
+        self.world.disrupted_subnets |= subnets
+        if fresh:
+            self.hooks.connectivity(fresh, True)
+
+    def _restore(self, subnets: set[str]) -> None:
+        restored = set()
+        for subnet in subnets:
+            self._disruptions[subnet] = max(0, self._disruptions.get(subnet, 0) - 1)
+            if self._disruptions[subnet] == 0:
+                restored.add(subnet)
+        self.world.disrupted_subnets -= restored
+        if restored:
+            self.hooks.connectivity(restored, False)
+
+    # -- stop conditions -----------------------------------------------------------------------------------
+    def _tripped_stop_condition(self, experiment: Any) -> str | None:
+        cw = backends.backend("cloudwatch", self.region)
+        for condition in experiment.stop_conditions or []:
+            if condition.get("source") != "aws:cloudwatch:alarm":
+                continue
+            value = condition.get("value", "")
+            for alarm in backends.snapshot(lambda: cw.alarms.values()):
+                if value in (alarm.alarm_arn, alarm.name) and alarm.state_value == "ALARM":
+                    return alarm.name
+        return None
+
+    # -- targets -------------------------------------------------------------------------------------------
+    def _resolve_all(self, experiment: Any) -> dict[str, list[str]]:
+        mode = (experiment.experiment_options or {}).get("emptyTargetResolutionMode", "fail")
+        resolved = {}
+        for name, target in (experiment.targets or {}).items():
+            ids = self._resolve(target)
+            if not ids and mode == "fail":
+                raise ExperimentFailed(f"Target resolution returned empty set for target {name}")
+            resolved[name] = ids
+        return resolved
+
+    def _resolve(self, target: dict[str, Any]) -> list[str]:
+        kind = target.get("resourceType", "")
+        if kind in ("aws:ec2:instance", "aws:ec2:spot-instance"):
+            records = [i for r in self.ec2.describe_instances()["Reservations"] for i in r["Instances"]
+                       if i["State"]["Name"] not in ("terminated", "shutting-down")]
+            if kind == "aws:ec2:spot-instance":
+                records = [i for i in records if i.get("InstanceLifecycle") == "spot"]
+            key, arn = "InstanceId", lambda rid: backends.instance_arn(self.region, rid)
+        elif kind == "aws:ec2:subnet":
+            records = self.ec2.describe_subnets()["Subnets"]
+            key, arn = "SubnetId", lambda rid: backends.subnet_arn(self.region, rid)
+        else:
+            raise ExperimentFailed(f"Target resource type {kind!r} not supported by the twin")
+        wanted_arns = set(target.get("resourceArns") or [])
+        wanted_tags = dict(target.get("resourceTags") or {})
+        matches = []
+        for record in records:
+            rid = record[key]
+            if wanted_arns and arn(rid) not in wanted_arns and rid not in wanted_arns:
+                continue
+            tags = {t["Key"]: t["Value"] for t in record.get("Tags", [])}
+            if any(tags.get(k) != v for k, v in wanted_tags.items()):
+                continue
+            if not all(set(map(str, walk(record, f["path"].split(".")))) & set(map(str, f.get("values", [])))
+                       for f in target.get("filters") or []):
+                continue
+            matches.append(rid)
+        return select(sorted(matches), target.get("selectionMode", "ALL"), self.world.rng)
+
+    # -- what moto shows -----------------------------------------------------------------------------------
+    def _attach(self, run: Run) -> None:
+        """Make moto's get/list of this experiment show the twin's action states, reason and resolved targets."""
+        from moto.fis.models import ResolvedTarget
+        from moto.core.utils import unix_time
+
+        experiment = run.experiment
+        reasons = dict(type(experiment).STATUS_REASONS)
+
+        class Reasons(dict):  # type: ignore[type-arg]
+            def get(self, key: str, default: Any = None) -> Any:
+                if run.reason and key == experiment.status and key in TERMINAL:
+                    return run.reason
+                return reasons.get(key, default)
+
+        experiment.STATUS_REASONS = Reasons()
+
+        def sync_state() -> str:
+            status = experiment.status or "pending"
+            if status in TERMINAL and experiment.end_time is None:
+                experiment.end_time = unix_time()
+            for name, action in (experiment.actions or {}).items():
+                mine = run.actions.get(name)
+                if mine is None:
+                    continue
+                action["state"] = {"status": mine.state, "reason": mine.reason}
+                if mine.started_at is not None:
+                    action["startTime"] = mine.started_at
+                if mine.ended_at is not None:
+                    action["endTime"] = mine.ended_at
+            return status
+
+        experiment._sync_state = sync_state
+        experiment.resolved_targets = lambda: [
+            ResolvedTarget(resource_type=(experiment.targets or {}).get(name, {}).get("resourceType", ""),
+                           target_name=name,
+                           resource_arn=(backends.subnet_arn(self.region, rid) if rid.startswith("subnet-")
+                                         else backends.instance_arn(self.region, rid)))
+            for name, ids in run.resolved.items() for rid in ids]
+
+    async def stop_all(self) -> None:
+        for run in self.runs.values():
+            if run.experiment.status not in TERMINAL:
+                await self._finish(run, "stopped", "Experiment stopped: the twin is shutting down")
