@@ -242,7 +242,7 @@ FAULT_PARAMS: dict[str, type[FaultParams]] = {
 _FAULT_STEP_KEYS = ("at", "duration")
 
 
-def _raise_at(loc: tuple[str | int, ...], error_type: str, message: str, value: Any) -> None:
+def raise_at(loc: tuple[str | int, ...], error_type: str, message: str, value: Any) -> None:
     """Raise a one-error ValidationError at `loc` inside the value being validated, so the loader can point
     at the offending line rather than at the enclosing mapping."""
     raise ValidationError.from_exception_data(
@@ -274,7 +274,7 @@ def _split_single_key(kind: str, registry: dict[str, type[StrictModel]], data: A
     names = [key for key in data if key not in fixed]
     for key in names:
         if key not in registry:
-            _raise_at((key,), "extra_forbidden", f"unknown {kind} {key!r}", data[key])
+            raise_at((key,), "extra_forbidden", f"unknown {kind} {key!r}", data[key])
     if len(names) != 1:
         listed = ", ".join(repr(n) for n in names) or "none"
         raise PydanticCustomError("one_name", f"each {kind} entry names exactly one {kind}; found {listed}")
@@ -308,7 +308,7 @@ class FaultStep(StrictModel):
             return data   # already in the Python shape (model_copy, round trips)
         name, raw = _split_single_key("fault", FAULT_PARAMS, data, _FAULT_STEP_KEYS)
         if "at" not in data:
-            _raise_at(("at",), "missing", "Field required", data)
+            raise_at(("at",), "missing", "Field required", data)
         params = _validate_named_params(FAULT_PARAMS, name, raw)
         return {"at": data["at"], "duration": data.get("duration"), "fault": name, "params": params}
 
@@ -488,17 +488,17 @@ class Scenario(StrictModel):
     def _timeline_fits(self) -> Scenario:
         for index, step in enumerate(self.faults):
             if step.at >= self.duration:
-                _raise_at(("faults", index, "at"), "fault_after_end",
+                raise_at(("faults", index, "at"), "fault_after_end",
                           f"{step.fault} starts at {step.at:g}s, not before the scenario ends at {self.duration:g}s",
                           step.at)
             if step.duration is not None and step.at + step.duration > self.duration:
-                _raise_at(("faults", index, "duration"), "fault_outlasts_scenario",
+                raise_at(("faults", index, "duration"), "fault_outlasts_scenario",
                           f"{step.fault} lasts until {step.at + step.duration:g}s, after the scenario ends at "
                           f"{self.duration:g}s", step.duration)
             node = getattr(step.params, "node", None)
             cap = self.blast_radius.max_nodes
             if isinstance(node, NodeSelector) and cap is not None and node.count > cap:
-                _raise_at(("faults", index, step.fault, "node", "count"), "blast_radius",
+                raise_at(("faults", index, step.fault, "node", "count"), "blast_radius",
                           f"selects {node.count} nodes, more than blast_radius.max_nodes {cap}", node.count)
         return self
 
