@@ -566,16 +566,29 @@ class KubeApi:
 
     # -- background --------------------------------------------------------------------------------
     async def pdb_status_loop(self) -> None:
-        """Keep PodDisruptionBudget status current however pods change (API writes or controllers)."""
-        watcher, _ = self.store.watch(PODS, None, since_rv=None)
+        """Keep PodDisruptionBudget status current however pods or their controllers' scale change,
+        whether through this API or by controllers writing the store directly."""
+        watchers = [self.store.watch(res, None, since_rv=None)[0]
+                    for res in (PODS, disruption.REPLICASETS, disruption.DEPLOYMENTS, disruption.PDBS)]
         try:
             while True:
-                await watcher.queue.get()
-                while not watcher.queue.empty():   # coalesce a burst into one refresh
-                    watcher.queue.get_nowait()
+                getters = [asyncio.ensure_future(w.queue.get()) for w in watchers]
+                try:
+                    await asyncio.wait(getters, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for g in getters:
+                        g.cancel()
+                events = [g.result() for g in getters if g.done() and not g.cancelled()]
+                for w in watchers:               # coalesce a burst into one refresh
+                    while not w.queue.empty():
+                        events.append(w.queue.get_nowait())
+                if all(ev.resource is disruption.PDBS and ev.type != "ADDED"
+                       and (ev.prev or {}).get("spec") == ev.obj.get("spec") for ev in events):
+                    continue                     # only status writes to budgets (ours): nothing to recompute
                 disruption.refresh_statuses(self.store)
         finally:
-            self.store.unwatch(watcher)
+            for w in watchers:
+                self.store.unwatch(w)
 
     async def aclose(self) -> None:
         for task in list(self._timers):
