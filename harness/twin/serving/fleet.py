@@ -137,7 +137,7 @@ class ServingFleet:
                 if r is None:
                     gpus = [(v.node, g) for v in members for g in (v.gpus or [0])]
                     nodes = list(dict.fromkeys(v.node for v in members))
-                    r = Replica(key, model, cname, [v.name for v in members], nodes, gpus, self._physics)
+                    r = Replica(key, model, cname, [v.name for v in members], nodes, gpus)
                     self.replicas[key] = r
                 r.ready = all(v.ready for v in members) and (
                     model.tensor_parallel <= 1 or sum(len(v.gpus) or 1 for v in members) >= model.tensor_parallel)
@@ -165,6 +165,7 @@ class ServingFleet:
             elif node.spot_notice_at is None:
                 self._noticed.discard(node.name)
         for r in self.replicas.values():
+            r.phys = self._physics(r)
             powered = all((n := w.nodes.get(name)) is not None and n.power == "running" for name in r.nodes)
             reachable = powered and all(w.nodes[name].network_reachable for name in r.nodes)
             if not powered:

@@ -12,6 +12,7 @@ node loses power is closed without `data: [DONE]`; a stopped replica stops emitt
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 import uuid
@@ -21,7 +22,7 @@ from typing import Any, AsyncIterator
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from harness.twin.serving import textgen
@@ -201,7 +202,7 @@ class Gateway:
                    stamp=request.headers.get(STAMP_HEADER, "") not in ("", "0"))
         if body.stream:
             headers["cache-control"] = "no-cache"
-            return StreamingResponse(ctx.sse(), media_type="text/event-stream", headers=headers)
+            return _SSEResponse(ctx.sse(), headers, ctx.seq)  # type: ignore[return-value]
         return await ctx.whole()
 
     async def _hang(self, request: Request, replica: Replica) -> bool:
@@ -228,6 +229,8 @@ class _Ctx:
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
         self.created = int(started)
         self.first_at: float | None = None
+        self._head: bytes | None = None
+        self._tail = b""
 
     def _chunk(self, text: str, finish: str | None, index: int) -> dict:
         if self.chat:
@@ -305,11 +308,21 @@ class _Ctx:
                     self.fleet.ledger.abandon(self.key)
 
     def _event(self, text: str, finish: str | None, index: int, due: float) -> bytes:
-        chunk = self._chunk(text, finish, index)
+        if index == 0 or finish is not None:
+            chunk = self._chunk(text, finish, index)
+            if self.stamp:
+                chunk["server_due_ts"] = due
+                chunk["server_send_ts"] = time.time()
+            return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+        # The hot path (every middle token): the same JSON, spliced from bytes prepared once per request.
+        if self._head is None:
+            head = json.dumps(self._chunk("\x00", None, 1), separators=(",", ":"))
+            cut = head.index('"\\u0000"')
+            self._head, self._tail = ("data: " + head[:cut]).encode(), head[cut + 8:-1].encode()
+        body = self._head + _json_str(text).encode() + self._tail
         if self.stamp:
-            chunk["server_due_ts"] = due
-            chunk["server_send_ts"] = time.time()
-        return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+            body += b',"server_due_ts":%r,"server_send_ts":%r' % (due, time.time())
+        return body + b"}\n\n"
 
     async def whole(self) -> Response:
         seq, q = self.seq, self.seq.queue
@@ -346,14 +359,69 @@ class _Ctx:
         return Response(data, 200, headers=self.headers, media_type="application/json")
 
 
+_json_str = json.encoder.encode_basestring_ascii   # type: ignore[attr-defined]
+
+
+class _SSEResponse:
+    """Streams SSE events straight to the ASGI server, one send per token.
+
+    Why not StreamingResponse: at hundreds of streams the per-token cost is the gateway's capacity, and
+    this keeps it to one await per event. A listener on `receive` notices the client leaving (the server
+    only reports that through receive) and stops the sequence so the replica's batch shrinks.
+    """
+
+    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str], seq: Sequence | None = None):
+        self.events, self.seq = events, seq
+        self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        me = asyncio.current_task()
+        left = False
+
+        async def listen() -> None:
+            nonlocal left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            left = True
+            if self.seq is not None:
+                self.seq.cancelled = True
+            if me is not None:
+                me.cancel()
+
+        listener = asyncio.get_running_loop().create_task(listen())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self.events:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not left:
+                raise
+        finally:
+            listener.cancel()
+            await self.events.aclose()   # type: ignore[attr-defined]
+
+
 def _replay(stored: StoredResponse) -> Response:
     headers = {**stored.headers, "idempotent-replayed": "true"}
     if stored.media_type == "text/event-stream":
         async def chunks() -> AsyncIterator[bytes]:
             for c in stored.chunks:
                 yield c
-        return StreamingResponse(chunks(), stored.status, headers=headers, media_type=stored.media_type)
+        return _SSEResponse(chunks(), headers)  # type: ignore[return-value]
     return Response(b"".join(stored.chunks), stored.status, headers=headers, media_type=stored.media_type)
+
+
+def _settle_heap() -> None:
+    """Move everything allocated at start-up out of the collector's reach.
+
+    The twin's process holds large long-lived heaps (moto, boto3, the kubernetes client); a full
+    collection that walks them pauses the event loop for milliseconds, which reads as token latency.
+    Freezing the start-up heap keeps later collections proportional to what the gateway allocates.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_gateway_app(fleet: ServingFleet) -> Starlette:
@@ -362,6 +430,7 @@ def build_gateway_app(fleet: ServingFleet) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _settle_heap()
         fleet.start()
         try:
             yield
@@ -377,6 +446,27 @@ def build_gateway_app(fleet: ServingFleet) -> Starlette:
         Route("/metrics", gw.metrics, methods=["GET"]),
         Route("/targets/{node}/v2/health/ready", gw.target_ready, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _GatewayApp(routes=routes, lifespan=lifespan)
+    app.fast = {"/v1/completions": gw.completions, "/v1/chat/completions": gw.chat}
     app.state.fleet = fleet
     return app
+
+
+class _GatewayApp(Starlette):
+    """Starlette, with the two inference routes dispatched before the middleware stack.
+
+    Each middleware layer wraps `send`, which runs once per token; the inference handlers do their own
+    error answers, so they skip those layers (every other route keeps the full stack).
+    """
+
+    fast: dict[str, Any] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            handler = self.fast.get(scope["path"])
+            if handler is not None:
+                scope["app"] = self
+                response = await handler(Request(scope, receive))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)

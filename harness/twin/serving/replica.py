@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 from harness.twin.hardware import ModelSpec
 from harness.twin.serving import latency
@@ -34,6 +35,31 @@ EventKind = Literal["tok", "last", "cut"]   # queue items: (kind, token text or 
 _ids = itertools.count(1)
 
 
+class Channel:
+    """A one-consumer queue cheaper than asyncio.Queue: one deque append and at most one future per token."""
+
+    __slots__ = ("items", "_waiter")
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[str, str, float]] = deque()
+        self._waiter: asyncio.Future | None = None
+
+    def put_nowait(self, item: tuple[str, str, float]) -> None:
+        self.items.append(item)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    async def get(self) -> tuple[str, str, float]:
+        while not self.items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.items.popleft()
+
+
 @dataclass(eq=False)
 class Sequence:
     """One request inside a replica's batch."""
@@ -45,7 +71,7 @@ class Sequence:
     stream: WordStream
     restore_s: float = 0.0              # extra time to restore offloaded KV before the prefill
     id: int = field(default_factory=lambda: next(_ids))
-    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    queue: Channel = field(default_factory=Channel)
     generated: int = 0
     cancelled: bool = False
     enqueued_at: float = 0.0
@@ -73,14 +99,14 @@ class Replica:
     """Identity (pods, nodes, GPUs) plus the batching engine; the fleet decides whether it gets traffic."""
 
     def __init__(self, key: str, model: ModelSpec, cluster: str, pods: list[str], nodes: list[str],
-                 gpus: list[tuple[str, int]], physics: Callable[["Replica"], Physics]):
+                 gpus: list[tuple[str, int]]):
         self.key = key
         self.model = model
         self.cluster = cluster
         self.pods = pods
         self.nodes = nodes
         self.gpus = gpus
-        self.physics = physics
+        self.phys = Physics()               # the World's view of its GPUs, refreshed by the fleet's sweep
         self.az = ""
         self.ready = True
         self.draining = False
@@ -175,7 +201,7 @@ class Replica:
             self.stats.admitted += len(admitted)
             decode = len(self.active)
             self.active.extend(admitted)
-            phys = self.physics(self)
+            phys = self.phys
             step = latency.step_s(self.model, decode_seqs=decode,
                                   kv_tokens=sum(s.context_tokens for s in self.active),
                                   prefill_tokens=sum(s.prefill_tokens for s in admitted),
@@ -192,7 +218,7 @@ class Replica:
             if self.dead:
                 return
             wall_due = due + (time.time() - loop.time())
-            corrupted = self.physics(self).corrupted_by
+            corrupted = self.phys.corrupted_by
             self.stats.steps += 1
             still: list[Sequence] = []
             for s in self.active:
