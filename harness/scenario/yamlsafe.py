@@ -222,7 +222,7 @@ def parse_yaml(text: str, source: str, limits: Limits = DEFAULT_LIMITS) -> Marke
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem = "; ".join(part for part in (exc.context, exc.problem) if part) or "malformed"
         raise ScenarioError.at(source, line, column, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:   # reader errors: control characters and the like
         raise ScenarioError.at(source, 1, 1, f"invalid YAML: {str(exc).splitlines()[0][:200]}") from None
