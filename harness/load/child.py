@@ -33,7 +33,7 @@ from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
 from harness.load import locustfile
-from harness.load.locustfile import CONFIG_ENV, StreamingLLMUser, state
+from harness.load.locustfile import CONFIG_ENV, StreamingLLMUser, state, write_final
 
 CONTROL_POLL_S = 0.05
 LIVE_EVERY_S = 0.2
@@ -162,12 +162,7 @@ class Child:
 
     def finish(self) -> None:
         if self.measures:
-            st = state()
-            st.close()
-            final = st.recorder.snapshot()
-            final["degraded"] = st.monitor.degraded
-            final["cpu_share"] = st.monitor.cpu_share
-            write_json_atomic(self.out_dir / f"final-{st.index}.json", final)
+            write_final(state())
             self.write_live()
         if self.role in ("local", "master"):
             write_stats_csv(self.env, self.out_dir / "stats")

@@ -157,6 +157,25 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         gevent.spawn(st.poisson_arrivals)
 
 
+def write_final(st: LoadState) -> None:
+    """Every window's snapshot, once, at the end: what the parent merges across processes."""
+    st.close()
+    final = st.recorder.snapshot()
+    final["degraded"] = st.monitor.degraded
+    final["cpu_share"] = st.monitor.cpu_share
+    path = st.out_dir / f"final-{st.index}.json"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(final, separators=(",", ":")))
+    os.replace(tmp, path)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    """Under plain `locust -f` (no harness child): still leave records and final figures behind."""
+    if STATE is not None and not isinstance(environment.runner, MasterRunner):
+        write_final(STATE)
+
+
 def _classify_exception(exc: BaseException) -> tuple[str, str]:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (TimeoutError, socket.timeout, gevent.Timeout)) or "timed out" in str(exc).lower():
@@ -168,7 +187,9 @@ class StreamingLLMUser(FastHttpUser):
     """One simulated client: closed loop (send, read to the end, think, repeat) or open loop (take an arrival)."""
 
     host = "http://127.0.0.1"
-    network_timeout = SPEC.timeout_s
+    # No byte for stall_timeout before the headers either (a request routed to a dead node hangs silently):
+    # that is a `timeout`, retried with the same key like any client-side timeout.
+    network_timeout = min(SPEC.timeout_s, SPEC.stall_timeout_s)
     connection_timeout = SPEC.connect_timeout_s
     max_retries = 0
     concurrency = 1

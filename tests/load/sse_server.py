@@ -4,7 +4,8 @@ Every event carries `server_send_ts` (epoch seconds, stamped just before the eve
 server keeps, per request, its arrival time and every send stamp — the ground truth the load generator's
 TTFT/TBT must match. Modes make it misbehave the ways real servers do: `truncate` (connection dropped
 mid-body), `no_done` (clean end without [DONE]), `error_event` ({"error": ...} inside a 200 stream),
-`stall` (stops sending), `500_then_ok` (first attempt of each Idempotency-Key fails with 500).
+`stall` (stops sending), `500_then_ok` (first attempt of each Idempotency-Key fails with 500),
+`hang_then_ok` (first attempt gets no bytes at all).
 """
 from __future__ import annotations
 
@@ -67,6 +68,10 @@ class SSEServer:
         mode = self.mode
         record = Served(key=key, arrival=arrival, canary=canary, attempt=n, mode=mode)
         self.served.append(record)
+        if mode == "hang_then_ok" and n == 1:
+            await asyncio.sleep(2.0)            # no bytes at all, like a request sent to a dead node
+            record.status = 0
+            return JSONResponse({"late": True})
         if mode == "500_then_ok" and n == 1:
             record.status = 500
             return JSONResponse({"error": {"message": "overloaded"}}, status_code=500)

@@ -48,7 +48,7 @@ def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_p
     load.start(server.url, spec(), tmp_path, SERVED_BY, first_window="ok")
     try:
         started(load, 8)
-        for mode in ("truncate", "no_done", "error_event", "stall", "500_then_ok"):
+        for mode in ("truncate", "no_done", "error_event", "stall", "500_then_ok", "hang_then_ok"):
             load.mark_window(mode)
             time.sleep(0.15)            # every request that fails in `mode` ends inside its window
             server.mode = mode
@@ -71,6 +71,8 @@ def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_p
             continue                     # killed by stop() before the server saw it
         if s.mode == "500_then_ok":
             want = "http_500" if s.attempt == 1 else None
+        elif s.mode == "hang_then_ok":
+            want = "timeout" if s.attempt == 1 else None
         else:
             want = expected[s.mode]
         if want is None and rec["error"] is not None and rec["t_end"] > result.whole.last_wall - 0.5:
@@ -93,6 +95,10 @@ def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_p
     assert first_500 and first_500 <= {r["key"] for r in retried}
     assert all(r["error"] is None for r in retried if r["key"] in first_500 and r["t_end"] < result.whole.last_wall - 0.5)
     assert win["500_then_ok"].retries >= 5 and win["500_then_ok"].errors <= 1
+    # a request that gets no byte at all times out after stall_timeout and is retried with its key
+    assert win["hang_then_ok"].reasons.get("timeout", 0) >= 5 and win["hang_then_ok"].errors <= 1
+    hung = {r["key"] for r in records if r["error"] == "timeout"}
+    assert hung and all(server.attempts_by_key[k] >= 2 for k in hung)
     # stalls and truncations are not retried by default (only timeout and 5xx are)
     assert all(r["attempt"] == 1 for r in records if r["error"] in ("stall", "truncated"))
     assert all(r["served_by"].get("x-served-by") == "replica-1" for r in records if r["status"] == 200)
@@ -222,7 +228,7 @@ def test_canary_mismatch_detected_after_learning(server: SSEServer, tmp_path: Pa
 def test_poisson_arrivals_are_bounded(server: SSEServer, tmp_path: Path) -> None:
     """Open loop: never more than `users` in flight, arrivals beyond that dropped, count bound stops the run."""
     load = LoadProcess()
-    s = spec(users=3, arrival="poisson", rate=400, max_requests=40, duration_s=10)
+    s = spec(users=3, arrival="poisson", rate=400, max_requests=15, duration_s=10)
     t0 = time.monotonic()
     load.start(server.url, s, tmp_path, SERVED_BY, first_window="open")
     try:
@@ -231,7 +237,7 @@ def test_poisson_arrivals_are_bounded(server: SSEServer, tmp_path: Path) -> None
         result = load.stop()
     assert time.monotonic() - t0 < 15
     assert server.max_in_flight <= 3
-    assert 1 <= result.whole.requests <= 40
+    assert 1 <= result.whole.requests <= 15
     assert result.whole.dropped > 0
     records = read_records(result.records_path)
     assert all("t_arrival" in r for r in records)
@@ -250,3 +256,43 @@ def test_result_is_a_plain_model(server: SSEServer, tmp_path: Path) -> None:
     again = LoadResult.model_validate_json(result.model_dump_json())
     assert again.whole.requests == result.whole.requests >= 2
     assert again.window("warmup") is not None
+
+
+ORPHAN_PARENT = """
+import sys, time
+from harness.load.process import LoadProcess
+from harness.load.spec import LoadSpec
+load = LoadProcess()
+load.start(sys.argv[1], LoadSpec(users=2, prompt_tokens=4, max_tokens=5, canary={"every_s": None}), sys.argv[2])
+print(" ".join(str(p.pid) for p in load.procs), flush=True)
+time.sleep(60)
+"""
+
+
+def test_children_die_with_their_parent(server: SSEServer, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    parent = subprocess.Popen([sys.executable, "-c", ORPHAN_PARENT, server.url, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in parent.stdout.readline().split()]   # type: ignore[union-attr]
+        assert pids
+        wait_until(lambda: len(server.served) >= 2, 20, "the orphan-to-be load to send requests")
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=5)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # a zombie that init has not reaped yet is gone too
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        except OSError:
+            return True
+
+    wait_until(lambda: all(gone(p) for p in pids), 10, "load children to exit after their parent died")
