@@ -1,0 +1,145 @@
+"""Seeding, spot interruptions end to end, and Auto Scaling replacement, through boto3 and IMDS on loopback."""
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from conftest import RunningTwin, wait_for
+
+
+def instances(twin: RunningTwin, **filters: str) -> list[dict]:
+    flt = [{"Name": k, "Values": [v]} for k, v in filters.items()]
+    pages = twin.aws.client("ec2").describe_instances(Filters=flt)["Reservations"]
+    return [i for r in pages for i in r["Instances"]]
+
+
+def tag(instance: dict, key: str) -> str | None:
+    return next((t["Value"] for t in instance.get("Tags", []) if t["Key"] == key), None)
+
+
+def running_in_group(twin: RunningTwin, nodegroup: str) -> list[dict]:
+    return [i for i in instances(twin, **{"tag:eks:nodegroup-name": nodegroup, "instance-state-name": "running"})]
+
+
+def test_seed_spreads_the_fleet_over_both_azs_with_the_placement_group(twin: RunningTwin) -> None:
+    fleet = instances(twin, **{"instance-state-name": "running"})
+    assert len(fleet) == 6
+    spot = [i for i in fleet if i.get("InstanceLifecycle") == "spot"]
+    assert sorted(i["Placement"]["AvailabilityZone"] for i in spot) == ["us-east-2a"] * 2 + ["us-east-2b"] * 2
+    assert all(i["SubnetId"] in twin.world.subnets[i["Placement"]["AvailabilityZone"]] for i in fleet)
+    # within one AZ the group uses both of the AZ's subnets
+    assert len({i["SubnetId"] for i in spot if i["Placement"]["AvailabilityZone"] == "us-east-2a"}) == 2
+    tp = [i for i in fleet if tag(i, "eks:nodegroup-name") == "g7-use2a-70b-tp"]
+    assert len(tp) == 2 and {i["Placement"]["GroupName"] for i in tp} == {"g7-tp-70b"}
+    assert all(i.get("InstanceLifecycle") is None for i in tp)
+    groups = twin.aws.client("ec2").describe_placement_groups()["PlacementGroups"]
+    assert [(g["GroupName"], g["Strategy"]) for g in groups] == [("g7-tp-70b", "cluster")]
+    for instance in fleet:
+        asg = tag(instance, "aws:autoscaling:groupName")
+        assert asg == twin.aws.seeded.asg_names[tag(instance, "eks:nodegroup-name")]
+        assert tag(instance, "eks:cluster-name") in ("g7-use2a", "g7-use2b")
+    # EKS knows the nodegroup's ASG, and the ASG knows its instances
+    ng = twin.aws.client("eks").describe_nodegroup(clusterName="g7-use2b", nodegroupName="g7-use2b-13b")["nodegroup"]
+    asg_name = ng["resources"]["autoScalingGroups"][0]["name"]
+    asg = twin.aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])
+    assert len(asg["AutoScalingGroups"][0]["Instances"]) == 2 and asg["AutoScalingGroups"][0]["DesiredCapacity"] == 2
+    assert len(twin.hooks.named("launched")) == 6
+    assert {n.az for n in twin.world.nodes.values()} == {"us-east-2a", "us-east-2b"}
+
+
+def test_fis_spot_interruption_notice_terminate_and_replacement(twin: RunningTwin) -> None:
+    fis = twin.aws.client("fis")
+    launched_before = len(twin.hooks.named("launched"))
+    template = fis.create_experiment_template(
+        description="spot interruption of one 13b node in use2a", roleArn=twin.aws.seeded.fis_role_arn,
+        stopConditions=[{"source": "none"}],
+        targets={"spot": {"resourceType": "aws:ec2:spot-instance", "selectionMode": "COUNT(1)",
+                          "resourceTags": {"eks:nodegroup-name": "g7-use2a-13b"},
+                          "filters": [{"path": "State.Name", "values": ["running"]}]}},
+        actions={"interrupt": {"actionId": "aws:ec2:send-spot-instance-interruptions",
+                               "parameters": {"durationBeforeInterruption": "PT2M"},
+                               "targets": {"SpotInstances": "spot"}}})["experimentTemplate"]
+    started = time.time()
+    experiment = fis.start_experiment(experimentTemplateId=template["id"])["experiment"]
+    notice = wait_for(lambda: twin.hooks.named("spot_notice"), 3, "spot notice")
+    instance_id, terminate_at = notice[0]
+    assert twin.hooks.named("rebalance")[0] == (instance_id,)
+    assert abs(terminate_at - (started + 120 / 60.0)) < 0.5          # PT2M at 60x
+    node = twin.world.node_by_instance(instance_id)
+    assert node is not None and node.az == "us-east-2a"
+    other = next(n for n in twin.world.nodes.values() if n.instance_id != instance_id)
+    imds = twin.urls["imds"]
+    token = httpx.put(f"{imds}/nodes/{node.name}/latest/api/token",
+                      headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}).text
+    action = httpx.get(f"{imds}/nodes/{node.name}/latest/meta-data/spot/instance-action",
+                       headers={"X-aws-ec2-metadata-token": token})
+    assert action.status_code == 200 and action.json()["action"] == "terminate"
+    assert httpx.get(f"{imds}/nodes/{node.name}/latest/meta-data/events/recommendations/rebalance").status_code == 200
+    assert httpx.get(f"{imds}/nodes/{other.name}/latest/meta-data/spot/instance-action").status_code == 404
+    assert httpx.get(f"{imds}/nodes/{node.name}/latest/meta-data/instance-id").text == instance_id
+    assert httpx.get(f"{imds}/nodes/{node.name}/latest/meta-data/placement/availability-zone").text == "us-east-2a"
+    assert httpx.get(f"{imds}/nodes/{node.name}/latest/meta-data/instance-id",
+                     headers={"X-aws-ec2-metadata-token": "forged"}).status_code == 401
+    assert fis.get_experiment(id=experiment["id"])["experiment"]["state"]["status"] == "running"
+    resolved = fis.list_experiment_resolved_targets(experimentId=experiment["id"])["resolvedTargets"]
+    assert [r["targetInformation"]["arn"].rsplit("/", 1)[-1] for r in resolved] == [instance_id]
+
+    wait_for(lambda: (instance_id,) in twin.hooks.named("terminated"), 5, "termination")
+    assert time.time() >= terminate_at - 0.1, "terminated before the notice ran out"
+    assert instances(twin, **{"instance-id": instance_id})[0]["State"]["Name"] == "terminated"
+    wait_for(lambda: fis.get_experiment(id=experiment["id"])["experiment"]["state"]["status"] == "completed", 3,
+             "experiment completed")
+    # the replacement (launched early by capacity rebalancing) is in the same AZ, and only one is launched
+    wait_for(lambda: len(running_in_group(twin, "g7-use2a-13b")) == 2, 5, "replacement running")
+    new = [args for args in twin.hooks.named("launched")[launched_before:]]
+    assert len(new) == 1 and new[0][1:3] == ("g7-use2a-13b", "us-east-2a")
+    wait_for(lambda: new[0][0] in {n.instance_id for n in twin.world.nodes.values()}, 2, "replacement node")
+    time.sleep(30 / 60.0 + 0.5)   # longer than the group's launch delay: no second replacement follows
+    assert len(twin.hooks.named("launched")) == launched_before + 1
+    asg = twin.aws.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[twin.aws.seeded.asg_names["g7-use2a-13b"]])["AutoScalingGroups"][0]
+    assert sorted(i["InstanceId"] for i in asg["Instances"]) == sorted(i["InstanceId"] for i in
+                                                                      running_in_group(twin, "g7-use2a-13b"))
+
+
+def test_terminations_through_the_asg_and_ec2_apis_are_replaced(twin: RunningTwin) -> None:
+    autoscaling, ec2 = twin.aws.client("autoscaling"), twin.aws.client("ec2")
+    victims = running_in_group(twin, "g7-use2b-13b")
+    launched_before = len(twin.hooks.named("launched"))
+    autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=victims[0]["InstanceId"],
+                                                         ShouldDecrementDesiredCapacity=False)
+    ec2.terminate_instances(InstanceIds=[victims[1]["InstanceId"]])
+    wait_for(lambda: {(v["InstanceId"],) for v in victims} <= set(twin.hooks.named("terminated")), 3, "terminated")
+    # not at once: the replacement waits for the group's (scaled) launch delay
+    assert len(twin.hooks.named("launched")) == launched_before
+    wait_for(lambda: len(twin.hooks.named("launched")) == launched_before + 2, 5, "two replacements")
+    new = twin.hooks.named("launched")[launched_before:]
+    assert {a[2] for a in new} == {"us-east-2b"}
+    assert len({a[3] for a in new}) == 2, "replacements spread over the AZ's two subnets"
+    assert len(running_in_group(twin, "g7-use2b-13b")) == 2
+
+
+def test_fis_reboot_and_stop_with_restart(twin: RunningTwin) -> None:
+    fis = twin.aws.client("fis")
+    tp = running_in_group(twin, "g7-use2a-70b-tp")
+    arns = [f"arn:aws:ec2:us-east-2:123456789012:instance/{i['InstanceId']}" for i in tp]
+    template = fis.create_experiment_template(
+        description="reboot one, then stop the other for a minute", roleArn=twin.aws.seeded.fis_role_arn,
+        stopConditions=[{"source": "none"}],
+        targets={"first": {"resourceType": "aws:ec2:instance", "resourceArns": arns[:1], "selectionMode": "ALL"},
+                 "second": {"resourceType": "aws:ec2:instance", "resourceArns": arns[1:], "selectionMode": "ALL"}},
+        actions={"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "first"}},
+                 "stop": {"actionId": "aws:ec2:stop-instances", "targets": {"Instances": "second"},
+                          "parameters": {"startInstancesAfterDuration": "PT1M"}, "startAfter": ["reboot"]}},
+    )["experimentTemplate"]
+    experiment = fis.start_experiment(experimentTemplateId=template["id"])["experiment"]
+    wait_for(lambda: (tp[0]["InstanceId"],) in twin.hooks.named("rebooted"), 3, "reboot")
+    wait_for(lambda: (tp[1]["InstanceId"],) in twin.hooks.named("stopped"), 3, "stop")
+    assert instances(twin, **{"instance-id": tp[1]["InstanceId"]})[0]["State"]["Name"] == "stopped"
+    wait_for(lambda: (tp[1]["InstanceId"],) in twin.hooks.named("started"), 4, "restart after PT1M")
+    wait_for(lambda: fis.get_experiment(id=experiment["id"])["experiment"]["state"]["status"] == "completed", 3,
+             "completed")
+    actions = fis.get_experiment(id=experiment["id"])["experiment"]["actions"]
+    assert {a["state"]["status"] for a in actions.values()} == {"completed"}
+    assert not [a for a in twin.hooks.named("terminated") if a[0] in {i["InstanceId"] for i in tp}]
