@@ -171,6 +171,8 @@ class KubeApi:
                 return self.patch(t, request.headers.get("content-type", ""), await _body(request), _dry(request))
             if method == "DELETE" and t.sub is None:
                 return await self.delete(t, await _body(request, allow_empty=True), request, _dry(request))
+        elif t.sub == "scale" and t.resource.plural in ("deployments", "replicasets") and method in ("GET", "PUT", "PATCH"):
+            return await self.scale(request, t)
         elif t.resource is PODS and t.sub == "eviction" and method == "POST":
             return await self.evict(t, await _body(request, allow_empty=True), _dry(request))
         elif t.resource is PODS and t.sub == "proxy":
@@ -427,6 +429,27 @@ class KubeApi:
                 expect = rv
         return self._write(t, self._merge_for_write(t, current, patched), expect, dry_run)
 
+    async def scale(self, request: Request, t: _Target) -> Response:
+        """autoscaling/v1 Scale of a Deployment or ReplicaSet (`kubectl scale`); writes spec.replicas."""
+        assert t.name is not None
+        current = self._must_get(t.resource, t.namespace, t.name)
+        scale = _scale_of(current)
+        if request.method == "GET":
+            return _json(scale)
+        body = await _body(request)
+        wanted = body if request.method == "PUT" else patch.apply(request.headers.get("content-type", ""), scale, body)
+        replicas = (wanted.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise ApiError(422, "Invalid", "Scale.spec.replicas: Invalid value: must be a non-negative integer")
+        expect = (wanted.get("metadata") or {}).get("resourceVersion")
+        if expect and expect != current["metadata"]["resourceVersion"]:
+            raise self._conflict(t.resource, t.name)
+        new = copy.deepcopy(current)
+        new["spec"]["replicas"] = replicas
+        main = _Target(t.group, t.version, t.resource, t.namespace, t.name, None, "", False)
+        self._write(main, self._merge_for_write(main, current, new), None, _dry(request))
+        return _json(_scale_of(self._must_get(t.resource, t.namespace, t.name)))
+
     # -- deletion ----------------------------------------------------------------------------------
     async def delete(self, t: _Target, body: Obj, request: Request, dry_run: bool = False) -> Response:
         assert t.name is not None
@@ -599,6 +622,15 @@ class _Discovery(Exception):
     def __init__(self, kind: str, arg: str = ""):
         super().__init__(kind)
         self.kind, self.arg = kind, arg
+
+
+def _scale_of(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    selector = ",".join(f"{k}={v}" for k, v in (obj["spec"].get("selector", {}).get("matchLabels") or {}).items())
+    return {"apiVersion": "autoscaling/v1", "kind": "Scale",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
+            "spec": {"replicas": obj["spec"].get("replicas", 0)},
+            "status": {"replicas": obj.get("status", {}).get("replicas", 0), "selector": selector}}
 
 
 def _key(obj: Obj) -> tuple[str | None, str]:

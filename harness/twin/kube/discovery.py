@@ -60,6 +60,7 @@ RESOURCE_LISTS: dict[str, list[Obj]] = {
         _r("deployments/scale", "", "Scale", True, ["get", "patch", "update"], group="autoscaling", version="v1"),
         _r("deployments/status", "", "Deployment", True, ["get", "patch", "update"]),
         _r("replicasets", "replicaset", "ReplicaSet", True, short=["rs"], categories=["all"]),
+        _r("replicasets/scale", "", "Scale", True, ["get", "patch", "update"], group="autoscaling", version="v1"),
         _r("replicasets/status", "", "ReplicaSet", True, ["get", "patch", "update"]),
     ],
     "policy/v1": [

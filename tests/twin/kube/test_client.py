@@ -277,3 +277,25 @@ def test_events_core_and_events_k8s_io(fleet: Fleet) -> None:
         assert sorted(e.reason for e in v1.list_event_for_all_namespaces().items) == ["Cordoned", "NvidiaDoubleBitError"]
         new = ev1.list_namespaced_event("default")
         assert sorted((e.reason, e.regarding.name) for e in new.items) == [("Cordoned", NODE_A), ("NvidiaDoubleBitError", NODE_A)]
+
+
+def test_exec_into_missing_pod_is_404_and_unhandled_command_127(fleet: Fleet) -> None:
+    with fleet.client() as c:
+        v1 = CoreV1Api(c)
+        with pytest.raises(ApiException) as nf:
+            stream(v1.connect_get_namespaced_pod_exec, "ghost", "kube-system", command=["dcgmi", "discovery", "-l"],
+                   stderr=True, stdin=False, stdout=True, tty=False)
+        assert "404" in str(nf.value.reason)   # the client reports a refused handshake as status 0 + reason
+        ws = stream(v1.connect_get_namespaced_pod_exec, "triton-13b-1", "inference", command=["nvidia-smi"],
+                    stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+        ws.run_forever(timeout=5)
+        assert ws.returncode == 127 and "command not found" in ws.read_stderr()
+
+
+def test_scale_subresource(fleet: Fleet) -> None:
+    with fleet.client() as c:
+        apps = AppsV1Api(c)
+        assert apps.read_namespaced_deployment_scale("triton-13b", "inference").spec.replicas == 4
+        apps.patch_namespaced_deployment_scale("triton-13b", "inference", {"spec": {"replicas": 2}})
+        assert fleet.store.get(resource("deployments.apps"), "inference", "triton-13b")["spec"]["replicas"] == 2
+        assert fleet.store.get(resource("deployments.apps"), "inference", "triton-13b")["metadata"]["generation"] == 2
