@@ -210,9 +210,10 @@ def parse_yaml(text: str, source: str, limits: Limits = DEFAULT_LIMITS) -> Marke
     """Parse one YAML document safely into plain data with marks; raise ScenarioError on anything else."""
     if len(text) > limits.max_bytes:
         raise ScenarioError.at(source, 1, 1, f"document is larger than the limit of {limits.max_bytes} bytes")
-    loader = _BoundedLoader(text, limits)
     doc = MarkedDocument(source=source, data=None)
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text, limits)   # the reader already refuses control characters here
         node = loader.get_single_node()
         if node is None:
             raise ScenarioError.at(source, 1, 1, "the file is empty")
@@ -224,12 +225,20 @@ def parse_yaml(text: str, source: str, limits: Limits = DEFAULT_LIMITS) -> Marke
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = "; ".join(part for part in (exc.context, exc.problem) if part) or "malformed"
         raise ScenarioError.at(source, line, column, f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:   # reader errors: control characters and the like
+    except yaml.reader.ReaderError as exc:   # control characters and the like
+        position = max(0, min(int(exc.position), len(text)))
+        line = text.count("\n", 0, position) + 1
+        column = position - (text.rfind("\n", 0, position) + 1) + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
+        raise ScenarioError.at(source, line, column,
+                               f"invalid YAML: character #x{code:04x} is not allowed") from None
+    except yaml.YAMLError as exc:
         raise ScenarioError.at(source, 1, 1, f"invalid YAML: {str(exc).splitlines()[0][:200]}") from None
     except RecursionError:
         raise ScenarioError.at(source, 1, 1, "nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 

@@ -101,6 +101,7 @@ def test_timeline_error_points_at_the_fault():
     ("a: &x [*x]\n", "an alias refers to a value that contains it"),
     ("? [a]\n: 1\n", "a key must be a plain name"),
     ("gpu: " + "9" * 5000 + "\n", "invalid value"),
+    ("name: a\ndescription: b\x1f\n", "2:15: invalid YAML: character #x001f is not allowed"),
 ])
 def test_unsafe_or_malformed_yaml_is_a_located_error(text, expected):
     found = problems(text)

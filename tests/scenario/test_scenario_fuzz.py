@@ -1,0 +1,120 @@
+"""Hostile input: generated and mutated scenario files give a Scenario or a clean located ScenarioError.
+
+Never another exception (that would be a traceback for the user), never a hang. The fast run throws 500
+files at the loader; the `slow` run throws 10,000.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from harness.scenario.loader import ScenarioError, load_scenario_text
+from harness.scenario.model import Scenario
+
+REPO = Path(__file__).resolve().parents[2]
+SEEDS = [p.read_text() for p in sorted((REPO / "scenarios").glob("*.yaml"))] + ["""\
+name: fuzz
+description: seed
+duration: 10m
+load: {users: 4, retries: {attempts: 2, on: [timeout, 5xx]}, canary: {every: 1s}}
+faults:
+  - at: 2m
+    duration: 1m
+    spot-interruption: {node: {zone: us-east-2a, count: 1}, notice: 2m}
+checks:
+  - slo: {window: whole, ttft_p99: 500ms, tbt_p99: 50ms, error_rate: 1%}
+  - traffic-failover: {within: 1m, error_budget: 5%}
+stop_when: ["error_rate > 20% for 30s", "alarm:g7-use2a-gpu-ecc-dbe"]
+"""]
+
+FRAGMENTS = ["&a ", "*a", "*b", "!!python/object:os.system ", "!!binary ", "<<: ", "[", "]", "{", "}", ": ", "- ",
+             "\t", "'", '"', "%", "---\n", "...\n", "? ", "|", ">", "#", ",", "~", "null", "yes", "on", "1e999",
+             "9" * 50, ".nan", "-.inf", "0x1F", "1:30", "2001-12-14", "\x00", "\u202e", "é", "\ufeff", "ttft_p9",
+             "at", "gpu", "ecc-double-bit-error", "az-loss", "slo", "within", "-1", "1000%", "500ms", "\n  ", "\n"]
+
+
+@st.composite
+def mutated_text(draw) -> str:
+    text = draw(st.sampled_from(SEEDS))
+    for _ in range(draw(st.integers(1, 6))):
+        position = draw(st.integers(0, len(text)))
+        action = draw(st.sampled_from(["insert", "delete", "fragment", "duplicate-line", "truncate"]))
+        if action == "insert":
+            text = text[:position] + draw(st.text(max_size=8)) + text[position:]
+        elif action == "delete":
+            text = text[:position] + text[position + draw(st.integers(1, 20)):]
+        elif action == "fragment":
+            text = text[:position] + draw(st.sampled_from(FRAGMENTS)) + text[position:]
+        elif action == "duplicate-line":
+            lines = text.splitlines(keepends=True) or [""]
+            index = draw(st.integers(0, len(lines) - 1))
+            lines.insert(index, lines[index])
+            text = "".join(lines)
+        else:
+            text = text[:position]
+    return text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12) | st.sampled_from(["2m", "500ms", "0.5%", "first", "random", "us-east-2a", "whole"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["at", "gpu", "node", "zone", "within", "metric", "window", "users", "count", "x", "on"])
+        | st.text(max_size=6), inner, max_size=4),
+    max_leaves=20)
+
+
+@st.composite
+def generated_text(draw) -> str:
+    data = yaml.safe_load(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(["name", "duration", "load", "faults", "checks", "stop_when", "steady_state",
+                                    "blast_radius", "target", "extra"]))
+        data[key] = draw(json_values)
+    return yaml.safe_dump(data, allow_unicode=True)
+
+
+def assert_clean(text: str) -> None:
+    try:
+        scenario = load_scenario_text(text, "fuzz.yaml")
+    except ScenarioError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            assert problem.source == "fuzz.yaml" and problem.line >= 1 and problem.column >= 1 and problem.message
+            assert "Traceback" not in problem.message
+        return
+    assert isinstance(scenario, Scenario)
+
+
+FAST = settings(max_examples=250, deadline=1000, suppress_health_check=[HealthCheck.too_slow], database=None)
+SLOW = settings(max_examples=5000, deadline=1000, suppress_health_check=[HealthCheck.too_slow], database=None)
+
+
+@FAST
+@given(mutated_text())
+def test_mutated_files_load_or_fail_cleanly(text):
+    assert_clean(text)
+
+
+@FAST
+@given(generated_text())
+def test_generated_files_load_or_fail_cleanly(text):
+    assert_clean(text)
+
+
+@pytest.mark.slow
+@SLOW
+@given(mutated_text())
+def test_10k_mutated_files_slow(text):
+    assert_clean(text)
+
+
+@pytest.mark.slow
+@SLOW
+@given(generated_text())
+def test_10k_generated_files_slow(text):
+    assert_clean(text)
