@@ -141,6 +141,7 @@ class AwsTwin:
         assert self.groups is not None, "start() first"
         ec2, iam, eks = self._clients["ec2"], self._clients["iam"], self._clients["eks"]
         world = self.world
+        self._remove_default_vpc(ec2)
         vpc = ec2.create_vpc(CidrBlock=VPC_CIDR, TagSpecifications=[{"ResourceType": "vpc", "Tags": [
             {"Key": "Name", "Value": "g7-inference"}]}])["Vpc"]["VpcId"]
         self.seeded.vpc_id = vpc
@@ -196,6 +197,20 @@ class AwsTwin:
         for instance in launches:
             self._launched(instance)
         return self.seeded
+
+    @staticmethod
+    def _remove_default_vpc(ec2: Any) -> None:
+        """moto starts every region with a default VPC; the twin's account holds only the deployment's, so
+        "the subnets of us-east-2a" means the deployment's subnets, as in a dedicated production account."""
+        for vpc in ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]:
+            vpc_filter = [{"Name": "vpc-id", "Values": [vpc["VpcId"]]}]
+            for subnet in ec2.describe_subnets(Filters=vpc_filter)["Subnets"]:
+                ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+            for gateway in ec2.describe_internet_gateways(
+                    Filters=[{"Name": "attachment.vpc-id", "Values": [vpc["VpcId"]]}])["InternetGateways"]:
+                ec2.detach_internet_gateway(InternetGatewayId=gateway["InternetGatewayId"], VpcId=vpc["VpcId"])
+                ec2.delete_internet_gateway(InternetGatewayId=gateway["InternetGatewayId"])
+            ec2.delete_vpc(VpcId=vpc["VpcId"])
 
     def _seed_group(self, group: Any, placement_group: str | None, node_role: str) -> None:
         ec2, eks, autoscaling = self._clients["ec2"], self._clients["eks"], self._clients["autoscaling"]
