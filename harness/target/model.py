@@ -68,6 +68,14 @@ class AwsSpec(StrictModel):
                                       description="per-service endpoints by boto3 service name")
     credentials: AwsCredentials = Field(default_factory=AwsCredentials)
     account_id: str | None = Field(None, pattern=ACCOUNT_PATTERN, description="the account this target must be")
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _quoted_account(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError("an AWS account id must be quoted in YAML (\"012345678901\"): as a number it loses "
+                             "leading zeros")
+        return value
     fis_role_arn: str | None = Field(None, max_length=2048, pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@/_-]+$")
 
     @field_validator("endpoints")
@@ -88,11 +96,11 @@ class Allowlist(StrictModel):
     aws_accounts: list[str] = Field(default_factory=list, max_length=64)
     regions: list[str] = Field(default_factory=list, max_length=32)
 
-    @field_validator("aws_accounts")
+    @field_validator("aws_accounts", mode="before")
     @classmethod
-    def _accounts(cls, value: list[str]) -> list[str]:
-        for account in value:
-            if not re.match(ACCOUNT_PATTERN, account):
+    def _accounts(cls, value: Any) -> Any:
+        for account in value if isinstance(value, list) else []:
+            if not isinstance(account, str) or not re.match(ACCOUNT_PATTERN, account):
                 raise ValueError(f"{account!r} is not a 12-digit AWS account id (quote it in YAML)")
         return value
 
