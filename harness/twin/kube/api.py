@@ -541,8 +541,12 @@ class KubeApi:
         if decision.code == 404:
             raise _not_found(PODS, t.name)
         if decision.code == 429:
-            raise ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
-                           causes=[{"reason": "DisruptionBudget", "message": decision.message}])
+            refused = ApiError(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+                               causes=[{"reason": "DisruptionBudget", "message": decision.message}]).response()
+            # kubectl drain retries in exactly 5 s, uvicorn's default keep-alive: reusing this connection
+            # would race the server's idle close and fail the drain with EOF. A fresh connection cannot.
+            refused.headers["Connection"] = "close"
+            return refused
         if not decision.allowed:
             raise ApiError(decision.code, "InternalError", decision.message)
         if not dry_run:
