@@ -97,13 +97,15 @@ class RunningTwin:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
 
     def stop(self) -> None:
+        if self._thread is None:
+            return
         async def shutdown() -> None:
             await self.aws.aclose()
             for server in self.servers:
                 server.should_exit = True
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        if self._thread is not None:
-            self._thread.join(10)
+        self._thread.join(10)
+        self._thread = None
         self.aws.stop()
 
 
