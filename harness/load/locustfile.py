@@ -28,7 +28,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner
 from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from harness.load.recorder import Recorder, SelfMonitor
+from harness.load.recorder import Recorder, SelfMonitor, clamp_us
 from harness.load.spec import LoadSpec
 from harness.load.stream import read_stream
 
@@ -296,7 +296,7 @@ class StreamingLLMUser(FastHttpUser):
         if canary is not None:
             win.canaries += 1
         if failure is None:
-            win.e2e.record_value(int((time.perf_counter() - t_first) * 1e6) or 1)
+            win.e2e.record_value(clamp_us(time.perf_counter() - t_first))
             if self.conversational and canary is None:
                 self.messages.append({"role": "assistant", "content": text})
                 self.turn += 1

@@ -21,7 +21,7 @@ from hdrh.histogram import HdrHistogram
 from pydantic import BaseModel, Field
 
 LOWEST_US = 1
-HIGHEST_US = 600_000_000      # 10 minutes: longer values are clamped, not lost
+HIGHEST_US = 600_000_000      # 10 minutes: longer values are clamped to it (HDR would drop them)
 SIGNIFICANT_FIGURES = 3
 HISTOGRAM_NAMES = ("ttft", "tbt", "e2e", "lag", "loop_lag")
 DISCARD_PREFIX = "__"          # windows named like this are never reported
@@ -44,6 +44,18 @@ def encode_histogram(hist: HdrHistogram) -> str:
     return raw.decode("ascii") if isinstance(raw, bytes) else raw
 
 
+def clamp_us(seconds: float) -> int:
+    """Seconds to histogram microseconds: at least 1, at most HIGHEST_US (HDR silently drops the rest)."""
+    v = int(seconds * 1e6)
+    return 1 if v < 1 else (v if v < HIGHEST_US else HIGHEST_US)
+
+
+def quantise_us(v: int) -> int:
+    """Lower bound of v's bucket in our HDR layout (lowest 1, 3 figures: 2048 sub-buckets)."""
+    b = v.bit_length() - 11
+    return (v >> b) << b if b > 0 else v
+
+
 def percentile_ms(hist: HdrHistogram, pct: float) -> float | None:
     if hist.get_total_count() == 0:
         return None
@@ -54,7 +66,8 @@ class WindowStats:
     """Counts and histograms of one window in one process."""
 
     __slots__ = ("name", "first_wall", "last_wall", "requests", "errors", "attempts", "retries", "tokens",
-                 "canaries", "dropped", "reasons", "ttft", "tbt", "e2e", "lag", "loop_lag", "degraded")
+                 "canaries", "dropped", "reasons", "ttft", "tbt", "e2e", "lag", "loop_lag", "degraded",
+                 "pending_tbt", "pending_lag")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -74,8 +87,21 @@ class WindowStats:
         self.lag = new_histogram()       # receive time minus the server's send stamp
         self.loop_lag = new_histogram()  # own event-loop wake-up lateness
         self.degraded: str | None = None
+        # Per-token values wait here as {value quantised to its HDR bucket: count}: a dict update costs a
+        # fifth of `record_value`, and quantising to the bucket's lower bound loses nothing HDR keeps.
+        self.pending_tbt: dict[int, int] = {}
+        self.pending_lag: dict[int, int] = {}
+
+    def flush(self) -> None:
+        for pending, hist in ((self.pending_tbt, self.tbt), (self.pending_lag, self.lag)):
+            if pending:
+                items = list(pending.items())
+                pending.clear()
+                for value, count in items:
+                    hist.record_value(value if value < HIGHEST_US else HIGHEST_US, count)
 
     def snapshot(self) -> dict[str, Any]:
+        self.flush()
         out: dict[str, Any] = {k: getattr(self, k) for k in (
             "name", "first_wall", "last_wall", "requests", "errors", "attempts", "retries", "tokens",
             "canaries", "dropped", "degraded")}
@@ -237,9 +263,8 @@ class SelfMonitor:
         return t.user + t.system, time.perf_counter()
 
     def observe(self, lateness_s: float) -> None:
-        lateness_us = max(1, int(lateness_s * 1e6))
         self._recent.append(lateness_s)
-        self.recorder.current.loop_lag.record_value(lateness_us)
+        self.recorder.current.loop_lag.record_value(clamp_us(lateness_s))
         now = time.perf_counter()
         if now - self._last_eval >= 0.5:
             self._last_eval = now

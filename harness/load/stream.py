@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.load.recorder import Recorder
+from harness.load.recorder import Recorder, clamp_us
 
 DONE = b"[DONE]"
 DATA = b"data:"
@@ -56,7 +56,7 @@ class StreamOutcome:
             return self.raw_text().decode("utf-8", "replace")
 
 
-def _string_end(line: bytes, start: int) -> int:
+def _string_end(line: bytes | bytearray, start: int) -> int:
     """Index of the closing quote of a JSON string whose content starts at `start`."""
     end = line.find(b'"', start)
     while end > 0 and line[end - 1] == BACKSLASH:
@@ -83,11 +83,17 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
     TTFT and every gap between content events go to the recorder's current window at the moment they
     are observed, so a window switch mid-stream splits the stream's samples at the switch.
     `content_key` is `b'"text":'` (completions) or `b'"content":'` (chat).
+
+    Hot-path choices: lines are searched in place in the response buffer (no copy per event); the socket
+    timeout is set once per stream (the stall limit) and the whole-request deadline is checked per
+    `recv`; gaps and lags go to `WindowStats.pending` at HDR bucket resolution (see recorder).
     """
     out = StreamOutcome()
     buf: bytearray = resp._body_buffer
     sock = resp._sock
     original_timeout = sock.gettimeout() if sock is not None else None
+    if sock is not None:
+        sock.settimeout(stall_timeout)
     framed = _is_framed(resp)
     klen = len(content_key)
     slen = len(stamp_key) if stamp_key else 0
@@ -108,23 +114,15 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
                     if not resp.message_complete:
                         out.error, out.detail = "truncated", "connection released before the body ended"
                     break
-                now = perf()
-                remaining = deadline - now
-                if remaining <= 0:
+                if t_recv >= deadline:
                     out.error, out.detail = "timeout", "request deadline passed while streaming"
                     break
-                wait = stall_timeout if stall_timeout < remaining else remaining
-                sock.settimeout(wait)
                 try:
                     data = sock.recv(RECV_SIZE)
                 except (TimeoutError, socket.timeout):
-                    if out.done:
-                        break                 # [DONE] arrived; only the body terminator is missing
-                    if wait >= stall_timeout:
+                    if not out.done:          # after [DONE] only the body terminator was missing
                         out.error = "stall"
                         out.detail = f"no bytes for {stall_timeout:g} s after {out.tokens} tokens"
-                    else:
-                        out.error, out.detail = "timeout", "request deadline passed while streaming"
                     break
                 except OSError as exc:
                     out.error, out.detail = "truncated", f"connection error: {exc}"
@@ -146,38 +144,44 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
                     break
                 continue
 
-            end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
-            if end - pos < 5 or buf[pos:pos + 5] != DATA:
-                pos = nl + 1
+            start = pos
+            pos = nl + 1
+            end = nl - 1 if nl > start and buf[nl - 1] == 0x0D else nl
+            if end - start < 6 or not buf.startswith(DATA, start):
                 continue                      # blank separator, comment, event:/id: fields
-            start = pos + 5
+            start += 5
             if buf[start] == 0x20:
                 start += 1
-            line = bytes(buf[start:end])
-            pos = nl + 1
-            if line == DONE:
+            if end - start == 6 and buf.startswith(DONE, start):
                 out.done = True
                 continue
-            k = line.find(content_key)
+            k = buf.find(content_key, start, end)
             if k >= 0:
                 s = k + klen
-                if line[s] == 0x20:          # `"text": "..."` as json.dumps writes it
+                if buf[s] == 0x20:          # `"text": "..."` as json.dumps writes it
                     s += 1
-                if line[s] != QUOTE or line[s + 1] == QUOTE:
+                if buf[s] != QUOTE or buf[s + 1] == QUOTE:
                     k = -1                    # null, number or empty string: not content
                 else:
                     s += 1
             if k >= 0:
-                e = _string_end(line, s)
-                out.parts.append(line[s:e] if e > 0 else line[s:])
+                e = _string_end(buf, s)
+                out.parts.append(bytes(buf[s:e]) if 0 < e < end else bytes(buf[s:end]))
+                win = recorder.current
                 if last is None:
                     out.ttft_s = t_recv - t_send
-                    recorder.current.ttft.record_value(int(out.ttft_s * 1e6) or 1)
+                    win.ttft.record_value(clamp_us(out.ttft_s))
                 else:
-                    recorder.current.tbt.record_value(int((t_recv - last) * 1e6) or 1)
+                    v = int((t_recv - last) * 1e6) or 1
+                    b = v.bit_length() - 11
+                    if b > 0:
+                        v = (v >> b) << b
+                    p = win.pending_tbt
+                    p[v] = p.get(v, 0) + 1
                 last = t_recv
                 out.tokens += 1
-            elif ERROR_KEY in line:
+            elif buf.find(ERROR_KEY, start, end) >= 0:
+                line = bytes(buf[start:end])
                 try:
                     payload = json.loads(line)
                 except ValueError:
@@ -187,17 +191,23 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
                     out.detail = str(payload["error"])[:300]
                     break
             if stamp_key:
-                j = line.find(stamp_key)
+                j = buf.find(stamp_key, start, end)
                 if j >= 0:
                     j += slen
-                    e = line.find(b",", j)
+                    e = buf.find(b",", j, end)
                     if e < 0:
-                        e = line.find(b"}", j)
+                        e = buf.find(b"}", j, end)
                     try:
-                        lag = w_recv - float(line[j:e])
-                        recorder.current.lag.record_value(int(lag * 1e6) if lag > 1e-6 else 1)
+                        v = int((w_recv - float(buf[j:e])) * 1e6)
                     except ValueError:
-                        pass
+                        continue
+                    if v < 1:
+                        v = 1
+                    b = v.bit_length() - 11
+                    if b > 0:
+                        v = (v >> b) << b
+                    p = recorder.current.pending_lag
+                    p[v] = p.get(v, 0) + 1
         if out.error is None and not out.done:
             out.error, out.detail = "no_done", f"stream ended without [DONE] after {out.tokens} tokens"
     finally:

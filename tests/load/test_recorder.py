@@ -104,3 +104,27 @@ def test_spec_rules() -> None:
     (b'"abc" rest', 4), (b'"a\\"b" x', 5), (b'"a\\\\" x', 4), (b'"\\\\\\"q"', 6)])
 def test_string_end_handles_escapes(raw: bytes, expected: int) -> None:
     assert _string_end(raw, 1) == expected
+
+
+def test_quantised_pending_values_land_in_the_same_buckets() -> None:
+    from harness.load.recorder import WindowStats, quantise_us
+    rng = random.Random(5)
+    values = [rng.randrange(1, 50_000_000) for _ in range(20000)] + list(range(1, 5000))
+    direct = new_histogram()
+    win = WindowStats("w")
+    for v in values:
+        direct.record_value(v)
+        q = quantise_us(v)
+        win.pending_tbt[q] = win.pending_tbt.get(q, 0) + 1
+    win.flush()
+    assert win.tbt.get_total_count() == direct.get_total_count()
+    assert list(win.tbt.counts) == list(direct.counts)
+
+
+def test_values_beyond_range_are_clamped_not_dropped() -> None:
+    from harness.load.recorder import HIGHEST_US, WindowStats, clamp_us
+    win = WindowStats("w")
+    win.pending_lag[HIGHEST_US * 5] = 2
+    win.flush()
+    assert win.lag.get_total_count() == 2
+    assert clamp_us(-0.5) == 1 and clamp_us(1e9) == HIGHEST_US
