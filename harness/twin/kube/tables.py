@@ -56,7 +56,8 @@ def _age(obj: Obj) -> str:
 # -- per-kind printers ----------------------------------------------------------------------------
 def node_status(obj: Obj) -> str:
     ready = node_condition(obj, "Ready")
-    state = {"True": "Ready", "False": "NotReady"}.get(ready["status"] if ready else "", "Unknown")
+    # kubectl's printer: a Ready condition that is not True (False or Unknown) reads NotReady
+    state = "Unknown" if ready is None else ("Ready" if ready["status"] == "True" else "NotReady")
     if obj.get("spec", {}).get("unschedulable"):
         state += ",SchedulingDisabled"
     return state

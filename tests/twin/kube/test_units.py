@@ -125,3 +125,14 @@ def test_printing() -> None:
     assert tables.human_age("2026-01-01T23:55:30Z", now) == "4m30s"
     assert tables.human_age("2026-01-01T20:00:00Z", now) == "4h"
     assert tables.human_age("2025-12-30T00:00:00Z", now) == "3d"
+
+
+def test_node_status_column() -> None:
+    node = o.node("n", instance_id="i", instance_type="g7.48xlarge", zone="z", region="r", nodegroup="g",
+                  capacity_type="SPOT", private_ip="10.0.0.1", gpus=8)
+    assert tables.node_status(node) == "Ready"
+    o.set_node_condition(node, "Ready", "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
+    node["spec"]["unschedulable"] = True
+    assert tables.node_status(node) == "NotReady,SchedulingDisabled"
+    node["status"]["conditions"] = []
+    assert tables.node_status(node) == "Unknown,SchedulingDisabled"
