@@ -229,3 +229,12 @@ def test_schema_command_prints_json_schema(capsys):
     assert set(schema["$defs"]["FaultStep"]["properties"]) >= {"at", "duration", "ecc-double-bit-error"}
     assert main(["schema", "--targets"]) == 0
     assert json.loads(capsys.readouterr().out)["title"] == "g7chaos targets"
+
+
+def test_the_documented_examples_validate():
+    import re
+
+    from harness.target.model import load_targets_text
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "SCENARIOS.md").read_text(), re.S)
+    assert load_scenario_text(blocks[0], "docs/SCENARIOS.md").name == "ecc-double-bit-error"
+    assert list(load_targets_text(blocks[-1], "docs/SCENARIOS.md")) == ["staging-use2"]

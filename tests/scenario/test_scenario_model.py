@@ -173,3 +173,19 @@ def test_a_registered_check_is_usable_without_rebuilding_models():
     finally:
         del CHECK_PARAMS["goodput"]
     assert errors_of(lambda: CheckStep.model_validate({"goodput": {}}))[0]["type"] == "extra_forbidden"
+
+
+def test_scenario_load_becomes_the_load_process_spec():
+    from harness.scenario.loadspec import to_load_spec
+    load = LoadSpec.model_validate({"users": 10, "arrival": "poisson", "rate": 25, "timeout": "20s",
+                                    "stall_timeout": "1500ms", "retries": {"attempts": 2, "on": ["5xx"]},
+                                    "canary": {"every": "500ms", "prompts": 5}, "conversations": {"turns": 3,
+                                                                                                 "share": "50%"},
+                                    "workers": 2})
+    spec = to_load_spec(load, duration_s=16.0, seed=7)
+    assert (spec.users, spec.arrival, spec.rate, spec.timeout_s, spec.stall_timeout_s, spec.workers) == \
+        (10, "poisson", 25, 20.0, 1.5, 2)
+    assert (spec.retries.attempts, spec.retries.on) == (2, ["5xx"])
+    assert spec.canary.every_s == 0.5 and len(set(spec.canary.prompts)) == 5
+    assert (spec.chat, spec.conversations, spec.turns, spec.duration_s, spec.seed) == (True, 5, 3, 16.0, 7)
+    assert to_load_spec(LoadSpec()).canary.every_s is None
