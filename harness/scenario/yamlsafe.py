@@ -91,6 +91,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._limits = limits
         self._depth = 0
         self._aliases = 0
+        self._composed = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D401 (PyYAML hook)
         event = self.peek_event()
@@ -99,6 +100,9 @@ class _BoundedLoader(yaml.SafeLoader):
             self._aliases += 1
             if self._aliases > self._limits.max_aliases:
                 raise _LimitExceeded(f"more than {self._limits.max_aliases} aliases", where)
+        self._composed += 1
+        if self._composed > self._limits.max_nodes:   # stop composing early, not after a megabyte of nodes
+            raise _LimitExceeded(f"more than {self._limits.max_nodes} values", where)
         self._depth += 1
         if self._depth > self._limits.max_depth:
             raise _LimitExceeded(f"nested deeper than {self._limits.max_depth} levels", where)

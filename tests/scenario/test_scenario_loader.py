@@ -238,3 +238,16 @@ def test_the_documented_examples_validate():
     blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "docs" / "SCENARIOS.md").read_text(), re.S)
     assert load_scenario_text(blocks[0], "docs/SCENARIOS.md").name == "ecc-double-bit-error"
     assert list(load_targets_text(blocks[-1], "docs/SCENARIOS.md")) == ["staging-use2"]
+
+
+@pytest.mark.parametrize("text", [
+    "a: [" + "1," * 600_000 + "1]\n",
+    "- " + "\n- ".join(["x"] * 250_000),
+    "x: " + "a" * 2_000_000 + "\n",
+])
+def test_a_megabyte_of_anything_is_answered_within_a_second(text):
+    text = text[: 1 << 20]
+    start = time.perf_counter()
+    with pytest.raises(ScenarioError):
+        load_scenario_text(text)
+    assert time.perf_counter() - start < 1.5
