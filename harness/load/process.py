@@ -97,6 +97,10 @@ class LoadResult(BaseModel):
         return next((w for w in self.windows if w.window == name), None)
 
 
+class LoadError(RuntimeError):
+    """The load processes could not start or report."""
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -182,6 +186,34 @@ class LoadProcess:
         """From now on samples go to window `name` (children pick it up within 50 ms)."""
         self.window_name = name
         self._write_control(name, stop=False)
+
+    def wait_started(self, timeout_s: float = 30.0) -> LiveFigures:
+        """Block until every measuring process reports live figures; raise `LoadError` if one dies first.
+
+        A Locust child takes about a second to import and spawn users: a runner should wait here before it
+        starts the steady-state clock.
+        """
+        assert self.out_dir is not None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            dead = [p for p in self.procs if p.poll() is not None]
+            if dead:
+                raise LoadError(f"load process exited with {dead[0].returncode} before it started: "
+                                f"{self._log_tail()}")
+            if len(list(self.out_dir.glob("live-*.json"))) >= self.measuring:
+                return self.live()
+            if time.monotonic() > deadline:
+                raise LoadError(f"load processes did not report within {timeout_s:g} s: {self._log_tail()}")
+            time.sleep(0.05)
+
+    def _log_tail(self, chars: int = 600) -> str:
+        assert self.out_dir is not None
+        tails = []
+        for log in sorted(self.out_dir.glob("*.log")):
+            text = log.read_text(errors="replace").strip()
+            if text:
+                tails.append(f"[{log.name}] {text[-chars:]}")
+        return " ".join(tails) or "no output"
 
     def alive(self) -> bool:
         return bool(self.procs) and all(p.poll() is None for p in self.procs)

@@ -33,6 +33,8 @@ class Served:
     status: int = 200
     attempt: int = 1
     mode: str = "ok"
+    session: str | None = None
+    messages: int = 0
 
 
 class SSEServer:
@@ -66,7 +68,8 @@ class SSEServer:
         prompt = body.get("prompt") or body["messages"][-1]["content"]
         canary = temperature == 0.0
         mode = self.mode
-        record = Served(key=key, arrival=arrival, canary=canary, attempt=n, mode=mode)
+        record = Served(key=key, arrival=arrival, canary=canary, attempt=n, mode=mode,
+                        session=request.headers.get("x-session-id"), messages=len(body.get("messages", [])))
         self.served.append(record)
         if mode == "hang_then_ok" and n == 1:
             await asyncio.sleep(2.0)            # no bytes at all, like a request sent to a dead node

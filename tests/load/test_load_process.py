@@ -296,3 +296,50 @@ def test_children_die_with_their_parent(server: SSEServer, tmp_path: Path) -> No
             return True
 
     wait_until(lambda: all(gone(p) for p in pids), 10, "load children to exit after their parent died")
+
+
+def test_chat_conversations_carry_their_history(server: SSEServer, tmp_path: Path) -> None:
+    """Chat users holding conversations resend the history (with the streamed answers) under one session id."""
+    load = LoadProcess()
+    s = spec(users=3, chat=True, conversations=2, turns=3, canary={"every_s": 0.2})
+    load.start(server.url, s, tmp_path, SERVED_BY, first_window="chat")
+    try:
+        wait_until(lambda: sum(1 for x in server.served if x.session) >= 12, 20, "12 conversation turns")
+    finally:
+        result = load.stop()
+    assert result.whole.errors == 0 and result.whole.tokens > 0
+    by_session: dict[str, list[int]] = {}
+    for x in server.served:
+        if x.session:
+            by_session.setdefault(x.session, []).append(x.messages)
+    assert len(by_session) >= 3          # conversations end after `turns` and new ones start
+    for counts in by_session.values():
+        assert counts == [1, 3, 5][:len(counts)], counts   # user, +assistant+user, ...
+    plain = [x for x in server.served if not x.session and not x.canary]
+    assert plain and all(x.messages == 1 for x in plain)
+    records = read_records(result.records_path)
+    assert {r["turn"] for r in records if "turn" in r} >= {0, 1, 2}
+    assert any(r["canary"] is not None for r in records)
+
+
+def test_a_child_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    from harness.load.process import LoadError
+    load = LoadProcess(python="/bin/false")
+    load.start("http://127.0.0.1:9", spec(), tmp_path)
+    with pytest.raises(LoadError, match="exited with 1"):
+        load.wait_started(timeout_s=5)
+    result = load.stop(timeout_s=2)
+    assert not result.complete and result.problems
+    assert result.whole.requests == 0
+
+
+def test_wait_started_then_live_figures_move(server: SSEServer, tmp_path: Path) -> None:
+    load = LoadProcess()
+    load.start(server.url, spec(users=2), tmp_path, first_window="steady")
+    try:
+        first = load.wait_started(timeout_s=20)
+        assert first.processes_reporting == 1 and first.window == "steady"
+        started(load, 4)
+        assert load.live().tokens > 0
+    finally:
+        load.stop()
