@@ -65,7 +65,8 @@ class PodLifecycleController(Controller):
                 if phase == "Pending":
                     host_ip, pod_ip = node.private_ip, self._pod_ip(node.private_ip)
                     self._set(store, pod, lambda o: ko.set_pod_running(o, host_ip, pod_ip), "kubelet")
-                    self.fleet.pod_started[key] = now
+                    # pods of the fleet the twin starts with have long finished loading their model
+                    self.fleet.pod_started[key] = float("-inf") if self.fleet.instant else now
                     continue
                 started = self.fleet.pod_started.setdefault(key, now)
                 ready = now - started >= self.load_seconds(pod)

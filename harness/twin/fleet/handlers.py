@@ -1,0 +1,95 @@
+"""What runs inside the fleet's pods when the API server execs into them or proxies to them.
+
+One exec handler per cluster dispatches by pod, as a container runtime would: `dcgmi` in a
+`dcgm-server` pod acts on that node's GPUs; `kill -STOP 1` / `kill -CONT 1` in a Triton pod freezes or
+thaws that replica in the serving layer; anything else is "command not found" (exit 127). The pod
+proxy serves a dcgm-exporter pod's `:9400/metrics`. A node that is powered off or cut off answers
+neither, with the errors the API server gives when it cannot reach a kubelet.
+"""
+from __future__ import annotations
+
+import shlex
+
+from harness.twin.fleet import kobjects as ko
+from harness.twin.fleet.dcgm import run_dcgmi
+from harness.twin.fleet.exporter import CONTENT_TYPE, exporter_text
+from harness.twin.fleet.runtime import PODS, Fleet
+from harness.twin.kube.exec import ExecResult
+from harness.twin.kube.store import Obj
+from harness.twin.world import Node
+
+SIGNALS = {"-STOP": "STOP", "-SIGSTOP": "STOP", "-19": "STOP", "-CONT": "CONT", "-SIGCONT": "CONT", "-18": "CONT"}
+
+
+def _unwrap_shell(command: list[str]) -> list[str]:
+    """`sh -c "dcgmi ..."` runs the same command line as `dcgmi ...`."""
+    if len(command) >= 3 and command[0].rsplit("/", 1)[-1] in ("sh", "bash") and command[1] == "-c":
+        return shlex.split(command[2])
+    return command
+
+
+class FleetHandlers:
+    """The exec and proxy handlers of one cluster's API server."""
+
+    def __init__(self, fleet: Fleet, cluster: str):
+        self.fleet = fleet
+        self.cluster = cluster
+        self.store = fleet.world.clusters[cluster].store
+
+    def _pod_and_node(self, namespace: str, pod_name: str) -> tuple[Obj | None, Node | None, str | None]:
+        pod = self.store.get(PODS, namespace, pod_name)
+        if pod is None:
+            return None, None, f'pods "{pod_name}" not found'
+        node_name = pod["spec"].get("nodeName")
+        node = self.fleet.world.nodes.get(node_name or "")
+        if node is None or pod.get("status", {}).get("phase") != "Running":
+            return pod, None, f'unable to upgrade connection: container not found ("{pod["spec"]["containers"][0]["name"]}")'
+        if not node.network_reachable or not self.fleet.kubelet_ready(node, self.fleet.now()):
+            return pod, None, f"error dialing backend: dial tcp {node.private_ip}:10250: i/o timeout"
+        return pod, node, None
+
+    async def exec(self, namespace: str, pod_name: str, container: str | None, command: list[str]) -> ExecResult:
+        pod, node, error = self._pod_and_node(namespace, pod_name)
+        if error is not None or pod is None or node is None:
+            return ExecResult(1, b"", f"Error from server: {error}\n".encode())
+        argv = _unwrap_shell(list(command))
+        if not argv:
+            return ExecResult(1, b"", b"error: you must specify at least one command for the container\n")
+        program = argv[0].rsplit("/", 1)[-1]
+        labels = pod["metadata"].get("labels") or {}
+        if program == "dcgmi" and labels.get("k8s-app") == "dcgm-server":
+            result = run_dcgmi(node, argv[1:])
+            return ExecResult(result.exit_code, result.stdout.encode(), result.stderr.encode())
+        if program == "kill" and labels.get("app") == "triton":
+            return self._kill(pod_name, argv[1:])
+        if program in ("true", ":"):
+            return ExecResult(0)
+        return ExecResult(127, b"", f"sh: 1: {argv[0]}: not found\n".encode())
+
+    def _kill(self, pod_name: str, args: list[str]) -> ExecResult:
+        if len(args) != 2 or args[0] not in SIGNALS or args[1] != "1":
+            return ExecResult(1, b"", b"kill: usage: kill -STOP|-CONT 1 (the serving process)\n")
+        serving = self.fleet.serving
+        if serving is None:
+            return ExecResult(1, b"", b"kill: (1) - No such process\n")
+        serving.signal(pod_name, SIGNALS[args[0]])
+        return ExecResult(0)
+
+    async def proxy(self, namespace: str, pod_name: str, port: int | None, path: str) -> tuple[int, str, bytes]:
+        pod, node, error = self._pod_and_node(namespace, pod_name)
+        if error is not None or pod is None or node is None:
+            code = 404 if pod is None else 503
+            return code, "text/plain; charset=utf-8", f"{error}\n".encode()
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get("app.kubernetes.io/name") == "dcgm-exporter" and port in (9400, None) and path.strip("/") == "metrics":
+            return 200, CONTENT_TYPE, exporter_text(node, self.holders(node.name)).encode()
+        return 404, "text/plain; charset=utf-8", b"404 page not found\n"
+
+    def holders(self, node_name: str) -> dict[int, tuple[str, str, str]]:
+        """GPU index -> (namespace, pod, container) of the pods holding GPUs on the node."""
+        out: dict[int, tuple[str, str, str]] = {}
+        for pod in self.fleet.pods_on(self.store, node_name):
+            raw = (pod["metadata"].get("annotations") or {}).get(ko.GPUS_ANNOTATION, "")
+            for index in (int(x) for x in raw.split(",") if x.strip().isdigit()):
+                out[index] = (pod["metadata"]["namespace"], pod["metadata"]["name"], pod["spec"]["containers"][0]["name"])
+        return out
