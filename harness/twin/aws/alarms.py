@@ -115,8 +115,11 @@ class CloudWatchTwin:
         if data:
             cw.put_metric_data(NAMESPACE, data)
         horizon = utcnow() - dt.timedelta(seconds=self.period_wall * RETENTION_PERIODS)
-        cw.metric_data = [d for d in backends.snapshot(lambda: cw.metric_data)
-                          if d.namespace != NAMESPACE or d.timestamp >= horizon]
+        current = backends.snapshot(lambda: cw.metric_data)
+        oldest = next((d for d in current if d.namespace == NAMESPACE), None)
+        if oldest is not None and oldest.timestamp < horizon:
+            # rebuilt only when something expired: a user's put_metric_data racing this is rare and harmless
+            cw.metric_data = [d for d in current if d.namespace != NAMESPACE or d.timestamp >= horizon]
 
     # -- the evaluator -------------------------------------------------------------------------------------
     def evaluate(self) -> None:

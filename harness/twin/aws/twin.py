@@ -130,6 +130,10 @@ class AwsTwin:
             await self.groups.drain()
         await self.elb.drain()
 
+    def set_cluster_endpoint(self, cluster: str, url: str) -> None:
+        """Point EKS describe_cluster's endpoint at the twin's Kubernetes API for that cluster (moto's is fake)."""
+        backends.backend("eks", self.region).clusters[cluster].endpoint = url
+
     def imds_app(self) -> Any:
         return self.imds.app()
 
