@@ -334,10 +334,6 @@ class FaultLandedParams(CheckParams):
     within: Duration = Field(60.0, gt=0)
 
 
-class WithinParams(CheckParams):
-    within: Duration = Field(..., gt=0)
-
-
 class NodeDrainedParams(CheckParams):
     """Faulty node cordoned and its GPU pods evicted within the limit (and before a spot notice ends)."""
 
@@ -507,3 +503,17 @@ class Scenario(StrictModel):
 
     def check_names(self) -> list[str]:
         return [step.check for step in self.checks]
+
+
+def _first_line(model: type[BaseModel]) -> str:
+    return " ".join((model.__doc__ or "").strip().split("\n\n")[0].split())
+
+
+def fault_descriptions() -> dict[str, str]:
+    """Fault name -> one line on how it is injected (for `g7chaos list`)."""
+    return {name: _first_line(model) for name, model in FAULT_PARAMS.items()}
+
+
+def check_descriptions() -> dict[str, str]:
+    """Check name -> one line on what it verifies (for `g7chaos list`)."""
+    return {name: _first_line(model) for name, model in CHECK_PARAMS.items()}

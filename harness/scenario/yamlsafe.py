@@ -18,6 +18,7 @@ for an unknown key.
 from __future__ import annotations
 
 import os
+import re
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ class MarkedDocument:
     data: Any
     value_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    # single-line scalars: path -> column offset of the text inside (1 when quoted), to locate errors within
+    inline_offsets: dict[PathKey, int] = field(default_factory=dict)
 
     def mark_for(self, loc: PathKey, *, key: bool = False) -> tuple[int, int]:
         """The mark of `loc`, or of its nearest written ancestor (defaults and missing keys have none)."""
@@ -133,6 +136,8 @@ class _Converter:
         if record:
             self.doc.value_marks.setdefault(path, _mark(node))
         if isinstance(node, yaml.ScalarNode):
+            if record and node.start_mark.line == node.end_mark.line and node.style in (None, "'", '"'):
+                self.doc.inline_offsets.setdefault(path, 0 if node.style is None else 1)
             return self._scalar(node)
         self.active.add(id(node))
         try:
@@ -324,6 +329,9 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+_INNER_COLUMN_RE = re.compile(r" \(column (\d+)\)$")
+
+
 def problems_from_validation(error: ValidationError, doc: MarkedDocument, root: type[BaseModel],
                              root_label: str) -> list[Problem]:
     """One located, human-sized Problem per pydantic error."""
@@ -350,6 +358,11 @@ def problems_from_validation(error: ValidationError, doc: MarkedDocument, root: 
             text = f"{where}: missing required key {str(loc[-1])!r}" if loc else message
         else:
             line, column = doc.mark_for(loc)
+            inner = _INNER_COLUMN_RE.search(message)
+            if inner and loc in doc.inline_offsets and loc in doc.value_marks:
+                # an error inside a one-line string (stop_when): point at the character itself
+                column += doc.inline_offsets[loc] + int(inner.group(1)) - 1
+                message = message[:inner.start()]
             value = detail.get("input")
             got = f" (got {_short(value)})" if isinstance(value, (str, int, float, bool)) or value is None else ""
             text = f"{render_path(loc) or root_label}: {message}{got}"

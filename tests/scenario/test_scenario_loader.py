@@ -75,7 +75,15 @@ def test_every_error_is_reported_at_its_value():
     assert found[0].startswith("scenarios/x.yaml:3:11: duration: invalid duration 'ten minutes'")
     assert found[1].startswith("scenarios/x.yaml:6:59: faults[0].ecc-double-bit-error.gpu: Input should be less than "
                                "or equal to 7 (got 9)")
-    assert found[2].startswith("scenarios/x.yaml:11:13: stop_when[0]: expected a duration after 'for'")
+    # inside a one-line string the column is that of the offending character ("ever")
+    assert found[2].startswith("scenarios/x.yaml:11:35: stop_when[0]: expected a duration after 'for'")
+
+
+def test_stop_when_errors_point_into_plain_and_quoted_strings():
+    plain = VALID.replace('stop_when: ["error_rate > 20% for 30s"]', "stop_when:\n  - ttft_p99 > 800 for 30s")
+    assert problems(plain)[0].startswith("scenarios/x.yaml:12:16: stop_when[0]: ttft_p99 needs a unit")
+    quoted = VALID.replace('"error_rate > 20% for 30s"', "'error_rate >> 20%'")
+    assert problems(quoted)[0].startswith("scenarios/x.yaml:11:26: stop_when[0]: expected a number")
 
 
 def test_missing_required_key_points_at_its_mapping():
