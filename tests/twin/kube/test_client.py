@@ -299,3 +299,27 @@ def test_scale_subresource(fleet: Fleet) -> None:
         apps.patch_namespaced_deployment_scale("triton-13b", "inference", {"spec": {"replicas": 2}})
         assert fleet.store.get(resource("deployments.apps"), "inference", "triton-13b")["spec"]["replicas"] == 2
         assert fleet.store.get(resource("deployments.apps"), "inference", "triton-13b")["metadata"]["generation"] == 2
+
+
+def test_stop_does_not_hang_on_an_open_watch() -> None:
+    store = ObjectStore("c")
+    populate(store)
+    url, stop = serve_in_thread(build_kube_app(store))
+    opened = threading.Event()
+
+    def watch() -> None:
+        try:
+            with httpx.stream("GET", f"{url}/api/v1/pods?watch=true", timeout=30) as r:
+                opened.set()
+                for _ in r.iter_lines():
+                    pass
+        except httpx.HTTPError:
+            pass
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    assert opened.wait(5)
+    started = time.monotonic()
+    stop()
+    assert time.monotonic() - started < 5
+    t.join(5)
+    assert not t.is_alive()
