@@ -82,3 +82,29 @@ def check_blast_radius(target: Any, scenario_caps: BlastRadius | None, *, nodes:
     problems = caps.violations(nodes=nodes, gpus=gpus, fleet_nodes=fleet_nodes)
     if problems:
         raise GuardrailError("blast radius exceeded: " + "; ".join(problems))
+
+
+def check_scenario_scope(target: Any, scenario: Any) -> None:
+    """Refuse a scenario that names clusters or zones outside the target, before anything is resolved.
+
+    Node selectors may name a `cluster` (a kube context) and faults a `zone`; both must belong to the target
+    (its allowlisted contexts, zones of its region), so a scenario written for one deployment cannot reach
+    into another when pointed at the wrong target.
+    """
+    spec = _spec(target)
+    problems: list[str] = []
+    allowed_contexts = spec.allowlist.contexts or spec.contexts
+    regions = spec.allowlist.regions or [spec.aws.region]
+    for index, step in enumerate(scenario.faults):
+        params = step.params
+        node = getattr(params, "node", None)
+        cluster = getattr(node, "cluster", None)
+        if cluster is not None and (cluster not in spec.contexts or cluster not in allowed_contexts):
+            problems.append(f"faults[{index}] ({step.fault}) names cluster {cluster!r}, not a context of target "
+                            f"{spec.name!r} ({', '.join(spec.contexts)})")
+        for zone in (getattr(node, "zone", None), getattr(params, "zone", None)):
+            if zone is not None and not any(zone.startswith(region) and len(zone) > len(region) for region in regions):
+                problems.append(f"faults[{index}] ({step.fault}) names zone {zone!r}, outside target {spec.name!r}'s "
+                                f"region(s) {', '.join(regions)}")
+    if problems:
+        raise GuardrailError("refused before touching anything: " + "; ".join(problems))

@@ -69,3 +69,26 @@ def test_blast_radius_takes_the_tighter_caps():
         check_blast_radius(spec(), BlastRadius(max_nodes=4), nodes=2, gpus=8, fleet_nodes=6)
     with pytest.raises(GuardrailError, match="exceed max_fleet_percent 10%"):
         check_blast_radius(spec(), BlastRadius(max_fleet_percent=0.1), nodes=1, gpus=1, fleet_nodes=6)
+
+
+def test_a_scenario_cannot_reach_outside_its_target():
+    from harness.scenario.loader import load_scenario_text
+    from harness.target.guardrails import check_scenario_scope
+    text = """\
+name: s
+description: d
+duration: 10m
+faults:
+  - at: 1m
+    node-reboot: {node: {cluster: CLUSTER, zone: ZONE}}
+  - at: 2m
+    az-loss: {zone: AZ}
+checks: [{fault-landed: {}}]
+"""
+    ok = load_scenario_text(text.replace("CLUSTER", "prod-use2a").replace("ZONE", "us-east-2a").replace("AZ", "us-east-2b"))
+    check_scenario_scope(spec(), ok)
+    bad = load_scenario_text(text.replace("CLUSTER", "g7-use2a").replace("ZONE", "us-west-2a").replace("AZ", "us-east-1a"))
+    with pytest.raises(GuardrailError) as info:
+        check_scenario_scope(spec(), bad)
+    message = str(info.value)
+    assert "cluster 'g7-use2a'" in message and "zone 'us-west-2a'" in message and "zone 'us-east-1a'" in message
