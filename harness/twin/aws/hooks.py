@@ -7,11 +7,14 @@ synchronise with moto's server thread.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from harness.twin import hardware
 from harness.twin.world import Gpu, Node, World
+
+log = logging.getLogger(__name__)
 
 
 class AwsHooks(Protocol):
@@ -31,6 +34,24 @@ class AwsHooks(Protocol):
     def stopped(self, instance_id: str) -> None: ...
 
     def started(self, instance_id: str) -> None: ...
+
+
+class GuardedHooks:
+    """Calls the fleet's hooks so that one failing call is logged and does not stop the AWS behaviour loop
+    (a termination whose hook raised must still be deregistered from its target group, and so on)."""
+
+    def __init__(self, inner: AwsHooks) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def call(*args: Any) -> None:
+            try:
+                method(*args)
+            except Exception:
+                log.exception("hook %s%r failed", name, args)
+        return call
 
 
 def node_name_for_ip(private_ip: str, region: str) -> str:

@@ -28,7 +28,7 @@ from harness.twin.aws.alarms import CloudWatchTwin, alarm_specs, install_alarm_h
 from harness.twin.aws.asg import ASG_LAUNCH_DELAY_S, AMI_ID, GroupSpec, ScalingGroups
 from harness.twin.aws.elb import TargetHealth
 from harness.twin.aws.fis import FisEngine
-from harness.twin.aws.hooks import AwsHooks
+from harness.twin.aws.hooks import AwsHooks, GuardedHooks
 from harness.twin.aws.imds import Imds
 from harness.twin.aws.instances import InstanceWatcher, ManagedInstance
 from harness.twin.aws.zonal_shift import ZonalShifts
@@ -66,14 +66,14 @@ class Seeded:
 class AwsTwin:
     def __init__(self, world: World, hooks: AwsHooks) -> None:
         self.world = world
-        self.hooks = hooks
+        self.hooks: AwsHooks = GuardedHooks(hooks)   # type: ignore[assignment]
         self.region = world.region
         self.url = ""
         self.seeded = Seeded()
         self._server: Any = None
         self._clients: dict[str, Any] = {}
         self._stopping = False
-        self.watcher = InstanceWatcher(self.region, hooks)
+        self.watcher = InstanceWatcher(self.region, self.hooks)
         self.elb = TargetHealth(world, self.region, world.clock)
         self.cloudwatch = CloudWatchTwin(world, self.region, world.clock)
         self.zonal = ZonalShifts(world, world.clock)

@@ -1,0 +1,42 @@
+"""The anti-pattern topology: one EKS cluster over both AZs, and no placement group for the TP pair."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from conftest import RunningTwin, wait_for
+
+
+@pytest.fixture(scope="module")
+def stretched() -> Iterator[RunningTwin]:
+    running = RunningTwin("single-multi-az-cluster,no-placement-group").start()
+    yield running
+    running.stop()
+
+
+def test_one_cluster_over_both_azs_without_placement_group(stretched: RunningTwin) -> None:
+    twin = stretched
+    assert twin.aws.client("eks").list_clusters()["clusters"] == ["g7-use2"]
+    cluster = twin.aws.client("eks").describe_cluster(name="g7-use2")["cluster"]
+    assert set(cluster["resourcesVpcConfig"]["subnetIds"]) == {s for ids in twin.world.subnets.values() for s in ids}
+    assert twin.aws.client("ec2").describe_placement_groups()["PlacementGroups"] == []
+    reservations = twin.aws.client("ec2").describe_instances()["Reservations"]
+    fleet = [i for r in reservations for i in r["Instances"]]
+    assert {i["Placement"]["GroupName"] for i in fleet} == {""}
+    spot = [i for i in fleet if i.get("InstanceLifecycle") == "spot"]
+    assert sorted(i["Placement"]["AvailabilityZone"] for i in spot) == ["us-east-2a"] * 2 + ["us-east-2b"] * 2
+    names = {a["AlarmName"] for a in twin.aws.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert names == {"g7-use2-gpu-ecc-dbe", "g7-use2-gpu-temperature", "g7-use2-efa-errors"}
+
+
+def test_a_stretched_group_replaces_into_the_az_that_lost_the_instance(stretched: RunningTwin) -> None:
+    twin = stretched
+    ec2 = twin.aws.client("ec2")
+    victim = next(n for n in twin.world.nodes.values() if n.role == "13b" and n.az == "us-east-2b")
+    before = len(twin.hooks.named("launched"))
+    ec2.terminate_instances(InstanceIds=[victim.instance_id])
+    wait_for(lambda: len(twin.hooks.named("launched")) == before + 1, 5, "replacement")
+    replacement = twin.hooks.named("launched")[-1]
+    assert replacement[1:3] == ("g7-use2-13b", "us-east-2b")
+    assert replacement[3] == victim.subnet_id, "the AZ's emptier subnet"
