@@ -85,6 +85,9 @@ class TwinServer:
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _stop: asyncio.Event | None = None
 
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+
     # -- start -------------------------------------------------------------------------------------
     async def start(self) -> dict[str, Any]:
         behaviour = parse_profile(self.profile)
@@ -111,6 +114,8 @@ class TwinServer:
             world.serving_url = self._serve("gateway", gateway).url
         extra = self._aws_apps()
         await self._start_servers()
+        for name in world.clusters:
+            self.aws.set_cluster_endpoint(name, next(s.url for s in self._served if s.name == f"kube:{name}"))
 
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self.manager.run(self._stop), name="controllers"))
@@ -123,7 +128,7 @@ class TwinServer:
         self.endpoints = {
             "region": world.region, "time_scale": self.time_scale, "profile": self.profile,
             "kubeconfig": str(kubeconfig.resolve()), "contexts": list(world.clusters),
-            "aws_endpoint": aws_url, "aws_endpoints": {k: urls[k] for k in extra if k in urls},
+            "aws_endpoint": aws_url, "aws_endpoints": {k: urls[k] for k in extra if k != "imds"},
             "inference_url": world.serving_url, "pid": os.getpid(),
             "imds_url_template": f"{urls['imds']}/nodes/{{node}}" if "imds" in urls else "",
             "kube_urls": {name: urls[f"kube:{name}"] for name in world.clusters},
@@ -209,6 +214,9 @@ class TwinServer:
     async def _shutdown(self) -> None:
         for served in self._served:
             served.server.should_exit = True
+        if self.aws is not None:
+            with contextlib.suppress(Exception):
+                await self.aws.aclose()
         for task in self._tasks:
             if task.get_name() != "controllers":
                 task.cancel()
@@ -219,10 +227,7 @@ class TwinServer:
             served.sock.close()
         self._served.clear()
         if self.aws is not None:
-            stopper = getattr(self.aws, "stop")
-            result = stopper()
-            if asyncio.iscoroutine(result):
-                await result
+            await asyncio.to_thread(self.aws.stop)
             self.aws = None
 
     # -- tests -------------------------------------------------------------------------------------
