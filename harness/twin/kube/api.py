@@ -274,18 +274,19 @@ class KubeApi:
             """Selector-aware event type: an object entering the selection is ADDED, leaving it DELETED."""
             obj = self._present(t.resource, ev.obj)
             key, now_in = _key(obj), match(obj)
+            was_known = key in known
             if ev.prev is not None:
                 was_in = match(self._present(t.resource, ev.prev))
             else:
-                was_in = key in known or ev.type == "MODIFIED"
+                was_in = was_known or (ev.type == "MODIFIED" and now_in)
             if ev.type == "DELETED":
                 known.discard(key)
                 return ("DELETED", obj) if (was_in or now_in) else None
             if now_in:
                 known.add(key)
-                return ("MODIFIED" if was_in and ev.type != "ADDED" else "ADDED", obj)
+                return ("MODIFIED" if was_in and ev.type == "MODIFIED" else "ADDED", obj)
             known.discard(key)
-            return ("DELETED", obj) if was_in and (ev.prev is not None or key in known) else None
+            return ("DELETED", obj) if was_in else None
 
         async def stream() -> AsyncIterator[bytes]:
             loop = asyncio.get_running_loop()

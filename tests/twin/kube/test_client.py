@@ -95,6 +95,8 @@ def test_watch_live_events_and_selector_transitions(fleet: Fleet) -> None:
             fleet.store.mutate(PODS, "inference", "triton-13b-1", lambda p: p["metadata"]["labels"].update(app="gone"))
             fleet.store.create(PODS, o.pod("extra", "inference", containers=[o.container("c", "img")],
                                            labels={"app": "triton"}, node_name=NODE_B))
+            fleet.store.mutate(PODS, "inference", "triton-13b-1", lambda p: p["metadata"]["labels"].update(app="triton"))
+            fleet.store.mutate(PODS, "inference", "triton-13b-1", lambda p: o.set_pod_ready(p, False))
         t = threading.Thread(target=change)
         t.start()
         rv = v1.list_namespaced_pod("inference").metadata.resource_version
@@ -102,8 +104,9 @@ def test_watch_live_events_and_selector_transitions(fleet: Fleet) -> None:
                                                   resource_version=rv, timeout_seconds=2):
             seen.append((ev["type"], ev["object"].metadata.name))
         t.join()
-        # leaving the selection is a DELETED for this watcher, as the API server's watch cache does
-        assert seen == [("DELETED", "triton-13b-1"), ("ADDED", "extra")]
+        # leaving the selection is DELETED, entering it ADDED for this watcher, as the API server's watch cache does
+        assert seen == [("DELETED", "triton-13b-1"), ("ADDED", "extra"), ("ADDED", "triton-13b-1"),
+                        ("MODIFIED", "triton-13b-1")]
 
 
 def test_watch_too_old_resource_version_is_410_gone(tmp_path) -> None:
