@@ -19,7 +19,9 @@ import multiprocessing as mp
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from pydantic import BaseModel
 
@@ -74,7 +76,7 @@ def demo_world(nodes_per_az: int = 2, gpus_per_node: int = 8, profile: str = "ar
     return world
 
 
-def _serve(conn, cpu: int | None) -> None:   # child process
+def _serve(conn, cpu: int | None, world_options: dict | None = None) -> None:   # child process
     import uvicorn
 
     from harness.twin.serving import ServingFleet, build_gateway_app
@@ -82,7 +84,7 @@ def _serve(conn, cpu: int | None) -> None:   # child process
         os.sched_setaffinity(0, {cpu})
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    world = demo_world()
+    world = demo_world(**(world_options or {}))
     app = build_gateway_app(ServingFleet(world))
     server = uvicorn.Server(uvicorn.Config(app, log_level="critical", access_log=False, lifespan="on"))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -217,6 +219,35 @@ async def _drive(port: int, streams: int, max_tokens: int, prompt_words: int, ra
     await asyncio.gather(*tasks)
     gc.enable()
     return sample, time.time() - start
+
+
+@contextmanager
+def gateway_process(server_cpu: int | None = None, **world_options: object) -> Iterator[str]:
+    """A gateway over demo_world(**world_options) in its own process; yields its base URL.
+
+    Its own process means its own GIL and, with server_cpu, its own core: what a client measures is
+    then the model's timing plus the network, not contention with the client's interpreter.
+    """
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    if server_cpu is not None and server_cpu not in cpus:
+        server_cpu = None
+    proc = ctx.Process(target=_serve, args=(child, server_cpu, world_options), daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(30):
+            raise RuntimeError("gateway process did not start")
+        yield f"http://127.0.0.1:{parent.recv()}"
+    finally:
+        try:
+            parent.send("stop")
+        except OSError:
+            pass
+        proc.join(10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
 
 
 def measure(streams: int = 300, max_tokens: int = 128, prompt_words: int = 32, ramp_s: float = 1.0,

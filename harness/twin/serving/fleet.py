@@ -104,8 +104,13 @@ class ServingFleet:
             await asyncio.sleep(REFRESH_S)
 
     # -- deriving replicas ---------------------------------------------------------------------------
-    def refresh(self) -> None:
-        """Bring replicas in line with the Kubernetes stores and the World's physics. Cheap when idle."""
+    def refresh(self, full: bool = True) -> None:
+        """Bring replicas in line with the Kubernetes stores and the World's physics.
+
+        The request path calls it with full=False: pods and spot notices only, since walking every
+        replica's GPUs per request would cost more than the request; the background sweep does the rest
+        every REFRESH_S and the router reads power and health from the World directly.
+        """
         changed = False
         for name, cluster in self.world.clusters.items():
             rv = cluster.store.resource_version
@@ -114,7 +119,9 @@ class ServingFleet:
                 changed = True
         if changed:
             self._rebuild()
-        self._physics_sweep()
+        self._notices()
+        if full:
+            self._physics_sweep()
 
     def _rebuild(self) -> None:
         pods_res = resource("pods")
@@ -155,15 +162,22 @@ class ServingFleet:
         for f in ("steps", "tokens", "queue_us", "admitted"):
             setattr(self.retired, f, getattr(self.retired, f) + getattr(r.stats, f))
 
-    def _physics_sweep(self) -> None:
+    def _notices(self) -> None:
+        """A spot notice under kv_offload: the node's KV caches go to its NVMe now, while there is time."""
         w = self.world
         for node in w.nodes.values():
             if node.spot_notice_at is not None and node.name not in self._noticed:
                 self._noticed.add(node.name)
                 if w.behaviour.kv_offload:
                     self.sessions.offload_node(node.name)
-            elif node.spot_notice_at is None:
+            elif node.spot_notice_at is None and node.name in self._noticed:
                 self._noticed.discard(node.name)
+
+    def update_physics(self, r: Replica) -> None:
+        r.phys = self._physics(r)
+
+    def _physics_sweep(self) -> None:
+        w = self.world
         for r in self.replicas.values():
             r.phys = self._physics(r)
             powered = all((n := w.nodes.get(name)) is not None and n.power == "running" for name in r.nodes)

@@ -174,7 +174,7 @@ class Gateway:
         fleet = self.fleet
         model = MODELS[body.model]
         conversation = request.headers.get(CONVERSATION_HEADER) or body.user
-        fleet.refresh()
+        fleet.refresh(full=False)
         replica = fleet.route(model.name, conversation)
         if replica is None:
             fleet.metrics.inc("nv_inference_request_failure", model=model.name, version=VERSION, reason="REJECTED")
@@ -195,6 +195,7 @@ class Gateway:
                        max_tokens=max_tokens, stream=WordStream(model.name, prompt, body.temperature),
                        restore_s=plan.restore_s)
         started = time.time()
+        fleet.update_physics(replica)
         replica.submit(seq)
         headers = {"x-served-by-pod": replica.pod, "x-served-by-node": replica.node, "x-served-by-az": replica.az,
                    "x-kv-cache": plan.source, "x-prefill-tokens": str(plan.prefill_tokens)}

@@ -206,3 +206,53 @@ class StreamResult:
 def sse() -> Callable[..., StreamResult]:
     """The streaming reader, as a fixture so test modules need not import conftest."""
     return stream
+
+
+def raw_stream(url: str, path: str, body: dict, headers: dict | None = None, timeout: float = 10.0) -> StreamResult:
+    """The leanest possible SSE client (a blocking socket, no HTTP library), for timing measurements.
+
+    A library client adds its own milliseconds between the wire and the caller; what is compared with
+    the model's stated timings must be what the server put on the wire.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    payload = json.dumps({**body, "stream": True}).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    req = (f"POST {path} HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n{extra}"
+           f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n").encode() + payload
+    out = StreamResult(headers={})
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sent = time.perf_counter()
+    sock.sendall(req)
+    buf = b""
+    try:
+        while not out.done:
+            data = sock.recv(65536)
+            now = time.perf_counter()
+            if not data:
+                break
+            buf += data
+            if not out.status and b"\r\n\r\n" in buf:
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                out.status = int(head.split(b" ", 2)[1])
+            while out.status:
+                i = buf.find(b"data: ")
+                j = buf.find(b"\n\n", i)
+                if i < 0 or j < 0:
+                    break
+                data_line, buf = buf[i + 6:j], buf[j + 2:]
+                if data_line == b"[DONE]":
+                    out.done = True
+                    break
+                event = json.loads(data_line)
+                out.events.append(event)
+                out.times.append(now - sent)
+                out.text += event["choices"][0].get("text", "")
+    finally:
+        sock.close()
+    return out
+
+
+@pytest.fixture(name="raw_stream")
+def raw_stream_fixture() -> Callable[..., StreamResult]:
+    return raw_stream
