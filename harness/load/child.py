@@ -22,6 +22,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -144,6 +145,8 @@ class Child:
         self.runner.quit()
 
     def run(self) -> int:
+        # SIGTERM (the parent's second resort, or a pod being deleted) still ends with final figures written
+        gevent.signal_handler(signal.SIGTERM, self.quit, "SIGTERM")
         gevent.spawn(self.control_loop)
         if self.role == "master":
             deadline = time.monotonic() + WORKER_WAIT_S

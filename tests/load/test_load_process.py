@@ -343,3 +343,18 @@ def test_wait_started_then_live_figures_move(server: SSEServer, tmp_path: Path) 
         assert load.live().tokens > 0
     finally:
         load.stop()
+
+
+def test_sigterm_still_leaves_final_figures(server: SSEServer, tmp_path: Path) -> None:
+    import signal
+    load = LoadProcess()
+    load.start(server.url, spec(users=2), tmp_path, first_window="steady")
+    try:
+        started(load, 4)
+        load.procs[0].send_signal(signal.SIGTERM)
+        wait_until(lambda: not load.alive(), 10, "the child to exit on SIGTERM")
+    finally:
+        result = load.stop()
+    assert result.complete, result.problems
+    assert (tmp_path / "final-0.json").exists()
+    assert result.whole.requests >= 4
