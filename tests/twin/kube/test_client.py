@@ -326,3 +326,17 @@ def test_stop_does_not_hang_on_an_open_watch() -> None:
     assert time.monotonic() - started < 5
     t.join(5)
     assert not t.is_alive()
+
+
+def test_watch_with_table_accept_sends_table_events(fleet: Fleet) -> None:
+    rv = fleet.store.resource_version
+    fleet.store.mutate(resource("nodes"), None, NODE_A, lambda n: n["spec"].update(unschedulable=True))
+    r = httpx.get(f"{fleet.url}/api/v1/nodes", params={"watch": "1", "resourceVersion": str(rv), "timeoutSeconds": "0.5"},
+                  headers={"Accept": TABLE})
+    events = [json.loads(line) for line in r.text.splitlines()]
+    assert [e["type"] for e in events] == ["MODIFIED"]
+    table = events[0]["object"]
+    assert table["kind"] == "Table" and table["rows"][0]["cells"][:2] == [NODE_A, "Ready,SchedulingDisabled"]
+    assert table["rows"][0]["object"]["metadata"]["name"] == NODE_A
+    full = httpx.get(f"{fleet.url}/api/v1/nodes/{NODE_A}", params={"includeObject": "Object"}, headers={"Accept": TABLE}).json()
+    assert full["rows"][0]["object"]["kind"] == "Node" and full["rows"][0]["object"]["status"]["nodeInfo"]
