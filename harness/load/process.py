@@ -318,10 +318,16 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 
 def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutcome:
     """Golden answer per prompt = the most common successful answer in `learn_window`; every successful
-    canary answer outside it that differs is a mismatch (with time, window and served-by)."""
-    outcome = CanaryOutcome(learn_window=learn_window)
+    canary answer outside it that differs is a mismatch (with time, window and served-by).
+
+    If no canary succeeded in `learn_window` (a runner that names its steady state differently), the
+    earliest window with successful canaries is the learning window, and `learn_window` says which.
+    """
     canaries = [r for r in read_records(records_path)
                 if r.get("canary") is not None and r.get("error") is None and r.get("digest")]
+    if canaries and not any(r.get("window") == learn_window for r in canaries):
+        learn_window = min(canaries, key=lambda r: float(r.get("t_end", 0.0))).get("window", learn_window)
+    outcome = CanaryOutcome(learn_window=learn_window)
     learning: dict[int, list[dict[str, Any]]] = {}
     for r in canaries:
         if r.get("window") == learn_window:
