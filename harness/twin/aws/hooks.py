@@ -8,6 +8,7 @@ synchronise with moto's server thread.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,9 +70,14 @@ class RecordingHooks:
 
     world: World
     calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)       # wall time of each call, parallel to calls
 
     def _record(self, name: str, *args: Any) -> None:
+        self.times.append(time.time())
         self.calls.append((name, args))
+
+    def timed(self, name: str) -> list[tuple[float, tuple[Any, ...]]]:
+        return [(t, args) for t, (call, args) in zip(self.times, self.calls) if call == name]
 
     def named(self, name: str) -> list[tuple[Any, ...]]:
         return [args for call, args in self.calls if call == name]

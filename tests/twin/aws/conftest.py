@@ -54,6 +54,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
         threading.Event().wait(0.05)
 
 
+def stays(predicate: Callable[[], Any], seconds: float, what: str = "condition") -> None:
+    """Assert predicate() holds at every poll for `seconds` (a deadline-bounded check that nothing happens)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding"
+        threading.Event().wait(0.05)
+
+
 class RunningTwin:
     def __init__(self, profile: str = "article") -> None:
         self.world = build_world(profile)
