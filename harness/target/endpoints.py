@@ -31,6 +31,7 @@ class TwinEndpoints(BaseModel):
     inference_url: str
     imds_url_template: str | None = None
     pid: int | None = None
+    account_id: str = TWIN_ACCOUNT_ID
 
     @classmethod
     def read(cls, path: Path | str = DEFAULT_ENDPOINTS_PATH) -> TwinEndpoints:

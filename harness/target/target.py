@@ -21,8 +21,7 @@ from typing import Any
 
 import yaml
 
-from harness.target.endpoints import (DEFAULT_ENDPOINTS_PATH, TWIN_ACCESS_KEY, TWIN_ACCOUNT_ID, TWIN_SECRET_KEY,
-                                      TwinEndpoints)
+from harness.target.endpoints import DEFAULT_ENDPOINTS_PATH, TWIN_ACCESS_KEY, TWIN_SECRET_KEY, TwinEndpoints
 from harness.target.guardrails import GuardrailError, check_allowlist, check_blast_radius, require_confirmation
 from harness.target.model import AwsCredentials, AwsSpec, Allowlist, TargetSpec, find_target_spec
 from harness.target.redact import Redactor, redact
@@ -209,10 +208,10 @@ def twin_spec(endpoints: TwinEndpoints) -> TargetSpec:
         contexts=list(endpoints.contexts),
         aws=AwsSpec(region=endpoints.region, endpoint_url=endpoints.aws_endpoint,
                     endpoints=dict(endpoints.aws_endpoints), credentials=AwsCredentials(source="twin"),
-                    account_id=TWIN_ACCOUNT_ID),
+                    account_id=endpoints.account_id),
         inference_url=endpoints.inference_url,
         time_scale=endpoints.time_scale,
-        allowlist=Allowlist(contexts=list(endpoints.contexts), aws_accounts=[TWIN_ACCOUNT_ID],
+        allowlist=Allowlist(contexts=list(endpoints.contexts), aws_accounts=[endpoints.account_id],
                             regions=[endpoints.region]),
     )
 
