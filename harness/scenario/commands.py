@@ -1,6 +1,6 @@
 """`g7chaos validate` and `g7chaos schema`.
 
-validate: every file is checked and every problem printed as file:line:column; exit 0 when all are valid,
+validate: every file is checked (scenario files, and targets.yaml files, recognised by their `targets:` key) and every problem printed as file:line:column; exit 0 when all are valid,
 exit 2 when any is not. It never prints a traceback: whatever a file contains, the answer is a message.
 schema: the JSON Schema of scenario files (or of targets.yaml with --targets), for editors.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from harness.scenario.errors import ScenarioError
 from harness.scenario.loader import load_scenario, scenario_files
@@ -28,6 +29,12 @@ def run_validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in paths:
         try:
+            if _is_targets_file(path):
+                from harness.target.model import load_targets
+                specs = load_targets(path)
+                if not getattr(args, "quiet", False):
+                    print(f"OK {path}: targets {', '.join(specs) or '(none)'}")
+                continue
             scenario = load_scenario(path)
         except ScenarioError as exc:
             failed += 1
@@ -43,6 +50,19 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"{failed} of {len(paths)} file(s) invalid", file=sys.stderr)
         return 2
     return 0
+
+
+def _is_targets_file(path: Path) -> bool:
+    """targets.yaml (by name, or a document whose first key is `targets:`) is validated as targets."""
+    if path.name in ("targets.yaml", "targets.yml"):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    lines = [line for line in head.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return bool(lines) and lines[0].startswith("targets:")
 
 
 def add_schema_arguments(parser: argparse.ArgumentParser) -> None:

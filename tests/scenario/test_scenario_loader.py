@@ -259,3 +259,15 @@ def test_a_megabyte_of_anything_is_answered_within_a_second(text):
     with pytest.raises(ScenarioError):
         load_scenario_text(text)
     assert time.perf_counter() - start < 1.5
+
+
+def test_validate_also_checks_targets_files(tmp_path, capsys):
+    good = tmp_path / "targets.yaml"
+    good.write_text("targets:\n  dev-a:\n    environment: dev\n    kubeconfig: k\n    contexts: [a]\n"
+                    "    aws: {region: us-east-2}\n    inference_url: http://127.0.0.1:1\n")
+    assert main(["validate", str(good)]) == 0
+    assert "OK" in capsys.readouterr().out
+    bad = tmp_path / "more-targets.yaml"
+    bad.write_text(good.read_text().replace("kubeconfig", "kubconfig"))
+    assert main(["validate", str(bad)]) == 2
+    assert "more-targets.yaml:4:5: unknown key 'kubconfig' in dev-a" in capsys.readouterr().err
