@@ -340,3 +340,31 @@ def test_watch_with_table_accept_sends_table_events(fleet: Fleet) -> None:
     assert table["rows"][0]["object"]["metadata"]["name"] == NODE_A
     full = httpx.get(f"{fleet.url}/api/v1/nodes/{NODE_A}", params={"includeObject": "Object"}, headers={"Accept": TABLE}).json()
     assert full["rows"][0]["object"]["kind"] == "Node" and full["rows"][0]["object"]["status"]["nodeInfo"]
+
+
+SERVED = [("/api/v1/namespaces", "V1NamespaceList"), ("/api/v1/nodes", "V1NodeList"), ("/api/v1/pods", "V1PodList"),
+          ("/apis/apps/v1/daemonsets", "V1DaemonSetList"), ("/apis/apps/v1/replicasets", "V1ReplicaSetList"),
+          ("/apis/apps/v1/deployments", "V1DeploymentList"),
+          ("/apis/policy/v1/poddisruptionbudgets", "V1PodDisruptionBudgetList"),
+          ("/api/v1/events", "CoreV1EventList"), ("/apis/events.k8s.io/v1/events", "EventsV1EventList")]
+
+
+def test_everything_served_deserializes_after_changes(fleet: Fleet) -> None:
+    """What the API serves after real traffic (evictions, status writes, events) still parses, list and watch."""
+    with fleet.client() as c:
+        v1 = CoreV1Api(c)
+        v1.create_namespaced_pod_eviction("triton-13b-1", "inference", {"metadata": {"name": "triton-13b-1"}})
+        v1.patch_node_status(NODE_A, {"status": {"conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]}})
+        node = fleet.store.get(resource("nodes"), None, NODE_A)
+        v1.create_namespaced_event("default", o.event(node, reason="NodeNotReady", message="x", namespace="default"))
+        _wait(lambda: fleet.store.get(resource("poddisruptionbudgets.policy"), "inference", "triton-13b")["status"]
+              .get("conditions"), what="PDB conditions")
+        for path, model in SERVED:
+            body = httpx.get(f"{fleet.url}{path}").text
+            parsed = c.deserialize(body, model, "application/json")
+            assert parsed.items, path
+            item_model = model[:-4]
+            watched = httpx.get(f"{fleet.url}{path}", params={"watch": "true", "timeoutSeconds": "0.2"}).text
+            for line in watched.splitlines():
+                ev = kubernetes.watch.Watch().unmarshal_event(line, item_model)
+                assert ev["type"] == "ADDED" and ev["object"].metadata.name
