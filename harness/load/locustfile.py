@@ -258,6 +258,7 @@ class StreamingLLMUser(FastHttpUser):
                     self.session, self.messages, self.turn = str(uuid.uuid4()), [], 0
                 self.messages.append({"role": "user", "content": prompt})
                 body["messages"] = list(self.messages)
+                body["user"] = self.session          # OpenAI's end-user field: what sticky routing keys on
                 headers[spec.session_header] = self.session
             else:
                 body["messages"] = [{"role": "user", "content": prompt}]

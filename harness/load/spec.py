@@ -69,7 +69,8 @@ class LoadSpec(BaseModel):
     chat: bool = Field(False, description="use /v1/chat/completions instead of /v1/completions")
     conversations: int = Field(0, ge=0, description="chat: users that hold multi-turn conversations (0 = none)")
     turns: int = Field(1, ge=1, le=100, description="chat: turns per conversation before a new one starts")
-    session_header: str = Field("X-Session-Id", description="header naming the conversation, for stickiness")
+    session_header: str = Field("X-Session-Id", description="header naming the conversation (also sent as the "
+                                "body's OpenAI `user` field), for sticky routing")
 
     idempotency_keys: bool = Field(True, description="send a fresh uuid4 Idempotency-Key per logical request")
     retries: RetrySpec = Field(default_factory=RetrySpec)
