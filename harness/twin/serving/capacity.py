@@ -49,6 +49,8 @@ class CapacityReport(BaseModel):
     server_cpu: int | None
     server_cpu_percent: float          # the gateway process's CPU over the run (100 = one core saturated)
     client_cpu_percent: float          # the measuring client's; near 100 means the numbers are the client's lag
+    environment_jitter_p99_ms: float   # idle 1 ms timers' lateness on the server core just before the run
+    degraded: bool                     # the machine or the client, not the gateway, limits the measurement
     within_budget: bool
 
 
@@ -76,7 +78,19 @@ def demo_world(nodes_per_az: int = 2, gpus_per_node: int = 8, profile: str = "ar
     return world
 
 
-def _serve(conn, cpu: int | None, world_options: dict | None = None) -> None:   # child process
+async def _timer_jitter(seconds: float) -> list[float]:
+    """Lateness of 1 ms timers on an idle loop: what the machine itself adds (VM scheduling, neighbours)."""
+    loop = asyncio.get_running_loop()
+    late: list[float] = []
+    end = loop.time() + seconds
+    while loop.time() < end:
+        t = loop.time()
+        await asyncio.sleep(0.001)
+        late.append(max(0.0, loop.time() - t - 0.001 - 0.001))   # epoll rounds up to the next ms
+    return late
+
+
+def _serve(conn, cpu: int | None, world_options: dict | None = None, jitter_s: float = 0.0) -> None:   # child process
     import uvicorn
 
     from harness.twin.serving import ServingFleet, build_gateway_app
@@ -93,7 +107,8 @@ def _serve(conn, cpu: int | None, world_options: dict | None = None) -> None:   
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             await asyncio.sleep(0.01)
-        conn.send(sock.getsockname()[1])
+        late = await _timer_jitter(jitter_s) if jitter_s > 0 else []
+        conn.send({"port": sock.getsockname()[1], "jitter_p99_ms": _pct(late, 0.99) * 1e3 if late else 0.0})
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)   # parent says stop
         server.should_exit = True
         await task
@@ -221,9 +236,18 @@ async def _drive(port: int, streams: int, max_tokens: int, prompt_words: int, ra
     return sample, time.time() - start
 
 
+@dataclass
+class GatewayProcess:
+    url: str
+    port: int
+    pid: int
+    jitter_p99_ms: float      # idle timer lateness on its core before the run (0 if not probed)
+
+
 @contextmanager
-def gateway_process(server_cpu: int | None = None, **world_options: object) -> Iterator[str]:
-    """A gateway over demo_world(**world_options) in its own process; yields its base URL.
+def gateway_process(server_cpu: int | None = None, jitter_s: float = 0.0,
+                    **world_options: object) -> Iterator[GatewayProcess]:
+    """A gateway over demo_world(**world_options) in its own process.
 
     Its own process means its own GIL and, with server_cpu, its own core: what a client measures is
     then the model's timing plus the network, not contention with the client's interpreter.
@@ -233,12 +257,14 @@ def gateway_process(server_cpu: int | None = None, **world_options: object) -> I
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     if server_cpu is not None and server_cpu not in cpus:
         server_cpu = None
-    proc = ctx.Process(target=_serve, args=(child, server_cpu, world_options), daemon=True)
+    proc = ctx.Process(target=_serve, args=(child, server_cpu, world_options, jitter_s), daemon=True)
     proc.start()
     try:
         if not parent.poll(30):
             raise RuntimeError("gateway process did not start")
-        yield f"http://127.0.0.1:{parent.recv()}"
+        hello = parent.recv()
+        assert proc.pid is not None
+        yield GatewayProcess(f"http://127.0.0.1:{hello['port']}", hello["port"], proc.pid, hello["jitter_p99_ms"])
     finally:
         try:
             parent.send("stop")
@@ -251,33 +277,21 @@ def gateway_process(server_cpu: int | None = None, **world_options: object) -> I
 
 
 def measure(streams: int = 300, max_tokens: int = 128, prompt_words: int = 32, ramp_s: float = 1.0,
-            timeout_s: float = 30.0, server_cpu: int | None = 0, client_cpu: int | None = 1) -> CapacityReport:
+            timeout_s: float = 30.0, server_cpu: int | None = 0, client_cpu: int | None = 1,
+            jitter_s: float = 0.5) -> CapacityReport:
     """Run `streams` concurrent streams against a fresh gateway process pinned to `server_cpu`."""
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    if server_cpu is not None and server_cpu not in cpus:
-        server_cpu = None
-    proc = ctx.Process(target=_serve, args=(child, server_cpu), daemon=True)
-    proc.start()
-    before = cpus
-    try:
-        if not parent.poll(30):
-            raise RuntimeError("gateway process did not start")
-        port = parent.recv()
-        if client_cpu is not None and client_cpu in cpus and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, {client_cpu})
-        cpu0, mine0 = _proc_cpu_s(proc.pid), time.process_time()
-        sample, seconds = asyncio.run(_drive(port, streams, max_tokens, prompt_words, ramp_s, timeout_s))
-        cpu_pct = (_proc_cpu_s(proc.pid) - cpu0) / seconds * 100 if seconds else 0.0
-        client_pct = (time.process_time() - mine0) / seconds * 100 if seconds else 0.0
-    finally:
-        if before and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, before)
-        parent.send("stop")
-        proc.join(10)
-        if proc.is_alive():
-            proc.terminate()
+    with gateway_process(server_cpu=server_cpu, jitter_s=jitter_s) as gw:
+        try:
+            if client_cpu is not None and client_cpu in cpus and len(cpus) > 1:
+                os.sched_setaffinity(0, {client_cpu})
+            cpu0, mine0 = _proc_cpu_s(gw.pid), time.process_time()
+            sample, seconds = asyncio.run(_drive(gw.port, streams, max_tokens, prompt_words, ramp_s, timeout_s))
+            cpu_pct = (_proc_cpu_s(gw.pid) - cpu0) / seconds * 100 if seconds else 0.0
+            client_pct = (time.process_time() - mine0) / seconds * 100 if seconds else 0.0
+        finally:
+            if cpus:
+                os.sched_setaffinity(0, cpus)
     added_p99 = _pct(sample.added, 0.99) * 1e3
     return CapacityReport(
         streams=streams, completed=sample.completed, failed=sample.failed, tokens=sample.tokens, seconds=seconds,
@@ -286,7 +300,9 @@ def measure(streams: int = 300, max_tokens: int = 128, prompt_words: int = 32, r
         client_lag_p99_ms=_pct(sample.lag, 0.99) * 1e3,
         model_tbt_p50_ms=_pct(sample.due_gaps, 0.5) * 1e3,
         observed_tbt_p50_ms=_pct(sample.gaps, 0.5) * 1e3, observed_tbt_p99_ms=_pct(sample.gaps, 0.99) * 1e3,
-        server_cpu=server_cpu, server_cpu_percent=cpu_pct, client_cpu_percent=client_pct,
+        server_cpu=server_cpu if server_cpu in cpus else None, server_cpu_percent=cpu_pct,
+        client_cpu_percent=client_pct, environment_jitter_p99_ms=gw.jitter_p99_ms,
+        degraded=gw.jitter_p99_ms > BUDGET_MS / 2 or client_pct > 80.0,
         within_budget=sample.failed == 0 and added_p99 <= BUDGET_MS)
 
 

@@ -43,7 +43,9 @@ def _streams_during_loss(gw, sse) -> list:
     threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5                      # every replica has a stream in flight
+    while not all(r.stats.tokens >= 2 for r in list(gw.fleet.replicas.values())) and time.monotonic() < deadline:
+        time.sleep(0.005)
     _lose_az(gw, "us-east-2a")
     for t in threads:
         t.join(10)

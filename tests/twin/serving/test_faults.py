@@ -31,11 +31,21 @@ def _in_thread(gw, sse, body: dict) -> tuple[threading.Thread, dict]:
     return t, box
 
 
+def _wait_tokens(gw, pod: str, n: int) -> None:
+    """Wait until the pod's replica has emitted n tokens (a stream is really in flight)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(r.pod == pod and r.stats.tokens >= n for r in list(gw.fleet.replicas.values())):
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"{pod} emitted fewer than {n} tokens")
+
+
 def test_stop_freezes_streams_and_cont_resumes(gateway, sse):
     gw = gateway(gpus_per_node=1)
     _only_az_a(gw)
     t, box = _in_thread(gw, sse, {"prompt": "stall me", "max_tokens": 20})
-    time.sleep(0.1)
+    _wait_tokens(gw, "triton-13b-a00", 3)
     assert gw.call(lambda: gw.fleet.signal("triton-13b-a00", "STOP"))
     t2, box2 = _in_thread(gw, sse, {"prompt": "new while stopped", "max_tokens": 3})
     time.sleep(0.5)
@@ -62,7 +72,7 @@ def test_draining_pod_finishes_in_flight_and_takes_no_new(gateway, sse):
     gw = gateway(gpus_per_node=1)
     _only_az_a(gw)
     t, box = _in_thread(gw, sse, {"prompt": "finish me", "max_tokens": 25})
-    time.sleep(0.15)
+    _wait_tokens(gw, "triton-13b-a00", 3)
     gw.call(lambda: gw.world.clusters["g7-use2a"].store.mutate(
         PODS, "inference", "triton-13b-a00",
         lambda p: p["metadata"].__setitem__("deletionTimestamp", "2026-01-01T00:00:00Z")))
@@ -78,7 +88,7 @@ def test_pod_deleted_or_node_powered_off_cuts_streams(gateway, sse):
     gw = gateway(gpus_per_node=1)
     _only_az_a(gw)
     t, box = _in_thread(gw, sse, {"prompt": "power cut", "max_tokens": 40})
-    time.sleep(0.15)
+    _wait_tokens(gw, "triton-13b-a00", 3)
     gw.call(lambda: setattr(gw.world.nodes[NODE_A], "power", "stopped"))
     t.join(10)
     res = box["res"]
@@ -123,3 +133,18 @@ def test_tensor_parallel_over_efa_slows_with_load_and_without_placement_group(ga
     spread = _tp_gap("no-placement-group", gateway, sse)
     assert loaded > 2 * calm
     assert spread > 1.5 * calm
+
+
+def test_client_that_leaves_frees_its_batch_slot(gateway):
+    gw = gateway(gpus_per_node=1)
+    _only_az_a(gw)
+    with gw.client() as c:
+        with c.stream("POST", "/v1/completions", json={"prompt": "bye", "max_tokens": 200, "stream": True}) as resp:
+            lines = resp.iter_lines()
+            assert next(line for line in lines if line.startswith("data: "))
+    replica = next(r for r in gw.fleet.replicas.values() if r.pod == "triton-13b-a00")
+    deadline = time.monotonic() + 2
+    while replica.load and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert replica.load == 0
+    assert replica.stats.tokens < 50

@@ -40,7 +40,9 @@ def test_conflict_while_in_flight_and_mismatch(gateway, sse):
         t = threading.Thread(target=lambda: results.setdefault("first", sse(gw.client(), "/v1/completions", body,
                                                                               headers={"Idempotency-Key": "k-3"})))
         t.start()
-        time.sleep(0.15)
+        deadline = time.monotonic() + 5                  # the first attempt is streaming
+        while not any(r.stats.tokens >= 2 for r in list(gw.fleet.replicas.values())) and time.monotonic() < deadline:
+            time.sleep(0.005)
         conflict = c.post("/v1/completions", json={**body, "stream": True}, headers={"Idempotency-Key": "k-3"})
         mismatch = c.post("/v1/completions", json={**body, "stream": True, "max_tokens": 41}, headers={"Idempotency-Key": "k-3"})
         t.join(10)

@@ -40,7 +40,8 @@ def test_low_load_ttft_and_tbt_within_ten_percent_and_article_sanity(raw_stream)
     prompt = " ".join(f"w{i}" for i in range(511))          # + the index word = 512 prompt tokens
     stated_ttft = latency.stated_ttft_s(M13, 512)
     stated_tbt = latency.stated_tbt_s(M13, 512 + 24)       # mid-sequence context
-    with capacity.gateway_process(nodes_per_az=1, gpus_per_node=1) as url:
+    with capacity.gateway_process(nodes_per_az=1, gpus_per_node=1) as gw:
+        url = gw.url
         raw_stream(url, "/v1/completions", {"prompt": "warm up", "max_tokens": 2})
         for attempt in range(3):
             ttfts, gaps = [], []
