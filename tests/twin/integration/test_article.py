@@ -11,10 +11,9 @@ import time
 
 import httpx
 import pytest
-from kubernetes.stream import stream
 
 from harness.twin import hardware
-from twinkit import running_twin, wait_for
+from twinkit import exec_in, running_twin, wait_for
 
 A, B = "g7-use2a", "g7-use2b"
 
@@ -23,16 +22,6 @@ A, B = "g7-use2a", "g7-use2b"
 def twin(tmp_path_factory):
     with running_twin(tmp_path_factory.mktemp("article"), "article") as t:
         yield t
-
-
-def exec_in(twin, context: str, pod: str, namespace: str, command: list[str]) -> tuple[int, str, str]:
-    ws = stream(twin.core(context).connect_get_namespaced_pod_exec, pod, namespace, command=command,
-                stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
-    ws.run_forever(timeout=10)
-    out, err = ws.read_stdout() or "", ws.read_stderr() or ""
-    code = ws.returncode
-    ws.close()
-    return code, out, err
 
 
 def test_kubectl_exec_runs_dcgmi_in_the_dcgm_pod(twin, tmp_path):
@@ -134,6 +123,23 @@ def test_spot_interruption_drains_before_the_notice_ends(twin):
     wait_for(lambda: [n for n in twin.nodes(B, f"{B}-13b") if n.metadata.name != node.name
                       and n.status.allocatable["nvidia.com/gpu"] == "8"], boot, "a replacement node")
     wait_for(lambda: twin.experiment_status(experiment) in ("completed", "stopped"), 5, "experiment done")
+
+
+def test_idempotent_retry_is_replayed(twin):
+    url = twin.e["inference_url"] + "/v1/completions"
+    body = {"model": "llama-13b-fp8", "prompt": "idempotency", "max_tokens": 4}
+    first = httpx.post(url, json=body, headers={"Idempotency-Key": "k-1"}, timeout=10)
+    second = httpx.post(url, json=body, headers={"Idempotency-Key": "k-1"}, timeout=10)
+    assert first.status_code == second.status_code == 200
+    assert second.headers.get("idempotent-replayed") == "true" and second.json() == first.json()
+
+
+def test_alarms_and_placement_group_of_the_article(twin):
+    names = {a["AlarmName"] for a in twin.aws("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert {f"{c}-{a}" for c in (A, B) for a in ("gpu-ecc-dbe", "gpu-temperature", "efa-errors")} <= names
+    reservations = twin.aws("ec2").describe_instances(
+        Filters=[{"Name": "tag:eks:nodegroup-name", "Values": [f"{A}-70b-tp"]}])["Reservations"]
+    assert {i["Placement"].get("GroupName") for r in reservations for i in r["Instances"]} == {"g7-tp-70b"}
 
 
 def test_reboot_under_article_returns_all_gpus(twin):

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import boto3
 from kubernetes import client as kclient
 from kubernetes import config as kconfig
+from kubernetes.stream import stream
 
 from harness.twin.server import TwinHandle, TwinServer
 
@@ -114,3 +115,13 @@ class Twin:
 
     def experiment_status(self, experiment_id: str) -> str:
         return self.aws("fis").get_experiment(id=experiment_id)["experiment"]["state"]["status"]
+
+
+def exec_in(twin, context: str, pod: str, namespace: str, command: list[str]) -> tuple[int, str, str]:
+    ws = stream(twin.core(context).connect_get_namespaced_pod_exec, pod, namespace, command=command,
+                stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False)
+    ws.run_forever(timeout=10)
+    out, err = ws.read_stdout() or "", ws.read_stderr() or ""
+    code = ws.returncode
+    ws.close()
+    return code, out, err
