@@ -29,6 +29,7 @@ class Served:
     key: str | None
     arrival: float
     sends: list[float] = field(default_factory=list)   # send stamps of content events
+    late: list[float] = field(default_factory=list)    # how late each event was on the server's own schedule
     canary: bool = False
     status: int = 200
     attempt: int = 1
@@ -117,6 +118,7 @@ class SSEServer:
                     await asyncio.sleep(3.0)
                     return
                 t = time.time()
+                record.late.append(time.monotonic() - (t0 + i * self.gap_s))
                 record.sends.append(t)
                 yield event(i, t)
                 if i + 1 < n_tokens:
