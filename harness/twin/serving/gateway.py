@@ -174,6 +174,7 @@ class Gateway:
         fleet = self.fleet
         model = MODELS[body.model]
         conversation = request.headers.get(CONVERSATION_HEADER) or body.user
+        fleet.start()                              # idempotent: an app served without lifespan still sweeps
         fleet.refresh(full=False)
         replica = fleet.route(model.name, conversation)
         if replica is None:
@@ -204,7 +205,12 @@ class Gateway:
         if body.stream:
             headers["cache-control"] = "no-cache"
             return _SSEResponse(ctx.sse(), headers, ctx.seq)  # type: ignore[return-value]
-        return await ctx.whole()
+        try:
+            return await ctx.whole()
+        except StreamCut as cut:
+            # an L7 gateway whose upstream connection died answers 502 (the stream case cannot: its
+            # status is already on the wire, so that connection is simply closed)
+            return _error(502, f"upstream replica lost: {cut}", "bad_gateway", headers=headers)
 
     async def _hang(self, request: Request, replica: Replica) -> bool:
         """Packets to an unreachable target go nowhere: wait until it is reachable again or the client leaves."""
@@ -396,6 +402,10 @@ class _SSEResponse:
             async for chunk in self.events:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except StreamCut:
+            # return without the final empty chunk: the server drops the connection, and the client sees
+            # the stream end without `data: [DONE]`, as when the target behind an NLB dies
+            return
         except asyncio.CancelledError:
             if not left:
                 raise

@@ -88,14 +88,21 @@ def test_pod_deleted_or_node_powered_off_cuts_streams(gateway, sse):
     gw = gateway(gpus_per_node=1)
     _only_az_a(gw)
     t, box = _in_thread(gw, sse, {"prompt": "power cut", "max_tokens": 40})
-    _wait_tokens(gw, "triton-13b-a00", 3)
+    whole: dict = {}
+    def plain() -> None:
+        with gw.client() as c:
+            whole["resp"] = c.post("/v1/completions", json={"prompt": "plain", "max_tokens": 40})
+    t2 = threading.Thread(target=plain)
+    t2.start()
+    _wait_tokens(gw, "triton-13b-a00", 6)
     gw.call(lambda: setattr(gw.world.nodes[NODE_A], "power", "stopped"))
-    t.join(10)
+    t.join(10), t2.join(10)
     res = box["res"]
     assert res.status == 200 and not res.done and 0 < len(res.events) < 40
+    assert whole["resp"].status_code == 502            # the gateway's upstream died mid-request
     with gw.client() as c:
         assert c.post("/v1/completions", json={"prompt": "x", "max_tokens": 1}).status_code == 503
-        assert 'g7_gateway_streams_cut_total{model="llama-13b-fp8"} 1' in c.get("/metrics").text
+        assert 'g7_gateway_streams_cut_total{model="llama-13b-fp8"} 2' in c.get("/metrics").text
 
 
 def _median_gap(gw, sse, body: dict) -> float:
