@@ -140,7 +140,7 @@ def test_billion_laughs_is_refused_fast():
         lines.append(f"a{i}: &a{i} [{refs}]")
     start = time.perf_counter()
     found = problems("\n".join(lines) + "\n")
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 2.0   # ~5 ms alone
     assert "aliases" in found[0] or "values after expanding aliases" in found[0]
 
 
@@ -164,7 +164,7 @@ def test_a_100_mb_file_is_refused_from_its_size(tmp_path):
     start = time.perf_counter()
     with pytest.raises(ScenarioError, match=r"big.yaml:1:1: file is 104857600 bytes; the limit is 1048576"):
         load_scenario(big)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 2.0   # refused from its size: ~1 ms alone
 
 
 def test_size_cap_holds_for_unsized_files(tmp_path):
@@ -253,12 +253,12 @@ def test_the_documented_examples_validate():
     "- " + "\n- ".join(["x"] * 250_000),
     "x: " + "a" * 2_000_000 + "\n",
 ])
-def test_a_megabyte_of_anything_is_answered_within_a_second(text):
+def test_a_megabyte_of_anything_is_answered_fast(text):
     text = text[: 1 << 20]
     start = time.perf_counter()
     with pytest.raises(ScenarioError):
         load_scenario_text(text)
-    assert time.perf_counter() - start < 1.5
+    assert time.perf_counter() - start < 5.0   # ~0.6 s alone; generous for a shared 2-core machine
 
 
 def test_validate_also_checks_targets_files(tmp_path, capsys):
