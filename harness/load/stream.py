@@ -12,8 +12,8 @@ needed). Only an event that names `"error"` is parsed.
 
 How a stream can fail (each a distinct reason, since Locust would log all of them as successes):
 `truncated` (connection closed or broken before the HTTP body ended), `no_done` (body ended cleanly
-without `data: [DONE]`), `error_event` (an `{"error": ...}` event inside a 200 stream), `stall` (no byte
-for `stall_timeout`), `timeout` (the whole-request deadline passed while bytes were still arriving).
+without `data: [DONE]`), `error_event` (an `{"error": ...}` event inside a 200 stream), `stall` (no event
+for `stall_timeout`, whether silence or only keep-alive comments), `timeout` (the whole-request deadline passed while bytes were still arriving).
 """
 from __future__ import annotations
 
@@ -101,6 +101,7 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
     wall = time.time
     t_recv = perf()
     w_recv = wall()
+    t_event = t_recv                 # last `data:` line (keep-alive comments do not count)
     last: float | None = None
     pos = 0
     try:
@@ -116,6 +117,10 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
                     break
                 if t_recv >= deadline:
                     out.error, out.detail = "timeout", "request deadline passed while streaming"
+                    break
+                if t_recv - t_event > stall_timeout and not out.done:
+                    out.error = "stall"        # bytes (keep-alive comments) but no event
+                    out.detail = f"no event for {stall_timeout:g} s after {out.tokens} tokens"
                     break
                 try:
                     data = sock.recv(RECV_SIZE)
@@ -150,6 +155,7 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
             if end - start < 6 or not buf.startswith(DATA, start):
                 continue                      # blank separator, comment, event:/id: fields
             start += 5
+            t_event = t_recv
             if buf[start] == 0x20:
                 start += 1
             if end - start == 6 and buf.startswith(DONE, start):

@@ -4,7 +4,7 @@ Every event carries `server_send_ts` (epoch seconds, stamped just before the eve
 server keeps, per request, its arrival time and every send stamp — the ground truth the load generator's
 TTFT/TBT must match. Modes make it misbehave the ways real servers do: `truncate` (connection dropped
 mid-body), `no_done` (clean end without [DONE]), `error_event` ({"error": ...} inside a 200 stream),
-`stall` (stops sending), `500_then_ok` (first attempt of each Idempotency-Key fails with 500),
+`stall` (stops sending), `ping_stall` (only keep-alive comments after two tokens), `500_then_ok` (first attempt of each Idempotency-Key fails with 500),
 `hang_then_ok` (first attempt gets no bytes at all).
 """
 from __future__ import annotations
@@ -116,6 +116,11 @@ class SSEServer:
                     return
                 if mode == "stall" and i == 2:
                     await asyncio.sleep(3.0)
+                    return
+                if mode == "ping_stall" and i == 2:
+                    for _ in range(30):          # bytes keep coming, events do not
+                        yield b": ping\n\n"
+                        await asyncio.sleep(0.1)
                     return
                 t = time.time()
                 record.late.append(time.monotonic() - (t0 + i * self.gap_s))

@@ -48,7 +48,7 @@ def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_p
     load.start(server.url, spec(), tmp_path, SERVED_BY, first_window="ok")
     try:
         started(load, 8)
-        for mode in ("truncate", "no_done", "error_event", "stall", "500_then_ok", "hang_then_ok"):
+        for mode in ("truncate", "no_done", "error_event", "stall", "ping_stall", "500_then_ok", "hang_then_ok"):
             load.mark_window(mode)
             time.sleep(0.15)            # every request that fails in `mode` ends inside its window
             server.mode = mode
@@ -61,7 +61,7 @@ def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_p
         result = load.stop()
     assert result.complete, result.problems
     expected = {"ok": None, "truncate": "truncated", "no_done": "no_done", "error_event": "error_event",
-                "stall": "stall"}
+                "stall": "stall", "ping_stall": "stall"}
     served = {(s.key, s.attempt): s for s in server.served}
     records = read_records(result.records_path)
     judged = 0
@@ -87,6 +87,7 @@ def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_p
     assert win["no_done"].reasons.get("no_done", 0) >= 5
     assert win["error_event"].reasons.get("error_event", 0) >= 5
     assert win["stall"].reasons.get("stall", 0) >= 5
+    assert win["ping_stall"].reasons.get("stall", 0) >= 5
     assert sum(w.requests for w in result.windows) == result.whole.requests
     # 5xx is retried with the same key and then succeeds: no client-visible error
     retried = [r for r in records if r["attempt"] == 2]
