@@ -1,4 +1,5 @@
-"""EC2 placement groups, which moto 5.2 does not implement at all (create_placement_group 500s).
+"""EC2 placement groups, which moto 5.2 does not implement at all (create_placement_group 500s), and the
+describe_instances filters a spot-aware tool uses that moto lacks (`instance-lifecycle` 500s).
 
 The tensor-parallel pair must sit in a `cluster` placement group, and an audit of the deployment asks EC2
 for its placement groups and for each instance's Placement.GroupName. The twin adds the two calls that
@@ -22,6 +23,14 @@ def _groups(ec2_backend: Any) -> dict[str, dict[str, Any]]:
 
 
 def install() -> None:
+    from moto.ec2 import utils as ec2_utils
+
+    ec2_utils.filter_dict_attribute_mapping.setdefault("instance-lifecycle", "lifecycle")
+    ec2_utils.filter_dict_attribute_mapping.setdefault("placement-group-name", "placement.group_name")
+    _install_responses()
+
+
+def _install_responses() -> None:
     from moto.core.responses import ActionResult, EmptyResult
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.responses import EC2Response

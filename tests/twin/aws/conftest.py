@@ -62,6 +62,15 @@ def stays(predicate: Callable[[], Any], seconds: float, what: str = "condition")
         threading.Event().wait(0.05)
 
 
+def state(twin: RunningTwin, name: str) -> str:
+    alarms = twin.aws.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    return alarms[0]["StateValue"] if alarms else "absent"
+
+
+def node_in(twin: RunningTwin, cluster: str):
+    return next(n for n in twin.world.nodes.values() if n.cluster == cluster and n.role == "13b")
+
+
 class RunningTwin:
     def __init__(self, profile: str = "article") -> None:
         self.world = build_world(profile)
@@ -117,8 +126,10 @@ class RunningTwin:
         self.aws.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def twin() -> Iterator[RunningTwin]:
+    """One article twin shared by the modules (starting one costs seconds); tests use disjoint nodes.
+    Modules that need another profile stop it first: moto's backends hold one twin per process."""
     running = RunningTwin().start()
     yield running
     running.stop()

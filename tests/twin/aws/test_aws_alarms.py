@@ -2,21 +2,8 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator
-
-import pytest
-
-from conftest import RunningTwin, wait_for
+from conftest import RunningTwin, node_in, state, wait_for
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_GPU_TEMP
-
-
-def state(twin: RunningTwin, name: str) -> str:
-    alarms = twin.aws.client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
-    return alarms[0]["StateValue"] if alarms else "absent"
-
-
-def node_in(twin: RunningTwin, cluster: str):
-    return next(n for n in twin.world.nodes.values() if n.cluster == cluster and n.role == "13b")
 
 
 def test_dbe_alarm_fires_for_its_cluster_only_and_has_history(twin: RunningTwin) -> None:
@@ -87,24 +74,3 @@ def test_stop_condition_alarm_stops_an_experiment(twin: RunningTwin) -> None:
         wait_for(lambda: fis.get_experiment(id=again["id"])["experiment"]["state"]["status"] == "failed", 2, "failed")
     finally:
         twin.call(lambda: node.gpus[1].fields.__setitem__(DCGM_FI_DEV_GPU_TEMP, 50.0))
-
-
-@pytest.fixture(scope="module")
-def no_dbe_alarm_twin(twin: RunningTwin) -> Iterator[RunningTwin]:
-    """Started after the module's article twin (moto's backends are per process: one twin at a time)."""
-    twin.stop()
-    other = RunningTwin("no-dbe-alarm,no-efa-monitoring").start()
-    yield other
-    other.stop()
-
-
-def test_profiles_without_the_alarms(no_dbe_alarm_twin: RunningTwin) -> None:
-    twin = no_dbe_alarm_twin
-    names = {a["AlarmName"] for a in twin.aws.client("cloudwatch").describe_alarms()["MetricAlarms"]}
-    assert names == {"g7-use2a-gpu-temperature", "g7-use2b-gpu-temperature"}
-    node = node_in(twin, "g7-use2a")
-    twin.call(lambda: node.gpus[0].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, 1.0))
-    # the metric is still published: only the alarm on it is missing
-    wait_for(lambda: twin.aws.client("cloudwatch").list_metrics(
-        Namespace="G7/GPU", MetricName="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")["Metrics"], 3, "metric")
-    assert state(twin, "g7-use2a-gpu-ecc-dbe") == "absent"

@@ -35,6 +35,9 @@ def test_seed_spreads_the_fleet_over_both_azs_with_the_placement_group(twin: Run
     tp = [i for i in fleet if tag(i, "eks:nodegroup-name") == "g7-use2a-70b-tp"]
     assert len(tp) == 2 and {i["Placement"]["GroupName"] for i in tp} == {"g7-tp-70b"}
     assert all(i.get("InstanceLifecycle") is None for i in tp)
+    assert sorted(i["InstanceId"] for i in instances(twin, **{"instance-lifecycle": "spot"})) == sorted(
+        i["InstanceId"] for i in spot)
+    assert len(instances(twin, **{"placement-group-name": "g7-tp-70b"})) == 2
     groups = twin.aws.client("ec2").describe_placement_groups()["PlacementGroups"]
     assert [(g["GroupName"], g["Strategy"]) for g in groups] == [("g7-tp-70b", "cluster")]
     for instance in fleet:

@@ -1,15 +1,17 @@
-"""The anti-pattern topology: one EKS cluster over both AZs, and no placement group for the TP pair."""
+"""Profiles that change the AWS side: one EKS cluster over both AZs, no placement group, no DBE/EFA alarms."""
 from __future__ import annotations
 
 from typing import Iterator
 
 import pytest
 
-from conftest import RunningTwin, wait_for
+from conftest import RunningTwin, node_in, state, wait_for
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL
 
 
 @pytest.fixture(scope="module")
-def stretched() -> Iterator[RunningTwin]:
+def stretched(twin: RunningTwin) -> Iterator[RunningTwin]:
+    twin.stop()
     running = RunningTwin("single-multi-az-cluster,no-placement-group").start()
     yield running
     running.stop()
@@ -40,3 +42,23 @@ def test_a_stretched_group_replaces_into_the_az_that_lost_the_instance(stretched
     replacement = twin.hooks.named("launched")[-1]
     assert replacement[1:3] == ("g7-use2-13b", "us-east-2b")
     assert replacement[3] == victim.subnet_id, "the AZ's emptier subnet"
+
+
+@pytest.fixture(scope="module")
+def no_dbe_alarm_twin(stretched: RunningTwin) -> Iterator[RunningTwin]:
+    stretched.stop()
+    other = RunningTwin("no-dbe-alarm,no-efa-monitoring").start()
+    yield other
+    other.stop()
+
+
+def test_profiles_without_the_alarms(no_dbe_alarm_twin: RunningTwin) -> None:
+    twin = no_dbe_alarm_twin
+    names = {a["AlarmName"] for a in twin.aws.client("cloudwatch").describe_alarms()["MetricAlarms"]}
+    assert names == {"g7-use2a-gpu-temperature", "g7-use2b-gpu-temperature"}
+    node = node_in(twin, "g7-use2a")
+    twin.call(lambda: node.gpus[0].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, 1.0))
+    # the metric is still published: only the alarm on it is missing
+    wait_for(lambda: twin.aws.client("cloudwatch").list_metrics(
+        Namespace="G7/GPU", MetricName="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")["Metrics"], 3, "metric")
+    assert state(twin, "g7-use2a-gpu-ecc-dbe") == "absent"
