@@ -45,6 +45,8 @@ class LiveFigures(BaseModel):
     ttft_p99_ms: float | None = None
     tbt_p99_ms: float | None = None
     tokens: int = 0
+    requests_per_s: float = 0.0
+    tokens_per_s: float = 0.0
     users: int = 0
     processes_reporting: int = 0
     cpu_share_max: float = 0.0
@@ -120,6 +122,7 @@ class LoadProcess:
     def __init__(self, python: str | None = None) -> None:
         self.python = python or sys.executable
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.names: list[str] = []
         self.out_dir: Path | None = None
         self.spec: LoadSpec | None = None
         self.seq = 0
@@ -165,6 +168,7 @@ class LoadProcess:
         self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, cwd=str(Path(__file__).resolve().parents[2])))
         log.close()
+        self.names.append(name)
 
     def __enter__(self) -> "LoadProcess":
         return self
@@ -234,6 +238,8 @@ class LoadProcess:
         return LiveFigures(
             window=m.window, requests=m.requests, errors=m.errors, error_rate=m.error_rate,
             ttft_p99_ms=m.ttft_p99_ms, tbt_p99_ms=m.tbt_p99_ms, tokens=m.tokens,
+            requests_per_s=round(m.requests / span, 2) if (span := m.last_wall - m.first_wall) > 0 else 0.0,
+            tokens_per_s=round(m.tokens / span, 1) if span > 0 else 0.0,
             users=sum(int(r.get("users", 0)) for r in reports), processes_reporting=len(current),
             cpu_share_max=max(float(r.get("cpu_share", 0)) for r in reports),
             loop_lag_p99_ms_max=max(float(r.get("loop_lag_p99_ms", 0)) for r in reports),
@@ -292,9 +298,9 @@ class LoadProcess:
                 if part.exists():
                     sink.write(part.read_bytes())
         stats_csv = out / "stats_stats.csv"
-        for i, proc in enumerate(self.procs):
+        for name, proc in zip(self.names, self.procs):
             if proc.returncode not in (0, None):
-                problems.append(f"load child {proc.args[-1] if i == 0 else i} exited with {proc.returncode}")
+                problems.append(f"load {name} process exited with {proc.returncode} (see {name}.log)")
         return LoadResult(
             out_dir=str(out), windows=[m.metrics() for m in merged.values()], whole=whole.metrics(),
             histograms={name: m.encoded() for name, m in merged.items()},

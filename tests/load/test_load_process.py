@@ -354,7 +354,8 @@ def test_wait_started_then_live_figures_move(server: SSEServer, tmp_path: Path) 
         first = load.wait_started(timeout_s=20)
         assert first.processes_reporting == 1 and first.window == "steady"
         started(load, 4)
-        assert load.live().tokens > 0
+        live = load.live()
+        assert live.tokens > 0 and live.requests_per_s > 0 and live.tokens_per_s > live.requests_per_s
     finally:
         load.stop()
 
