@@ -92,37 +92,44 @@ class TwinServer:
     async def start(self) -> dict[str, Any]:
         behaviour = parse_profile(self.profile)
         self._stop = asyncio.Event()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         world = self.world = build_world(behaviour, self.nodes_per_az, self.time_scale, self.seed)
         fleet = self.fleet = Fleet(world)
         hooks = fleet.hooks = FleetHooks(fleet)
         self.manager = build_manager(fleet)
 
         from harness.twin.aws.twin import AwsTwin   # the AWS side: moto plus its behaviour
+        (self.out_dir / "endpoints.json").unlink(missing_ok=True)   # never leave a stale file to readers
+        started = asyncio.get_running_loop().time()
         self.aws = AwsTwin(world, hooks)
-        aws_url = await asyncio.to_thread(self.aws.start)
+        # moto's start-up (imports, service models) overlaps with bringing the HTTP servers up
+        aws_start = asyncio.ensure_future(asyncio.to_thread(self.aws.start))
+        try:
+            for name, cluster in world.clusters.items():
+                handlers = FleetHandlers(fleet, name)
+                self._serve(f"kube:{name}", build_kube_app(cluster.store, exec_handler=handlers.exec,
+                                                           proxy_handler=handlers.proxy))
+            gateway = self._gateway(world)
+            if gateway is not None:
+                world.serving_url = self._serve("gateway", gateway).url
+            extra = self._aws_apps()
+            await self._start_servers()
+        finally:
+            aws_url = await aws_start
+        log.info("servers up and moto started in %.2fs", asyncio.get_running_loop().time() - started)
         self.aws.seed()                              # launches the fleet: hooks run on this loop
         self.manager.settle()
         fleet.instant = False
         fleet.aws_client = self._client_factory(aws_url, world.region)
-
-        for name, cluster in world.clusters.items():
-            handlers = FleetHandlers(fleet, name)
-            self._serve(f"kube:{name}", build_kube_app(cluster.store, exec_handler=handlers.exec,
-                                                       proxy_handler=handlers.proxy))
-        gateway = self._gateway(world)
-        if gateway is not None:
-            world.serving_url = self._serve("gateway", gateway).url
-        extra = self._aws_apps()
-        await self._start_servers()
         for name in world.clusters:
             self.aws.set_cluster_endpoint(name, next(s.url for s in self._served if s.name == f"kube:{name}"))
+        log.info("fleet seeded in %.2fs", asyncio.get_running_loop().time() - started)
 
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self.manager.run(self._stop), name="controllers"))
         self._tasks.append(loop.create_task(self.aws.run(), name="aws"))
 
         urls = {s.name: s.url for s in self._served}
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         kubeconfig = self.out_dir / "kubeconfig"
         kubeconfig.write_text(render_kubeconfig({name: urls[f"kube:{name}"] for name in world.clusters}))
         self.endpoints = {
