@@ -75,6 +75,65 @@ def select(candidates: list[str], mode: str, rng: Any) -> list[str]:
     return sorted(rng.sample(candidates, min(count, len(candidates))))
 
 
+# What the twin's FIS can run, as get_action / list_actions describe it (moto answers neither).
+ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
+    SPOT: {"description": "Send a spot instance interruption notice to target spot instances; they are "
+                          "interrupted when durationBeforeInterruption ends.",
+           "targets": {"SpotInstances": "aws:ec2:spot-instance"},
+           "parameters": {"durationBeforeInterruption": ("Time before the instances are interrupted, PT2M..PT15M.",
+                                                         True)}},
+    DISRUPT: {"description": "Deny traffic to and from the target subnets for the duration.",
+              "targets": {"Subnets": "aws:ec2:subnet"},
+              "parameters": {"duration": ("How long the disruption lasts, ISO 8601.", True),
+                             "scope": ("all | availability-zone | prefix-list | s3 | dynamodb.", False)}},
+    REBOOT: {"description": "Reboot the target instances.", "targets": {"Instances": "aws:ec2:instance"},
+             "parameters": {}},
+    STOP: {"description": "Stop the target instances, and start them again after startInstancesAfterDuration.",
+           "targets": {"Instances": "aws:ec2:instance"},
+           "parameters": {"startInstancesAfterDuration": ("Time before the instances are started again.", False),
+                          "completeIfInstancesTerminated": ("Complete if the instances were terminated.", False)}},
+    TERMINATE: {"description": "Terminate the target instances.", "targets": {"Instances": "aws:ec2:instance"},
+                "parameters": {}},
+    WAIT: {"description": "Wait for the duration.", "targets": {},
+           "parameters": {"duration": ("How long to wait, ISO 8601.", True)}},
+}
+
+
+def _action_json(action_id: str, region: str, full: bool) -> dict[str, Any]:
+    entry = ACTION_CATALOGUE[action_id]
+    out: dict[str, Any] = {
+        "id": action_id, "arn": f"arn:aws:fis:{region}:{backends.ACCOUNT_ID}:action/{action_id}",
+        "description": entry["description"], "tags": {},
+        "targets": {key: {"resourceType": kind} for key, kind in entry["targets"].items()}}
+    if full:
+        out["parameters"] = {name: {"description": text, "required": required}
+                             for name, (text, required) in entry["parameters"].items()}
+    return out
+
+
+def install_action_catalogue() -> None:
+    """Answer fis get_action / list_actions (moto 500s) with the actions the twin implements."""
+    import json
+
+    from moto.fis.exceptions import ResourceNotFoundException
+    from moto.fis.responses import FISResponse
+
+    if "list_actions" in vars(FISResponse):
+        return
+
+    def list_actions(self: Any) -> str:
+        return json.dumps({"actions": [_action_json(a, self.region, False) for a in ACTION_CATALOGUE]})
+
+    def get_action(self: Any) -> str:
+        action_id = self._get_param("id") or self.path.rsplit("/", 1)[-1]
+        if action_id not in ACTION_CATALOGUE:
+            raise ResourceNotFoundException(f"Action {action_id} does not exist")
+        return json.dumps({"action": _action_json(action_id, self.region, True)})
+
+    FISResponse.list_actions = list_actions  # type: ignore[attr-defined]
+    FISResponse.get_action = get_action  # type: ignore[attr-defined]
+
+
 class ExperimentFailed(Exception):
     pass
 
@@ -123,6 +182,7 @@ class FisEngine:
 
         state_manager.set_transition(model_name="fis::experiment",
                                      transition={"progression": "manual", "times": 10**12})
+        install_action_catalogue()
 
     def _fis(self) -> Any:
         return backends.backend("fis", self.region)

@@ -150,3 +150,24 @@ def test_fis_reboot_and_stop_with_restart(twin: RunningTwin) -> None:
     actions = fis.get_experiment(id=experiment["id"])["experiment"]["actions"]
     assert {a["state"]["status"] for a in actions.values()} == {"completed"}
     assert not [a for a in twin.hooks.named("terminated") if a[0] in {i["InstanceId"] for i in tp}]
+
+
+def test_fis_describes_the_actions_it_can_run(twin: RunningTwin) -> None:
+    fis = twin.aws.client("fis")
+    ids = {a["id"] for a in fis.list_actions()["actions"]}
+    assert {"aws:ec2:send-spot-instance-interruptions", "aws:network:disrupt-connectivity",
+            "aws:ec2:reboot-instances", "aws:ec2:stop-instances"} <= ids
+    spot = fis.get_action(id="aws:ec2:send-spot-instance-interruptions")["action"]
+    assert spot["targets"] == {"SpotInstances": {"resourceType": "aws:ec2:spot-instance"}}
+    assert spot["parameters"]["durationBeforeInterruption"]["required"] is True
+
+
+def test_an_unsupported_action_fails_the_experiment_with_a_reason(twin: RunningTwin) -> None:
+    fis = twin.aws.client("fis")
+    template = fis.create_experiment_template(
+        description="not in the twin", roleArn=twin.aws.seeded.fis_role_arn, stopConditions=[{"source": "none"}],
+        targets={}, actions={"x": {"actionId": "aws:eks:inject-kubernetes-custom-resource"}})["experimentTemplate"]
+    experiment = fis.start_experiment(experimentTemplateId=template["id"])["experiment"]
+    state = wait_for(lambda: (s := fis.get_experiment(id=experiment["id"])["experiment"]["state"])["status"] == "failed"
+                     and s, 3, "failed")
+    assert "aws:eks:inject-kubernetes-custom-resource" in state["reason"]
