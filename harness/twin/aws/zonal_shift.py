@@ -69,6 +69,7 @@ class ZonalShifts:
     clock: TwinClock
     resources: dict[str, ManagedResource] = field(default_factory=dict)
     shifts: dict[str, Shift] = field(default_factory=dict)
+    _applied: set[str] = field(default_factory=set)
 
     def add_resource(self, arn: str, name: str, azs: list[str]) -> None:
         self.resources[arn] = ManagedResource(arn, name, list(azs))
@@ -77,8 +78,11 @@ class ZonalShifts:
         for shift in self.shifts.values():
             if shift.status == "ACTIVE" and shift.expiry <= now:
                 shift.status = "EXPIRED"
-        self.world.zonal_shift_away.clear()
-        self.world.zonal_shift_away.update(s.away_from for s in self.shifts.values() if s.status == "ACTIVE")
+        # only the AZs this endpoint put there are taken out again: others may shift traffic too
+        wanted = {s.away_from for s in self.shifts.values() if s.status == "ACTIVE"}
+        self.world.zonal_shift_away.difference_update(self._applied - wanted)
+        self.world.zonal_shift_away.update(wanted)
+        self._applied = wanted
 
     def _az_name(self, resource: ManagedResource, away: str) -> str | None:
         for az in resource.azs:
