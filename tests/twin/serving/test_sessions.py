@@ -49,7 +49,10 @@ def test_follow_up_after_spot_restores_offloaded_kv(gateway, sse):
     gw = gateway()
     t3, fresh = _conversation_after_spot(gw, sse)
     assert t3.headers["x-kv-cache"] == "nvme"
-    assert t3.ttft < fresh + 0.012, (t3.ttft, fresh)
+    assert int(t3.headers["x-prefill-tokens"]) < 20
+    # near a fresh short prompt: a restore of ~1500 tokens of KV costs a few ms, a re-prefill ~110 ms
+    reprefill = latency.stated_ttft_s(hardware.MODEL_13B_FP8, 1500)
+    assert t3.ttft < fresh + 0.020 and t3.ttft < reprefill / 2, (t3.ttft, fresh, reprefill)
 
 
 def test_follow_up_after_spot_without_offload_reprefills_history(gateway, sse):
