@@ -217,6 +217,9 @@ class FisEngine:
         run = Run(experiment, actions)
         self.runs[experiment.id] = run
         self._attach(run)
+        if experiment.status == "stopping":        # stopped before the twin picked it up
+            await self._finish(run, "stopped", "Experiment stopped")
+            return
         experiment.status = "initiating"
         try:
             tripped = self._tripped_stop_condition(experiment)
@@ -228,6 +231,9 @@ class FisEngine:
             run.resolved = await asyncio.to_thread(self._resolve_all, experiment)
         except (ExperimentFailed, ValueError) as exc:
             await self._finish(run, "failed", str(exc))
+            return
+        if experiment.status == "stopping":        # stop_experiment arrived while targets were resolved
+            await self._finish(run, "stopped", "Experiment stopped")
             return
         experiment.status = "running"
         await self._advance(run, now)
@@ -273,7 +279,10 @@ class FisEngine:
         action.state, action.reason, action.started_at = "running", "Action is running", now
         ids = self._ids(run, action)
         if action.action_id == SPOT:
-            wall = self.clock.wall(parse_duration(action.parameters.get("durationBeforeInterruption", "PT2M")))
+            before = parse_duration(action.parameters.get("durationBeforeInterruption", "PT2M"))
+            if not 120 <= before <= 900:
+                raise ExperimentFailed("durationBeforeInterruption must be between PT2M and PT15M")
+            wall = self.clock.wall(before)
             terminate_at = now + wall
             for instance_id in ids:
                 self._notify_spot(instance_id, now, terminate_at)
