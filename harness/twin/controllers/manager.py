@@ -4,6 +4,7 @@ from __future__ import annotations
 from harness.twin.controllers.autorepair import NodeAutoRepair
 from harness.twin.controllers.base import ControllerManager
 from harness.twin.controllers.disruption import Drainer, DisruptionController
+from harness.twin.controllers.efaphysics import EfaPhysics
 from harness.twin.controllers.gpuphysics import GpuPhysics
 from harness.twin.controllers.nodemonitor import NodeMonitoringAgent
 from harness.twin.controllers.nodestatus import NodeStatusController
@@ -18,6 +19,7 @@ def build_manager(fleet: Fleet) -> ControllerManager:
     drainer = Drainer(fleet)
     return ControllerManager(fleet, [
         GpuPhysics(fleet),
+        EfaPhysics(fleet),
         NodeStatusController(fleet),
         NodeMonitoringAgent(fleet),
         WorkloadController(fleet),

@@ -2,7 +2,8 @@
 
 One exec handler per cluster dispatches by pod, as a container runtime would: `dcgmi` in a
 `dcgm-server` pod acts on that node's GPUs; `kill -STOP 1` / `kill -CONT 1` in a Triton pod freezes or
-thaws that replica in the serving layer; anything else is "command not found" (exit 127). The pod
+thaws that replica in the serving layer; nccl-tests' `all_reduce_perf` in a GPU pod loads the node's EFA
+fabric while it runs; anything else is "command not found" (exit 127). The pod
 proxy serves a dcgm-exporter pod's `:9400/metrics`. A node that is powered off or cut off answers
 neither, with the errors the API server gives when it cannot reach a kubelet.
 """
@@ -13,6 +14,7 @@ import shlex
 from harness.twin.fleet import kobjects as ko
 from harness.twin.fleet.dcgm import run_dcgmi
 from harness.twin.fleet.exporter import CONTENT_TYPE, exporter_text
+from harness.twin.fleet.nccl import all_reduce_perf
 from harness.twin.fleet.runtime import PODS, Fleet
 from harness.twin.kube.exec import ExecResult
 from harness.twin.kube.store import Obj
@@ -62,6 +64,9 @@ class FleetHandlers:
             return ExecResult(result.exit_code, result.stdout.encode(), result.stderr.encode())
         if program == "kill" and labels.get("app") == "triton":
             return self._kill(pod_name, argv[1:])
+        if program == "all_reduce_perf" and ko.gpu_request(pod):
+            code, out, err = await all_reduce_perf(node, argv[1:], self.fleet.efa_jobs)
+            return ExecResult(code, out.encode(), err.encode())
         if program in ("true", ":"):
             return ExecResult(0)
         return ExecResult(127, b"", f"sh: 1: {argv[0]}: not found\n".encode())

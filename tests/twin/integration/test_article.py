@@ -37,6 +37,23 @@ def test_kubectl_exec_runs_dcgmi_in_the_dcgm_pod(twin, tmp_path):
     assert bad.returncode != 0 and "Invalid GPU ID 42" in bad.stderr
 
 
+def test_exec_dispatch_reaches_the_serving_layer_and_the_fabric(twin):
+    tp_node = twin.nodes(A, f"{A}-70b-tp")[0].metadata.name
+    tp_pod = twin.pod_on(A, "inference", "app=triton", tp_node).metadata.name
+    serving = twin.handle.twin.serving
+    assert exec_in(twin, A, tp_pod, "inference", ["kill", "-STOP", "1"])[0] == 0
+    assert tp_pod in serving.stopped_pods
+    assert exec_in(twin, A, tp_pod, "inference", ["kill", "-CONT", "1"])[0] == 0
+    assert tp_pod not in serving.stopped_pods
+    assert exec_in(twin, A, tp_pod, "inference", ["rm", "-rf", "/"])[0] == 127
+
+    code, out, _ = exec_in(twin, A, tp_pod, "inference", ["all_reduce_perf", "-b", "8", "-e", "1M", "-f", "2", "-g", "8", "-n", "20"])
+    assert code == 0 and "Avg bus bandwidth" in out
+    assert twin.world.nodes[tp_node].efa_counters["retrans_pkts"] > 0 and twin.world.nodes[tp_node].efa_load < 0.7
+    wait_for(lambda: twin.alarm_state(f"{A}-efa-errors") == "ALARM", twin.wall(3 * hardware.ALARM_PERIOD_S) + 3,
+             "the EFA alarm")
+
+
 def test_az_connectivity_loss_and_recovery(twin):
     elbv2 = twin.aws("elbv2")
     tg = elbv2.describe_target_groups(Names=["g7-13b-use2b"])["TargetGroups"][0]["TargetGroupArn"]

@@ -252,3 +252,14 @@ def test_single_multi_az_cluster_topology():
 def test_no_placement_group_profile_drops_the_group():
     assert build_world(parse_profile("article")).nodegroups["g7-use2a-70b-tp"].placement_group == "g7-tp-70b"
     assert build_world(parse_profile("no-placement-group")).nodegroups["g7-use2a-70b-tp"].placement_group is None
+
+
+def test_efa_congestion_counts_errors_only_above_the_congestion_point():
+    rig = Rig()
+    node = rig.node13()
+    node.efa_load = 0.5
+    rig.run(0.5)
+    assert sum(node.efa_counters.values()) == 0
+    node.efa_load = 0.95
+    rig.run(0.5)
+    assert node.efa_counters["retrans_pkts"] > node.efa_counters["rx_drops"] > 0
