@@ -191,7 +191,11 @@ class FisEngine:
     async def tick(self, now: float) -> None:
         for experiment in backends.snapshot(lambda: self._fis().experiments.values()):
             if experiment.id not in self.runs and experiment.status not in TERMINAL:
-                await self._begin(experiment, now)
+                try:
+                    await self._begin(experiment, now)
+                except Exception as exc:
+                    log.exception("experiment %s", experiment.id)
+                    await self._finish(self.runs[experiment.id], "failed", f"Experiment failed: {exc}")
         for run in list(self.runs.values()):
             if run.experiment.status in TERMINAL:
                 continue

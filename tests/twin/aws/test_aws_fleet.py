@@ -171,3 +171,19 @@ def test_an_unsupported_action_fails_the_experiment_with_a_reason(twin: RunningT
     state = wait_for(lambda: (s := fis.get_experiment(id=experiment["id"])["experiment"]["state"])["status"] == "failed"
                      and s, 3, "failed")
     assert "aws:eks:inject-kubernetes-custom-resource" in state["reason"]
+
+
+def test_a_spot_notice_shorter_than_two_minutes_is_refused(twin: RunningTwin) -> None:
+    fis = twin.aws.client("fis")
+    notices = len(twin.hooks.named("spot_notice"))
+    template = fis.create_experiment_template(
+        description="too short", roleArn=twin.aws.seeded.fis_role_arn, stopConditions=[{"source": "none"}],
+        targets={"spot": {"resourceType": "aws:ec2:spot-instance", "selectionMode": "COUNT(1)",
+                          "resourceTags": {"eks:nodegroup-name": "g7-use2b-13b"}}},
+        actions={"interrupt": {"actionId": "aws:ec2:send-spot-instance-interruptions",
+                               "parameters": {"durationBeforeInterruption": "PT30S"},
+                               "targets": {"SpotInstances": "spot"}}})["experimentTemplate"]
+    experiment = fis.start_experiment(experimentTemplateId=template["id"])["experiment"]
+    state = wait_for(lambda: (s := fis.get_experiment(id=experiment["id"])["experiment"]["state"])["status"] == "failed"
+                     and s, 3, "failed")
+    assert "PT2M" in state["reason"] and len(twin.hooks.named("spot_notice")) == notices
