@@ -455,6 +455,7 @@ class KubeApi:
     async def delete(self, t: _Target, body: Obj, request: Request, dry_run: bool = False) -> Response:
         assert t.name is not None
         options = body if isinstance(body, dict) else {}
+        dry_run = dry_run or "All" in (options.get("dryRun") or [])   # DeleteOptions may carry it in the body
         grace = options.get("gracePeriodSeconds", request.query_params.get("gracePeriodSeconds"))
         policy = options.get("propagationPolicy") or request.query_params.get("propagationPolicy") or "Background"
         current = self._must_get(t.resource, t.namespace, t.name)
@@ -538,6 +539,9 @@ class KubeApi:
 
     async def evict(self, t: _Target, body: Obj, dry_run: bool = False) -> Response:
         assert t.name is not None and t.namespace is not None
+        options = ((body or {}).get("deleteOptions") or {}) if isinstance(body, dict) else {}
+        # `kubectl drain --dry-run=server` sends dryRun inside the Eviction's deleteOptions, not the query
+        dry_run = dry_run or "All" in (options.get("dryRun") or [])
         decision = disruption.decide_eviction(self.store, t.namespace, t.name)
         if decision.code == 404:
             raise _not_found(PODS, t.name)
@@ -551,7 +555,6 @@ class KubeApi:
         if not decision.allowed:
             raise ApiError(decision.code, "InternalError", decision.message)
         if not dry_run:
-            options = (body or {}).get("deleteOptions") or {} if isinstance(body, dict) else {}
             grace = options.get("gracePeriodSeconds")
             with contextlib.suppress(NotFound):
                 self.delete_pod(t.namespace, t.name, None if grace is None else int(grace), actor="eviction")

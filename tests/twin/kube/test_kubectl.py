@@ -127,3 +127,14 @@ def test_label_annotate_taint_and_delete(fleet: Fleet) -> None:
     assert "g7chaos/test" not in fleet.store.get(resource("nodes"), None, NODE_B)["metadata"]["labels"]
     fleet.kubectl("delete", "pod", "-n", "inference", "triton-13b-3", "--timeout=10s")
     assert fleet.store.get(PODS, "inference", "triton-13b-3") is None
+
+
+def test_server_dry_runs_touch_nothing(fleet: Fleet) -> None:
+    """`--dry-run=server` reaches the API (cordon patch, evictions, deletes) and must not change a thing."""
+    before = len(fleet.store.mutations)
+    out = fleet.kubectl("drain", NODE_A, "--ignore-daemonsets", "--dry-run=server", "--timeout=20s").stdout
+    assert "drained (server dry run)" in out and "evicting pod inference/triton-13b-1 (server dry run)" in out
+    fleet.kubectl("delete", "pod", "-n", "inference", "triton-13b-3", "--dry-run=server")
+    fleet.kubectl("label", "node", NODE_B, "x=y", "--dry-run=server")
+    assert fleet.store.mutations[before:] == []
+    assert not fleet.store.get(resource("nodes"), None, NODE_A)["spec"].get("unschedulable")
