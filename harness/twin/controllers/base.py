@@ -22,6 +22,8 @@ class Controller:
     """One reconciler; `reconcile(now)` is called every tick with the wall time."""
 
     name = "controller"
+    store_driven = False      # reacts only to object changes: skipped while no store changed
+
 
     def __init__(self, fleet: Fleet):
         self.fleet = fleet
@@ -39,10 +41,16 @@ class ControllerManager:
         self.controllers = list(controllers)
         self.tick_s = tick_s
         self._errors: dict[str, int] = {}
+        self._seen: dict[str, tuple[int, ...]] = {}
 
     def step(self, now: float | None = None) -> None:
         now = self.fleet.now() if now is None else now
         for controller in self.controllers:
+            if controller.store_driven:
+                versions = tuple(c.store.resource_version for c in self.fleet.world.clusters.values())
+                if self._seen.get(controller.name) == versions:
+                    continue
+                self._seen[controller.name] = versions
             try:
                 controller.reconcile(now)
             except Exception:

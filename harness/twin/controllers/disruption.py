@@ -82,6 +82,7 @@ class DisruptionController(Controller):
     """Keeps each PodDisruptionBudget's status current (kubectl and the checks read it)."""
 
     name = "disruption"
+    store_driven = True
 
     def reconcile(self, now: float) -> None:
         for cluster in self.world.clusters.values():

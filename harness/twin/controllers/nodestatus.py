@@ -22,6 +22,10 @@ NOT_READY = "node.kubernetes.io/not-ready"
 class NodeStatusController(Controller):
     name = "node-lifecycle"
 
+    def __init__(self, fleet):
+        super().__init__(fleet)
+        self._written: dict[str, tuple] = {}     # node -> inputs of the last status written
+
     def unknown(self, node: Node, now: float) -> bool:
         since = self.fleet.unreachable_since.get(node.name)
         return (not node.network_reachable and since is not None
@@ -38,11 +42,19 @@ class NodeStatusController(Controller):
                 continue            # nobody hears the kubelet, and the node controller has not concluded yet
             kubelet = self.fleet.kubelet_ready(node, now)
             dbe = node.name in self.fleet.dbe_detected
+            current = next((o for o in store.iter_raw(NODES) if o["metadata"]["name"] == node.name), None)
+            signature = (unknown, kubelet, dbe, node.allocatable_gpus, node.power,
+                         (current or {}).get("metadata", {}).get("resourceVersion"))
+            if current is not None and self._written.get(node.name) == signature:
+                if unknown:
+                    self._evict_after_toleration(node, now)
+                continue
             try:
-                store.mutate(NODES, None, node.name,
-                             lambda obj: self._status(obj, node, unknown, kubelet, dbe), actor="kubelet")
+                written = store.mutate(NODES, None, node.name,
+                                       lambda obj: self._status(obj, node, unknown, kubelet, dbe), actor="kubelet")
             except NotFound:
                 continue
+            self._written[node.name] = signature[:-1] + (written["metadata"].get("resourceVersion"),)
             if unknown:
                 self._evict_after_toleration(node, now)
 

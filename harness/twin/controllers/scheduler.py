@@ -35,6 +35,7 @@ def held_gpus(pod: Obj) -> set[int]:
 
 class Scheduler(Controller):
     name = "scheduler"
+    store_driven = True
 
     def __init__(self, fleet):
         super().__init__(fleet)

@@ -35,6 +35,7 @@ def _active(pod: Obj) -> bool:
 
 class WorkloadController(Controller):
     name = "workloads"
+    store_driven = True
 
     def reconcile(self, now: float) -> None:
         for cluster in self.world.clusters.values():
