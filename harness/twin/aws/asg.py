@@ -39,6 +39,7 @@ class GroupSpec:
     placement_group: str | None
     launch_template_id: str
     tags: dict[str, str] = field(default_factory=dict)
+    eks_desired: int | None = None         # the nodegroup's desiredSize last applied to the group
 
 
 @dataclass
@@ -136,12 +137,31 @@ class ScalingGroups:
         if group is not None and getattr(group, "capacity_rebalance", False):
             self.rebalancing.add(instance_id)
 
+    def _follow_nodegroup(self, spec: GroupSpec, group: Any) -> None:
+        """EKS drives a managed nodegroup's ASG: update_nodegroup_config(scalingConfig) resizes the group."""
+        clusters = backends.backend("eks", self.region).clusters
+        nodegroup = clusters[spec.cluster].nodegroups.get(spec.nodegroup) if spec.cluster in clusters else None
+        if nodegroup is None:
+            return
+        scaling = dict(nodegroup.scaling_config or {})
+        desired = scaling.get("desiredSize")
+        if desired is None or desired == spec.eks_desired:
+            return
+        first = spec.eks_desired is None
+        spec.eks_desired = int(desired)
+        if first:
+            return
+        group.min_size = int(scaling.get("minSize", group.min_size or 0))
+        group.max_size = int(scaling.get("maxSize", group.max_size or desired))
+        group.set_desired_capacity(int(desired))   # grows through the reconciler; shrinks by terminating
+
     # -- the reconciler ----------------------------------------------------------------------------------
     async def tick(self, now: float) -> None:
         for spec in self.groups.values():
             group = self.moto_group(spec)
             if group is None:
                 continue
+            self._follow_nodegroup(spec, group)
             waiting = sum(1 for p in self.pending if p.spec is spec)
             deficit = int(group.desired_capacity or 0) - len(self.in_service(spec)) - waiting
             for _ in range(max(0, deficit)):

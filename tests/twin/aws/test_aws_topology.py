@@ -44,6 +44,23 @@ def test_a_stretched_group_replaces_into_the_az_that_lost_the_instance(stretched
     assert replacement[3] == victim.subnet_id, "the AZ's emptier subnet"
 
 
+def test_nodegroup_scaling_config_resizes_its_group(stretched: RunningTwin) -> None:
+    twin = stretched
+    eks = twin.aws.client("eks")
+    before = len(twin.hooks.named("launched"))
+    eks.update_nodegroup_config(clusterName="g7-use2", nodegroupName="g7-use2-13b",
+                                scalingConfig={"minSize": 5, "maxSize": 8, "desiredSize": 5})
+    wait_for(lambda: len(twin.hooks.named("launched")) == before + 1, 5, "scale out")
+    asg_name = twin.aws.seeded.asg_names["g7-use2-13b"]
+    group = twin.aws.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[asg_name])["AutoScalingGroups"][0]
+    assert group["DesiredCapacity"] == 5 and len(group["Instances"]) == 5
+    terminated = len(twin.hooks.named("terminated"))
+    eks.update_nodegroup_config(clusterName="g7-use2", nodegroupName="g7-use2-13b",
+                                scalingConfig={"minSize": 3, "maxSize": 8, "desiredSize": 3})
+    wait_for(lambda: len(twin.hooks.named("terminated")) == terminated + 2, 5, "scale in")
+
+
 @pytest.fixture(scope="module")
 def no_dbe_alarm_twin(stretched: RunningTwin) -> Iterator[RunningTwin]:
     stretched.stop()
