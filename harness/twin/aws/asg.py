@@ -87,7 +87,8 @@ class ScalingGroups:
 
     # -- launching ---------------------------------------------------------------------------------------
     def launch_now(self, spec: GroupSpec, az: str, subnet_id: str) -> ManagedInstance:
-        """Launch one instance of the group through the EC2 API (blocking; run off the loop when it runs)."""
+        """Launch one instance of the group through the EC2 API (blocking; run off the loop when it runs).
+        The caller tracks it, on the loop thread, where the watcher reads its registry."""
         tags = {**spec.tags, "aws:autoscaling:groupName": spec.asg_name}
         request: dict[str, Any] = dict(
             LaunchTemplate={"LaunchTemplateId": spec.launch_template_id, "Version": "$Latest"},
@@ -106,7 +107,6 @@ class ScalingGroups:
             instance_id=reply["InstanceId"], nodegroup=spec.nodegroup, asg_name=spec.asg_name, az=az,
             subnet_id=subnet_id, private_ip=reply["PrivateIpAddress"], instance_type=spec.instance_type,
             capacity_type=spec.capacity_type, placement_group=spec.placement_group, region=self.region)
-        self.watcher.track(managed)
         return managed
 
     def placement(self, spec: GroupSpec, extra: list[tuple[str, str]] = ()) -> tuple[str, str]:  # type: ignore[assignment]
@@ -178,6 +178,7 @@ class ScalingGroups:
             self.pending.remove(launch)
             return
         self.pending.remove(launch)
+        self.watcher.track(instance)
         for callback in self.on_launched:
             callback(instance)
 

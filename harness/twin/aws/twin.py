@@ -198,6 +198,7 @@ class AwsTwin:
                 az, subnet = self.groups.placement(spec, planned)
                 planned.append((az, subnet))
                 launches.append(self.groups.launch_now(spec, az, subnet))
+                self.watcher.track(launches[-1])
             moto_group = self.groups.moto_group(spec)
             moto_group.desired_capacity = group.desired
             moto_group.min_size = group.desired
