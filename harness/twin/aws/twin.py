@@ -9,6 +9,11 @@ Usage (the twin's assembly does this; tests do the same):
     imds_app, zonal_app = aws.imds_app(), aws.zonal_shift_app()   # serve each with uvicorn
     ...; await aws.aclose(); aws.stop()
 
+After seed(): `aws.seeded` holds the VPC, the FIS role ARN, the NLB ARN, the target group per AZ, the ASG per
+nodegroup and the alarm names; `aws.client(service)` is a boto3 client on moto; `aws.set_cluster_endpoint`
+points EKS describe_cluster at the twin's Kubernetes API. Timings are real-world and scaled by the world's
+clock; the ASG's launch delay is `aws.groups.launch_delay_s` (real-world seconds).
+
 moto's backends are process-wide: one AwsTwin per process at a time (start() and stop() reset them).
 seed() and run() call the hooks on the calling thread: call seed() on the loop thread or before the loop.
 """
