@@ -41,21 +41,29 @@ Verdict = Literal["execute", "replay", "conflict", "mismatch"]
 
 
 class Ledger:
+    """Keys in arrival order; the oldest are forgotten first when a bound is reached.
+
+    Bounded by key count and by stored bytes: a load generator that sends a key with every streaming
+    request would otherwise keep every stream of a game day in memory.
+    """
+
     MAX_KEYS = 50_000
+    MAX_BYTES = 128 * 1024 * 1024
     TTL_S = 24 * 3600.0
 
     def __init__(self) -> None:
         self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._bytes = 0
 
     def begin(self, key: str, fp: str) -> tuple[Verdict, Entry | None]:
         """Decide what to do with a request carrying `key`; on "execute" the key is now in flight."""
         entry = self._entries.get(key)
         if entry is not None and time.time() - entry.at > self.TTL_S:
-            del self._entries[key]
+            self._drop(key)
             entry = None
         if entry is None:
-            if len(self._entries) >= self.MAX_KEYS:
-                self._entries.popitem(last=False)
+            while self._entries and len(self._entries) >= self.MAX_KEYS:
+                self._drop(next(iter(self._entries)))
             self._entries[key] = Entry(fp)
             return "execute", None
         if entry.fingerprint != fp:
@@ -68,9 +76,21 @@ class Ledger:
         entry = self._entries.get(key)
         if entry is not None:
             entry.state, entry.response = "done", response
+            self._bytes += _size(response)
+            while self._bytes > self.MAX_BYTES and len(self._entries) > 1:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None and entry.response is not None:
+            self._bytes -= _size(entry.response)
 
     def abandon(self, key: str) -> None:
         """The first attempt failed before completing: forget the key so a retry executes."""
         entry = self._entries.get(key)
         if entry is not None and entry.state == "in_flight":
-            del self._entries[key]
+            self._drop(key)
+
+
+def _size(response: StoredResponse) -> int:
+    return sum(len(c) for c in response.chunks)

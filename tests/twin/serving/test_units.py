@@ -38,6 +38,16 @@ def test_ledger_follows_the_draft():
     assert ledger.begin("cut", fp)[0] == "execute"        # a failed first attempt leaves no record
 
 
+def test_ledger_is_bounded_by_bytes():
+    ledger = Ledger()
+    ledger.MAX_BYTES = 250
+    for i in range(5):
+        assert ledger.begin(f"k{i}", "fp")[0] == "execute"
+        ledger.complete(f"k{i}", StoredResponse(200, {}, "text/event-stream", [b"x" * 100]))
+    assert ledger.begin("k0", "fp")[0] == "execute"          # the oldest were forgotten
+    assert ledger.begin("k4", "fp")[0] == "replay"
+
+
 def test_session_plans():
     s = SessionStore()
     assert s.plan("c", "r1", 100, M13).source == "fresh"
