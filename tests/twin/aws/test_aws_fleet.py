@@ -187,3 +187,19 @@ def test_a_spot_notice_shorter_than_two_minutes_is_refused(twin: RunningTwin) ->
     state = wait_for(lambda: (s := fis.get_experiment(id=experiment["id"])["experiment"]["state"])["status"] == "failed"
                      and s, 3, "failed")
     assert "PT2M" in state["reason"] and len(twin.hooks.named("spot_notice")) == notices
+
+
+def test_imds_answers_like_imds(twin: RunningTwin) -> None:
+    imds = twin.urls["imds"]
+    node = next(n for n in twin.world.nodes.values() if n.role == "70b-tp" and n.power == "running")
+    base = f"{imds}/nodes/{node.name}/latest"
+    assert httpx.put(f"{base}/api/token").status_code == 400                      # the TTL header is required
+    assert httpx.get(f"{imds}/nodes/ip-10-9-9-9.us-east-2.compute.internal/latest/meta-data/instance-id"
+                     ).status_code == 404
+    assert httpx.get(f"{base}/meta-data/instance-type").text == "g7.48xlarge"
+    assert httpx.get(f"{base}/meta-data/instance-life-cycle").text == "on-demand"
+    assert httpx.get(f"{base}/meta-data/placement/group-name").text == "g7-tp-70b"
+    assert httpx.get(f"{base}/meta-data/local-ipv4").text == node.private_ip
+    assert httpx.get(f"{base}/meta-data/spot/instance-action").status_code == 404
+    assert httpx.get(f"{base}/meta-data/events/recommendations/rebalance").status_code == 404
+    assert "instance-id" in httpx.get(f"{base}/meta-data/").text.split()
