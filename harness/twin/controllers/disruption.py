@@ -74,7 +74,7 @@ class Drainer(Controller):
                     reason, message = "Killing", f"Deleted by {job.actor}: node {job.node} must go before its disruption budget allows"
                 else:
                     continue
-                self.fleet.mark_terminating(store, pod, actor=job.actor)
+                self.fleet.mark_terminating(store, pod, actor=job.actor, grace_seconds=0 if name in job.forced else None)
                 self.fleet.event(store, pod, reason, message, component=job.actor)
 
 

@@ -74,11 +74,25 @@ class PodLifecycleController(Controller):
                     self._set(store, pod, lambda o: ko.set_pod_ready(o, ready), "kubelet")
 
     def _finish_deletion(self, store: ObjectStore, pod: Obj, key: tuple[str, str, str], now: float, reachable: bool) -> None:
-        """A terminating pod is removed once its grace has passed and its kubelet confirms it."""
+        """A terminating pod is removed once its kubelet confirms the container exited.
+
+        Triton exits on SIGTERM once its in-flight requests are done, within the pod's
+        terminationGracePeriodSeconds (scaled); a replica with nothing in flight exits at once.
+        """
         since = self.terminating_since.setdefault(key, now)
-        if reachable and now - since >= self.fleet.deletion_grace_s:
-            self.fleet.delete_pod(store, pod, actor="kubelet")
-            self.terminating_since.pop(key, None)
+        if not reachable or now - since < self.fleet.deletion_grace_s:
+            return
+        meta = pod["metadata"]
+        grace = self.world.clock.wall(float(meta.get("deletionGracePeriodSeconds",
+                                                     pod["spec"].get("terminationGracePeriodSeconds", 30))))
+        if now - since < grace and self._in_flight(pod["metadata"]["name"]):
+            return
+        self.fleet.delete_pod(store, pod, actor="kubelet")
+        self.terminating_since.pop(key, None)
+
+    def _in_flight(self, pod_name: str) -> int:
+        replicas = getattr(self.fleet.serving, "replicas", None) or {}
+        return sum(getattr(r, "load", 0) for r in list(replicas.values()) if pod_name in getattr(r, "pods", ()))
 
     def _pod_ip(self, host_ip: str) -> str:
         base = int(ipaddress.IPv4Address(host_ip)) & ~0xFF

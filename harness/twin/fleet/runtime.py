@@ -105,11 +105,12 @@ class Fleet:
             pass
         self.pod_started.pop((store.cluster, meta["namespace"], meta["name"]), None)
 
-    def mark_terminating(self, store: ObjectStore, pod: Obj, actor: str) -> None:
-        """Start a graceful deletion, as the API does for DELETE or an eviction."""
+    def mark_terminating(self, store: ObjectStore, pod: Obj, actor: str, grace_seconds: int | None = None) -> None:
+        """Start a graceful deletion, as the API does for DELETE or an eviction (grace 0: kill now)."""
         def change(obj: Obj) -> None:
             obj["metadata"].setdefault("deletionTimestamp", ko.now_rfc3339())
-            obj["metadata"].setdefault("deletionGracePeriodSeconds", 30)
+            grace = grace_seconds if grace_seconds is not None else obj["spec"].get("terminationGracePeriodSeconds", 30)
+            obj["metadata"]["deletionGracePeriodSeconds"] = min(grace, obj["metadata"].get("deletionGracePeriodSeconds", grace))
         try:
             store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change, actor=actor)
         except NotFound:

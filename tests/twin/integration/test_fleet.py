@@ -263,3 +263,38 @@ def test_efa_congestion_counts_errors_only_above_the_congestion_point():
     node.efa_load = 0.95
     rig.run(0.5)
     assert node.efa_counters["retrans_pkts"] > node.efa_counters["rx_drops"] > 0
+
+
+def test_stopped_node_goes_not_ready_and_boots_again_when_started():
+    rig = Rig()
+    node = rig.node13()
+    rig.hooks.stopped(node.instance_id)
+    rig.run(0.2)
+    obj = rig.node_obj(node.name)
+    assert ko.get_condition(obj, "Ready")["status"] == "False" and obj["status"]["allocatable"][ko.GPU] == "0"
+    assert [p for p in rig.fleet.pods_on(rig.store(), node.name) if ko.owner_kind(p) != "DaemonSet"] == []
+    rig.run(5.0)
+    assert ko.get_condition(rig.node_obj(node.name), "Ready")["status"] == "False", "a stopped instance stays down"
+    rig.hooks.started(node.instance_id)
+    rig.run(hardware.NODE_BOOT_S / 30 + hardware.DRIVER_LOAD_S / 30 + hardware.PLUGIN_START_S / 30 + 0.3)
+    obj = rig.node_obj(node.name)
+    assert ko.get_condition(obj, "Ready")["status"] == "True" and obj["status"]["allocatable"][ko.GPU] == "8"
+
+
+class BusyReplica:
+    def __init__(self, pod: str):
+        self.pods, self.load = [pod], 1
+
+
+def test_a_terminating_replica_finishes_in_flight_work_within_its_grace():
+    rig = Rig()
+    pod = rig.pods(app="triton", model="llama-13b-fp8")[0]
+    name = pod["metadata"]["name"]
+    busy = BusyReplica(name)
+    rig.fleet.serving = type("Serving", (), {"replicas": {"r": busy}})()
+    rig.fleet.mark_terminating(rig.store(), pod, actor="test")
+    rig.run(0.5)
+    assert rig.store().get(PODS, "inference", name) is not None, "still finishing its streams"
+    busy.load = 0
+    rig.run(0.1)
+    assert rig.store().get(PODS, "inference", name) is None
