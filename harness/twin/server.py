@@ -219,6 +219,7 @@ class TwinServer:
         await self._shutdown()
 
     async def _shutdown(self) -> None:
+        self.request_stop()
         for served in self._served:
             served.server.should_exit = True
         if self.aws is not None:

@@ -74,8 +74,8 @@ class NodeStatusController(Controller):
             ko.set_condition(obj, "AcceleratedHardwareReady", "False", "NvidiaDoubleBitError",
                              "A double-bit ECC error was detected on a GPU: the GPU returns corrupted data.", node=True)
         else:
-            ko.set_condition(obj, "AcceleratedHardwareReady", "True", "AcceleratedHardwareIsReady",
-                             "Accelerated hardware is ready", node=True)
+            ko.set_condition(obj, "AcceleratedHardwareReady", "True", "NvidiaAcceleratedHardwareIsReady",
+                             "Monitoring for the Nvidia system is active", node=True)
         gpus = str(node.allocatable_gpus if kubelet else 0)     # what the device plugin registered
         obj["status"].setdefault("allocatable", {})[ko.GPU] = gpus
         obj["status"].setdefault("capacity", {})[ko.GPU] = gpus
