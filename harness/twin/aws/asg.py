@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from harness.twin.aws import backends, placement
 from harness.twin.aws.instances import GONE_STATES, InstanceWatcher, ManagedInstance
@@ -109,7 +109,7 @@ class ScalingGroups:
             capacity_type=spec.capacity_type, placement_group=spec.placement_group, region=self.region)
         return managed
 
-    def placement(self, spec: GroupSpec, extra: list[tuple[str, str]] = ()) -> tuple[str, str]:  # type: ignore[assignment]
+    def placement(self, spec: GroupSpec, extra: Sequence[tuple[str, str]] = ()) -> tuple[str, str]:
         """AZ with the fewest live or pending instances, then its least used subnet (AZ balancing)."""
         live = [(i.az, i.subnet_id) for i in self.watcher.instances.values()
                 if i.nodegroup == spec.nodegroup and not i.gone and i.instance_id not in self.rebalancing]

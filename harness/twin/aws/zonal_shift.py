@@ -7,7 +7,6 @@ the AZ ID boto3 users pass in production (use2-az1) and the AZ name.
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -190,7 +189,3 @@ class ZonalShifts:
             Route("/managedresources", self.list_resources, methods=["GET"]),
             Route("/managedresources/{resource:path}", self.get_resource, methods=["GET"]),
         ])
-
-
-def iso(wall: float) -> str:
-    return dt.datetime.fromtimestamp(wall, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
