@@ -208,6 +208,17 @@ class FisEngine:
             if at <= now:
                 del self.spot_terminations[instance_id]
                 await asyncio.to_thread(self._terminate, [instance_id])
+                self._mark_spot_interrupted(instance_id)
+
+    def _mark_spot_interrupted(self, instance_id: str) -> None:
+        """describe_instances shows why the instance went, as EC2 does for a spot interruption."""
+        from moto.ec2.models.instances import StateReason
+
+        instance = backends.backend("ec2", self.region).get_instance_by_id(instance_id)
+        if instance is not None:
+            instance.state_reason = StateReason("Server.SpotInstanceTermination: Spot instance termination",
+                                                "Server.SpotInstanceTermination")
+            instance._reason = "Server.SpotInstanceTermination"
 
     def _terminate(self, instance_ids: list[str]) -> None:
         live = [i for i in instance_ids if i in self.watcher.instances and not self.watcher.instances[i].gone]

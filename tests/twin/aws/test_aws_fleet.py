@@ -92,7 +92,9 @@ def test_fis_spot_interruption_notice_terminate_and_replacement(twin: RunningTwi
 
     wait_for(lambda: (instance_id,) in twin.hooks.named("terminated"), 5, "termination")
     assert time.time() >= terminate_at - 0.1, "terminated before the notice ran out"
-    assert instances(twin, **{"instance-id": instance_id})[0]["State"]["Name"] == "terminated"
+    gone = instances(twin, **{"instance-id": instance_id})[0]
+    assert gone["State"]["Name"] == "terminated"
+    assert gone["StateReason"]["Code"] == "Server.SpotInstanceTermination"
     wait_for(lambda: fis.get_experiment(id=experiment["id"])["experiment"]["state"]["status"] == "completed", 3,
              "experiment completed")
     # the replacement (launched early by capacity rebalancing) is in the same AZ, and only one is launched
