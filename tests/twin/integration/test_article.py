@@ -169,3 +169,20 @@ def test_reboot_under_article_returns_all_gpus(twin):
     boot = twin.wall(hardware.NODE_BOOT_S + hardware.DRIVER_LOAD_S + hardware.PLUGIN_START_S) + 3
     wait_for(lambda: twin.node(A, node).status.allocatable["nvidia.com/gpu"] == "8"
              and twin.condition(A, node, "Ready").status == "True", boot, "all 8 GPUs back")
+
+
+def test_kubectl_drain_is_paced_by_the_disruption_budget(twin, tmp_path):
+    node = twin.nodes(A, f"{A}-13b")[0].metadata.name
+    wait_for(lambda: len([p for p in twin.workload_pods_on(A, node)
+                          if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions)]) == 8, 5,
+             "all replicas of the node serving")
+    others = {p.metadata.name for p in twin.core(A).list_namespaced_pod("inference").items if p.spec.node_name != node}
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": twin.e["kubeconfig"]}
+    done = subprocess.run(["kubectl", "--context", A, "drain", node, "--ignore-daemonsets", "--delete-emptydir-data",
+                           "--timeout=3s"], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0, "no spare GPUs: the budget must hold the rest of the node"
+    assert "disruption budget" in done.stderr
+    left = twin.workload_pods_on(A, node)
+    assert len([p for p in left if not p.metadata.deletion_timestamp]) == 8 - 4      # maxUnavailable 4
+    assert others <= {p.metadata.name for p in twin.core(A).list_namespaced_pod("inference").items}
+    subprocess.run(["kubectl", "--context", A, "uncordon", node], env=env, capture_output=True, timeout=30, check=True)
