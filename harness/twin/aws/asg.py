@@ -10,7 +10,9 @@ Rebalancing is honoured: a rebalance recommendation on a spot instance launches 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -74,6 +76,23 @@ class ScalingGroups:
             raise KeyError(spec.asg_name)
         group.replace_autoscaling_group_instances = lambda count, tags: None
         self.groups[spec.nodegroup] = spec
+
+    # -- scaling activities (moto always answers an empty list) -----------------------------------------
+    def record_activity(self, asg_name: str, description: str, cause: str) -> None:
+        activities = _activities(backends.backend("autoscaling", self.region))
+        group = backends.backend("autoscaling", self.region).autoscaling_groups.get(asg_name)
+        now = dt.datetime.now(dt.timezone.utc)
+        activities.append({
+            "ActivityId": str(uuid.uuid4()), "AutoScalingGroupName": asg_name,
+            "AutoScalingGroupARN": group.arn if group is not None else "", "Description": description,
+            "Cause": f"At {now.strftime('%Y-%m-%dT%H:%M:%SZ')} {cause}", "StartTime": now, "EndTime": now,
+            "StatusCode": "Successful", "Progress": 100, "Details": "{}"})
+
+    def record_termination(self, instance: ManagedInstance) -> None:
+        cause = ("an instance was taken out of service in response to an EC2 instance rebalance recommendation "
+                 "and a spot interruption notice" if instance.spot_terminate_at is not None
+                 else "an instance was taken out of service in response to a user request or a health check")
+        self.record_activity(instance.asg_name, f"Terminating EC2 instance: {instance.instance_id}", cause)
 
     def _register_in_group(self, spec: GroupSpec, instance_id: str) -> None:
         from moto.autoscaling.models import InstanceState
@@ -179,6 +198,9 @@ class ScalingGroups:
             return
         self.pending.remove(launch)
         self.watcher.track(instance)
+        self.record_activity(launch.spec.asg_name, f"Launching a new EC2 instance: {instance.instance_id}",
+                             "an instance was started in response to a difference between desired and actual "
+                             f"capacity in {instance.az}")
         for callback in self.on_launched:
             callback(instance)
 
@@ -187,3 +209,29 @@ class ScalingGroups:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _activities(autoscaling_backend: Any) -> list[dict[str, Any]]:
+    if not hasattr(autoscaling_backend, "twin_activities"):
+        autoscaling_backend.twin_activities = []
+    return autoscaling_backend.twin_activities
+
+
+def install_activities() -> None:
+    """Serve describe_scaling_activities from the activities the twin records (newest first)."""
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult
+
+    if getattr(AutoScalingResponse.describe_scaling_activities, "twin", False):
+        return
+
+    def describe_scaling_activities(self: Any) -> ActionResult:
+        name = self._get_param("AutoScalingGroupName")
+        ids = set(self._get_param("ActivityIds", []) or [])
+        limit = int(self._get_param("MaxRecords") or 100)
+        items = [a for a in reversed(_activities(self.autoscaling_backend))
+                 if (not name or a["AutoScalingGroupName"] == name) and (not ids or a["ActivityId"] in ids)]
+        return ActionResult({"Activities": items[:limit]})
+
+    describe_scaling_activities.twin = True  # type: ignore[attr-defined]
+    AutoScalingResponse.describe_scaling_activities = describe_scaling_activities  # type: ignore[method-assign]

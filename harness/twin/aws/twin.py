@@ -31,7 +31,7 @@ import httpx
 
 from harness.twin.aws import backends, placement
 from harness.twin.aws.alarms import CloudWatchTwin, alarm_specs, install_alarm_history
-from harness.twin.aws.asg import ASG_LAUNCH_DELAY_S, AMI_ID, GroupSpec, ScalingGroups
+from harness.twin.aws.asg import ASG_LAUNCH_DELAY_S, AMI_ID, GroupSpec, ScalingGroups, install_activities
 from harness.twin.aws.elb import TargetHealth
 from harness.twin.aws.fis import FisEngine
 from harness.twin.aws.hooks import AwsHooks, GuardedHooks
@@ -108,6 +108,7 @@ class AwsTwin:
         FisEngine.install()
         install_alarm_history()
         placement.install()
+        install_activities()
         self.watcher.install()
         self.groups = ScalingGroups(self.region, self.world.clock, self.watcher, self._clients["ec2"])
         self.fis = FisEngine(self.world, self.region, self.world.clock, self.hooks, self.watcher, self.groups,
@@ -292,6 +293,7 @@ class AwsTwin:
     def _terminated(self, instance: ManagedInstance) -> None:
         self.elb.deregister_terminated(instance.instance_id)
         if self.groups is not None:
+            self.groups.record_termination(instance)
             self.groups.rebalancing.discard(instance.instance_id)
         if self.fis is not None:
             self.fis.spot_terminations.pop(instance.instance_id, None)

@@ -127,6 +127,11 @@ def test_terminations_through_the_asg_and_ec2_apis_are_replaced(twin: RunningTwi
     assert {a[2] for a in new} == {"us-east-2b"}
     assert len({a[3] for a in new}) == 2, "replacements spread over the AZ's two subnets"
     assert len(running_in_group(twin, "g7-use2b-13b")) == 2
+    activities = autoscaling.describe_scaling_activities(
+        AutoScalingGroupName=twin.aws.seeded.asg_names["g7-use2b-13b"])["Activities"]
+    described = [a["Description"] for a in activities]
+    assert described[:2] == [f"Launching a new EC2 instance: {a[0]}" for a in reversed(new)]
+    assert {f"Terminating EC2 instance: {v['InstanceId']}" for v in victims} <= set(described)
 
 
 def test_fis_reboot_and_stop_with_restart(twin: RunningTwin) -> None:
