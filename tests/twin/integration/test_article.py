@@ -124,7 +124,8 @@ def test_spot_interruption_drains_before_the_notice_ends(twin):
         {"interrupt": {"actionId": "aws:ec2:send-spot-instance-interruptions",
                        "parameters": {"durationBeforeInterruption": "PT2M"}, "targets": {"SpotInstances": "spot"}}})
     started = time.monotonic()
-    node = wait_for(lambda: next((n for n in twin.world.nodes.values() if n.spot_notice_at), None), 3, "the notice")
+    node = wait_for(lambda: twin.handle.call(lambda: next((n for n in twin.world.nodes.values() if n.spot_notice_at), None)),
+                    3, "the notice")
     imds = twin.e["imds_url_template"].format(node=node.name)
     token = httpx.put(f"{imds}/latest/api/token", headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}).text
     action = httpx.get(f"{imds}/latest/meta-data/spot/instance-action", headers={"X-aws-ec2-metadata-token": token})
