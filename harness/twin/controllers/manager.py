@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from harness.twin.controllers.autorepair import NodeAutoRepair
 from harness.twin.controllers.base import ControllerManager
+from harness.twin.controllers.deviceplugin import DevicePluginController
 from harness.twin.controllers.disruption import Drainer, DisruptionController
 from harness.twin.controllers.efaphysics import EfaPhysics
 from harness.twin.controllers.gpuphysics import GpuPhysics
@@ -20,6 +21,7 @@ def build_manager(fleet: Fleet) -> ControllerManager:
     return ControllerManager(fleet, [
         GpuPhysics(fleet),
         EfaPhysics(fleet),
+        DevicePluginController(fleet),
         NodeStatusController(fleet),
         NodeMonitoringAgent(fleet),
         WorkloadController(fleet),

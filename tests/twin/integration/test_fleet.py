@@ -298,3 +298,18 @@ def test_a_terminating_replica_finishes_in_flight_work_within_its_grace():
     busy.load = 0
     rig.run(0.1)
     assert rig.store().get(PODS, "inference", name) is None
+
+
+def test_deleting_the_device_plugin_pod_drops_gpus_until_its_replacement_registers():
+    rig = Rig()
+    node = rig.node13()
+    plugin = next(p for p in rig.fleet.pods_on(rig.store(), node.name)
+                  if p["metadata"]["labels"].get("name") == "nvidia-device-plugin-ds")
+    rig.fleet.delete_pod(rig.store(), plugin, actor="test")
+    rig.run(0.05)
+    assert rig.node_obj(node.name)["status"]["allocatable"][ko.GPU] == "0"
+    rig.run(hardware.PLUGIN_START_S / 30 + 0.3)
+    assert rig.node_obj(node.name)["status"]["allocatable"][ko.GPU] == "8"
+    replacement = [p for p in rig.fleet.pods_on(rig.store(), node.name)
+                   if p["metadata"]["labels"].get("name") == "nvidia-device-plugin-ds"]
+    assert len(replacement) == 1 and replacement[0]["metadata"]["name"] != plugin["metadata"]["name"]
