@@ -7,6 +7,7 @@ A target's HTTP endpoint is the serving gateway's per-node route
 `{world.serving_url}/targets/{node}{path}`; before a gateway exists, a target passes iff its node is
 running, reachable and has allocatable GPUs. The verdicts go to world.target_health (what the gateway
 routes on) and, by wrapping each managed target group's `health_for`, to boto3 describe_target_health.
+A terminated instance's target reads `draining` for the deregistration delay (scaled), then disappears.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class TargetHealth:
         self.clock = clock
         self.target_groups: dict[str, str] = {}          # az -> target group arn
         self.states: dict[tuple[str, str], TargetState] = {}
+        self._draining_since: dict[tuple[str, str], float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- moto side ---------------------------------------------------------------------------------------
@@ -97,6 +99,7 @@ class TargetHealth:
             tg = self._elbv2().target_groups.get(arn)
             if tg is None:
                 continue
+            self._finish_draining(tg, now)
             interval = self.clock.wall(float(tg.health_check_interval_seconds))
             for target in backends.snapshot(lambda: tg.targets.values()):
                 key = (arn, target["Id"])
@@ -113,6 +116,16 @@ class TargetHealth:
             state = self.states.pop(key)
             if state.node is not None and state.node not in self.world.nodes:
                 self.world.target_health.pop(state.node, None)
+
+    def _finish_draining(self, tg: Any, now: float) -> None:
+        """A terminated target drains for the group's deregistration delay (scaled), then is gone."""
+        delay = self.clock.wall(float(tg.attributes.get("deregistration_delay.timeout_seconds", 300)))
+        for target_id in list(tg.terminated_targets):
+            key = (tg.arn, target_id)
+            since = self._draining_since.setdefault(key, now)
+            if now - since >= delay:
+                tg.terminated_targets.pop(target_id, None)
+                self._draining_since.pop(key, None)
 
     async def _probe(self, tg: Any, instance_id: str, state: TargetState, client: httpx.AsyncClient) -> None:
         try:

@@ -132,6 +132,16 @@ def test_terminations_through_the_asg_and_ec2_apis_are_replaced(twin: RunningTwi
     described = [a["Description"] for a in activities]
     assert described[:2] == [f"Launching a new EC2 instance: {a[0]}" for a in reversed(new)]
     assert {f"Terminating EC2 instance: {v['InstanceId']}" for v in victims} <= set(described)
+    # the NLB drains the lost targets for the (scaled, 5 s) deregistration delay, then forgets them
+    elbv2 = twin.aws.client("elbv2")
+    tg = twin.aws.seeded.target_groups["us-east-2b"]
+    listed = lambda: {d["Target"]["Id"] for d in elbv2.describe_target_health(TargetGroupArn=tg)[  # noqa: E731
+        "TargetHealthDescriptions"]}
+    assert listed() == {a[0] for a in new}
+    drained = lambda: {d["TargetHealth"]["State"] for d in elbv2.describe_target_health(  # noqa: E731
+        TargetGroupArn=tg, Targets=[{"Id": v["InstanceId"]} for v in victims])["TargetHealthDescriptions"]}
+    assert drained() == {"draining"}
+    wait_for(lambda: drained() == {"unused"}, 8, "deregistration delay over")
 
 
 def test_fis_reboot_and_stop_with_restart(twin: RunningTwin) -> None:
