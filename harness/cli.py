@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                 continue   # command not built in this version
             raise
         sub_parser = sub.add_parser(name, help=help_text)
-        getattr(module, f"add_{name}_arguments", module.add_arguments)(sub_parser)
-        sub_parser.set_defaults(handler=getattr(module, f"run_{name}", getattr(module, "run", None)))
+        adder = getattr(module, f"add_{name}_arguments", None) or getattr(module, "add_arguments")
+        adder(sub_parser)
+        sub_parser.set_defaults(handler=getattr(module, f"run_{name}", None) or getattr(module, "run"))
     return parser
 
 

@@ -38,6 +38,9 @@ DAEMONSETS: dict[str, tuple[dict[str, str], str, list[int]]] = {
 }
 
 
+TRITON_TERMINATION_GRACE_S = 120
+
+
 def cluster_name(az: str) -> str:
     return f"g7-use2{az[-1]}"
 
@@ -99,6 +102,8 @@ def seed_workloads(world: World, cluster: Cluster) -> None:
                                      node_selector={"eks.amazonaws.com/nodegroup": group.name},
                                      tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
                                                   *kobj.DEFAULT_POD_TOLERATIONS], ready=0)
+        # long enough for an in-flight generation to finish when its pod is drained (the article's graceful drain)
+        deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = TRITON_TERMINATION_GRACE_S
         deployment = store.create(resource("deployments.apps"), deployment, actor="kubectl")
         rs = kobj.replicaset(deployment, ready=0)
         kobj.set_replicaset_counts(rs, 0, 0)

@@ -74,7 +74,8 @@ class Drainer(Controller):
                     reason, message = "Killing", f"Deleted by {job.actor}: node {job.node} must go before its disruption budget allows"
                 else:
                     continue
-                self.fleet.mark_terminating(store, pod, actor=job.actor, grace_seconds=0 if name in job.forced else None)
+                # even a forced drain deletes with the pod's own grace period: in-flight streams may finish
+                self.fleet.mark_terminating(store, pod, actor=job.actor, grace_seconds=None)
                 self.fleet.event(store, pod, reason, message, component=job.actor)
 
 

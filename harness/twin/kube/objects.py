@@ -384,12 +384,14 @@ def pod_for(owner: Obj, name: str, *, node_name: str | None, pod_ip: str | None 
             extra_labels: dict[str, str] | None = None, phase: str = "Running", ready: bool = True) -> Obj:
     """A pod stamped from a DaemonSet's or ReplicaSet's template, owned by it."""
     template = owner["spec"]["template"]
-    return pod(name, owner["metadata"]["namespace"], containers=template["spec"]["containers"], owner=owner,
+    stamped = pod(name, owner["metadata"]["namespace"], containers=template["spec"]["containers"], owner=owner,
                node_name=node_name, labels={**template["metadata"].get("labels", {}), **(extra_labels or {})},
                annotations={**template["metadata"].get("annotations", {}), **(annotations or {})},
                phase=phase, ready=ready, pod_ip=pod_ip, host_ip=host_ip,
                tolerations=template["spec"].get("tolerations") or DEFAULT_POD_TOLERATIONS,
                node_selector=template["spec"].get("nodeSelector"), volumes=template["spec"].get("volumes"))
+    stamped["spec"]["terminationGracePeriodSeconds"] = template["spec"].get("terminationGracePeriodSeconds", 30)
+    return stamped
 
 
 def generated_pod_name(owner_name: str) -> str:

@@ -1,0 +1,78 @@
+"""node-drained: the faulty node is cordoned and its GPU pods gone within the limit, as seen by the watches.
+
+Measured from the moment the fault landed to the first observation of each, so a slow watch never makes a
+deployment look faster than it is (the harness can only be late, never early).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks.base import Check, Evidence, fmt_s, register
+from harness.observe import Observation
+
+
+def cordoned_at(evidence: Evidence, context: str, node: str, after: float) -> float | None:
+    for obs in evidence.timeline.select("Node", lambda o: o.context == context and o.name == node and o.at >= after):
+        if obs.type == "DELETED" or obs.obj.spec.unschedulable:
+            return obs.at
+    return None
+
+
+def gpu_pods_gone_at(evidence: Evidence, context: str, node: str, after: float) -> tuple[float | None, list[str]]:
+    """When the last inference pod that was on `node` at `after` was seen deleted (or marked terminating)."""
+    on_node: dict[str, float | None] = {}
+    for obs in evidence.timeline.select("Pod", lambda o: o.context == context):
+        pod: Any = obs.obj
+        if pod.spec.node_name != node:
+            continue
+        if obs.at <= after and obs.type != "DELETED" and not pod.metadata.deletion_timestamp:
+            on_node[obs.name] = None
+        elif obs.name in on_node or obs.at > after:
+            if obs.type == "DELETED" or pod.metadata.deletion_timestamp:
+                if on_node.get(obs.name) is None and obs.at >= after:
+                    on_node[obs.name] = obs.at
+            elif obs.at > after and obs.name not in on_node:
+                on_node[obs.name] = None    # scheduled there after the fault: must go too
+    if not on_node:
+        return after, []
+    remaining = [name for name, gone in on_node.items() if gone is None]
+    if remaining:
+        return None, remaining
+    return max(t for t in on_node.values() if t is not None), []
+
+
+@register
+class NodeDrained(Check):
+    name = "node-drained"
+
+    def evaluate(self, evidence: Evidence):
+        limit = evidence.wall(self.params.within)
+        details, failures = {}, []
+        for fault in evidence.faults:
+            start = fault.landed_at or fault.injected_at
+            if start is None:
+                continue
+            deadline = limit
+            notice_end = fault.extra.get("terminate_at")
+            for node in fault.nodes:
+                cordon = cordoned_at(evidence, node.context, node.name, start - 0.001)
+                drained, remaining = gpu_pods_gone_at(evidence, node.context, node.name, start - 0.001)
+                took_cordon = None if cordon is None else cordon - start
+                took_drain = None if drained is None else max(0.0, drained - start)
+                details[node.name] = {"cordoned_after_s": took_cordon, "drained_after_s": took_drain,
+                                      "pods_left": remaining}
+                ok = took_cordon is not None and took_cordon <= deadline and took_drain is not None \
+                    and took_drain <= deadline
+                if notice_end is not None and drained is not None and drained > notice_end:
+                    ok = False
+                if not ok:
+                    failures.append(f"{node.name}: cordoned {fmt_s(took_cordon)}, drained {fmt_s(took_drain)}"
+                                    f"{f', {len(remaining)} GPU pod(s) still there' if remaining else ''}")
+        if not details:
+            return self.result(False, "no fault touched a node: nothing to judge", nodes=details)
+        if failures:
+            return self.result(False, f"not drained within {limit:.2f} s: " + "; ".join(failures), nodes=details,
+                               limit_s=limit)
+        slowest = max(d["drained_after_s"] for d in details.values())
+        return self.result(True, f"{len(details)} node(s) cordoned and drained, slowest {slowest:.2f} s "
+                                 f"(limit {limit:.2f} s)", nodes=details, limit_s=limit)

@@ -1,0 +1,45 @@
+"""slo: TTFT and time-between-tokens p99 and the error rate, judged on the harness's own HDR histograms per
+window. A window where the load generator itself was saturated is reported as degraded, never blamed on
+the deployment."""
+from __future__ import annotations
+
+from harness.checks.base import Check, Evidence, register
+
+
+@register
+class Slo(Check):
+    name = "slo"
+
+    def _windows(self, evidence: Evidence):
+        load = evidence.load
+        choice = self.params.window
+        if choice == "whole":
+            return [load.whole]
+        if choice == "each":
+            return [w for w in load.windows if w.requests]
+        return [w for w in load.windows if w.window == choice or w.window.startswith(f"{choice}:")]
+
+    def evaluate(self, evidence: Evidence):
+        limits = {"ttft_p99_ms": self.params.ttft_p99 * 1000, "tbt_p99_ms": self.params.tbt_p99 * 1000,
+                  "error_rate": self.params.error_rate}
+        windows = self._windows(evidence)
+        if not windows or not any(w.requests for w in windows):
+            return self.result(False, f"no requests in window {self.params.window!r}", limits=limits)
+        breaches, figures = [], {}
+        for w in windows:
+            got = {"ttft_p99_ms": w.ttft_p99_ms, "tbt_p99_ms": w.tbt_p99_ms, "error_rate": w.error_rate,
+                   "requests": w.requests, "degraded": w.degraded}
+            figures[w.window] = got
+            for key, limit in limits.items():
+                value = got[key]
+                if value is not None and value > limit:
+                    shown = f"{100 * value:.2f}% > {100 * limit:g}%" if key == "error_rate" else f"{value:.1f} ms > {limit:g} ms"
+                    breaches.append(f"{w.window} {key.replace('_ms', '')} {shown}")
+        degraded = [w.window for w in windows if w.degraded]
+        note = f" (load generator degraded in {', '.join(degraded)})" if degraded else ""
+        if breaches:
+            return self.result(False, "; ".join(breaches) + note, windows=figures, limits=limits)
+        w = windows[0]
+        return self.result(True, f"{self.params.window}: TTFT p99 {w.ttft_p99_ms or 0:.1f} ms, TBT p99 "
+                                 f"{w.tbt_p99_ms or 0:.1f} ms, errors {100 * w.error_rate:.2f}% over {w.requests} "
+                                 f"requests{note}", windows=figures, limits=limits)

@@ -1,0 +1,149 @@
+"""`g7chaos run` and `g7chaos gameday`: scenarios against one target, reports and exit codes per the contract."""
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from harness.cli import UsageError
+from harness.report.console import ConsoleView
+from harness.report.model import GamedayResult, RunResult, gameday_exit_code
+from harness.report.writers import run_dir, write_gameday
+from harness.scenario.loader import load_scenario
+from harness.scenario.model import Scenario
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default=None, help="'twin' (default) or a name from targets.yaml")
+    parser.add_argument("--targets-file", type=Path, default=None, help="targets.yaml (default: ./targets.yaml)")
+    parser.add_argument("--profile", default="article", help="twin profile(s), comma-separated")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--report-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--time-scale", type=float, default=30.0, help="twin only: control-plane time compression")
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenarios", nargs="+", type=Path, metavar="SCENARIO.yaml")
+    parser.add_argument("--dry-run", action="store_true", help="resolve and print the plan, change nothing")
+    _common(parser)
+
+
+def add_gameday_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", nargs="?", type=Path, default=Path("scenarios"))
+    _common(parser)
+
+
+def load_all(paths: list[Path]) -> list[tuple[Path, Scenario]]:
+    loaded, errors = [], []
+    for path in paths:
+        try:
+            loaded.append((path, load_scenario(path)))
+        except UsageError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise UsageError("\n".join(errors))
+    return loaded
+
+
+@contextmanager
+def open_target(name: str, profile: str, time_scale: float, targets_file: Path | None,
+                report_dir: Path) -> Iterator[object]:
+    """The named target; for `twin`, a twin started for this run and stopped after it."""
+    from harness.target.target import resolve_target
+    if name != "twin":
+        yield resolve_target(name, targets_file=targets_file)
+        return
+    from harness.commands.twinproc import TwinProcess, TwinStartError
+    twin = TwinProcess(profile=profile, time_scale=time_scale, out_dir=report_dir / "twin")
+    try:
+        endpoints = twin.start()
+    except TwinStartError as exc:
+        raise TargetStartError(str(exc)) from exc
+    try:
+        yield resolve_target("twin", twin_endpoints=endpoints)
+    finally:
+        twin.stop()
+
+
+class TargetStartError(Exception):
+    pass
+
+
+def run_many(scenarios: list[tuple[Path, Scenario]], *, target_name: str, profile: str, seed: int,
+             report_dir: Path, time_scale: float = 30.0, targets_file: Path | None = None,
+             console: ConsoleView | None = None) -> list[RunResult]:
+    from harness.runner import Runner, RunOptions
+    console = console or ConsoleView()
+    results: list[RunResult] = []
+    with open_target(target_name, profile, time_scale, targets_file, report_dir) as target:
+        for _, scenario in scenarios:
+            options = RunOptions(profile=profile if target_name == "twin" else None, seed=seed,
+                                 report_root=report_dir, console=console)
+            result = Runner(scenario, target, options).run()
+            results.append(result)
+            if result.verdict == "aborted":
+                break
+    return results
+
+
+def _target_name(args: argparse.Namespace, scenarios: list[tuple[Path, Scenario]]) -> str:
+    if args.target:
+        return args.target
+    named = {s.target for _, s in scenarios if s.target}
+    if len(named) > 1:
+        raise UsageError(f"scenarios name different targets ({', '.join(sorted(named))}); pass --target")
+    return named.pop() if named else "twin"
+
+
+def run_run(args: argparse.Namespace) -> int:
+    scenarios = load_all(args.scenarios)
+    if args.dry_run:
+        from harness.commands.dryrun import dry_run
+        return dry_run(scenarios, args)
+    try:
+        with ConsoleView() as console:
+            results = run_many(scenarios, target_name=_target_name(args, scenarios), profile=args.profile,
+                               seed=args.seed, report_dir=args.report_dir, time_scale=args.time_scale,
+                               targets_file=args.targets_file, console=console)
+    except TargetStartError as exc:
+        print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
+        return 4
+    return int(gameday_exit_code(results)) if len(results) > 1 else results[0].exit_code
+
+
+def run_gameday(args: argparse.Namespace) -> int:
+    if not args.directory.is_dir():
+        raise UsageError(f"{args.directory}: not a directory of scenario files")
+    paths = sorted(p for p in args.directory.iterdir() if p.suffix in (".yaml", ".yml"))
+    if not paths:
+        raise UsageError(f"{args.directory}: no scenario files (*.yaml)")
+    scenarios = load_all(paths)
+    started = datetime.now(timezone.utc)
+    try:
+        with ConsoleView() as console:
+            results = run_many(scenarios, target_name=_target_name(args, scenarios), profile=args.profile,
+                               seed=args.seed, report_dir=args.report_dir, time_scale=args.time_scale,
+                               targets_file=args.targets_file, console=console)
+            gameday = GamedayResult.from_runs(results, name=f"gameday-{args.directory.name}",
+                                          target=args.target or "twin", profile=args.profile, started_at=started,
+                                          ended_at=datetime.now(timezone.utc))
+            out = run_dir(args.report_dir, f"gameday-{args.directory.name}", started)
+            gameday = gameday.model_copy(update={"report_dir": str(out)})
+            write_gameday(gameday, out)
+            console.final_gameday(gameday)
+    except TargetStartError as exc:
+        print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
+        return 4
+    return gameday.exit_code
+
+
+def run_scenarios_for_pytest(path: Path, *, target: str, profile: str, report_dir: Path) -> RunResult:
+    scenarios = load_all([path])
+    return run_many(scenarios, target_name=target, profile=profile, seed=1, report_dir=report_dir)[0]
+
+
+add_arguments = add_run_arguments
+run = run_run

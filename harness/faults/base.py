@@ -1,0 +1,106 @@
+"""What every fault is: inject through the real mechanism, prove it landed, revert.
+
+A fault writes its revert into the run journal before it changes anything, so that a crash at any
+moment leaves a record `g7chaos recover` can finish from (`revert_owed` must work in a fresh process
+from the journal's arguments alone).
+"""
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from harness.journal import Journal
+from harness.observe import Timeline
+
+
+class FaultError(Exception):
+    """The fault could not be injected (exit 4)."""
+
+
+@dataclass
+class RunContext:
+    target: Any                     # harness.target.Target
+    journal: Journal
+    timeline: Timeline
+    rng: random.Random
+    dry_run: bool = False
+
+    def wall(self, deployment_seconds: float) -> float:
+        return self.target.wall_seconds(deployment_seconds)
+
+
+@dataclass
+class NodeRef:
+    context: str
+    name: str
+    zone: str | None = None
+    nodegroup: str | None = None
+    instance_id: str | None = None
+    gpus: list[int] = field(default_factory=list)
+
+    def describe(self) -> str:
+        gpus = f" gpu {','.join(map(str, self.gpus))}" if self.gpus else ""
+        return f"{self.context}/{self.name}{gpus} ({self.zone or '?'})"
+
+
+class Fault(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, params: BaseModel, ctx: RunContext):
+        self.params = params
+        self.ctx = ctx
+        self.nodes: list[NodeRef] = []      # what the fault touches, for checks
+        self.extra: dict[str, Any] = {}     # fault-specific facts checks may read (subnets, pods, experiment ids)
+        self.injected_at: float | None = None
+        self.landed_at: float | None = None
+
+    @abstractmethod
+    def plan(self) -> str:
+        """Resolve what the fault will touch through read-only calls; a one-line description."""
+
+    @abstractmethod
+    def inject(self) -> None:
+        """Register the revert in the journal, then change the target."""
+
+    @abstractmethod
+    def check_landed(self) -> dict[str, Any] | None:
+        """Evidence that the fault is in place now, or None."""
+
+    @abstractmethod
+    def revert(self) -> None:
+        """Undo what inject did (idempotent)."""
+
+    @classmethod
+    @abstractmethod
+    def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
+        """Undo from a journal entry alone (used by `g7chaos recover` after a crash)."""
+
+    def await_landed(self, deadline: float, poll_s: float = 0.1) -> dict[str, Any] | None:
+        """Poll the real evidence until it shows or the deadline passes (nothing here has a watch to wait on)."""
+        stop = _stopper()
+        while True:
+            evidence = self.check_landed()
+            if evidence:
+                self.landed_at = time.time()
+                return evidence
+            if time.time() >= deadline:
+                return None
+            stop.wait(min(poll_s, max(0.0, deadline - time.time())))
+
+
+def _stopper():
+    import threading
+    return threading.Event()
+
+
+FAULTS: dict[str, type[Fault]] = {}
+
+
+def register(cls: type[Fault]) -> type[Fault]:
+    FAULTS[cls.name] = cls
+    return cls

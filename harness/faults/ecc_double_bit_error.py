@@ -1,0 +1,96 @@
+"""ecc-double-bit-error: an uncorrectable GPU memory error, injected the way DCGM's own test path does.
+
+`dcgmi test --inject --gpuid G -f 319 -v 1` in the node's DCGM pod trips DCGM's double-bit policy just as a
+real DBE would; the node monitoring agent and auto repair then see what they would see on AWS. It has
+landed when the node's dcgm-exporter shows the DBE counter, or the node reports the DBE condition.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from harness.faults.base import Fault, FaultError, register
+from harness.faults.podexec import pod_exec
+from harness.faults.selection import pick_nodes, pod_on_node
+from harness.prometheus import parse_samples
+
+DBE_METRICS = ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL")
+
+
+def _inject(target: Any, context: str, namespace: str, pod: str, gpu: int, field: int, value: int) -> None:
+    command = ["dcgmi", "test", "--inject", "--gpuid", str(gpu), "-f", str(field), "-v", str(value)]
+    out = pod_exec(target.kube(context), namespace, pod, command)
+    if out.exit_code != 0:
+        raise FaultError(f"{' '.join(command)} in {namespace}/{pod} exited {out.exit_code}: "
+                         f"{(out.stderr or out.stdout).strip()[:300]}")
+
+
+@register
+class EccDoubleBitError(Fault):
+    name = "ecc-double-bit-error"
+
+    def plan(self) -> str:
+        node = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)[0]
+        node.gpus = [self.params.gpu]
+        dcgm = self.ctx.target.spec.selectors.dcgm
+        self.dcgm_pod = pod_on_node(self.ctx.target, node.context, dcgm.namespace, dcgm.label_selector, node.name)
+        self.nodes = [node]
+        return (f"dcgmi test --inject --gpuid {self.params.gpu} -f {self.params.field} -v 1 in "
+                f"{dcgm.namespace}/{self.dcgm_pod.metadata.name} on {node.describe()}")
+
+    def _revert_args(self) -> dict[str, Any]:
+        node = self.nodes[0]
+        return {"context": node.context, "namespace": self.dcgm_pod.metadata.namespace,
+                "pod": self.dcgm_pod.metadata.name, "node": node.name, "gpu": self.params.gpu,
+                "field": self.params.field}
+
+    def inject(self) -> None:
+        args = self._revert_args()
+        self.revert_id = self.ctx.journal.register_revert(self.name, args)
+        _inject(self.ctx.target, args["context"], args["namespace"], args["pod"], args["gpu"], args["field"], 1)
+
+    def check_landed(self) -> dict[str, Any] | None:
+        node = self.nodes[0]
+        target = self.ctx.target
+        exporter = target.spec.selectors.dcgm_exporter
+        core = client.CoreV1Api(target.kube(node.context))
+        try:
+            pods = core.list_namespaced_pod(exporter.namespace, label_selector=exporter.label_selector,
+                                            field_selector=f"spec.nodeName={node.name}").items
+            for pod in pods:
+                text = core.connect_get_namespaced_pod_proxy_with_path(
+                    f"{pod.metadata.name}:{target.spec.selectors.dcgm_exporter_port}", exporter.namespace, "metrics")
+                for sample in parse_samples(text):
+                    if sample.name in DBE_METRICS and sample.labels.get("gpu") == str(self.params.gpu) and sample.value > 0:
+                        return {"source": "dcgm-exporter", "pod": pod.metadata.name, "metric": sample.name,
+                                "gpu": self.params.gpu, "value": sample.value}
+            current = core.read_node(node.name)
+        except client.ApiException as exc:
+            if exc.status == 404:   # the node is already gone: auto repair replaced it, so it had landed
+                return {"source": "node-replaced", "node": node.name}
+            return None
+        for condition in current.status.conditions or []:
+            if condition.type == "AcceleratedHardwareReady" and condition.status == "False":
+                return {"source": "node-condition", "reason": condition.reason, "message": condition.message}
+        return None
+
+    def revert(self) -> None:
+        if getattr(self, "revert_id", None) is None:
+            return
+        try:
+            self.revert_owed(self.ctx.target, self._revert_args())
+        finally:
+            self.ctx.journal.reverted(self.revert_id)
+            self.revert_id = None
+
+    @classmethod
+    def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
+        core = client.CoreV1Api(target.kube(args["context"]))
+        try:
+            core.read_namespaced_pod(args["pod"], args["namespace"])
+        except client.ApiException as exc:
+            if exc.status == 404:   # the node (and its DCGM pod) was replaced: nothing left to clear
+                return
+            raise
+        _inject(target, args["context"], args["namespace"], args["pod"], args["gpu"], args["field"], 0)

@@ -1,0 +1,142 @@
+"""Everything the harness sees of the cluster during a run, stamped as it arrives.
+
+Checks judge a timeline, not a snapshot: "was the node cordoned within 2 minutes of the fault landing"
+needs the moment of each change. One watch per cluster and kind (nodes, pods of interest, events) records
+every change from the start of the run; a dropped or expired watch is re-established from the last
+resourceVersion (a fresh list when the server answers 410 Gone), so a flaky control plane loses nothing.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+
+@dataclass
+class Observation:
+    at: float                 # harness receipt time (time.time())
+    context: str
+    kind: str                 # Node | Pod | Event
+    type: str                 # ADDED | MODIFIED | DELETED | LISTED
+    name: str
+    namespace: str | None
+    obj: Any                  # the client model
+
+
+@dataclass
+class Timeline:
+    observations: list[Observation] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    changed: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.changed = threading.Condition(self.lock)
+
+    def add(self, obs: Observation) -> None:
+        with self.changed:
+            self.observations.append(obs)
+            self.changed.notify_all()
+
+    def select(self, kind: str, predicate: Callable[[Observation], bool] = lambda o: True) -> list[Observation]:
+        with self.lock:
+            return [o for o in self.observations if o.kind == kind and predicate(o)]
+
+    def wait_for(self, predicate: Callable[[list[Observation]], Any], deadline: float) -> Any:
+        """Block until predicate(observations) is truthy or the deadline passes; returns its last value."""
+        with self.changed:
+            while True:
+                value = predicate(self.observations)
+                remaining = deadline - time.time()
+                if value or remaining <= 0:
+                    return value
+                self.changed.wait(timeout=min(remaining, 0.5))
+
+
+class ClusterObserver:
+    """Watches nodes, pods in the given namespaces and events of one cluster into a shared Timeline."""
+
+    def __init__(self, context: str, api_client: client.ApiClient, timeline: Timeline,
+                 pod_namespaces: list[str], on_error: Callable[[str], None] | None = None):
+        self.context = context
+        self.core = client.CoreV1Api(api_client)
+        self.timeline = timeline
+        self.pod_namespaces = pod_namespaces
+        self.on_error = on_error or (lambda message: None)
+        self._stop = threading.Event()
+        self._watches: list[watch.Watch] = []
+        self._threads: list[threading.Thread] = []
+        self.ready = threading.Event()
+        self._pending_ready = 0
+
+    def start(self) -> None:
+        streams: list[tuple[str, Callable, dict]] = [("Node", self.core.list_node, {})]
+        for namespace in self.pod_namespaces:
+            streams.append(("Pod", self.core.list_namespaced_pod, {"namespace": namespace}))
+        streams.append(("Event", self.core.list_event_for_all_namespaces, {}))
+        self._pending_ready = len(streams)
+        for kind, lister, kwargs in streams:
+            thread = threading.Thread(target=self._run, args=(kind, lister, kwargs), daemon=True,
+                                      name=f"observe-{self.context}-{kind}")
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for w in list(self._watches):
+            w.stop()
+        for thread in self._threads:
+            thread.join(timeout=2)
+
+    def _mark_ready(self) -> None:
+        self._pending_ready -= 1
+        if self._pending_ready <= 0:
+            self.ready.set()
+
+    def _run(self, kind: str, lister: Callable, kwargs: dict) -> None:
+        resource_version: str | None = None
+        first = True
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                if resource_version is None:
+                    listed = lister(**kwargs)
+                    resource_version = listed.metadata.resource_version
+                    now = time.time()
+                    for item in listed.items:
+                        self.timeline.add(Observation(now, self.context, kind, "LISTED", item.metadata.name,
+                                                      item.metadata.namespace, item))
+                    if first:
+                        first = False
+                        self._mark_ready()
+                w = watch.Watch()
+                self._watches.append(w)
+                for event in w.stream(lister, resource_version=resource_version, timeout_seconds=30,
+                                      allow_watch_bookmarks=False, **kwargs):
+                    if self._stop.is_set():
+                        break
+                    obj = event["object"]
+                    if event["type"] == "ERROR":
+                        resource_version = None
+                        break
+                    resource_version = obj.metadata.resource_version or resource_version
+                    self.timeline.add(Observation(time.time(), self.context, kind, event["type"],
+                                                  obj.metadata.name, obj.metadata.namespace, obj))
+                self._watches.remove(w)
+                backoff = 0.05
+            except ApiException as exc:
+                if exc.status == 410:
+                    resource_version = None
+                    continue
+                self.on_error(f"{self.context} {kind} watch: HTTP {exc.status}")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)
+            except Exception as exc:  # connection drops: resume from the last resourceVersion
+                if self._stop.is_set():
+                    break
+                self.on_error(f"{self.context} {kind} watch: {type(exc).__name__}: {exc}")
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 2.0)

@@ -1,0 +1,358 @@
+"""One scenario against one target, as a list of phases:
+
+preflight -> steady state -> faults on the timeline -> observe -> revert -> recovery -> verdict -> report.
+
+Every phase waits on deadlines and on what the watches and the load report, never on bare sleeps; every
+step is written to the journal as it happens; faults are reverted whatever ends the run (pass, failure,
+exception, stop condition, Ctrl-C, SIGTERM), and a second Ctrl-C does not skip the reverts.
+"""
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from kubernetes import client
+
+from harness.checks import CHECKS, Evidence
+from harness.faults import FAULTS, Fault, FaultError, RunContext
+from harness.journal import Journal
+from harness.load.process import LoadProcess
+from harness.load.spec import LoadSpec
+from harness.observe import ClusterObserver, Timeline
+from harness.report.console import ConsoleView
+from harness.report.model import (CheckResult, FaultRecord, RunMetrics, RunResult, StopCondition as StopRecord,
+                                  WindowMetrics)
+from harness.report.writers import run_dir, write_run
+from harness.scenario.loadspec import load_spec_fields
+from harness.scenario.model import Scenario
+
+MIN_STEADY_WALL_S = 4.0       # enough wall time for canary answers and a steady histogram
+MIN_RECOVERY_WALL_S = 2.0
+REPLAY_HEADERS = ["idempotent-replayed"]
+
+
+class Aborted(Exception):
+    def __init__(self, why: str, stop: StopRecord | None = None):
+        super().__init__(why)
+        self.stop = stop
+
+
+class TargetUnreachable(Exception):
+    pass
+
+
+@dataclass
+class RunOptions:
+    profile: str | None = None
+    seed: int = 1
+    report_root: Path = Path("reports")
+    dry_run: bool = False
+    console: ConsoleView | None = None
+
+
+@dataclass
+class _State:
+    faults: list[Fault] = field(default_factory=list)
+    windows: dict[str, list[float]] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, scenario: Scenario, target: Any, options: RunOptions):
+        self.scenario = scenario
+        self.target = target
+        self.options = options
+        self.started = time.time()
+        self.dir = run_dir(options.report_root, scenario.name, datetime.fromtimestamp(self.started, timezone.utc))
+        self.journal = Journal(Path(self.dir) / "journal.jsonl")
+        self.timeline = Timeline()
+        self.rng = random.Random(options.seed)
+        self.ctx = RunContext(target=target, journal=self.journal, timeline=self.timeline, rng=self.rng,
+                              dry_run=options.dry_run)
+        self.console = options.console or ConsoleView()
+        self.state = _State()
+        self.observers: list[ClusterObserver] = []
+        self.load: LoadProcess | None = None
+        self.checks = [CHECKS[step.check](step.params) for step in scenario.checks if step.check in CHECKS]
+        self.unknown_checks = [step.check for step in scenario.checks if step.check not in CHECKS]
+        self.interrupted = threading.Event()
+
+    # ---------------------------------------------------------------------------------------- phases
+    def run(self) -> RunResult:
+        self.journal.write("run-started", scenario=self.scenario.name, target=self.target.name,
+                           profile=self.options.profile, seed=self.options.seed)
+        error: str | None = None
+        stop: StopRecord | None = None
+        aborted = unreachable = False
+        load_result = None
+        with self._signals():
+            try:
+                self.preflight()
+                self.steady_state()
+                self.faults_on_timeline()
+                self.recovery()
+            except Aborted as exc:
+                aborted, stop, error = True, exc.stop, str(exc)
+            except KeyboardInterrupt:
+                aborted, error = True, "interrupted"
+            except (TargetUnreachable, FaultError) as exc:
+                unreachable, error = True, str(exc)
+            except Exception as exc:  # an unexpected harness failure is an error, never a pass
+                unreachable, error = True, f"{type(exc).__name__}: {exc}"
+            finally:
+                with self._shielded():
+                    self.revert_all()
+                    load_result = self._stop_load()
+                    for check in self.checks:
+                        check.stop()
+                    for observer in self.observers:
+                        observer.stop()
+        return self.verdict(load_result, error=error, stop=stop, aborted=aborted, unreachable=unreachable)
+
+    def preflight(self) -> None:
+        self.phase("preflight")
+        for context in self.target.contexts:
+            try:
+                client.VersionApi(self.target.kube(context)).get_code()
+            except Exception as exc:
+                raise TargetUnreachable(f"Kubernetes API of context {context!r} unreachable: {exc}") from exc
+        namespaces = [self.target.spec.selectors.inference.namespace]
+        for context in self.target.contexts:
+            observer = ClusterObserver(context, self.target.kube(context), self.timeline, namespaces,
+                                       on_error=lambda m: self.journal.write("watch-error", message=m))
+            observer.start()
+            self.observers.append(observer)
+        deadline = time.time() + 15
+        for observer in self.observers:
+            if not observer.ready.wait(timeout=max(0.0, deadline - time.time())):
+                raise TargetUnreachable(f"could not list and watch context {observer.context!r}")
+        for step in self.scenario.faults:
+            fault = FAULTS[step.fault](step.params, self.ctx)
+            fault.step = step
+            plan = fault.plan()
+            self.journal.write("fault-planned", fault=step.fault, plan=plan)
+            self.console.event(f"plan: {step.fault}: {plan}")
+            self.state.faults.append(fault)
+        for check in self.checks:
+            check.start(self.ctx)
+
+    def steady_state(self) -> None:
+        self.phase("steady state")
+        first_at = min(step.at for step in self.scenario.faults)
+        total_wall = self.target.wall_seconds(self.scenario.duration)
+        spec = LoadSpec.model_validate({
+            **load_spec_fields(self.scenario.load, seed=self.options.seed,
+                               duration_s=total_wall + MIN_STEADY_WALL_S + 120),
+            "temperature": 0.0})
+        self.load = LoadProcess()
+        self.load.start(self.target.inference_url, spec, Path(self.dir) / "load",
+                        served_by_headers=list(self.target.served_by_headers) + REPLAY_HEADERS, first_window="warmup")
+        self.load.wait_started(timeout_s=60)
+        self._window("steady")
+        self.t0 = time.time()
+        steady_wall = max(self.target.wall_seconds(first_at), MIN_STEADY_WALL_S)
+        self._wait_until(self.t0 + steady_wall, allow_stop=False)
+        live = self.load.live()
+        limit = self.scenario.steady_state
+        if live.requests == 0:
+            raise TargetUnreachable(f"no inference request completed in {steady_wall:.1f} s at "
+                                    f"{self.target.inference_url}")
+        if live.error_rate > limit.error_rate:
+            raise TargetUnreachable(f"not in steady state before the faults: error rate {100 * live.error_rate:.2f}% "
+                                    f"> {100 * limit.error_rate:g}%")
+        self.t0 = time.time() - self.target.wall_seconds(first_at)   # the scenario clock: faults at their `at`
+
+    def faults_on_timeline(self) -> None:
+        self.phase("faults")
+        pending = sorted(self.state.faults, key=lambda f: f.step.at)
+        reverts: list[tuple[float, Fault]] = []
+        for fault in pending:
+            self._wait_until(self.t0 + self.target.wall_seconds(fault.step.at), reverts=reverts)
+            self._window(f"fault:{fault.name}")
+            self.console.event(f"inject {fault.name}")
+            fault.inject()
+            fault.injected_at = time.time()
+            self.journal.write("fault-injected", fault=fault.name, nodes=[n.describe() for n in fault.nodes])
+            landed_within = self._landed_limit()
+            evidence = fault.await_landed(time.time() + landed_within)
+            self.journal.write("fault-landed" if evidence else "fault-not-landed", fault=fault.name, evidence=evidence)
+            fault.landed_evidence = evidence or {}
+            if not evidence:
+                raise FaultError(f"{fault.name} did not land within {landed_within:.1f} s "
+                                 f"(nothing in dcgm-exporter or node conditions)")
+            if fault.step.duration is not None:
+                reverts.append((fault.injected_at + self.target.wall_seconds(fault.step.duration), fault))
+        self.phase("observe")
+        self._wait_until(self.t0 + self.target.wall_seconds(self.scenario.duration), reverts=reverts)
+
+    def recovery(self) -> None:
+        self.revert_all()
+        self.phase("recovery")
+        self._window("recovery")
+        self._wait_until(time.time() + MIN_RECOVERY_WALL_S)
+
+    def revert_all(self) -> None:
+        for fault in reversed(self.state.faults):
+            if fault.injected_at is None or getattr(fault, "reverted_at", None):
+                continue
+            try:
+                fault.revert()
+                fault.reverted_at = time.time()
+                self.journal.write("fault-reverted", fault=fault.name)
+            except Exception as exc:
+                fault.revert_error = f"{type(exc).__name__}: {exc}"
+                self.journal.write("revert-failed", fault=fault.name, error=fault.revert_error)
+
+    # ---------------------------------------------------------------------------------------- verdict
+    def verdict(self, load_result: Any, *, error: str | None, stop: StopRecord | None, aborted: bool,
+                unreachable: bool) -> RunResult:
+        self.phase("verdict")
+        checks: list[CheckResult] = []
+        if load_result is not None and not unreachable and not aborted:
+            evidence = Evidence(target=self.target, timeline=self.timeline, faults=self.state.faults,
+                                load=load_result, run_started=self.started, run_ended=time.time())
+            for check in self.checks:
+                started = time.time()
+                try:
+                    result = check.evaluate(evidence)
+                except Exception as exc:
+                    result = CheckResult(name=check.name, passed=False, reason=f"check failed to run: {exc}")
+                result.duration_s = round(time.time() - started, 3)
+                checks.append(result)
+            for name in self.unknown_checks:
+                checks.append(CheckResult(name=name, passed=False, reason=f"check {name!r} is not implemented"))
+        faults = [FaultRecord(name=f.name, params=f.params.model_dump(mode="json"),
+                              target=", ".join(n.describe() for n in f.nodes), injected_at=f.injected_at,
+                              landed=None if f.injected_at is None else f.landed_at is not None,
+                              landed_at=f.landed_at, landed_evidence=getattr(f, "landed_evidence", {}) or {},
+                              reverted_at=getattr(f, "reverted_at", None), revert_error=getattr(f, "revert_error", None))
+                  for f in self.state.faults]
+        metrics = RunMetrics()
+        if load_result is not None:
+            whole = load_result.whole
+            metrics = RunMetrics(requests=whole.requests, errors=whole.errors, ttft_p50_ms=whole.ttft_p50_ms,
+                                 ttft_p99_ms=whole.ttft_p99_ms, tbt_p50_ms=whole.tbt_p50_ms,
+                                 tbt_p99_ms=whole.tbt_p99_ms,
+                                 windows=[WindowMetrics.model_validate(w.model_dump()) for w in load_result.windows])
+        result = RunResult.build(
+            scenario=self.scenario.name, description=self.scenario.description, target=self.target.name,
+            profile=self.options.profile, seed=self.options.seed, started_at=self.started, ended_at=time.time(),
+            checks=checks, faults=faults, stop_condition=stop, error=error, aborted=aborted,
+            unreachable=unreachable, metrics=metrics,
+            measurement_degraded=bool(load_result and load_result.degraded),
+            measurement_degraded_reason=load_result.degraded_reason if load_result else None,
+            report_dir=str(self.dir))
+        self.journal.write("run-ended", verdict=result.verdict, exit_code=result.exit_code)
+        self.journal.close()
+        write_run(result, Path(self.dir), records=load_result.records_path if load_result else None)
+        self.console.final(result)
+        return result
+
+    # ---------------------------------------------------------------------------------------- helpers
+    def phase(self, name: str) -> None:
+        self.journal.write("phase", phase=name)
+        self.console.phase(name)
+
+    def _window(self, name: str) -> None:
+        if self.load is not None:
+            self.load.mark_window(name)
+        self.journal.write("window", window=name)
+
+    def _landed_limit(self) -> float:
+        landed = next((step.params for step in self.scenario.checks if step.check == "fault-landed"), None)
+        return max(self.target.wall_seconds(landed.within if landed else 60.0), 5.0)
+
+    def _wait_until(self, deadline: float, reverts: list | None = None, allow_stop: bool = True) -> None:
+        """Wait for the scenario clock while watching stop conditions, due reverts and the load's health."""
+        breach_since: dict[str, float] = {}
+        tick = threading.Event()
+        while True:
+            now = time.time()
+            if self.interrupted.is_set():
+                raise KeyboardInterrupt
+            for due, fault in list(reverts or []):
+                if now >= due:
+                    fault.revert()
+                    fault.reverted_at = now
+                    self.journal.write("fault-reverted", fault=fault.name, reason="duration elapsed")
+                    reverts.remove((due, fault))
+            if self.load is not None:
+                live = self.load.live()
+                self.console.load(live)
+                if not self.load.alive():
+                    raise TargetUnreachable("the load process died")
+                if allow_stop:
+                    self._check_stop_conditions(live, breach_since, now)
+            if now >= deadline:
+                return
+            tick.wait(min(0.1, deadline - now))
+
+    def _check_stop_conditions(self, live: Any, breach_since: dict[str, float], now: float) -> None:
+        values = {"error_rate": live.error_rate, "ttft_p99": (live.ttft_p99_ms or 0) / 1000,
+                  "tbt_p99": (live.tbt_p99_ms or 0) / 1000}
+        for condition in self.scenario.stop_when:
+            if condition.metric not in values:
+                continue
+            observed = values[condition.metric]
+            if condition.breached(observed) and live.requests >= 20:
+                since = breach_since.setdefault(condition.text, now)
+                if now - since >= self.target.wall_seconds(condition.for_s):
+                    record = StopRecord(condition=condition.text, observed=observed, threshold=condition.threshold,
+                                        held_for_s=now - since, fired_at=now,
+                                        reason=f"{condition.metric} {observed:.4g} breached '{condition.text}' "
+                                               f"for {now - since:.2f} s")
+                    self.journal.write("stop-condition", **record.model_dump(mode="json"))
+                    raise Aborted(record.reason, record)
+            else:
+                breach_since.pop(condition.text, None)
+
+    def _stop_load(self) -> Any:
+        if self.load is None:
+            return None
+        try:
+            return self.load.stop(timeout_s=20)
+        except Exception as exc:
+            self.journal.write("load-stop-failed", error=str(exc))
+            return None
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """Ctrl-C and SIGTERM end the run through the same path: revert, report, exit 3."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def interrupt(signum, frame):
+            self.journal.write("signal", signal=signal.Signals(signum).name)
+            self.interrupted.set()
+            raise KeyboardInterrupt
+
+        previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    @contextmanager
+    def _shielded(self) -> Iterator[None]:
+        """Reverts run to the end: further Ctrl-C / SIGTERM are recorded, not obeyed."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def note(signum, frame):
+            self.journal.write("signal-ignored-during-revert", signal=signal.Signals(signum).name)
+
+        previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
