@@ -216,7 +216,9 @@ class Runner:
         checks: list[CheckResult] = []
         if load_result is not None and not unreachable and not aborted:
             evidence = Evidence(target=self.target, timeline=self.timeline, faults=self.state.faults,
-                                load=load_result, run_started=self.started, run_ended=time.time())
+                                load=load_result, run_started=self.started, run_ended=time.time(),
+                                limits={step.check: step.params.within for step in self.scenario.checks
+                                        if getattr(step.params, "within", None) is not None})
             for check in self.checks:
                 started = time.time()
                 try:

@@ -29,6 +29,7 @@ class Evidence:
     run_started: float = 0.0
     run_ended: float = 0.0
     probes: dict[str, Any] = field(default_factory=dict)    # what live probes recorded (alarm states ...)
+    limits: dict[str, float] = field(default_factory=dict)  # check name -> its `within` (deployment seconds)
 
     def wall(self, deployment_seconds: float) -> float:
         return self.target.wall_seconds(deployment_seconds)

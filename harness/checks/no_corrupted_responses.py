@@ -20,7 +20,8 @@ class NoCorruptedResponses(Check):
                                checked=canary.checked)
         landed = min((f.landed_at or f.injected_at for f in evidence.faults if f.injected_at), default=None)
         mismatches = [m for m in canary.mismatches if landed is None or m.t_end >= landed]
-        grace = evidence.wall(self.params.within) if self.params.within is not None else None
+        within = self.params.within if self.params.within is not None else evidence.limits.get("node-drained")
+        grace = evidence.wall(within) if within is not None else None
         bad_nodes = {n.name for f in evidence.faults for n in f.nodes}
         late_from_bad = []
         if grace is not None and landed is not None:
