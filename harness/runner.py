@@ -26,6 +26,7 @@ from harness.journal import Journal
 from harness.load.process import LoadProcess
 from harness.load.spec import LoadSpec
 from harness.observe import ClusterObserver, Timeline
+from harness.recovery import FleetState, parse_label_selector, summarise
 from harness.report.console import ConsoleView
 from harness.report.model import (CheckResult, FaultRecord, RunMetrics, RunResult, StopCondition as StopRecord,
                                   WindowMetrics)
@@ -35,6 +36,8 @@ from harness.scenario.model import Scenario
 
 MIN_STEADY_WALL_S = 4.0       # enough wall time for canary answers and a steady histogram
 MIN_RECOVERY_WALL_S = 2.0
+MIN_RECOVERY_REQUESTS = 10    # the recovery window's SLO is judged only on enough answers
+DEFAULT_RECOVERY_S = 300.0    # deployment time allowed to reach steady state again without a recovery-time check
 REPLAY_HEADERS = ["idempotent-replayed"]
 
 
@@ -55,6 +58,7 @@ class RunOptions:
     report_root: Path = Path("reports")
     dry_run: bool = False
     console: ConsoleView | None = None
+    twin_endpoints: str | None = None   # the twin's endpoints file, so `g7chaos recover` can find a restarted twin
 
 
 @dataclass
@@ -82,11 +86,19 @@ class Runner:
         self.checks = [CHECKS[step.check](step.params) for step in scenario.checks if step.check in CHECKS]
         self.unknown_checks = [step.check for step in scenario.checks if step.check not in CHECKS]
         self.interrupted = threading.Event()
+        self.fleet = FleetState()
+        self.cordoned_before: set[tuple[str, str]] = set()   # cordons that predate the run are not ours to judge
+        self.recovery_started: float | None = None
+        self.recovered_at: float | None = None
+        self.recovery_detail: str | None = None
+        self.window_times: dict[str, list[float]] = {}
 
     # ---------------------------------------------------------------------------------------- phases
     def run(self) -> RunResult:
         self.journal.write("run-started", scenario=self.scenario.name, target=self.target.name,
-                           profile=self.options.profile, seed=self.options.seed)
+                           profile=self.options.profile, seed=self.options.seed, dry_run=self.options.dry_run,
+                           target_spec=self.target.spec.model_dump(mode="json"),
+                           twin_endpoints=self.options.twin_endpoints)
         error: str | None = None
         stop: StopRecord | None = None
         aborted = unreachable = False
@@ -132,6 +144,13 @@ class Runner:
         for observer in self.observers:
             if not observer.ready.wait(timeout=max(0.0, deadline - time.time())):
                 raise TargetUnreachable(f"could not list and watch context {observer.context!r}")
+        self.fleet.fold(self.timeline.observations)
+        self.cordoned_before = self.fleet.cordoned()
+        steady_at, detail = self._await_steady(time.time() + self.target.wall_seconds(self._recovery_limit()),
+                                               slo=False)
+        if steady_at is None:
+            self.journal.write("preflight-not-steady", detail=detail)
+            self.console.event(f"fleet not steady before the run: {detail}")
         for step in self.scenario.faults:
             fault = FAULTS[step.fault](step.params, self.ctx)
             fault.step = step
@@ -192,10 +211,65 @@ class Runner:
         self._wait_until(self.t0 + self.target.wall_seconds(self.scenario.duration), reverts=reverts)
 
     def recovery(self) -> None:
+        """Steady state again: the fleet as the run found it and the SLO holding, within a bound."""
         self.revert_all()
         self.phase("recovery")
         self._window("recovery")
-        self._wait_until(time.time() + MIN_RECOVERY_WALL_S)
+        self.recovery_started = max([time.time()] + [f.reverted_at for f in self.state.faults
+                                                     if getattr(f, "reverted_at", None)])
+        limit_s = self._recovery_limit()
+        started = time.time()
+        self.recovered_at, detail = self._await_steady(started + self.target.wall_seconds(limit_s), slo=True,
+                                                       min_until=started + MIN_RECOVERY_WALL_S)
+        if self.recovered_at is not None:
+            self.journal.write("recovered", recovered_at=self.recovered_at,
+                               after_s=round(self.recovered_at - self.recovery_started, 3))
+            self.console.event(f"steady again {self.recovered_at - self.recovery_started:.2f} s after the revert")
+        else:
+            self.recovery_detail = detail
+            self.journal.write("recovery-timeout", limit_s=limit_s, detail=detail)
+            self.console.event(f"not steady {self.target.wall_seconds(limit_s):.1f} s after the revert: {detail}")
+
+    def _recovery_limit(self) -> float:
+        """Deployment seconds allowed to reach steady state: the recovery-time check's limit, else a default."""
+        limit = next((step.params.within for step in self.scenario.checks if step.check == "recovery-time"), None)
+        return float(limit if limit is not None else DEFAULT_RECOVERY_S)
+
+    def _await_steady(self, deadline: float, *, slo: bool, min_until: float = 0.0) -> tuple[float | None, str]:
+        """Wake on every timeline change (and the load's reports) until the fleet is steady or the deadline passes.
+
+        Returns (when it first held, "steady") or (None, what was still wrong at the deadline)."""
+        selectors = self.target.spec.selectors.inference
+        labels = parse_label_selector(selectors.label_selector)
+        steady = self.scenario.steady_state
+        while True:
+            now = time.time()
+            if self.interrupted.is_set():
+                raise KeyboardInterrupt
+            self.fleet.fold(self.timeline.observations)
+            problems = self.fleet.problems(pod_namespace=selectors.namespace, pod_labels=labels,
+                                           ignore_cordoned=self.cordoned_before)
+            if slo and self.load is not None:
+                live = self.load.live()
+                self.console.load(live)
+                if not self.load.alive():
+                    raise TargetUnreachable("the load process died")
+                if live.window != "recovery" or live.requests < MIN_RECOVERY_REQUESTS:
+                    problems.append(f"{live.requests if live.window == 'recovery' else 0} answers in recovery "
+                                    f"(< {MIN_RECOVERY_REQUESTS})")
+                else:
+                    if live.error_rate > steady.error_rate:
+                        problems.append(f"error rate {100 * live.error_rate:.2f}% > {100 * steady.error_rate:g}%")
+                    if (live.ttft_p99_ms or 0) > steady.ttft_p99 * 1000:
+                        problems.append(f"TTFT p99 {live.ttft_p99_ms:.0f} ms > {steady.ttft_p99 * 1000:g} ms")
+                    if (live.tbt_p99_ms or 0) > steady.tbt_p99 * 1000:
+                        problems.append(f"TBT p99 {live.tbt_p99_ms:.1f} ms > {steady.tbt_p99 * 1000:g} ms")
+            if not problems and now >= min_until:
+                return now, "steady"
+            if now >= deadline:
+                return None, summarise(problems)
+            with self.timeline.changed:   # a watch event completes the wait early; the load reports every 200 ms
+                self.timeline.changed.wait(timeout=max(0.0, min(0.2, deadline - now)))
 
     def revert_all(self) -> None:
         for fault in reversed(self.state.faults):
@@ -217,6 +291,8 @@ class Runner:
         if load_result is not None and not unreachable and not aborted:
             evidence = Evidence(target=self.target, timeline=self.timeline, faults=self.state.faults,
                                 load=load_result, run_started=self.started, run_ended=time.time(),
+                                windows=self._windows(), recovered_at=self.recovered_at,
+                                recovery_started_at=self.recovery_started,
                                 limits={step.check: step.params.within for step in self.scenario.checks
                                         if getattr(step.params, "within", None) is not None})
             for check in self.checks:
@@ -262,9 +338,18 @@ class Runner:
         self.console.phase(name)
 
     def _window(self, name: str) -> None:
+        now = time.time()
         if self.load is not None:
             self.load.mark_window(name)
+        for times in self.window_times.values():
+            if len(times) == 1:
+                times.append(now)
+        self.window_times[name] = [now]
         self.journal.write("window", window=name)
+
+    def _windows(self) -> dict[str, tuple[float, float]]:
+        end = time.time()
+        return {name: (times[0], times[1] if len(times) > 1 else end) for name, times in self.window_times.items()}
 
     def _landed_limit(self) -> float:
         landed = next((step.params for step in self.scenario.checks if step.check == "fault-landed"), None)

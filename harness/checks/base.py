@@ -30,6 +30,8 @@ class Evidence:
     run_ended: float = 0.0
     probes: dict[str, Any] = field(default_factory=dict)    # what live probes recorded (alarm states ...)
     limits: dict[str, float] = field(default_factory=dict)  # check name -> its `within` (deployment seconds)
+    recovery_started_at: float | None = None   # wall time of the last revert (the recovery phase's start)
+    recovered_at: float | None = None          # wall time steady state held again (None: not within the bound)
 
     def wall(self, deployment_seconds: float) -> float:
         return self.target.wall_seconds(deployment_seconds)
