@@ -1,0 +1,129 @@
+"""gpu-thermal-throttle: a GPU running hotter than the article's 83 °C alarm and clocking down to survive it.
+
+Injected the way DCGM's own test path does: `dcgmi test --inject` of DCGM_FI_DEV_GPU_TEMP (field 150) and
+of the throttled DCGM_FI_DEV_SM_CLOCK (field 100) in the node's DCGM pod, so dcgm-exporter, the CloudWatch
+agent and the temperature alarm see what a real overheating GPU shows. The values it overwrites are read
+from dcgm-exporter first and written to the journal, so revert (even `g7chaos recover` in a fresh process)
+puts back exactly what was there. Landed = dcgm-exporter reports the injected temperature.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from harness.faults.base import Fault, FaultError, register
+from harness.faults.podexec import pod_exec
+from harness.faults.selection import pod_on_node, pick_nodes
+from harness.prometheus import parse_samples
+
+FIELD_SM_CLOCK = 100           # DCGM_FI_DEV_SM_CLOCK
+FIELD_GPU_TEMP = 150           # DCGM_FI_DEV_GPU_TEMP
+METRIC_BY_FIELD = {FIELD_SM_CLOCK: "DCGM_FI_DEV_SM_CLOCK", FIELD_GPU_TEMP: "DCGM_FI_DEV_GPU_TEMP"}
+GPUS_PER_NODE = 8
+# Blackwell slowdown clocks sit near 57% of boost (2100 -> 1200 MHz); used when the scenario names none
+THROTTLED_SM_CLOCK_MHZ = 1200
+# what a GPU reads when dcgm-exporter could not be asked before the injection
+DEFAULT_RESTORE = {FIELD_SM_CLOCK: 2100.0, FIELD_GPU_TEMP: 45.0}
+
+
+def dcgmi_inject(target: Any, context: str, namespace: str, pod: str, gpu: int, field: int, value: float) -> None:
+    shown = int(value) if float(value).is_integer() else value
+    command = ["dcgmi", "test", "--inject", "--gpuid", str(gpu), "-f", str(field), "-v", str(shown)]
+    out = pod_exec(target.kube(context), namespace, pod, command)
+    if out.exit_code != 0:
+        raise FaultError(f"{' '.join(command)} in {namespace}/{pod} exited {out.exit_code}: "
+                         f"{(out.stderr or out.stdout).strip()[:300]}")
+
+
+def exporter_fields(target: Any, context: str, node: str) -> dict[tuple[str, int], float]:
+    """(metric, gpu) -> value from the node's dcgm-exporter, read through the API server's pod proxy."""
+    exporter = target.spec.selectors.dcgm_exporter
+    core = client.CoreV1Api(target.kube(context))
+    pods = core.list_namespaced_pod(exporter.namespace, label_selector=exporter.label_selector,
+                                    field_selector=f"spec.nodeName={node}").items
+    out: dict[tuple[str, int], float] = {}
+    for pod in pods:
+        text = core.connect_get_namespaced_pod_proxy_with_path(
+            f"{pod.metadata.name}:{target.spec.selectors.dcgm_exporter_port}", exporter.namespace, "metrics")
+        for sample in parse_samples(text):
+            gpu = sample.labels.get("gpu")
+            if sample.name in METRIC_BY_FIELD.values() and gpu is not None and gpu.isdigit():
+                out[(sample.name, int(gpu))] = float(sample.value)
+        break
+    return out
+
+
+@register
+class GpuThermalThrottle(Fault):
+    name = "gpu-thermal-throttle"
+
+    def plan(self) -> str:
+        node = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)[0]
+        gpu = self.params.gpu
+        node.gpus = list(range(GPUS_PER_NODE)) if gpu == "all" else [int(gpu)]
+        dcgm = self.ctx.target.spec.selectors.dcgm
+        self.dcgm_pod = pod_on_node(self.ctx.target, node.context, dcgm.namespace, dcgm.label_selector, node.name)
+        self.nodes = [node]
+        self.clock = self.params.sm_clock_mhz or THROTTLED_SM_CLOCK_MHZ
+        return (f"dcgmi test --inject -f {FIELD_GPU_TEMP} -v {self.params.temperature:g} and -f {FIELD_SM_CLOCK} "
+                f"-v {self.clock} on GPU(s) {','.join(map(str, node.gpus))} in "
+                f"{dcgm.namespace}/{self.dcgm_pod.metadata.name} on {node.describe()}")
+
+    def _revert_args(self, restore: dict[str, dict[str, float]]) -> dict[str, Any]:
+        node = self.nodes[0]
+        return {"context": node.context, "namespace": self.dcgm_pod.metadata.namespace,
+                "pod": self.dcgm_pod.metadata.name, "node": node.name, "gpus": node.gpus, "restore": restore}
+
+    def inject(self) -> None:
+        node = self.nodes[0]
+        try:
+            before = exporter_fields(self.ctx.target, node.context, node.name)
+        except client.ApiException:
+            before = {}
+        restore = {str(g): {str(f): before.get((metric, g), DEFAULT_RESTORE[f]) for f, metric in METRIC_BY_FIELD.items()}
+                   for g in node.gpus}
+        self.args = self._revert_args(restore)
+        self.revert_id = self.ctx.journal.register_revert(self.name, self.args)
+        for gpu in node.gpus:
+            dcgmi_inject(self.ctx.target, node.context, self.args["namespace"], self.args["pod"], gpu,
+                         FIELD_GPU_TEMP, self.params.temperature)
+            dcgmi_inject(self.ctx.target, node.context, self.args["namespace"], self.args["pod"], gpu,
+                         FIELD_SM_CLOCK, self.clock)
+
+    def check_landed(self) -> dict[str, Any] | None:
+        node = self.nodes[0]
+        try:
+            fields = exporter_fields(self.ctx.target, node.context, node.name)
+        except client.ApiException:
+            return None
+        hot = {g: fields.get(("DCGM_FI_DEV_GPU_TEMP", g)) for g in node.gpus}
+        if all(v is not None and v >= self.params.temperature for v in hot.values()):
+            return {"source": "dcgm-exporter", "metric": "DCGM_FI_DEV_GPU_TEMP", "gpus": node.gpus,
+                    "temperature": max(hot.values()),
+                    "sm_clock_mhz": min(fields.get(("DCGM_FI_DEV_SM_CLOCK", g), 0.0) for g in node.gpus)}
+        return None
+
+    def revert(self) -> None:
+        if getattr(self, "revert_id", None) is None:
+            return
+        try:
+            self.revert_owed(self.ctx.target, self.args)
+        finally:
+            self.ctx.journal.reverted(self.revert_id)
+            self.revert_id = None
+
+    @classmethod
+    def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
+        core = client.CoreV1Api(target.kube(args["context"]))
+        try:
+            core.read_namespaced_pod(args["pod"], args["namespace"])
+        except client.ApiException as exc:
+            if exc.status == 404:   # the node and its DCGM pod are gone: nothing left to restore
+                return
+            raise
+        for gpu, fields in args["restore"].items():
+            # temperature first: with the GPU cool again, the restored clock is not throttled back down
+            for field in (FIELD_GPU_TEMP, FIELD_SM_CLOCK):
+                dcgmi_inject(target, args["context"], args["namespace"], args["pod"], int(gpu), field,
+                             float(fields[str(field)]))
