@@ -23,6 +23,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--report-dir", type=Path, default=Path("reports"))
     parser.add_argument("--time-scale", type=float, default=30.0, help="twin only: control-plane time compression")
+    parser.add_argument("--twin-endpoints", type=Path, default=None,
+                        help="twin only: use the twin already running with this endpoints file instead of starting one")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,11 +52,25 @@ def load_all(paths: list[Path]) -> list[tuple[Path, Scenario]]:
 
 @contextmanager
 def open_target(name: str, profile: str, time_scale: float, targets_file: Path | None,
-                report_dir: Path) -> Iterator[object]:
-    """The named target; for `twin`, a twin started for this run and stopped after it."""
+                report_dir: Path, twin_endpoints: Path | None = None) -> Iterator[object]:
+    """The named target; for `twin`, the running twin at `twin_endpoints`, else one started for this run.
+
+    A started twin's endpoints file path is left on the target (`twin_endpoints`) so the run journal can
+    record it for `g7chaos recover`."""
     from harness.target.target import resolve_target
     if name != "twin":
         yield resolve_target(name, targets_file=targets_file)
+        return
+    from harness.target.endpoints import EndpointsError
+    if twin_endpoints is not None:
+        try:
+            target = resolve_target("twin", twin_endpoints=twin_endpoints)
+        except EndpointsError as exc:
+            raise TargetStartError(str(exc)) from exc
+        target.twin_endpoints = str(Path(twin_endpoints).resolve())
+        from harness.target.endpoints import TwinEndpoints
+        target.twin_profile = TwinEndpoints.read(twin_endpoints).profile   # the running twin's, not --profile
+        yield target
         return
     from harness.commands.twinproc import TwinProcess, TwinStartError
     twin = TwinProcess(profile=profile, time_scale=time_scale, out_dir=report_dir / "twin")
@@ -63,7 +79,9 @@ def open_target(name: str, profile: str, time_scale: float, targets_file: Path |
     except TwinStartError as exc:
         raise TargetStartError(str(exc)) from exc
     try:
-        yield resolve_target("twin", twin_endpoints=endpoints)
+        target = resolve_target("twin", twin_endpoints=endpoints)
+        target.twin_endpoints = str(Path(endpoints).resolve())
+        yield target
     finally:
         twin.stop()
 
@@ -74,14 +92,16 @@ class TargetStartError(Exception):
 
 def run_many(scenarios: list[tuple[Path, Scenario]], *, target_name: str, profile: str, seed: int,
              report_dir: Path, time_scale: float = 30.0, targets_file: Path | None = None,
-             console: ConsoleView | None = None) -> list[RunResult]:
+             console: ConsoleView | None = None, twin_endpoints: Path | None = None) -> list[RunResult]:
     from harness.runner import Runner, RunOptions
     console = console or ConsoleView()
     results: list[RunResult] = []
-    with open_target(target_name, profile, time_scale, targets_file, report_dir) as target:
+    with open_target(target_name, profile, time_scale, targets_file, report_dir, twin_endpoints) as target:
         for _, scenario in scenarios:
-            options = RunOptions(profile=profile if target_name == "twin" else None, seed=seed,
-                                 report_root=report_dir, console=console)
+            options = RunOptions(profile=getattr(target, "twin_profile", profile) if target_name == "twin" else None,
+                                 seed=seed,
+                                 report_root=report_dir, console=console,
+                                 twin_endpoints=getattr(target, "twin_endpoints", None))
             result = Runner(scenario, target, options).run()
             results.append(result)
             if result.verdict == "aborted":
@@ -107,7 +127,8 @@ def run_run(args: argparse.Namespace) -> int:
         with ConsoleView() as console:
             results = run_many(scenarios, target_name=_target_name(args, scenarios), profile=args.profile,
                                seed=args.seed, report_dir=args.report_dir, time_scale=args.time_scale,
-                               targets_file=args.targets_file, console=console)
+                               targets_file=args.targets_file, console=console,
+                               twin_endpoints=args.twin_endpoints)
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
         return 4
@@ -126,7 +147,8 @@ def run_gameday(args: argparse.Namespace) -> int:
         with ConsoleView() as console:
             results = run_many(scenarios, target_name=_target_name(args, scenarios), profile=args.profile,
                                seed=args.seed, report_dir=args.report_dir, time_scale=args.time_scale,
-                               targets_file=args.targets_file, console=console)
+                               targets_file=args.targets_file, console=console,
+                               twin_endpoints=args.twin_endpoints)
             gameday = GamedayResult.from_runs(results, name=f"gameday-{args.directory.name}",
                                           target=args.target or "twin", profile=args.profile, started_at=started,
                                           ended_at=datetime.now(timezone.utc))
