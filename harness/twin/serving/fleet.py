@@ -172,6 +172,7 @@ class ServingFleet:
                     self.sessions.offload_node(node.name)
             elif node.spot_notice_at is None and node.name in self._noticed:
                 self._noticed.discard(node.name)
+                self.sessions.offloading.discard(node.name)
 
     def update_physics(self, r: Replica) -> None:
         r.phys = self._physics(r)

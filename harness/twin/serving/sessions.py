@@ -37,6 +37,7 @@ class SessionStore:
 
     def __init__(self) -> None:
         self.sessions: dict[str, Session] = {}
+        self.offloading: set[str] = set()   # nodes under a spot notice whose caches are written through to NVMe
 
     def affinity(self, conversation: str | None) -> str | None:
         """The replica that should get this conversation if it can (its KV lives there)."""
@@ -60,10 +61,13 @@ class SessionStore:
             return
         if len(self.sessions) >= self.MAX_SESSIONS and conversation not in self.sessions:
             self.sessions.pop(next(iter(self.sessions)))
-        self.sessions[conversation] = Session(replica, node, tokens, "gpu")
+        # a turn that finishes on a node under notice is offloaded too: the offloader runs until the instance goes
+        self.sessions[conversation] = Session(replica, node, tokens, "nvme" if node in self.offloading else "gpu")
 
     def offload_node(self, node: str) -> int:
-        """Spot notice with KV offload: every cache on the node is copied to its NVMe."""
+        """Spot notice with KV offload: every cache on the node is copied to its NVMe, and so is every
+        later turn that finishes there before the instance goes."""
+        self.offloading.add(node)
         moved = 0
         for s in self.sessions.values():
             if s.node == node and s.where == "gpu":

@@ -1,0 +1,307 @@
+"""spot-interruption: the two-minute warning EC2 gives a spot instance, sent the way AWS sends it on demand.
+
+AWS Fault Injection Service runs `aws:ec2:send-spot-instance-interruptions` against explicit spot instance
+ARNs: EC2 raises the rebalance recommendation and the interruption notice (IMDS `spot/instance-action`,
+the EventBridge warning) and terminates the instance when `durationBeforeInterruption` is over. That is
+the only way to rehearse a real spot interruption, so the harness builds a one-off experiment template
+for the chosen node's instance, starts it, and stops it (and deletes the template) on revert.
+
+Landed means FIS reports the action running *and* the outside world shows the notice: the node's
+interruption handler cordoned it, tainted it or posted an Event about it, or EC2 already shows the
+instance shutting down. Each of these is something a real EKS cluster also shows; IMDS is not reachable
+from outside the instance, so it is not used.
+
+The notice end (wall time) goes into `extra["terminate_at"]`, so `node-drained` can judge "drained before
+the notice ran out", which is the whole point of a spot handler.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from kubernetes import client
+
+from harness.faults.base import Fault, FaultError, NodeRef, register
+from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
+
+SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
+CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
+FIS_PRINCIPAL = "fis.amazonaws.com"
+TERMINAL = ("completed", "stopped", "failed", "cancelled")
+TAG_KEY = "g7chaos:fault"
+NOTICE_WORDS = ("spot", "interrupt", "termination", "rebalance")
+
+
+# ------------------------------------------------------------------------------------------- FIS helpers
+def iso8601_duration(seconds: float) -> str:
+    """FIS durations: PT2M, PT2M30S, PT15M (whole seconds; FIS has no sub-second resolution)."""
+    total = int(round(seconds))
+    minutes, secs = divmod(total, 60)
+    return "PT" + (f"{minutes}M" if minutes else "") + (f"{secs}S" if secs or not minutes else "")
+
+
+def fis_role_arn(target: Any) -> str:
+    """The role FIS assumes for the experiment: the target's `aws.fis_role_arn`, else the one IAM role
+    whose trust policy lets fis.amazonaws.com assume it (a name mentioning `fis` breaks a tie)."""
+    configured = getattr(target.spec.aws, "fis_role_arn", None)
+    if configured:
+        return configured
+    trusting: list[dict[str, Any]] = []
+    try:
+        for page in target.aws("iam").get_paginator("list_roles").paginate():
+            for role in page["Roles"]:
+                if _trusts_fis(role.get("AssumeRolePolicyDocument")):
+                    trusting.append(role)
+    except Exception as exc:
+        raise FaultError(f"cannot list IAM roles to find the FIS role ({exc}); set aws.fis_role_arn in the "
+                         f"target") from exc
+    if len(trusting) > 1:
+        named = [r for r in trusting if "fis" in r["RoleName"].lower()]
+        trusting = named or trusting
+    if len(trusting) != 1:
+        names = ", ".join(sorted(r["RoleName"] for r in trusting)) or "none"
+        raise FaultError(f"cannot tell which IAM role FIS should assume (roles trusting {FIS_PRINCIPAL}: {names}); "
+                         f"set aws.fis_role_arn in the target")
+    return trusting[0]["Arn"]
+
+
+def _trusts_fis(document: Any) -> bool:
+    if isinstance(document, str):
+        from urllib.parse import unquote
+        try:
+            document = json.loads(unquote(document))
+        except ValueError:
+            return False
+    statements = (document or {}).get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    for statement in statements:
+        principal = (statement or {}).get("Principal") or {}
+        services = principal.get("Service") if isinstance(principal, dict) else None
+        services = [services] if isinstance(services, str) else services or []
+        if statement.get("Effect", "Allow") == "Allow" and FIS_PRINCIPAL in services:
+            return True
+    return False
+
+
+def alarm_stop_conditions(target: Any, conditions: list[Any]) -> list[dict[str, str]]:
+    """FIS stop conditions from the scenario's `alarm:<name>` stop_when entries (their ARNs from
+    CloudWatch); none -> `aws:none`, as FIS requires at least one entry."""
+    names = [c.alarm for c in conditions if getattr(c, "metric", None) == "alarm" and getattr(c, "alarm", None)]
+    if not names:
+        return [{"source": "none"}]
+    found = {}
+    cloudwatch = target.aws("cloudwatch")
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=names):
+        for alarm in page["MetricAlarms"] + page.get("CompositeAlarms", []):
+            found[alarm["AlarmName"]] = alarm["AlarmArn"]
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise FaultError(f"stop_when names CloudWatch alarm(s) {', '.join(missing)} that do not exist")
+    return [{"source": "aws:cloudwatch:alarm", "value": found[n]} for n in names]
+
+
+def stop_experiments(target: Any, template_id: str | None, experiment_id: str | None = None) -> list[str]:
+    """Stop every unfinished experiment of the template (and the named one), then delete the template.
+    Idempotent: finished experiments and a missing template are left as they are."""
+    fis = target.aws("fis")
+    ids: set[str] = {experiment_id} if experiment_id else set()
+    if template_id:
+        token = None
+        while True:
+            page = fis.list_experiments(experimentTemplateId=template_id, maxResults=100,
+                                        **({"nextToken": token} if token else {}))
+            ids.update(e["id"] for e in page.get("experiments", []))
+            token = page.get("nextToken")
+            if not token:
+                break
+    stopped = []
+    for eid in sorted(ids):
+        try:
+            status = fis.get_experiment(id=eid)["experiment"]["state"]["status"]
+        except fis.exceptions.ResourceNotFoundException:
+            continue
+        if status not in TERMINAL:
+            fis.stop_experiment(id=eid)
+            stopped.append(eid)
+    if template_id:
+        try:
+            fis.delete_experiment_template(id=template_id)
+        except fis.exceptions.ResourceNotFoundException:
+            pass
+    return stopped
+
+
+# ----------------------------------------------------------------------------------------- selection
+def spot_nodes(target: Any, selector: Any) -> list[tuple[NodeRef, Any]]:
+    """Schedulable, Ready spot nodes matching the selector, sorted so a seed picks the same one again."""
+    contexts = [selector.cluster] if selector.cluster else target.contexts
+    found: list[tuple[NodeRef, Any]] = []
+    for context in contexts:
+        core = client.CoreV1Api(target.kube(context))
+        model_nodes: set[str] | None = None
+        if selector.model:
+            inference = target.spec.selectors.inference
+            pods = core.list_namespaced_pod(inference.namespace,
+                                            label_selector=f"{inference.label_selector},model={selector.model}").items
+            model_nodes = {p.spec.node_name for p in pods if p.spec.node_name and not p.metadata.deletion_timestamp}
+        for node in core.list_node().items:
+            labels = node.metadata.labels or {}
+            if labels.get(CAPACITY_TYPE) != "SPOT" or node.spec.unschedulable:
+                continue
+            if selector.zone and labels.get(ZONE) != selector.zone:
+                continue
+            if selector.nodegroup and labels.get(NODEGROUP) != selector.nodegroup:
+                continue
+            if model_nodes is not None and node.metadata.name not in model_nodes:
+                continue
+            if not any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or []):
+                continue
+            ref = NodeRef(context=context, name=node.metadata.name, zone=labels.get(ZONE),
+                          nodegroup=labels.get(NODEGROUP), instance_id=instance_id_of(node))
+            found.append((ref, node))
+    return sorted(found, key=lambda pair: (pair[0].context, pair[0].name))
+
+
+@register
+class SpotInterruption(Fault):
+    name = "spot-interruption"
+
+    def plan(self) -> str:
+        import random
+
+        selector = self.params.node
+        candidates = spot_nodes(self.ctx.target, selector)
+        if len(candidates) < selector.count:
+            raise FaultError(f"node selector {selector.model_dump(exclude_none=True)} matches {len(candidates)} "
+                             f"schedulable Ready spot node(s) (label {CAPACITY_TYPE}=SPOT), {selector.count} needed")
+        if selector.pick == "first":
+            chosen = candidates[:selector.count]
+        else:
+            chooser = random.Random(selector.seed) if selector.seed is not None else self.ctx.rng
+            chosen = chooser.sample(candidates, selector.count)
+        missing = [ref.name for ref, _ in chosen if not ref.instance_id]
+        if missing:
+            raise FaultError(f"node(s) {', '.join(missing)} carry no aws:// providerID: no EC2 instance to interrupt")
+        self.nodes = [ref for ref, _ in chosen]
+        self._check_spot_lifecycle()
+        self.role_arn = fis_role_arn(self.ctx.target)
+        self.stop_conditions = alarm_stop_conditions(self.ctx.target, self._scenario_stop_when())
+        self.extra["instances"] = [n.instance_id for n in self.nodes]
+        self.extra["notice_s"] = self.params.notice
+        return (f"FIS {SPOT_ACTION} (durationBeforeInterruption {iso8601_duration(self.params.notice)}) on "
+                f"{', '.join(f'{n.describe()} {n.instance_id}' for n in self.nodes)}, role {self.role_arn}")
+
+    def _scenario_stop_when(self) -> list[Any]:
+        scenario = getattr(self.ctx, "scenario", None)
+        return list(getattr(self.ctx, "stop_when", None) or getattr(scenario, "stop_when", None) or [])
+
+    def _check_spot_lifecycle(self) -> None:
+        """FIS resolves `aws:ec2:spot-instance` targets only among spot instances: say so before starting."""
+        ids = [n.instance_id for n in self.nodes]
+        reservations = self.ctx.target.aws("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+        seen = {i["InstanceId"]: i for r in reservations for i in r["Instances"]}
+        wrong = [f"{i} ({seen[i].get('InstanceLifecycle', 'on-demand')}, {seen[i]['State']['Name']})"
+                 for i in ids if i in seen and (seen[i].get("InstanceLifecycle") != "spot"
+                                                or seen[i]["State"]["Name"] != "running")]
+        absent = [i for i in ids if i not in seen]
+        if wrong or absent:
+            raise FaultError(f"not running spot instances: {', '.join(wrong + absent)}")
+
+    def _arns(self) -> list[str]:
+        account = self.ctx.target.spec.aws.account_id or self.role_arn.split(":")[4]
+        region = self.ctx.target.region
+        return [f"arn:aws:ec2:{region}:{account}:instance/{n.instance_id}" for n in self.nodes]
+
+    def inject(self) -> None:
+        fis = self.ctx.target.aws("fis")
+        token = uuid.uuid4().hex
+        tags = {TAG_KEY: self.name, "g7chaos:token": token}
+        template = fis.create_experiment_template(
+            clientToken=token,
+            description=f"g7chaos spot-interruption of {', '.join(n.instance_id or '' for n in self.nodes)}",
+            roleArn=self.role_arn,
+            stopConditions=self.stop_conditions,
+            targets={"SpotInstances": {"resourceType": "aws:ec2:spot-instance", "resourceArns": self._arns(),
+                                       "selectionMode": "ALL"}},
+            actions={"interrupt": {"actionId": SPOT_ACTION,
+                                   "parameters": {"durationBeforeInterruption": iso8601_duration(self.params.notice)},
+                                   "targets": {"SpotInstances": "SpotInstances"}}},
+            tags=tags)["experimentTemplate"]
+        self.template_id = template["id"]
+        # the template changes nothing; the revert is on record before the experiment starts
+        self.revert_id = self.ctx.journal.register_revert(self.name, self._revert_args())
+        started = time.time()
+        experiment = fis.start_experiment(clientToken=token, experimentTemplateId=self.template_id,
+                                          tags=tags)["experiment"]
+        self.experiment_id = experiment["id"]
+        self.extra.update({"experiment_id": self.experiment_id, "template_id": self.template_id,
+                           "terminate_at": started + self.ctx.wall(self.params.notice)})
+
+    def _revert_args(self) -> dict[str, Any]:
+        return {"template_id": getattr(self, "template_id", None),
+                "experiment_id": getattr(self, "experiment_id", None),
+                "instances": [n.instance_id for n in self.nodes]}
+
+    def _experiment(self) -> dict[str, Any]:
+        return self.ctx.target.aws("fis").get_experiment(id=self.experiment_id)["experiment"]
+
+    def check_landed(self) -> dict[str, Any] | None:
+        experiment = self._experiment()
+        status = experiment["state"]["status"]
+        action = (experiment.get("actions") or {}).get("interrupt", {})
+        action_status = (action.get("state") or {}).get("status")
+        if status == "failed" or action_status == "failed":
+            raise FaultError(f"FIS experiment {self.experiment_id} failed: {experiment['state'].get('reason')}")
+        if action_status not in ("running", "completed") and status != "completed":
+            return None
+        notices = {}
+        for node in self.nodes:
+            seen = self._notice_seen(node)
+            if seen is None:
+                return None
+            notices[node.name] = seen
+        start = action.get("startTime")
+        return {"source": "fis+node", "experiment": self.experiment_id, "experiment_status": status,
+                "action_status": action_status, "action_started": str(start) if start else None, "nodes": notices}
+
+    def _notice_seen(self, node: NodeRef) -> dict[str, Any] | None:
+        """What a real cluster shows of the notice: cordon, taint or Event on the node, or EC2 shutting it down."""
+        core = client.CoreV1Api(self.ctx.target.kube(node.context))
+        try:
+            current = core.read_node(node.name)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return {"via": "node-deleted"}
+            raise
+        if current.spec.unschedulable:
+            return {"via": "cordoned"}
+        for taint in current.spec.taints or []:
+            if any(word in (taint.key or "").lower() for word in NOTICE_WORDS):
+                return {"via": "taint", "taint": taint.key}
+        events = core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={node.name}").items
+        for event in events:
+            text = f"{event.reason or ''} {event.message or ''}".lower()
+            if event.involved_object.kind == "Node" and any(word in text for word in NOTICE_WORDS):
+                return {"via": "event", "reason": event.reason, "message": (event.message or "")[:200]}
+        reservations = self.ctx.target.aws("ec2").describe_instances(InstanceIds=[node.instance_id])["Reservations"]
+        for instance in (i for r in reservations for i in r["Instances"]):
+            if instance["State"]["Name"] in ("shutting-down", "terminated"):
+                return {"via": "ec2", "state": instance["State"]["Name"]}
+        return None
+
+    def revert(self) -> None:
+        if getattr(self, "revert_id", None) is None:
+            return
+        try:
+            self.revert_owed(self.ctx.target, self._revert_args())
+        finally:
+            self.ctx.journal.reverted(self.revert_id)
+            self.revert_id = None
+
+    @classmethod
+    def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
+        """Stop the experiment (a notice already sent cannot be recalled: EC2 still reclaims the instance)."""
+        stop_experiments(target, args.get("template_id"), args.get("experiment_id"))
