@@ -1,0 +1,222 @@
+"""The spine against one twin running in this process, so the test can read the twin's own state.
+
+`g7chaos` itself always runs as a child process attached to the twin by its endpoints file
+(`--twin-endpoints`), exactly as a user points it at a deployment. The twin runs the `no-dbe-remediation`
+profile: nothing replaces a node with an injected DBE, so whether the harness cleared the field is visible
+on the node itself (under `article` the node would be gone and a missing revert would go unnoticed).
+
+Proved here: a dry run changes nothing (the twin's mutation log, DCGM fields, FIS experiments); `recover`
+clears what a crashed run left; Ctrl-C and SIGTERM during the fault end in exit 3 with the DBE cleared
+(read back through the Kubernetes pod proxy from dcgm-exporter) and the journal saying what was reverted;
+and the load's TTFT/TBT at the demo's load agree with the twin's own send stamps within 2 ms at p99.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from kubernetes import client
+
+from harness.faults import FAULTS, RunContext
+from harness.journal import Journal, owed_reverts, read_records
+from harness.observe import Timeline
+from harness.prometheus import parse_samples
+from harness.scenario.loader import load_scenario
+from harness.target.target import Target
+from harness.twin.server import TwinHandle, TwinServer
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
+
+ROOT = Path(__file__).resolve().parents[2]
+ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
+HARNESS_ACTORS = {"kube-api", "eviction"}     # store writes that came in through the API, not from controllers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
+    out = tmp_path_factory.mktemp("spine-twin")
+    handle = TwinServer.start_in_thread(profile="no-dbe-remediation", nodes_per_az=2, time_scale=30.0,
+                                        out_dir=out / "twin")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def endpoints_file(twin: TwinHandle) -> Path:
+    return Path(twin.twin.out_dir) / "endpoints.json"
+
+
+def dbe_fields(twin: TwinHandle) -> dict[tuple[str, int], tuple[float, float]]:
+    def read() -> dict:
+        return {(name, gpu.index): (gpu.fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL], gpu.fields[DCGM_FI_DEV_ECC_DBE_VOL_TOTAL])
+                for name, node in twin.world.nodes.items() for gpu in node.gpus}
+    return twin.call(read)
+
+
+def api_mutations(twin: TwinHandle) -> list[Any]:
+    return twin.call(lambda: [m for c in twin.world.clusters.values() for m in c.store.mutations
+                              if m.actor in HARNESS_ACTORS])
+
+
+def exporter_dbe(target: Target, context: str, node: str) -> dict[str, float]:
+    """The node's DBE counters as dcgm-exporter serves them, through the Kubernetes pod proxy."""
+    core = client.CoreV1Api(target.kube(context))
+    sel = target.spec.selectors.dcgm_exporter
+    pod = core.list_namespaced_pod(sel.namespace, label_selector=sel.label_selector,
+                                   field_selector=f"spec.nodeName={node}").items[0]
+    text = core.connect_get_namespaced_pod_proxy_with_path(
+        f"{pod.metadata.name}:{target.spec.selectors.dcgm_exporter_port}", sel.namespace, "metrics")
+    return {f"{s.name}{{gpu={s.labels.get('gpu')}}}": s.value for s in parse_samples(text)
+            if s.name.startswith("DCGM_FI_DEV_ECC_DBE")}
+
+
+def g7chaos(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def only_journal(report_dir: Path) -> Path:
+    journals = sorted(report_dir.glob("*/journal.jsonl"))
+    assert len(journals) == 1, journals
+    return journals[0]
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(twin: TwinHandle, tmp_path: Path) -> None:
+    fields_before, mutations_before = dbe_fields(twin), api_mutations(twin)
+    target = Target.from_twin_endpoints(endpoints_file(twin))
+    experiments_before = target.aws("fis").list_experiments()["experiments"]
+    out = g7chaos("run", str(ECC), "--dry-run", "--twin-endpoints", str(endpoints_file(twin)),
+                  "--report-dir", str(tmp_path / "reports"))
+    assert out.returncode == 0, out.stderr
+    assert "dcgmi test --inject --gpuid 0 -f 319 -v 1" in out.stdout and "us-east-2a" in out.stdout, out.stdout
+    assert "nothing was changed" in out.stdout
+    assert api_mutations(twin) == mutations_before                 # not one write through the API
+    assert dbe_fields(twin) == fields_before
+    assert target.aws("fis").list_experiments()["experiments"] == experiments_before
+    assert not list((tmp_path / "reports").glob("*/journal.jsonl"))
+
+
+def test_recover_finishes_the_revert_a_killed_run_owed(twin: TwinHandle, tmp_path: Path) -> None:
+    """Inject as a run would, 'crash' before the revert, then `g7chaos recover` from a fresh process."""
+    target = Target.from_twin_endpoints(endpoints_file(twin))
+    scenario = load_scenario(ECC)
+    path = tmp_path / "reports" / "20260101T000000Z-ecc-double-bit-error" / "journal.jsonl"
+    journal = Journal(path)
+    journal.write("run-started", scenario=scenario.name, target="twin", target_spec=target.spec.model_dump(mode="json"),
+                  twin_endpoints=str(endpoints_file(twin)))
+    step = scenario.faults[0]
+    fault = FAULTS[step.fault](step.params, RunContext(target=target, journal=journal, timeline=Timeline(),
+                                                       rng=random.Random(3)))
+    fault.plan()
+    fault.inject()
+    node = fault.nodes[0]
+    assert fault.await_landed(time.time() + 5), "the DBE never showed"
+    journal.close()                                   # the process dies here: the revert is owed
+    assert len(owed_reverts(path)) == 1
+    assert dbe_fields(twin)[(node.name, 0)][0] == 1.0
+
+    out = g7chaos("recover", "--reports", str(tmp_path / "reports"))
+    assert out.returncode == 0, (out.stdout, out.stderr)
+    assert "reverted ecc-double-bit-error" in out.stdout
+    assert dbe_fields(twin)[(node.name, 0)] == (0.0, 0.0)
+    assert owed_reverts(path) == []
+    assert any(r.get("event") == "reverted" and r.get("by") == "recover" for r in read_records(path))
+    again = g7chaos("recover", "--reports", str(tmp_path / "reports"))
+    assert again.returncode == 0 and "nothing owed" in again.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_during_the_fault_reverts_and_exits_3(twin: TwinHandle, tmp_path: Path, sig: signal.Signals) -> None:
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(ECC), "--twin-endpoints",
+                             str(endpoints_file(twin)), "--report-dir", str(reports)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    landed: dict[str, Any] = {}
+    deadline = time.time() + 60
+    wait = threading.Event()
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            journals = list(reports.glob("*/journal.jsonl"))
+            if journals:
+                records = list(read_records(journals[0]))
+                landed = next((r for r in records if r.get("event") == "fault-landed"), {})
+                if landed:
+                    break
+            wait.wait(0.05)
+        assert landed, "the fault never landed"
+        injected = next(r for r in read_records(only_journal(reports)) if r.get("event") == "revert-registered")
+        node = injected["args"]["node"]
+        assert dbe_fields(twin)[(node, 0)][0] == 1.0          # in place at the moment of the interrupt
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, output[-2000:]
+    assert "Traceback" not in output
+    target = Target.from_twin_endpoints(endpoints_file(twin))
+    assert all(v == 0 for v in exporter_dbe(target, injected["args"]["context"], node).values())
+    assert dbe_fields(twin)[(node, 0)] == (0.0, 0.0)
+    records = list(read_records(only_journal(reports)))
+    events = [r["event"] for r in records]
+    assert {"signal", "reverted", "fault-reverted"} <= set(events), events
+    assert next(r for r in records if r["event"] == "signal")["signal"] == sig.name
+    assert events.index("signal") < events.index("reverted")
+    assert owed_reverts(only_journal(reports)) == []
+    result = json.loads((only_journal(reports).parent / "result.json").read_text())
+    assert result["verdict"] == "aborted" and result["exit_code"] == 3
+    assert result["faults"][0]["reverted_at"] is not None
+
+
+def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_path: Path) -> None:
+    """At the demo's load (32 streaming users, 256-token prompts, 128 tokens), every content event's receive
+    time minus the gateway's own send stamp is the measurement's bias for TTFT (first event) and TBT (gaps):
+    p99 within 2 ms. A shared machine can disturb a window, so three windows are measured and one must hold;
+    a systematic reading error (buffered line iteration adds tens of ms) fails all of them."""
+    from harness.load.process import LoadProcess
+    from harness.load.spec import LoadSpec
+    from harness.scenario.loadspec import load_spec_fields
+    scenario = load_scenario(ECC)
+    fields = load_spec_fields(scenario.load, seed=1, duration_s=60)
+    # the load process calls its own measurement degraded above a 2 ms loop lag: the budget this test claims
+    spec = LoadSpec.model_validate({**fields, "temperature": 0.0, "lag_p99_limit_ms": 2.0,
+                                    "headers": {**fields.get("headers", {}), "x-g7-stamp": "1"}})
+    target = Target.from_twin_endpoints(endpoints_file(twin))
+    load = LoadProcess()
+    load.start(target.inference_url, spec, tmp_path / "load", first_window="warmup")
+    try:
+        load.wait_started(timeout_s=30)
+        gate = threading.Event()
+        deadline = time.time() + 20
+        while load.live().requests < 20 and time.time() < deadline:
+            gate.wait(0.1)
+        for i in range(3):
+            load.mark_window(f"measure-{i}")
+            gate.wait(2.0)
+        load.mark_window("cooldown")
+    finally:
+        result = load.stop(timeout_s=20)
+    windows = [result.window(f"measure-{i}") for i in range(3)]
+    assert all(w is not None and w.requests >= 10 for w in windows), [w and w.requests for w in windows]
+    figures = [(w.window, w.lag_p99_ms, w.loop_lag_p99_ms, w.degraded, w.ttft_p99_ms, w.tbt_p99_ms) for w in windows]
+    print("windows (name, stamp lag p99, own loop lag p99, degraded, ttft p99, tbt p99):", figures)
+    assert all(w.lag_p99_ms is not None for w in windows), "no server stamps were read: bias not measured"
+    # The load process must never report a clean measurement that is off by more than 2 ms ...
+    judged = [w for w in windows if not w.degraded]
+    assert all(w.lag_p99_ms <= 2.0 for w in judged), figures
+    # ... and a window it calls degraded must really have been (its own loop ran late), not a cover for bias.
+    assert all((w.loop_lag_p99_ms or 0) > 2.0 for w in windows if w.degraded), figures
+    if not judged:
+        pytest.skip(f"machine too busy: the load generator marked every window degraded {figures}")
