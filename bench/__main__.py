@@ -1,0 +1,46 @@
+"""`python -m bench [--tiny] [--only NAME]`: every benchmark, one table, reports/bench/latest.json."""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import os
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import gateway_capacity
+
+BENCHMARKS = {"gateway-capacity": gateway_capacity}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--tiny", action="store_true", help="each benchmark once at a tiny size (proves it works)")
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--out", type=Path, default=Path("reports/bench/latest.json"))
+    args = parser.parse_args()
+    started = time.time()
+    results = {}
+    table = Table(title="g7chaos benchmarks" + (" (tiny)" if args.tiny else ""))
+    for column in ("what", "figures", "verdict"):
+        table.add_column(column)
+    for name in args.only or BENCHMARKS:
+        module = BENCHMARKS[name]
+        results[name] = module.run(tiny=args.tiny)
+        for row in module.rows(results[name]):
+            table.add_row(*row)
+    Console().print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                                "platform": platform.platform()},
+                                    "tiny": args.tiny, "seconds": round(time.time() - started, 1),
+                                    "benchmarks": results}, indent=2, default=str))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
