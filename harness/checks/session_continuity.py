@@ -1,0 +1,97 @@
+"""session-continuity: conversations that straddle the fault keep their context, so a follow-up turn served
+by another replica does not pay a full re-prefill of the history.
+
+The evidence is client-side only, as on any real deployment: the load generator's per-request records
+(`session`, `turn`, `ttft_ms`, start time and the served-by headers). A conversation straddles the fault
+when a turn of it was served by a node the fault touched and a later follow-up, started after the fault
+landed, was served by another node. Its first such follow-up is compared with the follow-ups served before
+the fault: restoring an offloaded KV cache costs milliseconds, re-prefilling thousands of tokens of history
+costs a large multiple of a cached turn's TTFT. Only follow-ups with at least MIN_HISTORY_TURNS finished
+turns behind them are judged, because a short history re-prefills about as fast as it restores.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from harness.checks.base import Check, Evidence, register
+
+MIN_HISTORY_TURNS = 2      # a follow-up with fewer finished turns has too little history to tell
+
+
+def _ok(record: dict[str, Any]) -> bool:
+    return record.get("error") is None and record.get("ttft_ms") is not None and record.get("canary") is None
+
+
+def _served_on(record: dict[str, Any], nodes: set[str]) -> bool:
+    return any(value in nodes for value in (record.get("served_by") or {}).values())
+
+
+def moved_follow_ups(records: list[dict[str, Any]], nodes: set[str], landed: float) -> list[dict[str, Any]]:
+    """Per straddling conversation, its first follow-up after `landed` served away from `nodes`."""
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("session") and _ok(r):
+            by_session.setdefault(r["session"], []).append(r)
+    moved = []
+    for turns in by_session.values():
+        turns.sort(key=lambda r: (r.get("turn", 0), r.get("t_start", 0.0)))
+        was_on_node = False
+        for r in turns:
+            if _served_on(r, nodes):
+                was_on_node = True
+            elif was_on_node and r.get("t_start", 0.0) >= landed and r.get("turn", 0) >= 1:
+                moved.append(r)
+                break
+    return moved
+
+
+@register
+class SessionContinuity(Check):
+    name = "session-continuity"
+
+    def evaluate(self, evidence: Evidence):
+        cap = self.params.max_ttft_ratio
+        records = evidence.records()
+        if not any(r.get("session") for r in records):
+            return self.result(False, "no conversations in the load: set load.conversations so sessions can "
+                                      "straddle the fault")
+        judged = 0
+        details: dict[str, Any] = {}
+        failures: list[str] = []
+        for fault in evidence.faults:
+            landed = fault.landed_at or fault.injected_at
+            if landed is None or not fault.nodes:
+                continue
+            nodes = {n.name for n in fault.nodes}
+            before = [r["ttft_ms"] for r in records if _ok(r) and r.get("session") and r.get("turn", 0) >= 1
+                      and r.get("t_end", 0.0) <= fault.injected_at]
+            moved = moved_follow_ups(records, nodes, landed)
+            deep = [r for r in moved if r.get("turn", 0) >= MIN_HISTORY_TURNS]
+            entry: dict[str, Any] = {"follow_ups_before": len(before), "moved": len(moved), "judged": len(deep)}
+            details[fault.name] = entry
+            if not before:
+                failures.append(f"{fault.name}: no follow-up turn finished before the fault (no baseline)")
+                continue
+            if not deep:
+                failures.append(f"{fault.name}: no conversation with {MIN_HISTORY_TURNS}+ turns of history moved off "
+                                f"{', '.join(sorted(nodes))} after the fault ({len(moved)} shorter ones)")
+                continue
+            base = statistics.median(before)
+            after = statistics.median(r["ttft_ms"] for r in deep)
+            ratio = after / base if base > 0 else float("inf")
+            judged += len(deep)
+            entry.update({"ttft_before_median_ms": round(base, 2), "ttft_moved_median_ms": round(after, 2),
+                          "ratio": round(ratio, 3),
+                          "moved_ttft_ms": [round(r["ttft_ms"], 1) for r in deep][:50]})
+            if ratio > cap:
+                failures.append(f"{fault.name}: {len(deep)} moved follow-up(s) TTFT median {after:.1f} ms vs "
+                                f"{base:.1f} ms before = {ratio:.2f}x > {cap:g}x (full re-prefill of the history)")
+        if not details:
+            return self.result(False, "no fault touched a node: no conversation could straddle it", faults=details)
+        if failures:
+            return self.result(False, "; ".join(failures), faults=details, max_ttft_ratio=cap)
+        worst = max(details.values(), key=lambda d: d.get("ratio", 0))
+        return self.result(True, f"{judged} conversation(s) moved off the faulty node(s); follow-up TTFT median "
+                                 f"{worst['ttft_moved_median_ms']:.1f} ms vs {worst['ttft_before_median_ms']:.1f} ms "
+                                 f"before = {worst['ratio']:.2f}x (cap {cap:g}x)", faults=details, max_ttft_ratio=cap)
