@@ -1,42 +1,134 @@
 """idempotent-retries: no Idempotency-Key was executed twice.
 
-A retry carries the key of its first attempt. If two attempts of one key both got a 200 and streamed
-tokens and neither was marked as a replay (`Idempotent-Replayed: true`), the deployment ran the request
-twice: a double charge, a duplicated side effect. Replays must carry the same text as the original.
+A retry carries the key of its first attempt. Two kinds of evidence:
+
+- Client side: if two attempts of one key both completed (200, a full stream) and neither was marked as a
+  replay (`Idempotent-Replayed: true`), the deployment ran the request twice: a double charge, a
+  duplicated side effect. Replays must carry the same text as the original.
+- Server side, where the inference endpoint serves Triton's metrics: a client that timed out on a hung
+  replica never sees that replica finish the abandoned attempt after it resumes, yet the work was done.
+  `nv_inference_request_success` counts every completed execution; every one the clients did not receive
+  (completions minus delivered, non-replayed answers) while keys were being retried is an execution
+  of a key whose retry ran it again.
+
+The server figures are sampled from the start of the run (before any load) and compared at a moment
+while the load was still running, so requests the load generator abandons when it stops are not counted.
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
+from typing import Any
+
+import httpx
 
 from harness.checks.base import Check, Evidence, register
+from harness.prometheus import parse_samples
 
 REPLAY_HEADER = "idempotent-replayed"
+SUCCESS_METRIC = "nv_inference_request_success"
+POLL_S = 0.25
+# completions the server counted a moment before the client recorded them (in flight at the sample)
+SKEW_TOLERANCE = 2
+SETTLE_S = 1.0      # compare at least this long before the last request ended
+
+
+def _replayed(record: dict[str, Any]) -> bool:
+    return str((record.get("served_by") or {}).get(REPLAY_HEADER, "")).lower() == "true"
+
+
+def _delivered(record: dict[str, Any]) -> bool:
+    return record.get("status") == 200 and not record.get("error") and bool(record.get("tokens"))
 
 
 @register
 class IdempotentRetries(Check):
     name = "idempotent-retries"
 
+    def start(self, ctx: Any) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self.url = (getattr(ctx.target, "inference_url", None) or "").rstrip("/")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self.url:
+            self._thread = threading.Thread(target=self._poll, daemon=True, name="idempotent-retries")
+            self._thread.start()
+
+    def _read(self, http: httpx.Client) -> float | None:
+        response = http.get(f"{self.url}/metrics")
+        if response.status_code != 200:
+            return None
+        samples = list(parse_samples(response.text))
+        values = [s.value for s in samples if s.name == SUCCESS_METRIC]
+        if values:
+            return float(sum(values))
+        # Triton exposes its per-model counters once a model is loaded; before any request has completed
+        # a deployment may not print the success counter yet, which means zero
+        return 0.0 if any(s.name.startswith("nv_inference_") for s in samples) else None
+
+    def _poll(self) -> None:
+        with httpx.Client(timeout=2.0) as http:
+            while not self._stop.is_set():
+                try:
+                    value = self._read(http)
+                    if value is None and not self.samples:
+                        return          # the endpoint does not expose Triton's counters: client evidence only
+                    if value is not None:
+                        self.samples.append((time.time(), value))
+                except (httpx.HTTPError, ValueError):
+                    pass
+                self._stop.wait(POLL_S)
+
+    def stop(self) -> None:
+        if getattr(self, "_stop", None) is not None:
+            self._stop.set()
+        if getattr(self, "_thread", None) is not None:
+            self._thread.join(timeout=5)
+
+    def _server_orphans(self, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+        samples = getattr(self, "samples", [])
+        if len(samples) < 2 or not records:
+            return None
+        cut = max(r.get("t_end") or 0.0 for r in records) - SETTLE_S
+        base_t, base = samples[0]
+        upto = [s for s in samples if s[0] <= cut]
+        if not upto or upto[-1][0] <= base_t:
+            return None
+        at, value = upto[-1]
+        completed = value - base
+        delivered = sum(1 for r in records if _delivered(r) and not _replayed(r) and base_t <= (r.get("t_end") or 0) <= at)
+        return {"server_completed": int(completed), "client_delivered": delivered,
+                "not_received": int(completed) - delivered, "compared_at": round(at, 3)}
+
     def evaluate(self, evidence: Evidence):
+        records = evidence.records()
         attempts: dict[str, list[dict]] = defaultdict(list)
-        for record in evidence.records():
+        for record in records:
             if record.get("key"):
                 attempts[record["key"]].append(record)
         retried = {k: v for k, v in attempts.items() if len(v) > 1}
         executed_twice, replay_mismatch = [], []
         for key, tries in retried.items():
-            executions = [t for t in tries if t.get("status") == 200 and t.get("tokens")
-                          and str((t.get("served_by") or {}).get(REPLAY_HEADER, "")).lower() != "true"]
+            executions = [t for t in tries if _delivered(t) and not _replayed(t)]
             if len(executions) > 1:
                 executed_twice.append(key)
-            originals = {t.get("digest") for t in executions if not t.get("error")}
+            originals = {t.get("digest") for t in executions}
             for t in tries:
-                if str((t.get("served_by") or {}).get(REPLAY_HEADER, "")).lower() == "true" and originals \
-                        and t.get("digest") not in originals:
+                if _replayed(t) and originals and t.get("digest") not in originals:
                     replay_mismatch.append(key)
-        if executed_twice or replay_mismatch:
-            return self.result(False, f"{len(executed_twice)} of {len(retried)} retried key(s) executed more than once; "
-                                      f"{len(replay_mismatch)} replay(s) differ from the original",
-                               retried_keys=len(retried), executed_twice=executed_twice[:20],
-                               replay_mismatch=replay_mismatch[:20])
-        return self.result(True, f"{len(retried)} retried key(s), none executed twice", retried_keys=len(retried))
+        server = self._server_orphans(records)
+        unseen = server["not_received"] if server else 0
+        duplicated_on_server = bool(retried) and unseen > SKEW_TOLERANCE
+        figures = {"retried_keys": len(retried), "executed_twice": executed_twice[:20],
+                   "replay_mismatch": replay_mismatch[:20], "server": server}
+        if executed_twice or replay_mismatch or duplicated_on_server:
+            parts = [f"{len(executed_twice)} of {len(retried)} retried key(s) answered twice",
+                     f"{len(replay_mismatch)} replay(s) differ from the original"]
+            if server:
+                parts.append(f"the server completed {server['server_completed']} requests but clients received "
+                             f"{server['client_delivered']}: {unseen} execution(s) of retried keys ran again")
+            return self.result(False, "; ".join(parts), **figures)
+        seen = (f"; server completed {server['server_completed']}, clients received {server['client_delivered']}"
+                if server else "")
+        return self.result(True, f"{len(retried)} retried key(s), none executed twice{seen}", **figures)

@@ -47,6 +47,7 @@ def load_spec_fields(load: ScenarioLoad, *, duration_s: float | None = None, see
         fields["duration_s"] = duration_s
     if seed is not None:
         fields["seed"] = seed
+    model = model if model is not None else load.model
     if model is not None:
         fields["model"] = model
     return fields

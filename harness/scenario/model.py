@@ -53,8 +53,9 @@ class Retries(StrictModel):
     """Client retries with the same Idempotency-Key (tenacity in the load process)."""
 
     attempts: int = Field(3, ge=1, le=10, description="total attempts including the first")
-    on: list[Literal["timeout", "5xx", "429", "connection"]] = Field(
-        default_factory=lambda: ["timeout", "5xx"], max_length=4)
+    on: list[Literal["timeout", "5xx", "429", "connection", "stall"]] = Field(
+        default_factory=lambda: ["timeout", "5xx"], max_length=5,
+        description="failure kinds retried; stall = a stream that stopped mid-way (no event for stall_timeout)")
 
 
 class Canary(StrictModel):
@@ -78,6 +79,8 @@ class LoadSpec(StrictModel):
     spawn_rate: float = Field(8.0, gt=0, le=10_000, description="users started per second")
     arrival: Literal["closed", "poisson"] = "closed"
     rate: float | None = Field(None, gt=0, le=100_000, description="requests/s, required for poisson arrivals")
+    model: str | None = Field(None, min_length=1, max_length=256,
+                              description="`model` of each request; default: the load generator's (the 13B model)")
     prompt_tokens: int = Field(256, ge=1, le=131_072)
     max_tokens: int = Field(128, ge=1, le=32_768)
     chat: bool = False

@@ -204,7 +204,10 @@ class Gateway:
                    stamp=request.headers.get(STAMP_HEADER, "") not in ("", "0"))
         if body.stream:
             headers["cache-control"] = "no-cache"
-            return _SSEResponse(ctx.sse(), headers, ctx.seq)  # type: ignore[return-value]
+            # A frozen (SIGSTOPped) replica sends nothing, not even its response headers, so the client
+            # sees silence from the first byte on; a running one answers headers at once.
+            return _SSEResponse(ctx.sse(), headers, ctx.seq if ctx.cancel_on_leave else None,  # type: ignore[return-value]
+                                withhold_headers=lambda: replica.stopped)
         try:
             return await ctx.whole()
         except StreamCut as cut:
@@ -236,6 +239,11 @@ class _Ctx:
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
         self.created = int(started)
         self.first_at: float | None = None
+        # Who stops an execution whose client left: the gateway that owns keyed executions cancels it, so
+        # the client's retry is the only execution of that key. Without a ledger the gateway is a plain
+        # proxy, and Triton does not abandon an HTTP inference whose client went away: a frozen replica
+        # runs it to the end after it is thawed, an answer nobody reads (the retry ran it again).
+        self.cancel_on_leave = fleet.world.behaviour.idempotency
         self._head: bytes | None = None
         self._tail = b""
 
@@ -310,9 +318,27 @@ class _Ctx:
                 self.fleet.ledger.complete(self.key, StoredResponse(200, dict(self.headers), "text/event-stream", record))
         finally:
             if not done:
-                seq.cancelled = True
+                if self.cancel_on_leave:
+                    seq.cancelled = True
+                else:
+                    asyncio.get_running_loop().create_task(self._orphan(index), name=f"orphan:{seq.id}")
                 if self.key is not None:
                     self.fleet.ledger.abandon(self.key)
+
+    async def _orphan(self, index: int) -> None:
+        """The client left but the execution goes on: consume it to its end and count it as Triton would."""
+        q = self.seq.queue
+        try:
+            while True:
+                kind, _value, _due = await asyncio.wait_for(q.get(), HANG_MAX_S)
+                if kind == "cut":
+                    return
+                index += 1
+                if kind == "last":
+                    self._succeeded(index)
+                    return
+        except asyncio.TimeoutError:
+            self.seq.cancelled = True
 
     def _event(self, text: str, finish: str | None, index: int, due: float) -> bytes:
         if index == 0 or finish is not None:
@@ -377,8 +403,10 @@ class _SSEResponse:
     only reports that through receive) and stops the sequence so the replica's batch shrinks.
     """
 
-    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str], seq: Sequence | None = None):
+    def __init__(self, events: AsyncIterator[bytes], headers: dict[str, str], seq: Sequence | None = None,
+                 withhold_headers: Any = None):
         self.events, self.seq = events, seq
+        self.withhold_headers = withhold_headers
         self.raw_headers = [(b"content-type", b"text/event-stream; charset=utf-8")] + [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
@@ -398,7 +426,15 @@ class _SSEResponse:
 
         listener = asyncio.get_running_loop().create_task(listen())
         try:
+            first: bytes | None = None
+            if self.withhold_headers is not None and self.withhold_headers():
+                try:
+                    first = await self.events.__anext__()   # type: ignore[attr-defined]
+                except StopAsyncIteration:
+                    first = None
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if first is not None:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
             async for chunk in self.events:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
