@@ -1,0 +1,61 @@
+"""session-continuity compares moved follow-ups (deep in a conversation) with follow-ups before the fault."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks.session_continuity import SessionContinuity
+from harness.faults.base import NodeRef
+from harness.scenario.model import SessionContinuityParams
+from tests.checks.test_capacity_restored_support import T0, Clock, FakeFault, evidence
+
+SPOT, OTHER = "ip-10-0-16-4", "ip-10-0-32-4"
+
+
+def rec(session: str, turn: int, at: float, node: str, ttft: float, **extra: Any) -> dict[str, Any]:
+    return {"session": session, "turn": turn, "t_start": T0 + at, "t_end": T0 + at + 0.5, "ttft_ms": ttft,
+            "served_by": {"x-served-by-node": node}, "error": None, "canary": None, **extra}
+
+
+def _records(moved_ttft: float) -> list[dict[str, Any]]:
+    out = []
+    for s in range(6):                                   # conversations on the spot node, then moved
+        node = SPOT if s < 4 else OTHER
+        for turn in range(4):
+            out.append(rec(f"s{s}", turn, 2 + 2 * turn, node, 60.0 if turn == 0 else 40.0))
+        out.append(rec(f"s{s}", 4, 12, OTHER, moved_ttft if s < 4 else 41.0))
+    out.append(rec("late", 1, 12, OTHER, 500.0))          # a short history that moved: not judged
+    out.append(rec("late", 0, 6, SPOT, 50.0))
+    out.append(rec("s0", 5, 13, OTHER, 900.0, error="timeout"))
+    return out
+
+
+def _evaluate(tmp_path, records, cap: float = 2.0):
+    fault = FakeFault(nodes=[NodeRef(context="g7-use2a", name=SPOT)])
+    ev = evidence(Clock().timeline, [fault], records=records, tmp=tmp_path)
+    return SessionContinuity(SessionContinuityParams(max_ttft_ratio=cap)).evaluate(ev)
+
+
+def test_restored_caches_pass(tmp_path):
+    result = _evaluate(tmp_path, _records(moved_ttft=48.0))
+    assert result.passed, result.reason
+    figures = result.evidence["faults"]["spot-interruption"]
+    assert figures["judged"] == 4 and figures["ratio"] == 1.2
+    assert "1.20x" in result.reason
+
+
+def test_full_reprefill_fails_with_the_ratio(tmp_path):
+    result = _evaluate(tmp_path, _records(moved_ttft=130.0))
+    assert not result.passed
+    assert "4 moved follow-up(s)" in result.reason and "130.0 ms vs 40.0 ms" in result.reason and "3.25x" in result.reason
+
+
+def test_without_conversations_the_check_says_how_to_fix_the_scenario(tmp_path):
+    records = [{"t_start": T0 + 1, "t_end": T0 + 2, "ttft_ms": 30.0, "error": None, "served_by": {}}]
+    result = _evaluate(tmp_path, records)
+    assert not result.passed and "load.conversations" in result.reason
+
+
+def test_no_conversation_moved_is_not_a_pass(tmp_path):
+    records = [rec("a", t, 2 + 2 * t, OTHER, 40.0) for t in range(6)]
+    result = _evaluate(tmp_path, records)
+    assert not result.passed and "moved off" in result.reason
