@@ -1,0 +1,118 @@
+"""traffic-failover: when a zone is lost, clients stop being sent there within the load balancer's detection
+time, the error budget holds meanwhile, and traffic comes back once the zone does.
+
+Judged on the load's per-attempt records (start time, served-by AZ header, error), so it measures what clients
+saw, not what the control plane claims. The clock starts when the zone may have gone dark (the fault's
+`lost_at`, else its injection), because that is when a real NLB's detection time starts too, and the zone may
+serve again from the moment the revert began (`revert_started_at`, else `reverted_at`).
+
+- Failover: no attempt that started more than `within` after the loss was served by the lost zone, and none
+  hung without an answer (a request sent to a dead zone gets no byte back: that is what "sent there" looks like
+  from a client). The figure reported is when the last such attempt started.
+- Error budget: of the logical requests that started during the failover window (`within` after the loss),
+  the share that failed after all retries stays within `error_budget`.
+- Return: after the fault was reverted, the zone serves again before the run ends (judged only when the run
+  went on for at least `within` after the revert).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks.base import Check, Evidence, register
+
+HUNG_ERRORS = ("timeout", "connect", "stall")
+
+
+def _zone_header(evidence: Evidence) -> str:
+    for header in getattr(evidence.target, "served_by_headers", []) or []:
+        if "az" in header.lower() or "zone" in header.lower():
+            return header.lower()
+    return "x-served-by-az"
+
+
+def _served_zone(record: dict[str, Any], header: str) -> str | None:
+    served = {k.lower(): v for k, v in (record.get("served_by") or {}).items()}
+    return served.get(header)
+
+
+def _hung(record: dict[str, Any], header: str) -> bool:
+    return bool(record.get("error")) and record.get("status") in (0, None) and _served_zone(record, header) is None \
+        and any(word in str(record.get("error")) for word in HUNG_ERRORS)
+
+
+def zone_faults(evidence: Evidence) -> list[tuple[Any, str]]:
+    """Faults that took a zone away: those naming a `zone` among their facts or parameters."""
+    out = []
+    for fault in evidence.faults:
+        zone = fault.extra.get("zone") or getattr(fault.params, "zone", None)
+        if zone and fault.injected_at is not None:
+            out.append((fault, zone))
+    return out
+
+
+@register
+class TrafficFailover(Check):
+    name = "traffic-failover"
+
+    def evaluate(self, evidence: Evidence):
+        limit = evidence.wall(self.params.within)
+        budget = self.params.error_budget
+        lost = zone_faults(evidence)
+        if not lost:
+            return self.result(False, "no fault took a zone away: nothing to fail over from")
+        header = _zone_header(evidence)
+        records = sorted(evidence.records(), key=lambda r: r.get("t_start", 0.0))
+        if not records:
+            return self.result(False, "no request records: the load recorded nothing to judge")
+        end = evidence.run_ended or max(r.get("t_end", 0.0) for r in records)
+        failures, figures = [], {}
+        for fault, zone in lost:
+            loss = fault.extra.get("lost_at") or fault.injected_at
+            reverted = fault.extra.get("revert_started_at") or getattr(fault, "reverted_at", None)
+            back = reverted or end
+            during = [r for r in records if loss <= r.get("t_start", 0.0) < back]
+            to_zone = [r for r in during if _served_zone(r, header) == zone or _hung(r, header)]
+            last = max((r["t_start"] - loss for r in to_zone), default=None)
+            after_limit = [r for r in during if r["t_start"] >= loss + limit]
+            late = [r for r in after_limit if _served_zone(r, header) == zone or _hung(r, header)]
+            share = len(late) / len(after_limit) if after_limit else 0.0
+            # logical requests (by idempotency key) that began in the failover window, judged by their last attempt
+            by_key: dict[str, list[dict[str, Any]]] = {}
+            for r in records:
+                by_key.setdefault(r.get("key") or id(r), []).append(r)
+            window = []
+            for attempts in by_key.values():
+                first = min(attempts, key=lambda a: a.get("attempt", 1))
+                if loss <= first.get("t_start", 0.0) < loss + limit:
+                    window.append(max(attempts, key=lambda a: a.get("attempt", 1)))
+            errors = sum(1 for r in window if r.get("error"))
+            error_rate = errors / len(window) if window else 0.0
+            after = [r for r in records if reverted and r.get("t_start", 0.0) >= back]
+            returned_at = min((r["t_start"] - back for r in after if _served_zone(r, header) == zone), default=None)
+            judged_return = reverted is not None and end - back >= limit
+            figures[zone] = {"last_sent_after_s": None if last is None else round(last, 3),
+                             "late_attempts": len(late), "attempts_after_limit": len(after_limit),
+                             "late_share": round(share, 4), "failover_requests": len(window),
+                             "failover_errors": errors, "failover_error_rate": round(error_rate, 4),
+                             "returned_after_s": None if returned_at is None else round(returned_at, 3),
+                             "return_judged": judged_return}
+            if late:
+                failures.append(f"{zone} still sent {len(late)}/{len(after_limit)} attempt(s) "
+                                f"({100 * share:.1f}%) more than {limit:.2f} s after the loss, the last "
+                                f"{last:.2f} s after")
+            if error_rate > budget:
+                failures.append(f"{errors}/{len(window)} requests ({100 * error_rate:.1f}%) failed during failover, "
+                                f"budget {100 * budget:g}%")
+            if judged_return and returned_at is None:
+                failures.append(f"no traffic back to {zone} in {end - back:.2f} s after the revert")
+        figures_all = {"zones": figures, "limit_s": limit, "error_budget": budget, "header": header}
+        if failures:
+            return self.result(False, "; ".join(failures), **figures_all)
+        parts = []
+        for zone, f in figures.items():
+            left = "at once" if f["last_sent_after_s"] is None else f"after {f['last_sent_after_s']:.2f} s"
+            back_text = (f", back {f['returned_after_s']:.2f} s after revert" if f["returned_after_s"] is not None
+                         else "")
+            parts.append(f"traffic left {zone} {left} (limit {limit:.2f} s), {f['failover_errors']}/"
+                         f"{f['failover_requests']} failed during failover (budget {100 * budget:g}%){back_text}")
+        return self.result(True, "; ".join(parts), **figures_all)

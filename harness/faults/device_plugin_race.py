@@ -1,0 +1,86 @@
+"""device-plugin-race: make the NVIDIA device plugin and the driver race at start, as a reboot does.
+
+Why a reboot: it is the everyday event that restarts both. A plugin that starts before the driver has loaded
+finds no GPUs, registers zero `nvidia.com/gpu` and never retries; the node turns Ready and nothing else says
+that its GPUs went missing (the article's "silent capacity loss"). `method: reboot` reboots the node through
+FIS `aws:ec2:reboot-instances` with its explicit instance ARN. `method: plugin-restart` deletes the node's
+device-plugin pod through the Kubernetes API, so its DaemonSet starts a new one that registers against
+whatever driver state it finds (restarting the driver itself needs host access the harness does not take).
+
+Landed: the node went NotReady / rebooted (reboot), or its allocatable `nvidia.com/gpu` dropped or its
+plugin pod was replaced (plugin-restart), as the Kubernetes API shows it.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kubernetes import client
+
+from harness.faults.base import FaultError, register
+from harness.faults.node_reboot import RebootFault
+from harness.faults.selection import pick_nodes, pod_on_node
+
+GPU = "nvidia.com/gpu"
+
+
+@register
+class DevicePluginRace(RebootFault):
+    name = "device-plugin-race"
+
+    def plan(self) -> str:
+        if self.params.method == "reboot":
+            return self._plan_reboot()
+        self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
+        plugin = self.ctx.target.spec.selectors.device_plugin
+        pods = [pod_on_node(self.ctx.target, n.context, plugin.namespace, plugin.label_selector, n.name)
+                for n in self.nodes]
+        self.extra["plugin_pods"] = {n.name: p.metadata.name for n, p in zip(self.nodes, pods)}
+        return (f"delete device-plugin pod(s) {', '.join(self.extra['plugin_pods'].values())} in "
+                f"{plugin.namespace} on {', '.join(n.describe() for n in self.nodes)}")
+
+    def inject(self) -> None:
+        if self.params.method == "reboot":
+            self._inject_reboot()
+            return
+        # Nothing to undo: the DaemonSet recreates the pod. The revert entry records that the harness did it.
+        self.revert_id = self.ctx.journal.register_revert(self.name, {"plugin_pods": self.extra["plugin_pods"]})
+        self.started_at = time.time()
+        plugin = self.ctx.target.spec.selectors.device_plugin
+        for node in self.nodes:
+            core = client.CoreV1Api(self.ctx.target.kube(node.context))
+            try:
+                core.delete_namespaced_pod(self.extra["plugin_pods"][node.name], plugin.namespace)
+            except client.ApiException as exc:
+                raise FaultError(f"deleting device-plugin pod on {node.name} failed: HTTP {exc.status}") from exc
+
+    def check_landed(self) -> dict[str, Any] | None:
+        if self.params.method == "reboot":
+            return super().check_landed()
+        seen = {}
+        plugin = self.ctx.target.spec.selectors.device_plugin
+        for node in self.nodes:
+            core = client.CoreV1Api(self.ctx.target.kube(node.context))
+            current = core.read_node(node.name)
+            gpus = (current.status.allocatable or {}).get(GPU)
+            pods = core.list_namespaced_pod(plugin.namespace, label_selector=plugin.label_selector,
+                                            field_selector=f"spec.nodeName={node.name}").items
+            old = self.extra["plugin_pods"][node.name]
+            replaced = all(p.metadata.name != old for p in pods)
+            if gpus not in (None, "0") and not replaced:
+                return None
+            seen[node.name] = {"allocatable_gpus": gpus, "plugin_pod_replaced": replaced}
+        return {"source": "device-plugin", "nodes": seen}
+
+    def revert(self) -> None:
+        if self.params.method == "reboot":
+            super().revert()
+            return
+        if getattr(self, "revert_id", None) is not None:
+            self.ctx.journal.reverted(self.revert_id)
+            self.revert_id = None
+
+    @classmethod
+    def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
+        if "template_id" in args:
+            super().revert_owed(target, args)

@@ -1,0 +1,212 @@
+"""node-reboot: reboot a node's instance through AWS FIS (`aws:ec2:reboot-instances`), and the FIS plumbing the
+instance and network faults share.
+
+Why FIS and not `ec2 reboot-instances`: FIS is what a game day on AWS uses (IAM role, stop conditions, an
+experiment record that says who did what), and an experiment can be stopped from a journal entry alone.
+Targets are always explicit resource ARNs: the harness decided what to touch, FIS never widens it.
+
+The journal-first rule: the experiment template is created (harmless) and registered for revert before the
+experiment starts, so a crash between start and bookkeeping still leaves `g7chaos recover` a template id whose
+running experiments it can stop.
+"""
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from typing import Any
+
+from kubernetes import client
+
+from harness.faults.base import Fault, FaultError, register
+from harness.faults.selection import pick_nodes
+
+TERMINAL = ("completed", "stopped", "failed")
+TAG = "g7chaos"
+
+
+# ------------------------------------------------------------------------------------------- FIS plumbing
+
+
+def _trusts_fis(document: Any) -> bool:
+    if isinstance(document, str):
+        document = json.loads(urllib.parse.unquote(document))
+    for statement in (document or {}).get("Statement", []):
+        services = (statement.get("Principal") or {}).get("Service", [])
+        services = [services] if isinstance(services, str) else services
+        if "fis.amazonaws.com" in services:
+            return True
+    return False
+
+
+def fis_role_arn(target: Any) -> str:
+    """The role FIS assumes: the target's `aws.fis_role_arn`, else the one role trusted by FIS whose name says
+    so (an account usually holds exactly one: least privilege, see deploy/)."""
+    configured = getattr(target.spec.aws, "fis_role_arn", None)
+    if configured:
+        return configured
+    try:
+        roles = [role for page in target.aws("iam").get_paginator("list_roles").paginate()
+                 for role in page["Roles"] if _trusts_fis(role.get("AssumeRolePolicyDocument"))]
+    except Exception as exc:
+        raise FaultError(f"cannot find an IAM role for FIS ({type(exc).__name__}: {exc}); set aws.fis_role_arn "
+                         f"in the target") from exc
+    named = [r for r in roles if "fis" in r["RoleName"].lower()] or roles
+    if not named:
+        raise FaultError("no IAM role trusts fis.amazonaws.com; set aws.fis_role_arn in the target")
+    return sorted(named, key=lambda r: r["RoleName"])[0]["Arn"]
+
+
+def create_template(target: Any, description: str, targets: dict[str, Any], actions: dict[str, Any]) -> str:
+    fis = target.aws("fis")
+    template = fis.create_experiment_template(
+        clientToken=f"g7chaos-{time.time_ns()}", description=description[:512], roleArn=fis_role_arn(target),
+        stopConditions=[{"source": "none"}], targets=targets, actions=actions,
+        tags={TAG: "fault"})["experimentTemplate"]
+    return template["id"]
+
+
+def start_experiment(target: Any, template_id: str) -> str:
+    fis = target.aws("fis")
+    try:
+        return fis.start_experiment(clientToken=f"g7chaos-{time.time_ns()}", experimentTemplateId=template_id,
+                                    tags={TAG: "fault"})["experiment"]["id"]
+    except Exception as exc:
+        raise FaultError(f"FIS start_experiment({template_id}) failed: {type(exc).__name__}: {exc}") from exc
+
+
+def experiment_state(target: Any, experiment_id: str) -> dict[str, Any]:
+    return target.aws("fis").get_experiment(id=experiment_id)["experiment"]["state"]
+
+
+def stop_template_experiments(target: Any, template_id: str) -> list[str]:
+    """Stop every experiment of the template that is still going, then delete the template (idempotent)."""
+    fis = target.aws("fis")
+    stopped = []
+    try:
+        experiments = fis.list_experiments().get("experiments", [])
+    except Exception:
+        experiments = []
+    for experiment in experiments:
+        if experiment.get("experimentTemplateId") != template_id:
+            continue
+        if experiment.get("state", {}).get("status") in TERMINAL:
+            continue
+        try:
+            fis.stop_experiment(id=experiment["id"])
+            stopped.append(experiment["id"])
+        except Exception as exc:
+            if "NotFound" not in type(exc).__name__ and "ResourceNotFound" not in str(exc):
+                raise
+    try:
+        fis.delete_experiment_template(id=template_id)
+    except Exception as exc:
+        if "NotFound" not in type(exc).__name__ and "ResourceNotFound" not in str(exc) and "not" not in str(exc).lower():
+            raise
+    return stopped
+
+
+def instance_arn(target: Any, instance_id: str) -> str:
+    account = target.spec.aws.account_id or target.caller_account()
+    return f"arn:aws:ec2:{target.region}:{account}:instance/{instance_id}"
+
+
+def await_experiment_started(target: Any, experiment_id: str, deadline: float) -> dict[str, Any]:
+    """FIS resolves targets and starts actions asynchronously; a failed experiment is an injection error."""
+    stop = __import__("threading").Event()
+    while True:
+        state = experiment_state(target, experiment_id)
+        if state.get("status") in ("running", "completed"):
+            return state
+        if state.get("status") in ("failed", "stopped"):
+            raise FaultError(f"FIS experiment {experiment_id} {state.get('status')}: {state.get('reason')}")
+        if time.time() >= deadline:
+            raise FaultError(f"FIS experiment {experiment_id} still {state.get('status')} after the deadline")
+        stop.wait(0.1)
+
+
+# ------------------------------------------------------------------------------------------- the fault
+
+
+def node_rebooted_since(target: Any, context: str, node: str, since: float) -> dict[str, Any] | None:
+    """Evidence a real cluster gives that a node went down and came back (or is coming): Ready went away, or
+    the kubelet's `Rebooted` event, after `since`."""
+    core = client.CoreV1Api(target.kube(context))
+    try:
+        current = core.read_node(node)
+    except client.ApiException as exc:
+        return {"source": "node-gone", "node": node} if exc.status == 404 else None
+    for condition in current.status.conditions or []:
+        if condition.type == "Ready" and condition.status != "True":
+            return {"source": "node-condition", "node": node, "ready": condition.status, "reason": condition.reason}
+    try:
+        events = core.list_event_for_all_namespaces(field_selector=f"involvedObject.name={node}").items
+    except client.ApiException:
+        events = []
+    for event in events:
+        if event.involved_object is None or event.involved_object.name != node:
+            continue
+        stamp = event.last_timestamp or event.event_time or event.first_timestamp
+        if event.reason in ("Rebooted", "NodeNotReady") and stamp is not None and stamp.timestamp() >= since - 1:
+            return {"source": "event", "node": node, "reason": event.reason, "message": event.message}
+    return None
+
+
+class RebootFault(Fault):
+    """Shared by node-reboot and device-plugin-race: one FIS experiment rebooting the chosen nodes."""
+
+    def _plan_reboot(self) -> str:
+        self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
+        missing = [n.name for n in self.nodes if not n.instance_id]
+        if missing:
+            raise FaultError(f"node(s) {', '.join(missing)} carry no aws:/// providerID: cannot reboot through FIS")
+        arns = [instance_arn(self.ctx.target, n.instance_id) for n in self.nodes]
+        self.extra["instance_arns"] = arns
+        return f"FIS aws:ec2:reboot-instances on {', '.join(n.describe() for n in self.nodes)} ({', '.join(arns)})"
+
+    def _inject_reboot(self) -> None:
+        arns = self.extra["instance_arns"]
+        template_id = create_template(
+            self.ctx.target, f"g7chaos {self.name}: reboot {', '.join(n.name for n in self.nodes)}",
+            {"nodes": {"resourceType": "aws:ec2:instance", "resourceArns": arns, "selectionMode": "ALL"}},
+            {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "nodes"}}})
+        self.extra["template_id"] = template_id
+        self.revert_id = self.ctx.journal.register_revert(self.name, {"template_id": template_id})
+        self.started_at = time.time()
+        experiment_id = start_experiment(self.ctx.target, template_id)
+        self.extra["experiment_id"] = experiment_id
+        await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
+
+    def check_landed(self) -> dict[str, Any] | None:
+        seen = {}
+        for node in self.nodes:
+            evidence = node_rebooted_since(self.ctx.target, node.context, node.name, self.started_at)
+            if evidence is None:
+                return None
+            seen[node.name] = evidence
+        return {"experiment": self.extra.get("experiment_id"), "nodes": seen}
+
+    def revert(self) -> None:
+        if getattr(self, "revert_id", None) is None:
+            return
+        try:
+            self.revert_owed(self.ctx.target, {"template_id": self.extra["template_id"]})
+        finally:
+            self.ctx.journal.reverted(self.revert_id)
+            self.revert_id = None
+
+    @classmethod
+    def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
+        """A reboot cannot be undone; what is owed is that no experiment of ours is left running."""
+        stop_template_experiments(target, args["template_id"])
+
+
+@register
+class NodeReboot(RebootFault):
+    name = "node-reboot"
+
+    def plan(self) -> str:
+        return self._plan_reboot()
+
+    def inject(self) -> None:
+        self._inject_reboot()
