@@ -1,0 +1,118 @@
+"""spot-interruption against a twin in this process: the FIS experiment really notifies the instance, the
+landing evidence is what the cluster shows, the revert leaves no experiment running and no template, and
+the journal holds no owed revert afterwards. The harness side talks only through kubernetes and boto3."""
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from kubernetes import client
+
+from harness.faults import FAULTS, FaultError, RunContext
+from harness.faults.spot_interruption import fis_role_arn, iso8601_duration
+from harness.journal import Journal, owed_reverts
+from harness.observe import Timeline
+from harness.scenario.model import NodeSelector, SpotInterruptionParams
+from harness.scenario.stopwhen import coerce_stop_condition
+from harness.target.target import Target
+from harness.twin.server import TwinHandle, TwinServer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
+    out = tmp_path_factory.mktemp("spot-twin")
+    handle = TwinServer.start_in_thread(profile="article", nodes_per_az=1, time_scale=30.0, out_dir=out / "twin")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture()
+def target(twin: TwinHandle) -> Target:
+    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
+
+
+def _ctx(target: Target, tmp_path: Path) -> RunContext:
+    return RunContext(target=target, journal=Journal(tmp_path / "journal.jsonl"), timeline=Timeline(),
+                      rng=random.Random(3))
+
+
+def test_durations_are_iso8601_as_fis_wants():
+    assert [iso8601_duration(s) for s in (120, 150, 900, 45)] == ["PT2M", "PT2M30S", "PT15M", "PT45S"]
+
+
+def test_the_fis_role_is_found_by_its_trust_policy(target: Target):
+    assert fis_role_arn(target).endswith(":role/g7chaos-fis")
+
+
+def test_on_demand_nodes_are_refused_before_anything_changes(target: Target, tmp_path: Path):
+    params = SpotInterruptionParams(node=NodeSelector(nodegroup="g7-use2a-70b-tp"))
+    fault = FAULTS["spot-interruption"](params, _ctx(target, tmp_path))
+    with pytest.raises(FaultError, match="spot node"):
+        fault.plan()
+    assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
+
+
+def test_notice_lands_on_the_node_and_revert_stops_the_experiment(target: Target, tmp_path: Path):
+    ctx = _ctx(target, tmp_path)
+    ctx.stop_when = [coerce_stop_condition("alarm:g7-use2a-gpu-ecc-dbe")]
+    params = SpotInterruptionParams(node=NodeSelector(zone="us-east-2a", model="llama-13b-fp8"), notice=120)
+    fault = FAULTS["spot-interruption"](params, ctx)
+    plan = fault.plan()
+    node = fault.nodes[0]
+    assert "PT2M" in plan and node.instance_id in plan and node.zone == "us-east-2a"
+    assert fault.stop_conditions[0]["source"] == "aws:cloudwatch:alarm"
+    assert fault.stop_conditions[0]["value"].endswith(":alarm:g7-use2a-gpu-ecc-dbe")
+
+    before = time.time()
+    fault.inject()
+    fault.injected_at = time.time()
+    assert [o.fault for o in owed_reverts(ctx.journal.path)] == ["spot-interruption"]
+    terminate_at = fault.extra["terminate_at"]
+    assert before + 4.0 - 0.1 <= terminate_at <= time.time() + 4.0     # 2 minutes at 30x
+
+    evidence = fault.await_landed(time.time() + 3.0)
+    assert evidence is not None, "the notice never showed on the node"
+    assert evidence["action_status"] == "running"
+    assert evidence["nodes"][node.name]["via"] in ("cordoned", "taint", "event")
+    fis = target.aws("fis")
+    template = fis.get_experiment_template(id=fault.template_id)["experimentTemplate"]
+    assert template["roleArn"].endswith(":role/g7chaos-fis")
+    assert template["targets"]["SpotInstances"]["resourceArns"] == [
+        f"arn:aws:ec2:us-east-2:123456789012:instance/{node.instance_id}"]
+    assert template["actions"]["interrupt"]["parameters"] == {"durationBeforeInterruption": "PT2M"}
+    core = client.CoreV1Api(target.kube(node.context))
+    assert core.read_node(node.name).spec.unschedulable
+
+    fault.revert()
+    fault.revert()                                   # idempotent
+    assert fis.get_experiment(id=fault.experiment_id)["experiment"]["state"]["status"] in ("stopping", "stopped")
+    deadline = time.time() + 3
+    while fis.get_experiment(id=fault.experiment_id)["experiment"]["state"]["status"] != "stopped":
+        assert time.time() < deadline, "the experiment never stopped"
+        threading_wait(0.05)
+    assert fis.list_experiment_templates()["experimentTemplates"] == []
+    assert owed_reverts(ctx.journal.path) == []
+    # from the journal alone (g7chaos recover in a fresh process): nothing left to do, and no error
+    FAULTS["spot-interruption"].revert_owed(target, {"template_id": fault.template_id,
+                                                     "experiment_id": fault.experiment_id})
+    # EC2 still reclaims the instance at the end of the notice: a notice cannot be recalled
+    ec2 = target.aws("ec2")
+    deadline = time.time() + 8
+    while True:
+        state = ec2.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]["State"]
+        if state["Name"] in ("shutting-down", "terminated"):
+            break
+        assert time.time() < deadline, f"instance still {state['Name']} after its notice"
+        threading_wait(0.1)
+
+
+def threading_wait(seconds: float) -> None:
+    import threading
+    threading.Event().wait(seconds)
