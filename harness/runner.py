@@ -8,6 +8,7 @@ exception, stop condition, Ctrl-C, SIGTERM), and a second Ctrl-C does not skip t
 """
 from __future__ import annotations
 
+import os
 import random
 import signal
 import threading
@@ -59,6 +60,8 @@ class RunOptions:
     dry_run: bool = False
     console: ConsoleView | None = None
     twin_endpoints: str | None = None   # the twin's endpoints file, so `g7chaos recover` can find a restarted twin
+    owns_twin: bool = False             # the twin was started for this run (and must not outlive it)
+    twin_pid: int | None = None
 
 
 @dataclass
@@ -98,7 +101,8 @@ class Runner:
         self.journal.write("run-started", scenario=self.scenario.name, target=self.target.name,
                            profile=self.options.profile, seed=self.options.seed, dry_run=self.options.dry_run,
                            target_spec=self.target.spec.model_dump(mode="json"),
-                           twin_endpoints=self.options.twin_endpoints)
+                           twin_endpoints=self.options.twin_endpoints, owns_twin=self.options.owns_twin,
+                           twin_pid=self.options.twin_pid, harness_pid=os.getpid())
         error: str | None = None
         stop: StopRecord | None = None
         aborted = unreachable = False

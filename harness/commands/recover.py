@@ -13,6 +13,8 @@ revert failed) — the journal still says what is owed, so `recover` can simply 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -86,16 +88,59 @@ def recover_journal(path: Path, owed: list[OwedRevert], args: argparse.Namespace
     return problems
 
 
+def _alive(pid: int) -> bool:
+    """A running process (a zombie waiting to be reaped is not: it serves nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return " Z " not in Path(f"/proc/{pid}/stat").read_text().split(")", 1)[-1][:4]
+    except OSError:
+        return True
+
+
+def orphaned_twins(paths: list[Path]) -> dict[int, Path]:
+    """Twins that a run started for itself and that outlived it (the run was killed before it could stop them).
+
+    Only after every revert is done may they go: until then they are the target the reverts need."""
+    import json
+    found: dict[int, Path] = {}
+    for path in paths:
+        started = run_started(path)
+        endpoints = started.get("twin_endpoints")
+        if not started.get("owns_twin") or not endpoints:
+            continue
+        harness_pid = started.get("harness_pid")
+        if harness_pid and _alive(int(harness_pid)):
+            continue     # its run is still going and will stop the twin itself
+        pid = started.get("twin_pid")
+        try:
+            serving = int(json.loads(Path(endpoints).read_text())["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if pid and serving == pid and _alive(pid):   # the very twin that run started, not a later run's
+            found[int(pid)] = Path(endpoints)
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
     problems: list[str] = []
     done = 0
-    for path in journals(args.reports):
+    paths = journals(args.reports)
+    for path in paths:
         owed = owed_reverts(path)
         if not owed:
             continue
         problems.extend(recover_journal(path, owed, args))
         done += len(owed)
     left = sum(len(owed_reverts(path)) for path in journals(args.reports))
+    if not left:
+        for pid, endpoints in orphaned_twins(paths).items():
+            os.kill(pid, signal.SIGTERM)
+            print(f"stopped the twin (pid {pid}, {endpoints}) left running by a run that died")
     for problem in problems:
         print(f"g7chaos recover: {problem}", file=sys.stderr)
     if left:

@@ -81,6 +81,8 @@ def open_target(name: str, profile: str, time_scale: float, targets_file: Path |
     try:
         target = resolve_target("twin", twin_endpoints=endpoints)
         target.twin_endpoints = str(Path(endpoints).resolve())
+        target.owns_twin = True      # started for this run: `recover` stops it if the run died without doing so
+        target.twin_pid = twin.proc.pid if twin.proc else None
         yield target
     finally:
         twin.stop()
@@ -101,7 +103,9 @@ def run_many(scenarios: list[tuple[Path, Scenario]], *, target_name: str, profil
             options = RunOptions(profile=getattr(target, "twin_profile", profile) if target_name == "twin" else None,
                                  seed=seed,
                                  report_root=report_dir, console=console,
-                                 twin_endpoints=getattr(target, "twin_endpoints", None))
+                                 twin_endpoints=getattr(target, "twin_endpoints", None),
+                                 owns_twin=getattr(target, "owns_twin", False),
+                                 twin_pid=getattr(target, "twin_pid", None))
             result = Runner(scenario, target, options).run()
             results.append(result)
             if result.verdict == "aborted":
