@@ -17,10 +17,12 @@ the notice ran out", which is the whole point of a spot handler.
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
@@ -170,8 +172,6 @@ class SpotInterruption(Fault):
     name = "spot-interruption"
 
     def plan(self) -> str:
-        import random
-
         selector = self.params.node
         candidates = spot_nodes(self.ctx.target, selector)
         if len(candidates) < selector.count:
@@ -216,6 +216,12 @@ class SpotInterruption(Fault):
         return [f"arn:aws:ec2:{region}:{account}:instance/{n.instance_id}" for n in self.nodes]
 
     def inject(self) -> None:
+        try:
+            self._start()
+        except (ClientError, BotoCoreError) as exc:
+            raise FaultError(f"FIS refused the spot interruption experiment: {exc}") from exc
+
+    def _start(self) -> None:
         fis = self.ctx.target.aws("fis")
         token = uuid.uuid4().hex
         tags = {TAG_KEY: self.name, "g7chaos:token": token}
