@@ -1,0 +1,122 @@
+"""az-loss against a twin in this process: FIS cuts exactly the zone's subnets, the zone's targets and nodes
+show it, the zonal shift moves away from the zone, and the revert (live or from the journal alone) leaves no
+experiment, template, shift or cut subnet behind. The harness side talks only through kubernetes and boto3."""
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from kubernetes import client
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from harness.faults import FAULTS, FaultError, RunContext
+from harness.faults.az_loss import AzLoss
+from harness.journal import Journal, owed_reverts
+from harness.observe import Timeline
+from harness.scenario.model import AzLossParams
+from harness.target.target import Target
+from harness.twin.server import TwinHandle, TwinServer
+
+pytestmark = pytest.mark.slow
+ZONE = "us-east-2a"
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
+    out = tmp_path_factory.mktemp("az-twin")
+    handle = TwinServer.start_in_thread(profile="article", nodes_per_az=1, time_scale=30.0, out_dir=out / "twin")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture()
+def target(twin: TwinHandle) -> Target:
+    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
+
+
+def _fault(target: Target, tmp_path: Path, **params) -> AzLoss:
+    ctx = RunContext(target=target, journal=Journal(tmp_path / "journal.jsonl"), timeline=Timeline(),
+                     rng=random.Random(3))
+    return FAULTS["az-loss"](AzLossParams(zone=ZONE, **params), ctx)
+
+
+def _until(predicate, seconds: float, what: str):
+    def check():
+        return predicate()
+    try:
+        return Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.1), retry=retry_if_result(lambda v: not v),
+                        reraise=True)(check)
+    except Exception as exc:   # tenacity's RetryError: say what never happened
+        raise AssertionError(f"{what} within {seconds} s") from exc
+
+
+def _clean(target: Target, twin: TwinHandle) -> None:
+    fis = target.aws("fis")
+    running = [e for e in fis.list_experiments()["experiments"] if e["state"]["status"] not in
+               ("completed", "stopped", "failed")]
+    assert running == []
+    assert fis.list_experiment_templates()["experimentTemplates"] == []
+    assert target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"] == []
+    _until(lambda: not twin.world.disrupted_subnets, 3, "connectivity restored")
+
+
+def _zone_ready(target: Target, ready: bool) -> bool:
+    core = client.CoreV1Api(target.kube(ZONE.replace("us-east-2", "g7-use2")))
+    nodes = [n for n in core.list_node().items if n.metadata.labels["topology.kubernetes.io/zone"] == ZONE]
+    states = [next(c.status for c in n.status.conditions if c.type == "Ready") == "True" for n in nodes]
+    return bool(nodes) and all(s == ready for s in states)
+
+
+def test_a_zone_outside_the_region_is_refused_before_anything_changes(target: Target, tmp_path: Path):
+    ctx = RunContext(target=target, journal=Journal(tmp_path / "j.jsonl"), timeline=Timeline(), rng=random.Random())
+    with pytest.raises(FaultError, match="region"):
+        FAULTS["az-loss"](AzLossParams(zone="eu-west-1a"), ctx).plan()
+    assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
+
+
+def test_network_loss_with_zonal_shift_lands_and_reverts_clean(target: Target, twin: TwinHandle, tmp_path: Path):
+    fault = _fault(target, tmp_path, zonal_shift=True)
+    plan = fault.plan()
+    subnets = set(twin.world.subnets[ZONE])
+    assert set(fault.extra["subnets"]) == subnets and all(s in plan for s in subnets)
+    assert {n.zone for n in fault.nodes} == {ZONE} and len(fault.nodes) == len(twin.world.nodes_in(ZONE))
+
+    fault.inject()
+    fault.injected_at = time.time()
+    assert [o.fault for o in owed_reverts(fault.ctx.journal.path)] == ["az-loss"]
+    experiment = target.aws("fis").get_experiment(id=fault.extra["experiment_id"])["experiment"]
+    assert experiment["state"]["status"] == "running"
+    assert experiment["targets"]["subnets"]["resourceArns"] == fault.extra["subnet_arns"]     # explicit, never "all"
+    _until(lambda: twin.world.disrupted_subnets == subnets, 3, "exactly the zone's subnets cut")
+    shifts = target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"]
+    assert [s["awayFrom"] for s in shifts] == [fault.extra["away_from"]]
+
+    evidence = fault.await_landed(time.time() + 5)
+    assert evidence and evidence["zone"] == ZONE and evidence["source"] in ("node-condition", "target-health")
+    _until(lambda: _zone_ready(target, False), 5, "the zone's nodes NotReady")
+    assert not any(n.network_reachable is False for n in twin.world.nodes_in("us-east-2b"))
+
+    fault.revert()
+    fault.revert()      # idempotent
+    assert owed_reverts(fault.ctx.journal.path) == []
+    _clean(target, twin)
+    _until(lambda: _zone_ready(target, True), 5, "the zone's nodes Ready again")
+
+
+def test_revert_owed_from_the_journal_alone_after_a_crash(target: Target, twin: TwinHandle, tmp_path: Path):
+    fault = _fault(target, tmp_path, mode="power", zonal_shift=True)
+    fault.plan()
+    fault.inject()
+    _until(lambda: all(n.power != "running" for n in twin.world.nodes_in(ZONE)), 3, "the zone's instances stopped")
+    owed = owed_reverts(fault.ctx.journal.path)
+    assert len(owed) == 1
+    AzLoss.revert_owed(target, owed[0].args)      # what `g7chaos recover` does in a fresh process
+    _clean(target, twin)
+    _until(lambda: all(n.power in ("running", "rebooting") for n in twin.world.nodes_in(ZONE)), 3,
+           "stopped instances started again")
+    _until(lambda: _zone_ready(target, True), 10, "the zone's nodes Ready again")
