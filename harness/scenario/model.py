@@ -53,9 +53,10 @@ class Retries(StrictModel):
     """Client retries with the same Idempotency-Key (tenacity in the load process)."""
 
     attempts: int = Field(3, ge=1, le=10, description="total attempts including the first")
-    on: list[Literal["timeout", "5xx", "429", "connection", "stall"]] = Field(
-        default_factory=lambda: ["timeout", "5xx"], max_length=5,
-        description="failure kinds retried; stall = a stream that stopped mid-way (no event for stall_timeout)")
+    on: list[Literal["timeout", "5xx", "429", "connection", "stall", "truncated"]] = Field(
+        default_factory=lambda: ["timeout", "5xx"], max_length=6,
+        description="failure kinds retried; stall = a stream that stopped mid-way (no event for stall_timeout); "
+                    "truncated = a stream closed before its terminator (its node died)")
 
 
 class Canary(StrictModel):
