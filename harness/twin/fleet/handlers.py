@@ -30,6 +30,11 @@ def _unwrap_shell(command: list[str]) -> list[str]:
     return command
 
 
+def _efa_request(pod: Obj) -> int:
+    """EFA interfaces the pod requests: a collective job on the fabric needs them, whether or not it holds GPUs."""
+    return sum(int(c.get("resources", {}).get("requests", {}).get(ko.EFA, 0) or 0) for c in pod["spec"]["containers"])
+
+
 class FleetHandlers:
     """The exec and proxy handlers of one cluster's API server."""
 
@@ -64,7 +69,7 @@ class FleetHandlers:
             return ExecResult(result.exit_code, result.stdout.encode(), result.stderr.encode())
         if program == "kill" and labels.get("app") == "triton":
             return self._kill(pod_name, argv[1:])
-        if program == "all_reduce_perf" and ko.gpu_request(pod):
+        if program == "all_reduce_perf" and (ko.gpu_request(pod) or _efa_request(pod)):
             code, out, err = await all_reduce_perf(node, argv[1:], self.fleet.efa_jobs)
             return ExecResult(code, out.encode(), err.encode())
         if program in ("true", ":"):

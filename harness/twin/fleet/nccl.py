@@ -24,6 +24,7 @@ class NcclArgs:
     max_bytes: int = 128 * 2**20
     factor: int = 2
     iters: int = 20
+    gpus: int = 8
 
 
 def _size(text: str) -> int:
@@ -35,8 +36,8 @@ def _size(text: str) -> int:
 def parse(argv: list[str]) -> NcclArgs:
     args = NcclArgs()
     flags = {"-b": "min_bytes", "--minbytes": "min_bytes", "-e": "max_bytes", "--maxbytes": "max_bytes",
-             "-f": "factor", "--stepfactor": "factor", "-n": "iters", "--iters": "iters"}
-    ignored = {"-g", "--ngpus", "-w", "--warmup_iters", "-c", "--check", "-t", "--nthreads"}
+             "-f": "factor", "--stepfactor": "factor", "-n": "iters", "--iters": "iters", "-g": "gpus", "--ngpus": "gpus"}
+    ignored = {"-w", "--warmup_iters", "-c", "--check", "-t", "--nthreads"}
     i = 0
     while i < len(argv):
         flag = argv[i]
@@ -46,8 +47,8 @@ def parse(argv: list[str]) -> NcclArgs:
             value = argv[i + 1]
             setattr(args, flags[flag], _size(value) if flags[flag].endswith("bytes") else int(value))
         i += 2
-    if args.iters < 1 or args.factor < 2 or args.min_bytes > args.max_bytes:
-        raise ValueError("need -n >= 1, -f >= 2 and -b <= -e")
+    if args.iters < 1 or args.factor < 2 or args.min_bytes > args.max_bytes or not 1 <= args.gpus <= 8:
+        raise ValueError("need -n >= 1, -f >= 2, -b <= -e and 1 <= -g <= 8")
     return args
 
 
@@ -58,16 +59,19 @@ async def all_reduce_perf(node: Node, argv: list[str], loads: dict[str, int]) ->
     except (ValueError, KeyError) as exc:
         return 1, "", f"{exc}\nUsage: all_reduce_perf -b MIN -e MAX -f FACTOR -g GPUS -n ITERS\n"
     before = node.efa_load
+    # each GPU in the run drives its own NCCL channels onto the node's EFA interfaces: all eight saturate
+    # the fabric, fewer leave a share of it idle
+    level = SATURATING_LOAD * args.gpus / 8
     loads[node.name] = loads.get(node.name, 0) + 1
-    node.efa_load = max(node.efa_load, SATURATING_LOAD)
+    node.efa_load = max(node.efa_load, level)
     try:
         await asyncio.sleep(min(MAX_RUN_S, args.iters * WALL_PER_ITERATION_S))
     finally:
         loads[node.name] -= 1
         if loads[node.name] == 0:
-            node.efa_load = before if before < SATURATING_LOAD else 0.0
-    busbw = hardware.EFA_GBPS * (1.0 - (before if before < SATURATING_LOAD else 0.0))
-    lines = ["# nThread 1 nGpus 8 minBytes %d maxBytes %d step: %d(factor) warmup iters: 5 iters: %d"
+            node.efa_load = before if before < level else 0.0
+    busbw = hardware.EFA_GBPS * (1.0 - (before if before < level else 0.0))
+    lines = [f"# nThread 1 nGpus {args.gpus} minBytes %d maxBytes %d step: %d(factor) warmup iters: 5 iters: %d"
              % (args.min_bytes, args.max_bytes, args.factor, args.iters),
              "#       size         count      type   redop    root     time   algbw   busbw #wrong",
              "#        (B)    (elements)                               (us)  (GB/s)  (GB/s)"]
