@@ -51,6 +51,9 @@ def target_for(path: Path, args: argparse.Namespace) -> Any:
     endpoints = started.get("twin_endpoints")
     if endpoints and Path(endpoints).is_file():
         return Target.from_twin_endpoints(endpoints)
+    if endpoints:   # never fall back to whatever twin happens to run now: it is not the one this run changed
+        raise LookupError(f"the run's twin is gone ({endpoints} missing); if it runs elsewhere, pass "
+                          f"--twin-endpoints")
     if started.get("target_spec"):
         return Target(TargetSpec.model_validate(started["target_spec"]))
     name = started.get("target")
