@@ -9,6 +9,10 @@ whatever driver state it finds (restarting the driver itself needs host access t
 
 Landed: the node went NotReady / rebooted (reboot), or its allocatable `nvidia.com/gpu` dropped or its
 plugin pod was replaced (plugin-restart), as the Kubernetes API shows it.
+
+Revert leaves the node as the harness found it: a node that came back Ready with fewer GPUs than it had before
+gets its device-plugin pod deleted, so the DaemonSet starts a fresh one against the now-loaded driver (the
+operator's fix for a lost race). Judgement is not affected: the run's checks have seen the loss by then.
 """
 from __future__ import annotations
 
@@ -29,8 +33,13 @@ class DevicePluginRace(RebootFault):
     name = "device-plugin-race"
 
     def plan(self) -> str:
+        self.extra["gpus_before"] = {}
         if self.params.method == "reboot":
-            return self._plan_reboot()
+            plan = self._plan_reboot()
+            for node in self.nodes:
+                current = client.CoreV1Api(self.ctx.target.kube(node.context)).read_node(node.name)
+                self.extra["gpus_before"][node.name] = int((current.status.allocatable or {}).get(GPU, "0") or 0)
+            return plan
         self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
         plugin = self.ctx.target.spec.selectors.device_plugin
         pods = [pod_on_node(self.ctx.target, n.context, plugin.namespace, plugin.label_selector, n.name)
@@ -72,6 +81,12 @@ class DevicePluginRace(RebootFault):
             seen[node.name] = {"allocatable_gpus": gpus, "plugin_pod_replaced": replaced}
         return {"source": "device-plugin", "nodes": seen}
 
+    def _revert_args(self) -> dict[str, Any]:
+        plugin = self.ctx.target.spec.selectors.device_plugin
+        return {**super()._revert_args(), "plugin": {"namespace": plugin.namespace, "selector": plugin.label_selector},
+                "nodes": [{"context": n.context, "name": n.name, "gpus": self.extra["gpus_before"].get(n.name, 0)}
+                          for n in self.nodes]}
+
     def revert(self) -> None:
         if self.params.method == "reboot":
             super().revert()
@@ -84,3 +99,28 @@ class DevicePluginRace(RebootFault):
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         if "template_id" in args:
             super().revert_owed(target, args)
+        for node in args.get("nodes", []):
+            restart_plugin_if_short(target, node["context"], node["name"], node["gpus"], args["plugin"])
+
+
+def restart_plugin_if_short(target: Any, context: str, node: str, expected: int, plugin: dict[str, str]) -> bool:
+    """A Ready node with fewer GPUs than before: delete its device-plugin pod so the DaemonSet restarts it."""
+    core = client.CoreV1Api(target.kube(context))
+    try:
+        current = core.read_node(node)
+    except client.ApiException as exc:
+        if exc.status == 404:      # replaced meanwhile: nothing of ours left on it
+            return False
+        raise
+    ready = any(c.type == "Ready" and c.status == "True" for c in current.status.conditions or [])
+    gpus = int((current.status.allocatable or {}).get(GPU, "0") or 0)
+    if not ready or gpus >= expected:
+        return False
+    for pod in core.list_namespaced_pod(plugin["namespace"], label_selector=plugin["selector"],
+                                        field_selector=f"spec.nodeName={node}").items:
+        try:
+            core.delete_namespaced_pod(pod.metadata.name, plugin["namespace"])
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+    return True

@@ -171,7 +171,7 @@ class RebootFault(Fault):
             {"nodes": {"resourceType": "aws:ec2:instance", "resourceArns": arns, "selectionMode": "ALL"}},
             {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "nodes"}}})
         self.extra["template_id"] = template_id
-        self.revert_id = self.ctx.journal.register_revert(self.name, {"template_id": template_id})
+        self.revert_id = self.ctx.journal.register_revert(self.name, self._revert_args())
         self.started_at = time.time()
         experiment_id = start_experiment(self.ctx.target, template_id)
         self.extra["experiment_id"] = experiment_id
@@ -186,11 +186,15 @@ class RebootFault(Fault):
             seen[node.name] = evidence
         return {"experiment": self.extra.get("experiment_id"), "nodes": seen}
 
+    def _revert_args(self) -> dict[str, Any]:
+        """Everything the revert needs, from the journal alone (written before the experiment starts)."""
+        return {"template_id": self.extra["template_id"]}
+
     def revert(self) -> None:
         if getattr(self, "revert_id", None) is None:
             return
         try:
-            self.revert_owed(self.ctx.target, {"template_id": self.extra["template_id"]})
+            self.revert_owed(self.ctx.target, self._revert_args())
         finally:
             self.ctx.journal.reverted(self.revert_id)
             self.revert_id = None

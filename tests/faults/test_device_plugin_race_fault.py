@@ -71,9 +71,13 @@ def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
             time.sleep(0.2)
     else:
         _until(lambda: _node_state(core, node.name) == ("True", "8"), 5, "all 8 GPUs allocatable again")
+    (owed,) = owed_reverts(ctx.journal.path)
+    assert owed.args["nodes"] == [{"context": node.context, "name": node.name, "gpus": 8}]
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
+    # the revert leaves the node as it was found: a fresh plugin pod registers against the loaded driver
+    _until(lambda: _node_state(core, node.name) == ("True", "8"), 5, "every GPU back after the revert")
 
 
 def test_plugin_restart_drops_and_restores_the_gpus(target: Target, tmp_path: Path):
