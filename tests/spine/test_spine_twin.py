@@ -95,15 +95,20 @@ def only_journal(report_dir: Path) -> Path:
 def test_dry_run_prints_the_plan_and_changes_nothing(twin: TwinHandle, tmp_path: Path) -> None:
     fields_before, mutations_before = dbe_fields(twin), api_mutations(twin)
     target = Target.from_twin_endpoints(endpoints_file(twin))
-    experiments_before = target.aws("fis").list_experiments()["experiments"]
-    out = g7chaos("run", str(ECC), "--dry-run", "--twin-endpoints", str(endpoints_file(twin)),
+    fis = target.aws("fis")
+    experiments_before = fis.list_experiments()["experiments"]
+    templates_before = fis.list_experiment_templates()["experimentTemplates"]
+    scenarios = sorted(str(p) for p in (ROOT / "scenarios").glob("*.yaml"))   # every shipped fault's plan()
+    out = g7chaos("run", *scenarios, "--dry-run", "--twin-endpoints", str(endpoints_file(twin)),
                   "--report-dir", str(tmp_path / "reports"))
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert out.stdout.count("\nscenario ") + out.stdout.startswith("scenario ") == len(scenarios), out.stdout
     assert "dcgmi test --inject --gpuid 0 -f 319 -v 1" in out.stdout and "us-east-2a" in out.stdout, out.stdout
     assert "nothing was changed" in out.stdout
     assert api_mutations(twin) == mutations_before                 # not one write through the API
     assert dbe_fields(twin) == fields_before
-    assert target.aws("fis").list_experiments()["experiments"] == experiments_before
+    assert fis.list_experiments()["experiments"] == experiments_before
+    assert fis.list_experiment_templates()["experimentTemplates"] == templates_before
     assert not list((tmp_path / "reports").glob("*/journal.jsonl"))
 
 
