@@ -28,11 +28,14 @@ class AlarmFired(Check):
 
     def _matching(self) -> list[dict]:
         alarms = []
+        seen = 0
         for page in self.cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
             for alarm in page["MetricAlarms"]:
+                seen += 1
                 if (self.params.alarm and alarm["AlarmName"] == self.params.alarm) or \
                         (not self.params.alarm and alarm.get("MetricName") == self.params.metric):
                     alarms.append(alarm)
+        self.total_alarms = seen
         return alarms
 
     def _poll(self) -> None:
@@ -60,7 +63,9 @@ class AlarmFired(Check):
             except Exception as exc:
                 return self.result(False, f"could not read CloudWatch alarms: {exc}")
         if not self.known:
-            return self.result(False, f"no CloudWatch alarm watches {what}: the fault went unalarmed",
+            total = getattr(self, "total_alarms", None)
+            among = f" (0 of the {total} metric alarms in the region)" if total is not None else ""
+            return self.result(False, f"no CloudWatch alarm watches {what}{among}: the fault went unalarmed",
                                alarms=[])
         if landed is None:
             return self.result(False, "no fault landed: nothing to alarm on", alarms=sorted(self.known))
