@@ -25,6 +25,7 @@ from harness.faults.node_reboot import (await_experiment_started, create_templat
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
 
 ARC = "arc-zonal-shift"
+FIS_MARGIN_S = 120.0      # deployment seconds the experiment outlasts the scenario step
 
 
 def _iso_duration(seconds: float) -> str:
@@ -56,8 +57,10 @@ class AzLoss(Fault):
         self.nodes = self._zone_nodes(zone)
         if not self.nodes:
             raise FaultError(f"no Kubernetes node in {zone} in contexts {', '.join(target.contexts)}")
-        self.extra["duration_s"] = float(getattr(self.step, "duration", None) or 3600.0) \
-            if hasattr(self, "step") else 3600.0
+        # FIS's own duration is the dead man's switch: longer than the step, so the harness's revert (which
+        # stop_experiment does) is what ends the loss, and a crashed harness still gets the zone back.
+        step_duration = getattr(getattr(self, "step", None), "duration", None)
+        self.extra["duration_s"] = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
         plan = (f"FIS aws:network:disrupt-connectivity (scope all) on {len(subnets)} subnet(s) of {zone} "
                 f"({', '.join(self.extra['subnets'])}), {len(self.nodes)} node(s)")
         if self.params.mode == "power":
