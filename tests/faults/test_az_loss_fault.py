@@ -62,7 +62,7 @@ def _clean(target: Target, twin: TwinHandle) -> None:
     assert running == []
     assert fis.list_experiment_templates()["experimentTemplates"] == []
     assert target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"] == []
-    _until(lambda: not twin.world.disrupted_subnets, 3, "connectivity restored")
+    _until(lambda: not twin.world.disrupted_subnets, 6, "connectivity restored")
 
 
 def _zone_ready(target: Target, ready: bool) -> bool:
@@ -92,31 +92,31 @@ def test_network_loss_with_zonal_shift_lands_and_reverts_clean(target: Target, t
     experiment = target.aws("fis").get_experiment(id=fault.extra["experiment_id"])["experiment"]
     assert experiment["state"]["status"] == "running"
     assert experiment["targets"]["subnets"]["resourceArns"] == fault.extra["subnet_arns"]     # explicit, never "all"
-    _until(lambda: twin.world.disrupted_subnets == subnets, 3, "exactly the zone's subnets cut")
+    _until(lambda: twin.world.disrupted_subnets == subnets, 6, "exactly the zone's subnets cut")
     shifts = target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"]
     assert [s["awayFrom"] for s in shifts] == [fault.extra["away_from"]]
 
-    evidence = fault.await_landed(time.time() + 5)
+    evidence = fault.await_landed(time.time() + 10)
     assert evidence and evidence["zone"] == ZONE and evidence["source"] in ("node-condition", "target-health")
-    _until(lambda: _zone_ready(target, False), 5, "the zone's nodes NotReady")
+    _until(lambda: _zone_ready(target, False), 10, "the zone's nodes NotReady")
     assert not any(n.network_reachable is False for n in twin.world.nodes_in("us-east-2b"))
 
     fault.revert()
     fault.revert()      # idempotent
     assert owed_reverts(fault.ctx.journal.path) == []
     _clean(target, twin)
-    _until(lambda: _zone_ready(target, True), 5, "the zone's nodes Ready again")
+    _until(lambda: _zone_ready(target, True), 10, "the zone's nodes Ready again")
 
 
 def test_revert_owed_from_the_journal_alone_after_a_crash(target: Target, twin: TwinHandle, tmp_path: Path):
     fault = _fault(target, tmp_path, mode="power", zonal_shift=True)
     fault.plan()
     fault.inject()
-    _until(lambda: all(n.power != "running" for n in twin.world.nodes_in(ZONE)), 3, "the zone's instances stopped")
+    _until(lambda: all(n.power != "running" for n in twin.world.nodes_in(ZONE)), 6, "the zone's instances stopped")
     owed = owed_reverts(fault.ctx.journal.path)
     assert len(owed) == 1
     AzLoss.revert_owed(target, owed[0].args)      # what `g7chaos recover` does in a fresh process
     _clean(target, twin)
-    _until(lambda: all(n.power in ("running", "rebooting") for n in twin.world.nodes_in(ZONE)), 3,
+    _until(lambda: all(n.power in ("running", "rebooting") for n in twin.world.nodes_in(ZONE)), 6,
            "stopped instances started again")
-    _until(lambda: _zone_ready(target, True), 10, "the zone's nodes Ready again")
+    _until(lambda: _zone_ready(target, True), 20, "the zone's nodes Ready again")      # a boot: 90 s at 30x
