@@ -59,9 +59,9 @@ def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
     assert "reboot-instances" in fault.plan()
     node = fault.nodes[0]
     fault.inject()
-    assert fault.await_landed(time.time() + 5)
+    assert fault.await_landed(time.time() + 10)
     core = client.CoreV1Api(target.kube(node.context))
-    _until(lambda: _node_state(core, node.name)[0] == "True", 10, "the node Ready after its boot")
+    _until(lambda: _node_state(core, node.name)[0] == "True", 20, "the node Ready after its boot")
     racy = "plugin-before-driver" in target.spec.description
     if racy:
         # Ready, and it stays without GPUs: the plugin registered before the driver and never retries
@@ -70,14 +70,14 @@ def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
             assert _node_state(core, node.name) == ("True", "0")
             time.sleep(0.2)
     else:
-        _until(lambda: _node_state(core, node.name) == ("True", "8"), 5, "all 8 GPUs allocatable again")
+        _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "all 8 GPUs allocatable again")
     (owed,) = owed_reverts(ctx.journal.path)
     assert owed.args["nodes"] == [{"context": node.context, "name": node.name, "gpus": 8}]
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
     # the revert leaves the node as it was found: a fresh plugin pod registers against the loaded driver
-    _until(lambda: _node_state(core, node.name) == ("True", "8"), 5, "every GPU back after the revert")
+    _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "every GPU back after the revert")
 
 
 def test_plugin_restart_drops_and_restores_the_gpus(target: Target, tmp_path: Path):
@@ -87,14 +87,14 @@ def test_plugin_restart_drops_and_restores_the_gpus(target: Target, tmp_path: Pa
     node = fault.nodes[0]
     old = fault.extra["plugin_pods"][node.name]
     fault.inject()
-    evidence = fault.await_landed(time.time() + 5)
+    evidence = fault.await_landed(time.time() + 10)
     assert evidence and evidence["nodes"][node.name]["plugin_pod_replaced"] or \
         evidence["nodes"][node.name]["allocatable_gpus"] == "0"
     core = client.CoreV1Api(target.kube(node.context))
     plugin = target.spec.selectors.device_plugin
     _until(lambda: [p.metadata.name for p in core.list_namespaced_pod(
         plugin.namespace, label_selector=plugin.label_selector, field_selector=f"spec.nodeName={node.name}").items
-        if p.status.phase == "Running"] not in ([], [old]), 5, "a new device-plugin pod running")
-    _until(lambda: _node_state(core, node.name) == ("True", "8"), 5, "the GPUs registered again")
+        if p.status.phase == "Running"] not in ([], [old]), 10, "a new device-plugin pod running")
+    _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "the GPUs registered again")
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []

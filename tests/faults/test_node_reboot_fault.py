@@ -63,7 +63,7 @@ def test_reboot_lands_on_the_chosen_node_only_and_reverts_clean(target: Target, 
     fault.inject()
     fault.injected_at = time.time()
     assert [o.fault for o in owed_reverts(ctx.journal.path)] == ["node-reboot"]
-    evidence = fault.await_landed(time.time() + 5)
+    evidence = fault.await_landed(time.time() + 10)
     assert evidence and evidence["nodes"][node.name]["source"] in ("node-condition", "event")
     experiment = target.aws("fis").get_experiment(id=fault.extra["experiment_id"])["experiment"]
     assert experiment["state"]["status"] == "completed"
@@ -71,7 +71,7 @@ def test_reboot_lands_on_the_chosen_node_only_and_reverts_clean(target: Target, 
 
     core = client.CoreV1Api(target.kube(node.context))
     _until(lambda: next(c.status for c in core.read_node(node.name).status.conditions if c.type == "Ready") == "True"
-           and core.read_node(node.name).status.allocatable.get("nvidia.com/gpu") == "8", 10,
+           and core.read_node(node.name).status.allocatable.get("nvidia.com/gpu") == "8", 20,
            "the node Ready again with its 8 GPUs")
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
