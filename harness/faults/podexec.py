@@ -24,7 +24,10 @@ class TransientExecError(Exception):
        wait=wait_exponential(multiplier=0.1, max=1.0), reraise=True)
 def pod_exec(api_client: Any, namespace: str, pod: str, command: list[str], container: str | None = None,
              timeout_s: float = 20.0) -> ExecOutput:
-    core = client.CoreV1Api(api_client)
+    # stream() swaps the request function of the client it is handed: an exec on a shared client would turn
+    # other threads' API calls (watches, checks) into websocket handshakes. Each exec gets its own client.
+    exec_client = client.ApiClient(configuration=api_client.configuration)
+    core = client.CoreV1Api(exec_client)
     kwargs = {"container": container} if container else {}
     try:
         ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, stderr=True,
@@ -39,4 +42,5 @@ def pod_exec(api_client: Any, namespace: str, pod: str, command: list[str], cont
         code = ws.returncode
     finally:
         ws.close()
+        exec_client.close()
     return ExecOutput(exit_code=code if code is not None else -1, stdout=stdout, stderr=stderr)
