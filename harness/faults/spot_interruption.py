@@ -239,7 +239,7 @@ class SpotInterruption(Fault):
         self.template_id = template["id"]
         # the template changes nothing; the revert is on record before the experiment starts
         self.revert_id = self.ctx.journal.register_revert(self.name, self._revert_args())
-        started = time.time()
+        started = self._started = time.time()
         experiment = fis.start_experiment(clientToken=token, experimentTemplateId=self.template_id,
                                           tags=tags)["experiment"]
         self.experiment_id = experiment["id"]
@@ -271,7 +271,19 @@ class SpotInterruption(Fault):
             notices[node.name] = seen
         start = action.get("startTime")
         return {"source": "fis+node", "experiment": self.experiment_id, "experiment_status": status,
-                "action_status": action_status, "action_started": str(start) if start else None, "nodes": notices}
+                "action_status": action_status, "action_started": str(start) if start else None,
+                "action_started_at": start.timestamp() if hasattr(start, "timestamp") else None, "nodes": notices}
+
+    def await_landed(self, deadline: float, poll_s: float = 0.1) -> dict[str, Any] | None:
+        """The notice landed when FIS sent it (the action's start), not when the harness saw the node react:
+        a spot handler cordons within a second, and the drain must be judged from the notice itself."""
+        evidence = super().await_landed(deadline, poll_s)
+        sent = (evidence or {}).get("action_started_at")
+        if evidence and sent is not None and self.landed_at is not None:
+            floor = self.injected_at if self.injected_at is not None else self._started
+            self.landed_at = min(self.landed_at, max(float(sent), floor))
+            self.extra["terminate_at"] = max(float(sent), self._started) + self.ctx.wall(self.params.notice)
+        return evidence
 
     def _notice_seen(self, node: NodeRef) -> dict[str, Any] | None:
         """What a real cluster shows of the notice: cordon, taint or Event on the node, or EC2 shutting it down."""

@@ -81,6 +81,10 @@ def test_notice_lands_on_the_node_and_revert_stops_the_experiment(target: Target
     assert evidence is not None, "the notice never showed on the node"
     assert evidence["action_status"] == "running"
     assert evidence["nodes"][node.name]["via"] in ("cordoned", "taint", "event")
+    # landed when FIS sent the notice, which is before the handler's cordon the harness saw
+    assert fault.injected_at <= fault.landed_at <= evidence["action_started_at"] + 0.001 or \
+        fault.landed_at == fault.injected_at
+    assert abs(fault.extra["terminate_at"] - evidence["action_started_at"] - 4.0) < 0.05
     fis = target.aws("fis")
     template = fis.get_experiment_template(id=fault.template_id)["experimentTemplate"]
     assert template["roleArn"].endswith(":role/g7chaos-fis")
