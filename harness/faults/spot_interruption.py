@@ -172,6 +172,9 @@ class SpotInterruption(Fault):
     name = "spot-interruption"
 
     def plan(self) -> str:
+        if getattr(self.params, "rebalance_first", False):
+            raise FaultError("rebalance_first cannot be honoured: FIS sends the rebalance recommendation together "
+                             f"with the interruption notice ({SPOT_ACTION}); drop the setting")
         selector = self.params.node
         candidates = spot_nodes(self.ctx.target, selector)
         if len(candidates) < selector.count:
