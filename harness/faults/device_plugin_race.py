@@ -33,13 +33,14 @@ class DevicePluginRace(RebootFault):
     name = "device-plugin-race"
 
     def plan(self) -> str:
+        plan = self._plan_reboot() if self.params.method == "reboot" else self._plan_plugin_restart()
         self.extra["gpus_before"] = {}
-        if self.params.method == "reboot":
-            plan = self._plan_reboot()
-            for node in self.nodes:
-                current = client.CoreV1Api(self.ctx.target.kube(node.context)).read_node(node.name)
-                self.extra["gpus_before"][node.name] = int((current.status.allocatable or {}).get(GPU, "0") or 0)
-            return plan
+        for node in self.nodes:
+            current = client.CoreV1Api(self.ctx.target.kube(node.context)).read_node(node.name)
+            self.extra["gpus_before"][node.name] = int((current.status.allocatable or {}).get(GPU, "0") or 0)
+        return plan
+
+    def _plan_plugin_restart(self) -> str:
         self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
         plugin = self.ctx.target.spec.selectors.device_plugin
         pods = [pod_on_node(self.ctx.target, n.context, plugin.namespace, plugin.label_selector, n.name)
@@ -52,8 +53,8 @@ class DevicePluginRace(RebootFault):
         if self.params.method == "reboot":
             self._inject_reboot()
             return
-        # Nothing to undo: the DaemonSet recreates the pod. The revert entry records that the harness did it.
-        self.revert_id = self.ctx.journal.register_revert(self.name, {"plugin_pods": self.extra["plugin_pods"]})
+        # The DaemonSet recreates the pod; what the revert owes is a node with its GPUs back.
+        self.revert_id = self.ctx.journal.register_revert(self.name, self._revert_args())
         self.started_at = time.time()
         plugin = self.ctx.target.spec.selectors.device_plugin
         for node in self.nodes:
@@ -83,17 +84,10 @@ class DevicePluginRace(RebootFault):
 
     def _revert_args(self) -> dict[str, Any]:
         plugin = self.ctx.target.spec.selectors.device_plugin
-        return {**super()._revert_args(), "plugin": {"namespace": plugin.namespace, "selector": plugin.label_selector},
+        fis = super()._revert_args() if "template_id" in self.extra else {}
+        return {**fis, "plugin": {"namespace": plugin.namespace, "selector": plugin.label_selector},
                 "nodes": [{"context": n.context, "name": n.name, "gpus": self.extra["gpus_before"].get(n.name, 0)}
                           for n in self.nodes]}
-
-    def revert(self) -> None:
-        if self.params.method == "reboot":
-            super().revert()
-            return
-        if getattr(self, "revert_id", None) is not None:
-            self.ctx.journal.reverted(self.revert_id)
-            self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
