@@ -75,7 +75,8 @@ class SessionContinuity(Check):
                 continue
             if not deep:
                 failures.append(f"{fault.name}: no conversation with {MIN_HISTORY_TURNS}+ turns of history moved off "
-                                f"{', '.join(sorted(nodes))} after the fault ({len(moved)} shorter ones)")
+                                f"{', '.join(sorted(nodes))} after the fault ({len(moved)} shorter ones; the target's "
+                                f"served_by_headers must name the serving node)")
                 continue
             base = statistics.median(before)
             after = statistics.median(r["ttft_ms"] for r in deep)
