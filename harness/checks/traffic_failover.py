@@ -71,10 +71,16 @@ class TrafficFailover(Check):
             reverted = fault.extra.get("revert_started_at") or getattr(fault, "reverted_at", None)
             back = reverted or end
             during = [r for r in records if loss <= r.get("t_start", 0.0) < back]
-            to_zone = [r for r in during if _served_zone(r, header) == zone or _hung(r, header)]
+
+            def sent_there(r: dict[str, Any]) -> bool:
+                # an answer from the zone counts when the whole exchange fell inside the loss (one that began just
+                # before the revert may have been routed just after it); a hung attempt counts by its start
+                return (_served_zone(r, header) == zone and r.get("t_end", back) < back) or _hung(r, header)
+
+            to_zone = [r for r in during if sent_there(r)]
             last = max((r["t_start"] - loss for r in to_zone), default=None)
             after_limit = [r for r in during if r["t_start"] >= loss + limit]
-            late = [r for r in after_limit if _served_zone(r, header) == zone or _hung(r, header)]
+            late = [r for r in after_limit if sent_there(r)]
             share = len(late) / len(after_limit) if after_limit else 0.0
             # logical requests (by idempotency key) that began in the failover window, judged by their last attempt
             by_key: dict[str, list[dict[str, Any]]] = {}
