@@ -12,6 +12,7 @@ running experiments it can stop.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.parse
 from typing import Any
@@ -96,14 +97,20 @@ def stop_template_experiments(target: Any, template_id: str) -> list[str]:
             fis.stop_experiment(id=experiment["id"])
             stopped.append(experiment["id"])
         except Exception as exc:
-            if "NotFound" not in type(exc).__name__ and "ResourceNotFound" not in str(exc):
+            if not _gone(exc):
                 raise
     try:
         fis.delete_experiment_template(id=template_id)
     except Exception as exc:
-        if "NotFound" not in type(exc).__name__ and "ResourceNotFound" not in str(exc) and "not" not in str(exc).lower():
+        if not _gone(exc):
             raise
     return stopped
+
+
+def _gone(exc: Exception) -> bool:
+    """The experiment or template no longer exists (already stopped and cleaned up): nothing left to undo."""
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
+    return code in ("ResourceNotFoundException", "NotFoundException") or "not found" in str(exc).lower()
 
 
 def instance_arn(target: Any, instance_id: str) -> str:
@@ -113,7 +120,7 @@ def instance_arn(target: Any, instance_id: str) -> str:
 
 def await_experiment_started(target: Any, experiment_id: str, deadline: float) -> dict[str, Any]:
     """FIS resolves targets and starts actions asynchronously; a failed experiment is an injection error."""
-    stop = __import__("threading").Event()
+    stop = threading.Event()
     while True:
         state = experiment_state(target, experiment_id)
         if state.get("status") in ("running", "completed"):
