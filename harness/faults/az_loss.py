@@ -184,11 +184,10 @@ class AzLoss(Fault):
         args: dict[str, Any] = {"template_id": self.extra["template_id"]}
         if self.params.zonal_shift:
             args.update(load_balancer_arn=self.extra["load_balancer_arn"], away_from=self.extra["away_from"])
-        try:
-            self.revert_owed(self.ctx.target, args)
-        finally:
-            self.ctx.journal.reverted(self.revert_id)
-            self.revert_id = None
+        self.revert_owed(self.ctx.target, args)
+        # only a revert that went through is struck from the journal: a failed one stays owed for recover
+        self.ctx.journal.reverted(self.revert_id)
+        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:

@@ -164,11 +164,10 @@ class EfaSaturation(Fault):
         if getattr(self, "revert_id", None) is None:
             return
         self._stop.set()
-        try:
-            self.revert_owed(self.ctx.target, {"context": self.context, "namespace": NAMESPACE, "pods": self.pods})
-        finally:
-            self.ctx.journal.reverted(self.revert_id)
-            self.revert_id = None
+        self.revert_owed(self.ctx.target, {"context": self.context, "namespace": NAMESPACE, "pods": self.pods})
+        # only a revert that went through is struck from the journal: a failed one stays owed for recover
+        self.ctx.journal.reverted(self.revert_id)
+        self.revert_id = None
         for t in self._threads:
             t.join(timeout=5)
 

@@ -107,11 +107,10 @@ class GpuThermalThrottle(Fault):
     def revert(self) -> None:
         if getattr(self, "revert_id", None) is None:
             return
-        try:
-            self.revert_owed(self.ctx.target, self.args)
-        finally:
-            self.ctx.journal.reverted(self.revert_id)
-            self.revert_id = None
+        self.revert_owed(self.ctx.target, self.args)
+        # only a revert that went through is struck from the journal: a failed one stays owed for recover
+        self.ctx.journal.reverted(self.revert_id)
+        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:

@@ -100,11 +100,10 @@ class ReplicaStall(Fault):
     def revert(self) -> None:
         if getattr(self, "revert_id", None) is None:
             return
-        try:
-            self.revert_owed(self.ctx.target, {"pods": self.pods})
-        finally:
-            self.ctx.journal.reverted(self.revert_id)
-            self.revert_id = None
+        self.revert_owed(self.ctx.target, {"pods": self.pods})
+        # only a revert that went through is struck from the journal: a failed one stays owed for recover
+        self.ctx.journal.reverted(self.revert_id)
+        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
