@@ -172,7 +172,9 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
         # the recorder's own TTFT histogram agrees with the records
         recorded = decode_histogram(result.histograms[m.window]["ttft"])
         from_records = [r["ttft_ms"] for r in records if r["window"] == m.window and r["ttft_ms"] is not None]
-        assert abs(recorded.get_value_at_percentile(50) / 1000 - sorted(from_records)[len(from_records) // 2]) < 1.0
+        # (requests straddling a window switch land by first token in one and by start in the other: 5% slack)
+        median = sorted(from_records)[len(from_records) // 2]
+        assert abs(recorded.get_value_at_percentile(50) / 1000 - median) < max(1.0, 0.05 * median)
         bias = bias_ms(records, served, result, m.window)
         # no window is systematically off (iter_lines-style reading is off by tens of ms at the median)
         assert abs(bias["tbt_p50"]) <= 1.0, (m.window, bias)
