@@ -179,11 +179,14 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
         # no window is systematically off (iter_lines-style reading is off by tens of ms at the median)
         assert abs(bias["tbt_p50"]) <= 1.0, (m.window, bias)
         late = server_lateness_p99_ms(records, served, m.window)
-        (judged if late <= 5.0 else disturbed).append((m.window, bias, round(late, 2), m.lag_p99_ms))
+        # a window the load process itself calls degraded is not a measurement it stands behind (nor do we)
+        (judged if late <= 5.0 and not m.degraded else disturbed).append((m.window, bias, round(late, 2),
+                                                                          m.lag_p99_ms, m.degraded))
     print("judged:", judged, "disturbed:", disturbed)
     if not judged:
-        pytest.skip(f"machine too busy to measure 2 ms: server ran late in every window {disturbed}")
-    assert any(all(abs(v) <= 2.0 for v in b.values()) for _, b, _, _ in judged), judged
+        pytest.skip(f"machine too busy to measure 2 ms: the server ran late or the load generator was degraded in "
+                    f"every window {disturbed}")
+    assert any(all(abs(v) <= 2.0 for v in b.values()) for _, b, _, _, _ in judged), judged
 
 
 def test_two_workers_merge_exactly(server: SSEServer, tmp_path: Path) -> None:
