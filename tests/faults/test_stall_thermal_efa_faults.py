@@ -96,26 +96,6 @@ def test_replica_stall_freezes_the_chosen_pods_and_thaws_them(target: Target, tw
     fault.revert()      # idempotent
 
 
-def test_a_frozen_replica_stops_mid_stream_until_it_is_thawed(target: Target, twin: TwinHandle, tmp_path: Path):
-    """A SIGSTOPped server sends nothing more; the client's read timeout is what drives its retry."""
-    serving = twin.twin.serving
-    pod = None
-    try:
-        with pytest.raises(httpx.ReadTimeout):
-            with httpx.stream("POST", f"{target.inference_url}/v1/completions", timeout=httpx.Timeout(5.0, read=0.5),
-                              json={"model": "llama-13b-fp8", "prompt": "hello", "max_tokens": 400,
-                                    "stream": True}) as r:
-                pod = r.headers["x-served-by-pod"]
-                lines = r.iter_lines()
-                next(line for line in lines if line.startswith("data:"))
-                assert twin.call(lambda: serving.signal(pod, "STOP"))
-                for line in lines:
-                    assert line != "data: [DONE]", "a frozen replica finished its stream"
-    finally:
-        if pod:
-            twin.call(lambda: serving.signal(pod, "CONT"))
-
-
 def test_efa_saturation_loads_the_pairs_fabric_and_leaves_nothing_behind(target: Target, twin: TwinHandle,
                                                                           tmp_path: Path):
     ctx = _ctx(target, tmp_path)
