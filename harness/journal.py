@@ -30,7 +30,9 @@ class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        # re-entrant: the signal handlers write to the journal, and a signal may land while the main thread is
+        # inside write() holding the lock (a plain Lock deadlocks the interrupted run right there)
+        self._lock = threading.RLock()
         self._fh = open(self.path, "a", encoding="utf-8")
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
