@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def twin_profiles() -> dict[str, str]:
+    """Profile name -> one-line description: the CLI is the one place outside the twin that may name them."""
+    from harness.twin.profiles import PROFILES
+    return {name: description for name, (description, _) in PROFILES.items()}
+
+
 class UsageError(Exception):
     """Raised by subcommands for bad input: printed without a traceback, exit 2."""
 

@@ -64,8 +64,8 @@ def scenarios(directory: Path) -> dict[str, str]:
 
 
 def profiles() -> dict[str, str]:
-    from harness.twin.profiles import PROFILES   # the CLI may name the twin's profiles
-    return {name: description for name, (description, _) in PROFILES.items()}
+    from harness.cli import twin_profiles
+    return twin_profiles()
 
 
 def collect(what: str | None, scenarios_dir: Path) -> dict[str, dict[str, str]]:

@@ -25,8 +25,8 @@ from harness.report.writers import run_dir, write_gameday
 
 
 def all_profiles() -> list[str]:
-    from harness.twin.profiles import PROFILES   # the CLI may name the twin's profiles
-    return list(PROFILES)
+    from harness.cli import twin_profiles
+    return list(twin_profiles())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

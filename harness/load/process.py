@@ -208,7 +208,10 @@ class LoadProcess:
                 return self.live()
             if time.monotonic() > deadline:
                 raise LoadError(f"load processes did not report within {timeout_s:g} s: {self._log_tail()}")
-            time.sleep(0.05)
+            try:   # wake at once if the child dies, else re-read its status file shortly
+                self.procs[0].wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
 
     def _log_tail(self, chars: int = 600) -> str:
         assert self.out_dir is not None
