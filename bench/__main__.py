@@ -11,9 +11,26 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import gateway_capacity
+import importlib
+import pkgutil
 
-BENCHMARKS = {"gateway-capacity": gateway_capacity}
+import bench
+
+
+def _discover() -> dict:
+    """Every module in bench/ with `NAME`, `ORDER`, `run(tiny)` and `rows(result)` is a benchmark: adding one is
+    adding a file."""
+    found = []
+    for info in pkgutil.iter_modules(bench.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"bench.{info.name}")
+        if all(hasattr(module, attr) for attr in ("NAME", "run", "rows")):
+            found.append(module)
+    return {m.NAME: m for m in sorted(found, key=lambda m: (getattr(m, "ORDER", 100), m.NAME))}
+
+
+BENCHMARKS = _discover()
 
 
 def main() -> int:

@@ -10,6 +10,9 @@ from typing import Any
 
 from harness.twin.serving.capacity import BUDGET_MS, find_capacity, measure
 
+NAME = "gateway-capacity"
+ORDER = 90   # the twin's own headroom, after the harness's figures
+
 
 def run(tiny: bool = False) -> dict[str, Any]:
     if tiny:
