@@ -66,11 +66,17 @@ def plan_scenario(scenario: Scenario, target: Any, seed: int, out: Any) -> bool:
 
 
 def dry_run(scenarios: list[tuple[Path, Scenario]], args: argparse.Namespace) -> int:
-    from harness.commands.run import TargetStartError, _target_name, open_target
+    from harness.commands.run import TargetStartError, _target_name, open_target, preflight_named
     out = sys.stdout
+    target_name = _target_name(args, scenarios)
     try:
-        with open_target(_target_name(args, scenarios), args.profile, args.time_scale, args.targets_file,
-                         args.report_dir, args.twin_endpoints) as target:
+        guarded = preflight_named(target_name, scenarios, args, dry_run=True)
+        with open_target(target_name, args.profile, args.time_scale, args.targets_file,
+                         args.report_dir, args.twin_endpoints, scenarios=scenarios, guarded=guarded,
+                         dry_run=True) as target:
+            if getattr(target, "environment", None) == "production":
+                print(f"target {target.name} is production: a real run needs --confirm <context> and an answer "
+                      f"at a terminal", file=out)
             results = [plan_scenario(scenario, target, args.seed, out) for _, scenario in scenarios]
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)

@@ -25,6 +25,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-scale", type=float, default=30.0, help="twin only: control-plane time compression")
     parser.add_argument("--twin-endpoints", type=Path, default=None,
                         help="twin only: use the twin already running with this endpoints file instead of starting one")
+    parser.add_argument("--confirm", default=None, metavar="CONTEXT",
+                        help="production targets only: one of the target's kube contexts, typed again at the prompt")
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,16 +52,49 @@ def load_all(paths: list[Path]) -> list[tuple[Path, Scenario]]:
     return loaded
 
 
+def guard(target: object, scenarios: list[tuple[Path, Scenario]], *, confirm: str | None = None,
+          dry_run: bool = False) -> None:
+    """Every guardrail (harness.target.guardrails.preflight) before anything is injected or even planned.
+
+    A refusal is a GuardrailError (exit 2, naming what mismatched); an STS endpoint that does not answer is
+    an unreachable target (exit 4). The production prompt reads the terminal this process was started from.
+    """
+    from harness.target.guardrails import TargetUnreachableError, preflight
+    stdin = sys.stdin
+    try:
+        preflight(target, [s for _, s in scenarios], confirm=confirm, dry_run=dry_run,
+                  is_tty=bool(stdin is not None and stdin.isatty()), ask=input)
+    except TargetUnreachableError as exc:
+        raise TargetStartError(str(exc)) from exc
+
+
+def preflight_named(target_name: str, scenarios: list[tuple[Path, Scenario]], args: argparse.Namespace,
+                    *, dry_run: bool = False) -> object | None:
+    """A named (non-twin) target resolved and guarded before the live console takes the terminal, which the
+    production confirmation prompt needs; None for the twin, guarded once it is up."""
+    if target_name == "twin":
+        return None
+    from harness.target.target import resolve_target
+    target = resolve_target(target_name, targets_file=args.targets_file)
+    guard(target, scenarios, confirm=getattr(args, "confirm", None), dry_run=dry_run)
+    return target
+
+
 @contextmanager
 def open_target(name: str, profile: str, time_scale: float, targets_file: Path | None,
-                report_dir: Path, twin_endpoints: Path | None = None) -> Iterator[object]:
-    """The named target; for `twin`, the running twin at `twin_endpoints`, else one started for this run.
+                report_dir: Path, twin_endpoints: Path | None = None, *,
+                scenarios: list[tuple[Path, Scenario]] = (), guarded: object | None = None,
+                dry_run: bool = False) -> Iterator[object]:
+    """The named target, guarded; for `twin`, the running twin at `twin_endpoints`, else one started for this run.
 
-    A started twin's endpoints file path is left on the target (`twin_endpoints`) so the run journal can
-    record it for `g7chaos recover`."""
+    `guarded` is a target `preflight_named` already resolved and checked. A started twin's endpoints file
+    path is left on the target (`twin_endpoints`) so the run journal can record it for `g7chaos recover`."""
     from harness.target.target import resolve_target
     if name != "twin":
-        yield resolve_target(name, targets_file=targets_file)
+        if guarded is None:
+            guarded = resolve_target(name, targets_file=targets_file)
+            guard(guarded, list(scenarios), dry_run=dry_run)
+        yield guarded
         return
     from harness.target.endpoints import EndpointsError
     if twin_endpoints is not None:
@@ -70,6 +105,7 @@ def open_target(name: str, profile: str, time_scale: float, targets_file: Path |
         target.twin_endpoints = str(Path(twin_endpoints).resolve())
         from harness.target.endpoints import TwinEndpoints
         target.twin_profile = TwinEndpoints.read(twin_endpoints).profile   # the running twin's, not --profile
+        guard(target, list(scenarios), dry_run=dry_run)
         yield target
         return
     from harness.commands.twinproc import TwinProcess, TwinStartError
@@ -83,6 +119,7 @@ def open_target(name: str, profile: str, time_scale: float, targets_file: Path |
         target.twin_endpoints = str(Path(endpoints).resolve())
         target.owns_twin = True      # started for this run: `recover` stops it if the run died without doing so
         target.twin_pid = twin.proc.pid if twin.proc else None
+        guard(target, list(scenarios), dry_run=dry_run)
         yield target
     finally:
         twin.stop()
@@ -94,11 +131,13 @@ class TargetStartError(Exception):
 
 def run_many(scenarios: list[tuple[Path, Scenario]], *, target_name: str, profile: str, seed: int,
              report_dir: Path, time_scale: float = 30.0, targets_file: Path | None = None,
-             console: ConsoleView | None = None, twin_endpoints: Path | None = None) -> list[RunResult]:
+             console: ConsoleView | None = None, twin_endpoints: Path | None = None,
+             guarded: object | None = None) -> list[RunResult]:
     from harness.runner import Runner, RunOptions
     console = console or ConsoleView()
     results: list[RunResult] = []
-    with open_target(target_name, profile, time_scale, targets_file, report_dir, twin_endpoints) as target:
+    with open_target(target_name, profile, time_scale, targets_file, report_dir, twin_endpoints,
+                     scenarios=scenarios, guarded=guarded) as target:
         for _, scenario in scenarios:
             options = RunOptions(profile=getattr(target, "twin_profile", profile) if target_name == "twin" else None,
                                  seed=seed,
@@ -127,12 +166,14 @@ def run_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from harness.commands.dryrun import dry_run
         return dry_run(scenarios, args)
+    target_name = _target_name(args, scenarios)
     try:
+        guarded = preflight_named(target_name, scenarios, args)
         with ConsoleView() as console:
-            results = run_many(scenarios, target_name=_target_name(args, scenarios), profile=args.profile,
+            results = run_many(scenarios, target_name=target_name, profile=args.profile,
                                seed=args.seed, report_dir=args.report_dir, time_scale=args.time_scale,
                                targets_file=args.targets_file, console=console,
-                               twin_endpoints=args.twin_endpoints)
+                               twin_endpoints=args.twin_endpoints, guarded=guarded)
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
         return 4
@@ -147,12 +188,14 @@ def run_gameday(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.directory}: no scenario files (*.yaml)")
     scenarios = load_all(paths)
     started = datetime.now(timezone.utc)
+    target_name = _target_name(args, scenarios)
     try:
+        guarded = preflight_named(target_name, scenarios, args)
         with ConsoleView() as console:
-            results = run_many(scenarios, target_name=_target_name(args, scenarios), profile=args.profile,
+            results = run_many(scenarios, target_name=target_name, profile=args.profile,
                                seed=args.seed, report_dir=args.report_dir, time_scale=args.time_scale,
                                targets_file=args.targets_file, console=console,
-                               twin_endpoints=args.twin_endpoints)
+                               twin_endpoints=args.twin_endpoints, guarded=guarded)
             gameday = GamedayResult.from_runs(results, name=f"gameday-{args.directory.name}",
                                           target=args.target or "twin", profile=args.profile, started_at=started,
                                           ended_at=datetime.now(timezone.utc))

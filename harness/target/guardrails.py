@@ -6,7 +6,7 @@ mutation, whenever a run would reach beyond what it was told it may touch. Every
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from harness.cli import UsageError
@@ -55,24 +55,105 @@ def check_allowlist(target: Any, *, contexts: Iterable[str] | None = None, aws_a
         raise GuardrailError("refused before touching anything: " + "; ".join(problems))
 
 
-def require_confirmation(target: Any, confirm: str | None, is_tty: bool) -> None:
+def require_confirmation(target: Any, confirm: str | None, is_tty: bool,
+                         ask: Callable[[str], str] | None = None) -> None:
     """A production target runs only when a person at a terminal typed `--confirm <one of its contexts>`.
 
     Without a terminal (CI, cron) a production run is always refused, even with --confirm: a pipeline that
-    can confirm on its own is not a person deciding to touch production.
+    can confirm on its own is not a person deciding to touch production. With `ask` (the CLI passes
+    `input`), the person must also type the context name again at the prompt: a flag can sit in shell
+    history or a copied command line, an answer cannot.
     """
     spec = _spec(target)
     if spec.environment != "production":
         return
     if not is_tty:
         raise GuardrailError(f"target {spec.name!r} is production: refusing to run without a terminal, "
-                             f"where no one can confirm")
+                             f"where no one can confirm (a production run needs --confirm <context> and the "
+                             f"context typed again at the prompt)")
     if confirm is None:
         raise GuardrailError(f"target {spec.name!r} is production: run again with --confirm <context> "
                              f"naming one of its contexts ({', '.join(spec.contexts)})")
     if confirm not in spec.contexts:
         raise GuardrailError(f"--confirm {confirm!r} does not name a context of production target {spec.name!r} "
                              f"({', '.join(spec.contexts)})")
+    if ask is None:
+        return
+    try:
+        answer = ask(f"target {spec.name!r} is PRODUCTION ({', '.join(spec.contexts)}). "
+                     f"Type {confirm!r} to inject faults: ")
+    except EOFError:
+        answer = ""
+    if answer.strip() != confirm:
+        raise GuardrailError(f"production target {spec.name!r}: the answer did not repeat {confirm!r}; "
+                             f"nothing was touched")
+
+
+class TargetUnreachableError(Exception):
+    """The target's API did not answer a read-only pre-flight call (exit 4, not bad input)."""
+
+
+def kubeconfig_contexts(target: Any) -> list[str]:
+    """Context names the target's kubeconfig defines (a local read; nothing is called)."""
+    spec = _spec(target)
+    path = spec.kubeconfig_path()
+    if not path.is_file():
+        raise GuardrailError(f"target {spec.name!r}: kubeconfig {path} does not exist")
+    from kubernetes.config import ConfigException, list_kube_config_contexts
+    try:
+        contexts, _ = list_kube_config_contexts(config_file=str(path))
+    except (ConfigException, OSError, ValueError, TypeError, AttributeError) as exc:
+        raise GuardrailError(f"target {spec.name!r}: kubeconfig {path} cannot be read: {exc}") from exc
+    return [str(c.get("name")) for c in contexts or [] if isinstance(c, dict)]
+
+
+def caller_account(target: Any) -> str:
+    """The AWS account the target's credentials belong to, from STS GetCallerIdentity (read-only).
+
+    Credentials that AWS rejects are the user's to fix (exit 2); an endpoint that does not answer is an
+    unreachable target (exit 4).
+    """
+    from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
+                                     NoRegionError, PartialCredentialsError)
+    try:
+        return str(target.aws("sts").get_caller_identity()["Account"])
+    except (NoCredentialsError, PartialCredentialsError, NoRegionError) as exc:
+        raise GuardrailError(f"target {_spec(target).name!r}: no usable AWS credentials: {exc}") from exc
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise GuardrailError(f"target {_spec(target).name!r}: AWS refused the credentials ({code}): "
+                             f"check aws.credentials") from exc
+    except (EndpointConnectionError, BotoCoreError) as exc:
+        raise TargetUnreachableError(f"target {_spec(target).name!r}: STS did not answer: {exc}") from exc
+
+
+def preflight(target: Any, scenarios: Iterable[Any], *, confirm: str | None = None, is_tty: bool = False,
+              ask: Callable[[str], str] | None = None, dry_run: bool = False) -> str:
+    """Every guardrail, before a run, game day, matrix cell or dry run touches anything. Returns the account.
+
+    Order: the production confirmation flag and terminal first (local, no call made), then the scenarios'
+    scope, the kubeconfig's contexts, the AWS account (STS GetCallerIdentity) and region against the
+    allowlist, and last the typed answer, so the person confirms knowing the account was verified.
+    A dry run changes nothing by construction (no fault's inject is ever called), so it needs no production
+    confirmation and can run in CI to show a plan for review; every allowlist check still applies, because
+    even a plan reads the cluster and the account.
+    """
+    spec = _spec(target)
+    confirming = spec.environment == "production" and not dry_run
+    if confirming:
+        require_confirmation(spec, confirm, is_tty)
+    for scenario in scenarios:
+        check_scenario_scope(spec, scenario)
+    defined = kubeconfig_contexts(spec)
+    missing = [c for c in spec.contexts if c not in defined]
+    if missing:
+        raise GuardrailError(f"refused before touching anything: kube context(s) {', '.join(missing)} of target "
+                             f"{spec.name!r} are not in kubeconfig {spec.kubeconfig_path()}")
+    account = caller_account(target)
+    check_allowlist(spec, contexts=spec.contexts, aws_account=account, region=spec.aws.region)
+    if confirming:
+        require_confirmation(spec, confirm, is_tty, ask)
+    return account
 
 
 def check_blast_radius(target: Any, scenario_caps: BlastRadius | None, *, nodes: int, gpus: int,
