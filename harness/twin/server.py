@@ -121,6 +121,8 @@ class TwinServer:
         self.manager.settle()
         fleet.instant = False
         fleet.aws_client = self._client_factory(aws_url, world.region)
+        from harness.twin.kube.audit import install_audit   # every API call served, read by tests only
+        install_audit(self)
         for name in world.clusters:
             self.aws.set_cluster_endpoint(name, next(s.url for s in self._served if s.name == f"kube:{name}"))
         log.info("fleet seeded in %.2fs", asyncio.get_running_loop().time() - started)
