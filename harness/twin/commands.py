@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--nodes-per-az", type=int, default=2, help="g7.48xlarge nodes per AZ in the 13B nodegroups")
     up.add_argument("--time-scale", type=float, default=30.0, help="control-plane time compression (30 = a 2 min notice lasts 4 s)")
     up.add_argument("--seed", type=int, default=7)
+    up.add_argument("--flaky-api", type=float, default=0.0, metavar="FRACTION",
+                    help="fail this fraction of Kubernetes and AWS API calls (500s, 429s, timeouts) and cut watch "
+                         "streams, to prove a client survives a flaky control plane (default 0: off)")
     up.add_argument("--out", type=Path, default=Path("reports/twin"), help="where kubeconfig and endpoints.json go")
 
 
@@ -31,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     if args.nodes_per_az < 1 or args.time_scale <= 0:
         print("g7chaos: --nodes-per-az must be >= 1 and --time-scale > 0", file=sys.stderr)
         return 2
+    if not 0.0 <= args.flaky_api < 1.0:
+        print("g7chaos: --flaky-api is a fraction of calls in [0, 1), e.g. 0.1", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return asyncio.run(_up(args))
 
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 async def _up(args: argparse.Namespace) -> int:
     from harness.twin.server import TwinServer
     twin = TwinServer(profile=args.profile, nodes_per_az=args.nodes_per_az, time_scale=args.time_scale,
-                      seed=args.seed, out_dir=args.out)
+                      seed=args.seed, out_dir=args.out, flaky_api=args.flaky_api)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, twin.request_stop)
@@ -57,8 +63,9 @@ async def _up(args: argparse.Namespace) -> int:
 def usage_text(e: dict) -> str:
     out = Path(e["kubeconfig"]).parent
     ctx = e["contexts"][0]
+    flaky = f", failing {e['flaky_api']:.0%} of API calls" if e.get("flaky_api") else ""
     lines = [
-        f"G7 EKS twin serving (profile {e['profile']}, time scale {e['time_scale']:g}x, region {e['region']})",
+        f"G7 EKS twin serving (profile {e['profile']}, time scale {e['time_scale']:g}x, region {e['region']}{flaky})",
         f"  endpoints file  {out / 'endpoints.json'}",
         "",
         "kubectl:",

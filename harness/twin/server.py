@@ -25,9 +25,11 @@ import uvicorn
 
 from harness.twin.controllers.base import ControllerManager
 from harness.twin.controllers.manager import build_manager
+from harness.twin.flaky import FlakyApi, FlakyConfig
 from harness.twin.fleet.handlers import FleetHandlers
 from harness.twin.fleet.runtime import Fleet, FleetHooks
 from harness.twin.kube.api import build_kube_app
+from harness.twin.kube.flaky import FlakyKubeApp
 from harness.twin.profiles import parse_profile
 from harness.twin.topology import build_world
 from harness.twin.world import World
@@ -75,18 +77,22 @@ class TwinServer:
     time_scale: float = 30.0
     seed: int = 7
     out_dir: Path = DEFAULT_OUT
+    flaky_api: float = 0.0          # fraction of client calls the Kubernetes and AWS APIs fail (0: reliable)
     world: World | None = None
     fleet: Fleet | None = None
     manager: ControllerManager | None = None
     endpoints: dict[str, Any] = field(default_factory=dict)
     aws: Any = None
     serving: Any = None
+    flaky: FlakyApi | None = None   # what the flaky control plane injected, by API and kind
+    _flaky_front: Any = None
     _served: list[_Served] = field(default_factory=list)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _stop: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
+        self.flaky = FlakyApi(FlakyConfig(rate=self.flaky_api, seed=self.seed))
 
     # -- start -------------------------------------------------------------------------------------
     async def start(self) -> dict[str, Any]:
@@ -107,8 +113,8 @@ class TwinServer:
         try:
             for name, cluster in world.clusters.items():
                 handlers = FleetHandlers(fleet, name)
-                self._serve(f"kube:{name}", build_kube_app(cluster.store, exec_handler=handlers.exec,
-                                                           proxy_handler=handlers.proxy))
+                kube_app = build_kube_app(cluster.store, exec_handler=handlers.exec, proxy_handler=handlers.proxy)
+                self._serve(f"kube:{name}", self._flaky_wrap(kube_app, FlakyKubeApp, f"kube:{name}"))
             gateway = self._gateway(world)
             if gateway is not None:
                 world.serving_url = self._serve("gateway", gateway).url
@@ -117,6 +123,11 @@ class TwinServer:
         finally:
             aws_url = await aws_start
         log.info("servers up and moto started in %.2fs", asyncio.get_running_loop().time() - started)
+        client_aws_url = aws_url
+        if self.flaky is not None and self.flaky.config.enabled:   # clients get the flaky front; controllers moto
+            from harness.twin.aws.flaky import FlakyAwsFront
+            self._flaky_front = FlakyAwsFront(self.flaky)
+            client_aws_url = await asyncio.to_thread(self._flaky_front.start)
         self.aws.seed()                              # launches the fleet: hooks run on this loop
         self.manager.settle()
         fleet.instant = False
@@ -137,11 +148,12 @@ class TwinServer:
         self.endpoints = {
             "region": world.region, "time_scale": self.time_scale, "profile": self.profile,
             "kubeconfig": str(kubeconfig.resolve()), "contexts": list(world.clusters),
-            "aws_endpoint": aws_url, "aws_endpoints": {k: urls[k] for k in extra if k != "imds"},
+            "aws_endpoint": client_aws_url, "aws_endpoints": {k: urls[k] for k in extra if k != "imds"},
             "inference_url": world.serving_url, "pid": os.getpid(),
             "imds_url_template": f"{urls['imds']}/nodes/{{node}}" if "imds" in urls else "",
             "kube_urls": {name: urls[f"kube:{name}"] for name in world.clusters},
             "aws_access_key_id": AWS_ACCESS_KEY, "aws_secret_access_key": AWS_SECRET_KEY, "account_id": ACCOUNT_ID,
+            "flaky_api": self.flaky_api,
         }
         tmp = self.out_dir / "endpoints.json.tmp"
         tmp.write_text(json.dumps(self.endpoints, indent=2) + "\n")
@@ -163,6 +175,12 @@ class TwinServer:
                 return clients[service]
         return client
 
+    def _flaky_wrap(self, app: Any, middleware: Any, surface: str) -> Any:
+        """`app` behind the flaky control plane's middleware when that mode is on, else `app` itself."""
+        if self.flaky is None or not self.flaky.config.enabled:
+            return app
+        return middleware(app, self.flaky, surface)
+
     def _gateway(self, world: World) -> Any:
         try:
             from harness.twin.serving.fleet import ServingFleet
@@ -181,7 +199,11 @@ class TwinServer:
         for name, attr in (("imds", "imds_app"), ("arc-zonal-shift", "zonal_shift_app")):
             factory = getattr(self.aws, attr, None)
             if factory is not None:
-                self._serve(name, factory() if callable(factory) else factory)
+                app = factory() if callable(factory) else factory
+                if name != "imds":     # instance metadata is the node's, not the control plane's
+                    from harness.twin.aws.flaky import FlakyAsgi
+                    app = self._flaky_wrap(app, FlakyAsgi, f"aws:{name}")
+                self._serve(name, app)
                 names.append(name)
         return names
 
@@ -236,6 +258,9 @@ class TwinServer:
         for served in self._served:
             served.sock.close()
         self._served.clear()
+        if self._flaky_front is not None:
+            await asyncio.to_thread(self._flaky_front.stop)
+            self._flaky_front = None
         if self.aws is not None:
             await asyncio.to_thread(self.aws.stop)
             self.aws = None
@@ -243,9 +268,11 @@ class TwinServer:
     # -- tests -------------------------------------------------------------------------------------
     @classmethod
     def start_in_thread(cls, profile: str = "article", nodes_per_az: int = 2, time_scale: float = 30.0,
-                        out_dir: Path | str = DEFAULT_OUT, seed: int = 7, timeout_s: float = 20.0) -> "TwinHandle":
+                        out_dir: Path | str = DEFAULT_OUT, seed: int = 7, timeout_s: float = 20.0,
+                        flaky_api: float = 0.0) -> "TwinHandle":
         """Run the twin on its own loop in a daemon thread; returns once every endpoint is serving."""
-        twin = cls(profile=profile, nodes_per_az=nodes_per_az, time_scale=time_scale, seed=seed, out_dir=Path(out_dir))
+        twin = cls(profile=profile, nodes_per_az=nodes_per_az, time_scale=time_scale, seed=seed, out_dir=Path(out_dir),
+                   flaky_api=flaky_api)
         started = threading.Event()
         failure: list[BaseException] = []
         holder: dict[str, asyncio.AbstractEventLoop] = {}
