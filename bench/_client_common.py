@@ -1,0 +1,57 @@
+"""What every compared client shares: the request body and the measurement window's bookkeeping."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+PROMPT = "the model streams tokens to many clients while the cluster keeps serving under faults"
+
+
+def body_for(tokens: int) -> str:
+    return json.dumps({"model": "bench-llm", "prompt": PROMPT, "max_tokens": tokens, "temperature": 0.7,
+                       "stream": True})
+
+
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+class Window:
+    """Tokens and lags (receive time minus the server's send stamp) seen inside [start, end) epoch seconds."""
+
+    def __init__(self, warmup_s: float, measure_s: float) -> None:
+        self.t_start = time.time() + warmup_s
+        self.t_end = self.t_start + measure_s
+        self.tokens = 0
+        self.lags: list[float] = []
+        self.cpu: list[tuple[float, float]] = []
+
+    def token(self, now: float, lag: float) -> None:
+        if self.t_start <= now < self.t_end:
+            self.tokens += 1
+            self.lags.append(lag)
+
+    def watch(self, sleep=time.sleep) -> None:
+        """CPU of this process at the window's start and end (run in the client's own event loop)."""
+        for mark in (self.t_start, self.t_end):
+            delay = mark - time.time()
+            if delay > 0:
+                sleep(delay)
+            self.cpu.append((_cpu(), time.time()))
+
+    def result(self, **extra: Any) -> dict[str, Any]:
+        lags = sorted(self.lags)
+        span = self.t_end - self.t_start
+
+        def pct(p: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(len(lags) * p / 100.0))] * 1000.0, 3) if lags else None
+
+        cpu = None
+        if len(self.cpu) == 2:
+            (c0, w0), (c1, w1) = self.cpu
+            cpu = round((c1 - c0) / max(1e-9, w1 - w0), 3)
+        return dict(extra, tokens=self.tokens, tokens_per_s=round(self.tokens / span, 1),
+                    lag_p50_ms=pct(50), lag_p99_ms=pct(99), cpu_share=cpu)

@@ -1,0 +1,173 @@
+"""One measured trial of one client against the paced server, and the search for its sustainable load.
+
+Every trial is one fresh load process (never the benchmark's own): g7chaos's streaming user through
+`harness.load.process.LoadProcess` exactly as the harness runs it, the Locust variants and the aiohttp client
+through `bench._locust_client` / `bench._aiohttp_client`. The benchmark process pins itself to the client core
+before it starts any of them, so they inherit that core; the server sits alone on the other.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from bench._paced_server import PacedServer
+from harness.load.process import LoadProcess
+from harness.load.spec import CanarySpec, LoadSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_CPU, CLIENT_CPU = 0, 1
+CLIENTS = {
+    "a": "g7chaos streaming user (harness/load, Locust in its own process)",
+    "b": "Locust FastHttpUser, iter_lines, one request event per token",
+    "c": "Locust FastHttpUser, line reads, one request event per token",
+    "d": "plain asyncio aiohttp client, line reads",
+}
+
+
+def pin_clients() -> set[int] | None:
+    """Pin this process (and so every client it starts) to the client core; returns the old affinity."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return None
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {CLIENT_CPU})
+    return old
+
+
+def unpin(old: set[int] | None) -> None:
+    if old is not None:
+        os.sched_setaffinity(0, old)
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_floor_ms(seconds: float = 1.5, interval_s: float = 0.002) -> dict[str, float]:
+    """How late an idle process on the client core wakes up: the machine's own lag floor (shared machine)."""
+    late: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        time.sleep(interval_s)
+        late.append(time.perf_counter() - t0 - interval_s)
+    late.sort()
+    return {"p50_ms": round(late[len(late) // 2] * 1000, 3), "p99_ms": round(late[int(len(late) * 0.99)] * 1000, 3)}
+
+
+def g7chaos_spec(streams: int, tokens: int, spawn_s: float, duration_s: float, spawn_rate: float | None = None) -> LoadSpec:
+    return LoadSpec(users=streams, spawn_rate=spawn_rate or streams / spawn_s, max_tokens=tokens, prompt_tokens=16,
+                    canary=CanarySpec(every_s=None), duration_s=duration_s)
+
+
+def run_g7chaos(server: PacedServer, streams: int, tokens: int, spawn_s: float, warmup_s: float,
+                measure_s: float) -> dict[str, Any]:
+    """g7chaos's own figures for the measurement window, plus the server's truth over the same window."""
+    spec = g7chaos_spec(streams, tokens, spawn_s, duration_s=warmup_s + measure_s + 30)
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as out:
+        load = LoadProcess()
+        try:
+            load.start(server.url, spec, out, first_window="warmup")
+            started = time.time()
+            load.wait_started(timeout_s=30)
+            time.sleep(max(0.0, started + warmup_s - time.time()))
+            server.reset()
+            pid = load.procs[0].pid
+            cpu0, wall0 = proc_cpu_s(pid), time.monotonic()
+            load.mark_window("measure")
+            time.sleep(measure_s)
+            load.mark_window("__after")
+            cpu1, wall1 = proc_cpu_s(pid), time.monotonic()
+            truth = server.truth()
+        finally:
+            result = load.stop(timeout_s=10)
+    window = result.window("measure")
+    if window is None:
+        raise RuntimeError(f"g7chaos load left no measurement window: {result.problems}")
+    span = max(1e-9, window.last_wall - window.first_wall)
+    observed = window.ttft_count + window.tbt_count      # content events seen inside the window
+    return {"streams": streams, "tokens": observed, "tokens_per_s": round(observed / span, 1),
+            "lag_p50_ms": None, "lag_p99_ms": window.lag_p99_ms, "cpu_share": round((cpu1 - cpu0) / (wall1 - wall0), 3),
+            "errors": window.errors, "degraded": window.degraded, "window": window.model_dump(), "server": truth}
+
+
+def run_other(kind: str, server: PacedServer, streams: int, tokens: int, spawn_s: float, warmup_s: float,
+              measure_s: float) -> dict[str, Any]:
+    module = "bench._aiohttp_client" if kind == "d" else "bench._locust_client"
+    cfg = {"url": server.url, "kind": {"b": "iter_lines", "c": "readline"}.get(kind, "aiohttp"), "streams": streams,
+           "tokens": tokens, "spawn_s": spawn_s, "warmup_s": warmup_s, "measure_s": measure_s}
+    proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", module, json.dumps(cfg)], cwd=str(ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the client's window opens `warmup_s` after its imports (~0.5 s): the server's truth follows it roughly
+    time.sleep(warmup_s + 0.5)
+    server.reset()
+    try:
+        stdout, stderr = proc.communicate(timeout=warmup_s + measure_s + 40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate(timeout=10)
+    truth = server.truth()
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"client {kind} failed ({proc.returncode}): {stderr[-800:]}")
+    return dict(json.loads(lines[-1]), server=truth, degraded=None)
+
+
+def run_trial(kind: str, server: PacedServer, streams: int, **kw: Any) -> dict[str, Any]:
+    if kind == "a":
+        return run_g7chaos(server, streams, **kw)
+    return run_other(kind, server, streams, **kw)
+
+
+def search(kinds: list[str], trial: Callable[[str, int], dict[str, Any]], limit_ms: float, start: int,
+           ceiling: int, bisect_steps: int, floor: int) -> dict[str, dict[str, Any]]:
+    """Most concurrent streams each client holds with lag p99 <= limit: doubling from `start`, then bisecting.
+
+    Clients take turns at every round (the machine is shared and its noise drifts: each client sees the same
+    drift). A client that fails at `start` is tried once at `floor`. Bounded: at most log2(ceiling/start)+1
+    doublings and `bisect_steps` halvings per client.
+    """
+    state = {k: {"good": None, "bad": None, "next": start, "steps": 0, "trials": []} for k in kinds}
+    while True:
+        active = [k for k in kinds if state[k]["next"] is not None]
+        if not active:
+            break
+        for kind in active:
+            st = state[kind]
+            level = st["next"]
+            result = trial(kind, level)
+            ok = result.get("lag_p99_ms") is not None and result["lag_p99_ms"] <= limit_ms and not result.get("errors")
+            result["held"] = ok
+            st["trials"].append(result)
+            if ok:
+                st["good"] = level if st["good"] is None or level > st["good"] else st["good"]
+            else:
+                st["bad"] = level if st["bad"] is None or level < st["bad"] else st["bad"]
+            st["next"] = _next_level(st, start, ceiling, bisect_steps, floor)
+    return state
+
+
+def _next_level(st: dict[str, Any], start: int, ceiling: int, bisect_steps: int, floor: int) -> int | None:
+    good, bad = st["good"], st["bad"]
+    if bad is None:                                   # still doubling
+        nxt = good * 2
+        return nxt if nxt <= ceiling else None
+    if good is None:                                  # failed at the start: one try lower, then give up
+        return floor if bad > floor else None
+    if st["steps"] >= bisect_steps or bad - good <= max(2, good // 16):
+        return None
+    st["steps"] += 1
+    return (good + bad) // 2
+
+
+def best(st: dict[str, Any]) -> dict[str, Any] | None:
+    """The trial at the highest level that held (its measured tokens/s is the client's sustainable figure)."""
+    held = [t for t in st["trials"] if t["held"]]
+    return max(held, key=lambda t: t["streams"]) if held else None

@@ -1,0 +1,89 @@
+"""How many streamed tokens per second one load process measures faithfully: g7chaos vs the usual clients.
+
+Faithfully = its lag p99 (receive time minus the server's send stamp on each event) stays within 2.5 ms: past
+that, the client's own queueing shows up as the deployment's TTFT/TBT. Four clients, one process each, on one
+core, against a paced SSE server alone on the other core (20 ms between tokens, ~50 ms TTFT, 100 tokens per
+stream): (a) g7chaos's streaming user as the harness runs it, (b) Locust's usual `iter_lines` with one request
+event per token, (c) the same with line reads, (d) plain asyncio/aiohttp. They take turns at every load level.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from bench import _trials as trials
+from bench._paced_server import PacedServer
+
+NAME = "loadgen-efficiency"
+ORDER = 10
+LIMIT_MS = 2.5
+TOKENS = 100
+LAST: dict[str, Any] = {}     # the latest full result, for the accuracy benchmark's load levels
+
+
+def run(tiny: bool = False) -> dict[str, Any]:
+    if tiny:
+        size = dict(tokens=10, spawn_s=0.2, warmup_s=0.6, measure_s=0.6)
+        start, ceiling, steps, floor_level = 8, 8, 0, 8
+    else:
+        size = dict(tokens=TOKENS, spawn_s=1.0, warmup_s=2.0, measure_s=2.5)
+        start, ceiling, steps, floor_level = 100, 1600, 2, 25
+    old = trials.pin_clients()
+    try:
+        floor = trials.idle_floor_ms(0.3 if tiny else 1.5)
+        # On a shared machine an idle process may already wake later than the limit: then the limit is the
+        # floor plus 1 ms, the same for every client, and the result says so.
+        limit = max(LIMIT_MS, round(floor["p99_ms"] + 1.0, 2)) if floor["p99_ms"] > LIMIT_MS - 1.0 else LIMIT_MS
+        with PacedServer(cpu=trials.SERVER_CPU, tokens=size["tokens"]) as server:
+            state = trials.search(list(trials.CLIENTS), lambda kind, n: trials.run_trial(kind, server, n, **size),
+                                  limit_ms=limit, start=start, ceiling=ceiling, bisect_steps=steps, floor=floor_level)
+    finally:
+        trials.unpin(old)
+    clients: dict[str, Any] = {}
+    for kind, what in trials.CLIENTS.items():
+        top = trials.best(state[kind])
+        worst_server = max((t["server"]["cpu_share"] for t in state[kind]["trials"]), default=None)
+        clients[kind] = {
+            "what": what, "sustained_streams": top["streams"] if top else 0,
+            "sustained_tokens_per_s": top["tokens_per_s"] if top else 0.0,
+            "lag_p99_ms_at_sustained": top["lag_p99_ms"] if top else None,
+            "cpu_share_at_sustained": top["cpu_share"] if top else None,
+            "server_cpu_share_max": worst_server,
+            "trials": [{k: t.get(k) for k in ("streams", "tokens_per_s", "lag_p99_ms", "cpu_share", "errors",
+                                               "held", "degraded")}
+                       | {"server_cpu_share": t["server"]["cpu_share"], "server_late_p99_ms": t["server"]["late_p99_ms"]}
+                       for t in state[kind]["trials"]]}
+    a = clients["a"]["sustained_tokens_per_s"]
+
+    def ratio(other: str) -> float | None:
+        b = clients[other]["sustained_tokens_per_s"]
+        return round(a / b, 2) if b else None
+
+    result = {"name": NAME, "tiny": tiny, "limit_lag_p99_ms": limit, "idle_floor": floor, "size": size,
+              "clients": clients, "ratio_a_b": ratio("b"), "ratio_a_c": ratio("c"), "ratio_a_d": ratio("d"),
+              "goal_a_over_b": 2.0}
+    if not tiny:
+        LAST.clear()
+        LAST.update(result)
+    return result
+
+
+def _ratio(value: float | None, other: str) -> str:
+    return f"n/a ({other} never held the limit)" if value is None else f"{value:.2f}x"
+
+
+def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    out = []
+    for kind, c in result["clients"].items():
+        out.append((f"loadgen ({kind}) {c['what']}",
+                    f"{c['sustained_tokens_per_s']:.0f} tokens/s sustained ({c['sustained_streams']} streams) at lag p99 "
+                    f"{c['lag_p99_ms_at_sustained'] if c['lag_p99_ms_at_sustained'] is not None else '-'} ms, "
+                    f"client CPU {100 * (c['cpu_share_at_sustained'] or 0):.0f}% of a core; "
+                    f"server CPU max {100 * (c['server_cpu_share_max'] or 0):.0f}%",
+                    f"limit lag p99 <= {result['limit_lag_p99_ms']} ms"))
+    a_b = result["ratio_a_b"]
+    met = a_b is None and result["clients"]["a"]["sustained_tokens_per_s"] > 0 or (a_b is not None and a_b >= 2.0)
+    out.append(("loadgen ratios (sustained tokens/s)",
+                f"a/b {_ratio(a_b, 'b')}, a/c {_ratio(result['ratio_a_c'], 'c')}, a/d {_ratio(result['ratio_a_d'], 'd')}; "
+                f"idle wake-up p99 on the client core {result['idle_floor']['p99_ms']} ms (shared machine)",
+                ("goal a >= 2x b met" if met else "goal a >= 2x b NOT met") if not result["tiny"] else "tiny: no verdict"))
+    return out
