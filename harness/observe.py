@@ -7,6 +7,7 @@ resourceVersion (a fresh list when the server answers 410 Gone), so a flaky cont
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from typing import Any, Callable
 
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
+from tenacity import Retrying, retry_if_exception_type, wait_exponential
 
 
 @dataclass
@@ -71,6 +73,7 @@ class ClusterObserver:
         self._threads: list[threading.Thread] = []
         self.ready = threading.Event()
         self._pending_ready = 0
+        self._ready_lock = threading.Lock()
 
     def start(self) -> None:
         streams: list[tuple[str, Callable, dict]] = [("Node", self.core.list_node, {})]
@@ -92,51 +95,85 @@ class ClusterObserver:
             thread.join(timeout=2)
 
     def _mark_ready(self) -> None:
-        self._pending_ready -= 1
-        if self._pending_ready <= 0:
-            self.ready.set()
+        with self._ready_lock:      # one thread per stream counts down
+            self._pending_ready -= 1
+            if self._pending_ready <= 0:
+                self.ready.set()
 
     def _run(self, kind: str, lister: Callable, kwargs: dict) -> None:
-        resource_version: str | None = None
-        first = True
-        backoff = 0.05
+        """Keep one stream watched until stop(): each pass lists (when there is no resourceVersion to resume
+        from) and watches until the stream ends or breaks; failures back off, bounded, and try again."""
+        state = _StreamState()
         while not self._stop.is_set():
-            try:
-                if resource_version is None:
-                    listed = lister(**kwargs)
-                    resource_version = listed.metadata.resource_version
-                    now = time.time()
-                    for item in listed.items:
-                        self.timeline.add(Observation(now, self.context, kind, "LISTED", item.metadata.name,
-                                                      item.metadata.namespace, item))
-                    if first:
-                        first = False
-                        self._mark_ready()
-                w = watch.Watch()
-                self._watches.append(w)
-                for event in w.stream(lister, resource_version=resource_version, timeout_seconds=30,
-                                      allow_watch_bookmarks=False, **kwargs):
-                    if self._stop.is_set():
-                        break
-                    obj = event["object"]
-                    if event["type"] == "ERROR":
-                        resource_version = None
-                        break
-                    resource_version = obj.metadata.resource_version or resource_version
-                    self.timeline.add(Observation(time.time(), self.context, kind, event["type"],
-                                                  obj.metadata.name, obj.metadata.namespace, obj))
-                self._watches.remove(w)
-                backoff = 0.05
-            except ApiException as exc:
-                if exc.status == 410:
-                    resource_version = None
-                    continue
-                self.on_error(f"{self.context} {kind} watch: HTTP {exc.status}")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
-            except Exception as exc:  # connection drops: resume from the last resourceVersion
+            retrying = Retrying(retry=retry_if_exception_type(Exception), wait=wait_exponential(multiplier=0.05, max=2.0),
+                                stop=lambda _: self._stop.is_set(), sleep=self._stop.wait,
+                                before_sleep=lambda rs: self._report(kind, rs.outcome.exception()),
+                                retry_error_callback=lambda _: None)
+            retrying(self._watch_once, kind, lister, kwargs, state)
+
+    def _report(self, kind: str, exc: BaseException | None) -> None:
+        if exc is None or self._stop.is_set():
+            return
+        if isinstance(exc, ApiException):
+            self.on_error(f"{self.context} {kind} watch: HTTP {exc.status}")
+        else:
+            self.on_error(f"{self.context} {kind} watch: {type(exc).__name__}: {exc}")
+
+    def _watch_once(self, kind: str, lister: Callable, kwargs: dict, state: "_StreamState") -> None:
+        if state.resource_version is None:
+            self._relist(kind, lister, kwargs, state)
+        w = watch.Watch()
+        self._watches.append(w)
+        try:
+            for event in w.stream(lister, resource_version=state.resource_version, timeout_seconds=30,
+                                  allow_watch_bookmarks=False, **kwargs):
                 if self._stop.is_set():
                     break
-                self.on_error(f"{self.context} {kind} watch: {type(exc).__name__}: {exc}")
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 2.0)
+                obj = event["object"]
+                if event["type"] == "ERROR":
+                    state.resource_version = None
+                    return
+                state.resource_version = obj.metadata.resource_version or state.resource_version
+                key = (obj.metadata.namespace, obj.metadata.name)
+                if event["type"] == "DELETED":
+                    state.known.pop(key, None)
+                else:
+                    state.known[key] = obj
+                self.timeline.add(Observation(time.time(), self.context, kind, event["type"],
+                                              obj.metadata.name, obj.metadata.namespace, obj))
+        except ApiException as exc:
+            if exc.status == 410:      # too old to resume from: list again, then watch from there
+                state.resource_version = None
+                return
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._watches.remove(w)
+
+    def _relist(self, kind: str, lister: Callable, kwargs: dict, state: "_StreamState") -> None:
+        """A fresh list. Objects known before that it no longer holds were deleted while we could not
+        watch: they are recorded as DELETED, so a timeline never keeps a pod that is gone."""
+        listed = lister(**kwargs)
+        now = time.time()
+        seen: dict[tuple[str | None, str], Any] = {}
+        for item in listed.items:
+            seen[(item.metadata.namespace, item.metadata.name)] = item
+            self.timeline.add(Observation(now, self.context, kind, "LISTED", item.metadata.name,
+                                          item.metadata.namespace, item))
+        for (namespace, name), last in state.known.items():
+            if (namespace, name) not in seen:
+                self.timeline.add(Observation(now, self.context, kind, "DELETED", name, namespace, last))
+        state.known = seen
+        state.resource_version = listed.metadata.resource_version
+        if not state.listed_once:
+            state.listed_once = True
+            self._mark_ready()
+
+
+@dataclass
+class _StreamState:
+    """Where one watched stream stands: the resourceVersion to resume from and the objects it holds."""
+
+    resource_version: str | None = None
+    known: dict[tuple[str | None, str], Any] = field(default_factory=dict)
+    listed_once: bool = False

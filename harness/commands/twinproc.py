@@ -24,11 +24,13 @@ class TwinStartError(Exception):
 
 class TwinProcess:
     def __init__(self, profile: str = "article", time_scale: float = 30.0, nodes_per_az: int = 2, seed: int = 7,
-                 out_dir: Path | None = None):
+                 out_dir: Path | None = None, flaky_api: float = 0.0):
         self.out_dir = Path(out_dir or tempfile.mkdtemp(prefix="g7chaos-twin-"))
         self.args = [sys.executable, "-m", "harness", "twin", "up", "--profile", profile,
                      "--time-scale", str(time_scale), "--nodes-per-az", str(nodes_per_az), "--seed", str(seed),
                      "--out", str(self.out_dir)]
+        if flaky_api:     # the twin's control plane fails this fraction of calls (TargetSpec.twin_flaky_api)
+            self.args += ["--flaky-api", str(flaky_api)]
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -1,4 +1,10 @@
-"""Running a command in a pod through the Kubernetes exec API (the websocket channel protocol)."""
+"""Running a command in a pod through the Kubernetes exec API (the websocket channel protocol).
+
+The API server can refuse the handshake (500, 429), and a stream can end without the Status frame that
+carries the exit code (the connection was cut). Both are retried, bounded in attempts and time: every
+command the harness execs is idempotent (`dcgmi test --inject ... -v 1` sets a value, `kill -STOP` of a
+stopped process stops it again), so running one twice is safe where not running it is not.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,7 +12,11 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.stream import stream
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, stop_after_delay, wait_exponential
+
+EXEC_ATTEMPTS = 6
+EXEC_DEADLINE_S = 60.0
+TRANSIENT_STATUSES = (0, 429, 500, 502, 503, 504)   # 0: the websocket handshake or connection failed
 
 
 @dataclass
@@ -20,8 +30,9 @@ class TransientExecError(Exception):
     pass
 
 
-@retry(retry=retry_if_exception_type(TransientExecError), stop=stop_after_attempt(4),
-       wait=wait_exponential(multiplier=0.1, max=1.0), reraise=True)
+@retry(retry=retry_if_exception_type(TransientExecError),
+       stop=stop_after_attempt(EXEC_ATTEMPTS) | stop_after_delay(EXEC_DEADLINE_S),
+       wait=wait_exponential(multiplier=0.1, max=2.0), reraise=True)
 def pod_exec(api_client: Any, namespace: str, pod: str, command: list[str], container: str | None = None,
              timeout_s: float = 20.0) -> ExecOutput:
     # stream() swaps the request function of the client it is handed: an exec on a shared client would turn
@@ -33,14 +44,30 @@ def pod_exec(api_client: Any, namespace: str, pod: str, command: list[str], cont
         ws = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=command, stderr=True,
                     stdin=False, stdout=True, tty=False, _preload_content=False, **kwargs)
     except client.ApiException as exc:
-        if exc.status in (429, 500, 502, 503, 504) or exc.status == 0:
+        exec_client.close()
+        if exc.status in TRANSIENT_STATUSES:
             raise TransientExecError(str(exc)) from exc
         raise
     try:
-        ws.run_forever(timeout=timeout_s)
+        try:
+            ws.run_forever(timeout=timeout_s)
+        except Exception as exc:   # websocket cut mid-stream (connection reset, closed)
+            raise TransientExecError(f"exec stream in {namespace}/{pod} broke: {type(exc).__name__}: {exc}") from exc
         stdout, stderr = ws.read_stdout() or "", ws.read_stderr() or ""
-        code = ws.returncode
+        code = _exit_code(ws)
     finally:
         ws.close()
         exec_client.close()
-    return ExecOutput(exit_code=code if code is not None else -1, stdout=stdout, stderr=stderr)
+    return ExecOutput(exit_code=code, stdout=stdout, stderr=stderr)
+
+
+def _exit_code(ws: Any) -> int:
+    """The command's exit code from the Status frame; -1 when it is still running at the timeout."""
+    if ws.is_open():
+        return -1
+    try:
+        code = ws.returncode
+    except (TypeError, KeyError, IndexError, ValueError, AttributeError) as exc:
+        # the stream closed without a (readable) Status: the connection was cut, the outcome is unknown
+        raise TransientExecError(f"exec stream ended without a status: {type(exc).__name__}") from exc
+    return code if code is not None else -1

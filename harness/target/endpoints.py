@@ -32,6 +32,7 @@ class TwinEndpoints(BaseModel):
     imds_url_template: str | None = None
     pid: int | None = None
     account_id: str = TWIN_ACCOUNT_ID
+    flaky_api: float = Field(0.0, ge=0, lt=1)     # fraction of control-plane calls the twin fails
 
     @classmethod
     def read(cls, path: Path | str = DEFAULT_ENDPOINTS_PATH) -> TwinEndpoints:

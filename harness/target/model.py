@@ -206,6 +206,8 @@ class TargetSpec(StrictModel):
     selectors: Selectors = Field(default_factory=Selectors)
     alarms: AlarmNames = Field(default_factory=AlarmNames)
     load_balancer: LoadBalancerSpec = Field(default_factory=LoadBalancerSpec)
+    twin_flaky_api: float = Field(0.0, ge=0, lt=1, description="built-in twin only: the fraction of Kubernetes and "
+                                  "AWS API calls its control plane fails (`g7chaos twin up --flaky-api`)")
 
     @field_validator("contexts")
     @classmethod
@@ -230,6 +232,8 @@ class TargetSpec(StrictModel):
                                       {"region": self.aws.region})
         if self.aws.account_id and allowed.aws_accounts and self.aws.account_id not in allowed.aws_accounts:
             raise PydanticCustomError("account_not_allowlisted", "aws.account_id is not in allowlist.aws_accounts")
+        if self.twin_flaky_api and self.aws.credentials.source != "twin":
+            raise PydanticCustomError("flaky_api_twin_only", "twin_flaky_api is a mode of the built-in twin target")
         if self.environment == "production":
             missing = [name for name, value in (("allowlist.contexts", allowed.contexts),
                                                 ("allowlist.aws_accounts", allowed.aws_accounts),

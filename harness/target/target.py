@@ -9,17 +9,28 @@ target names (and its allowlist admits), so a typo in a scenario cannot reach a 
     alarms = target.aws("cloudwatch").describe_alarms()
     wall = target.wall_seconds(scenario.duration)
 
+Control planes fail: API servers answer 500 and 429, time out and cut watches; AWS throttles. Every client
+built here retries what is safe to retry, bounded in attempts and time: Kubernetes calls through urllib3's
+Retry for idempotent methods (GET, PUT, PATCH, DELETE; Retry-After honoured) with a per-request timeout,
+creates (POST) through tenacity with "409 AlreadyExists for an object we sent" counted as done, and boto3 in
+botocore's standard retry mode. Faults and checks get this by using `Target.kube` and `Target.aws`.
+
 Secrets: credentials are read from where the spec says (profile, env, default chain) at client creation
 and never stored in the spec; `Target.redact` removes them, and the kubeconfig's own tokens and keys, from
 anything bound for a report.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
+import urllib3
 import yaml
+from kubernetes.client import rest as kube_rest
+from tenacity import (RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt,
+                      stop_after_delay, wait_exponential)
 
 from harness.target.endpoints import DEFAULT_ENDPOINTS_PATH, TWIN_ACCESS_KEY, TWIN_SECRET_KEY, TwinEndpoints
 from harness.target.guardrails import GuardrailError, check_allowlist, check_blast_radius, require_confirmation
@@ -32,6 +43,95 @@ __all__ = ["Target", "GuardrailError", "check_allowlist", "check_blast_radius", 
 _KUBECONFIG_SECRET_FIELDS = ("token", "password", "client-key-data", "client-certificate-data", "id-token",
                              "refresh-token", "client-secret")
 _MAX_KUBECONFIG_BYTES = 4 << 20
+
+KUBE_RETRY_STATUSES = (429, 500, 502, 503, 504)
+KUBE_ATTEMPTS = 6                       # 1 call + 5 retries: at a 10% failure rate, 1 in a million calls fails
+KUBE_RETRY_DEADLINE_S = 30.0
+KUBE_REQUEST_TIMEOUT_S = (5.0, 30.0)    # connect, read: a hung API server never hangs a run (watches excepted)
+AWS_RETRY_CONFIG = {"total_max_attempts": 8, "mode": "standard"}
+
+
+def kube_retry() -> urllib3.Retry:
+    """urllib3 retries for idempotent Kubernetes calls: connection errors, read timeouts and 429/5xx answers."""
+    return urllib3.Retry(total=KUBE_ATTEMPTS - 1, connect=KUBE_ATTEMPTS - 1, read=KUBE_ATTEMPTS - 1,
+                         status=KUBE_ATTEMPTS - 1, other=0, backoff_factor=0.1, backoff_max=2.0,
+                         status_forcelist=KUBE_RETRY_STATUSES,
+                         allowed_methods=frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"}),
+                         respect_retry_after_header=True, raise_on_status=False)
+
+
+def _wait_create(state: RetryCallState) -> float:
+    """Exponential backoff, or the server's Retry-After when it asks for longer."""
+    backoff = wait_exponential(multiplier=0.1, max=2.0)(state)
+    outcome = state.outcome
+    if outcome is None or outcome.failed:
+        return backoff
+    retry_after = outcome.result().getheader("retry-after") or ""
+    return max(backoff, min(float(retry_after), 10.0)) if retry_after.isdigit() else backoff
+
+
+class ResilientRestClient(kube_rest.RESTClientObject):
+    """The kubernetes client's REST layer with a default timeout and safe retries for creates.
+
+    Idempotent methods are retried by urllib3 (`configuration.retries`). A POST is not idempotent: it is
+    retried here, and a 409 AlreadyExists met after an attempt that may have been applied is success when
+    the object found carries every label and annotation we sent (it is ours); anything else stays a 409.
+    """
+
+    def request(self, method, url, headers=None, body=None, post_params=None, _request_timeout=None):  # type: ignore[override]
+        if _request_timeout is None and "watch=true" not in url:
+            _request_timeout = KUBE_REQUEST_TIMEOUT_S
+        call = super().request
+        if method != "POST" or url.rstrip("/").endswith(("/exec", "/attach", "/portforward")):
+            return call(method, url, headers=headers, body=body, post_params=post_params,
+                        _request_timeout=_request_timeout)
+        maybe_applied = False
+
+        def attempt() -> Any:
+            nonlocal maybe_applied
+            try:
+                response = call(method, url, headers=dict(headers or {}), body=body, post_params=post_params,
+                                _request_timeout=_request_timeout)
+            except urllib3.exceptions.HTTPError:
+                maybe_applied = True       # sent, and no answer: it may have been applied
+                raise
+            if response.status in KUBE_RETRY_STATUSES:
+                maybe_applied = maybe_applied or response.status != 429   # a 429 is refused before it is applied
+                response.read()
+                return response
+            if response.status == 409 and maybe_applied:
+                adopted = self._adopt(url, headers, body, _request_timeout)
+                if adopted is not None:
+                    response.read()
+                    return adopted
+            return response
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(urllib3.exceptions.HTTPError)
+            | retry_if_result(lambda response: response.status in KUBE_RETRY_STATUSES),
+            wait=_wait_create, reraise=True, retry_error_callback=lambda state: state.outcome.result(),
+            stop=stop_after_attempt(KUBE_ATTEMPTS) | stop_after_delay(KUBE_RETRY_DEADLINE_S))
+        return retrying(attempt)
+
+    def _adopt(self, url: str, headers: Any, body: Any, timeout: Any) -> Any:
+        """The existing object named in the create `body`, if it is the one we sent (else None)."""
+        sent = body if isinstance(body, dict) else json.loads(body) if isinstance(body, (str, bytes)) else None
+        metadata = (sent or {}).get("metadata") or {}
+        name = metadata.get("name")
+        if not name:
+            return None
+        base = url.partition("?")[0]
+        read_headers = {k: v for k, v in (headers or {}).items() if k.lower() in ("accept", "authorization")}
+        found = super().request("GET", f"{base.rstrip('/')}/{name}", headers=read_headers, _request_timeout=timeout)
+        if found.status != 200:
+            found.read()
+            return None
+        existing = (json.loads(found.read() or b"{}").get("metadata") or {})
+        for field in ("labels", "annotations"):
+            mine, theirs = metadata.get(field) or {}, existing.get(field) or {}
+            if any(theirs.get(k) != v for k, v in mine.items()):
+                return None
+        return found
 
 
 class CredentialsError(GuardrailError):
@@ -95,9 +195,14 @@ class Target:
                                  f"({', '.join(self.spec.contexts)})")
         check_allowlist(self.spec, contexts=[context])
         if context not in self._kube:
-            from kubernetes import config as kube_config
-            self._kube[context] = kube_config.new_client_from_config(
-                config_file=str(self.spec.kubeconfig_path()), context=context, persist_config=False)
+            from kubernetes import client as kube_client, config as kube_config
+            configuration = kube_client.Configuration()
+            kube_config.load_kube_config(config_file=str(self.spec.kubeconfig_path()), context=context,
+                                         client_configuration=configuration, persist_config=False)
+            configuration.retries = kube_retry()
+            api_client = kube_client.ApiClient(configuration=configuration)
+            api_client.rest_client = ResilientRestClient(configuration)
+            self._kube[context] = api_client
         return self._kube[context]
 
     # ------------------------------------------------------------------------------------- aws
@@ -131,7 +236,7 @@ class Target:
         """A boto3 client for `service` in the target's region, at its endpoint when one is configured."""
         if service not in self._aws:
             from botocore.config import Config
-            config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+            config = Config(retries=dict(AWS_RETRY_CONFIG), connect_timeout=5, read_timeout=30)
             self._aws[service] = self.aws_session().client(
                 service, region_name=self.spec.aws.region, endpoint_url=self.endpoint_for(service), config=config)
         return self._aws[service]
@@ -183,6 +288,7 @@ class Target:
             "region": self.region, "aws_endpoint": self.spec.aws.endpoint_url,
             "aws_endpoints": dict(self.spec.aws.endpoints), "inference_url": self.inference_url,
             "time_scale": self.time_scale, "aws_auth_source": self.spec.aws.credentials.source,
+            **({"twin_flaky_api": self.spec.twin_flaky_api} if self.spec.twin_flaky_api else {}),
         })
 
     # ------------------------------------------------------------------------------ constructors
@@ -211,6 +317,7 @@ def twin_spec(endpoints: TwinEndpoints) -> TargetSpec:
                     account_id=endpoints.account_id),
         inference_url=endpoints.inference_url,
         time_scale=endpoints.time_scale,
+        twin_flaky_api=endpoints.flaky_api,
         allowlist=Allowlist(contexts=list(endpoints.contexts), aws_accounts=[endpoints.account_id],
                             regions=[endpoints.region]),
     )

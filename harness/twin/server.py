@@ -92,7 +92,10 @@ class TwinServer:
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
-        self.flaky = FlakyApi(FlakyConfig(rate=self.flaky_api, seed=self.seed))
+        # the flaky control plane's delays are control-plane time, compressed like the rest: a 15 s client
+        # timeout and a 1 s Retry-After on AWS are 0.5 s and "retry now" at the default 30x
+        self.flaky = FlakyApi(FlakyConfig(rate=self.flaky_api, seed=self.seed, hold_s=min(1.5, 15.0 / self.time_scale),
+                                          retry_after_s=1 if self.time_scale < 10 else 0))
 
     # -- start -------------------------------------------------------------------------------------
     async def start(self) -> dict[str, Any]:

@@ -26,15 +26,16 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_DROPPING: contextvars.ContextVar[bool] = contextvars.ContextVar("g7_flaky_watch_drop", default=False)
-_UNFINISHED = "ASGI callable returned without completing response"
+_INJECTED: contextvars.ContextVar[bool] = contextvars.ContextVar("g7_flaky_injected", default=False)
+_UNFINISHED = ("ASGI callable returned without completing response",     # a watch cut on purpose
+               "ASGI callable returned without completing handshake")    # an exec refused on purpose
 
 
 class _QuietDrops(logging.Filter):
-    """uvicorn reports a response left unfinished as an error; a watch cut on purpose is not one."""
+    """uvicorn reports an unfinished response or a refused websocket as an error; one injected on purpose is not."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (_DROPPING.get() and _UNFINISHED in record.getMessage())
+        return not (_INJECTED.get() and any(text in record.getMessage() for text in _UNFINISHED))
 
 
 _quiet = _QuietDrops()
@@ -124,13 +125,14 @@ class FlakyKubeApp:
         except asyncio.CancelledError:
             pass
         self.flaky.count_drop(f"{self.surface}:watch")
-        _DROPPING.set(True)     # returning with the body unfinished: uvicorn closes the connection mid-stream
+        _INJECTED.set(True)     # returning with the body unfinished: uvicorn closes the connection mid-stream
 
     async def _exec(self, scope: Scope, receive: Receive, send: Send) -> None:
         failure = self.flaky.decide(f"{self.surface}:exec", (("error", 0.6), ("throttle", 0.4)))
         if failure is None:
             return await self.app(scope, receive, send)
         await receive()    # websocket.connect
+        _INJECTED.set(True)
         code, reason, message = _ANSWERS[failure]
         if "websocket.http.response" in scope.get("extensions", {}):
             await send({"type": "websocket.http.response.start", "status": code,
