@@ -1,0 +1,214 @@
+"""Safe to point at a real cluster, proved from the server's side: the twin's audit log of every API call.
+
+One twin runs in this process (so the test reads its audit log directly); `g7chaos` runs as a child process
+pointed at it through a targets.yaml, exactly as at a real deployment. Proved here:
+- a production target without --confirm (or without a terminal) is refused with exit 2 before a single call;
+  an account outside the allowlist is refused after the read-only STS call alone;
+- `--dry-run` prints a plan with reads only: not one mutating Kubernetes or AWS call;
+- a token and a client key planted in the kubeconfig, and AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in the
+  environment, appear in no file of a game day's reports (result.json, junit.xml, report.html, journal.jsonl,
+  load records), while the run did use them;
+- every call the harness made in that game day and the dry run is allowed by deploy/rbac.yaml and
+  deploy/iam-policy.json (their static match with the code is tests/deploy/test_deploy_policies.py).
+Scenarios are shipped ones shortened (2 minutes at time scale 30) to keep the module cheap.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from harness.twin.kube.audit import ApiCall, audit_of, read_audit
+from harness.twin.server import TwinHandle, TwinServer
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+PLANTED_TOKEN = "k8s-planted-bearer-0f4e9a7c2b"
+PLANTED_KEY_PEM = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEplantedclientkeybody0123456789abcdefPLANTED\n"
+                   "-----END RSA PRIVATE KEY-----\n")
+PLANTED_KEY_DATA = base64.b64encode(PLANTED_KEY_PEM.encode()).decode()
+PLANTED_CERT_DATA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIcertplanted\n-----END CERTIFICATE-----\n").decode()
+PLANTED_AWS_SECRET = "wJalrPLANTEDsecretAccessKey/K7MDENG/bPxRfiCY"
+PLANTED_SESSION_TOKEN = "IQoJb3JpZ2luPLANTEDsessionTokenValue0123456789"
+SECRETS = (PLANTED_TOKEN, PLANTED_KEY_DATA, "MIIEplantedclientkeybody", PLANTED_CERT_DATA, PLANTED_AWS_SECRET,
+           PLANTED_SESSION_TOKEN)
+SHORTEN = {  # shipped scenarios, 2 minutes long with the fault early; verdicts do not matter here
+    "ecc-double-bit-error.yaml": [("duration: 8m", "duration: 2m"), ("at: 2m", "at: 15s")],    # pod exec
+    "az-loss.yaml": [("duration: 6m", "duration: 2m"), ("at: 1m", "at: 15s"), ("duration: 3m", "duration: 1m"),
+                     ("mode: network}", "mode: network, zonal_shift: true}")],                 # FIS and ARC
+}
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
+    handle = TwinServer.start_in_thread(profile="article", nodes_per_az=2, time_scale=30.0,
+                                        out_dir=tmp_path_factory.mktemp("guarded-twin") / "twin")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture(scope="module")
+def endpoints(twin: TwinHandle) -> dict[str, Any]:
+    return json.loads((Path(twin.twin.out_dir) / "endpoints.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def targets_file(endpoints: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """prod (production), stg (staging, secrets planted in its kubeconfig), other-account (staging, wrong account)."""
+    folder = tmp_path_factory.mktemp("targets")
+    kubeconfig = json.loads(Path(endpoints["kubeconfig"]).read_text())
+    for entry in kubeconfig["users"]:
+        entry["user"] = {"token": PLANTED_TOKEN, "client-certificate-data": PLANTED_CERT_DATA,
+                         "client-key-data": PLANTED_KEY_DATA}
+    (folder / "kubeconfig").write_text(json.dumps(kubeconfig))
+    aws = {"region": endpoints["region"], "endpoint_url": endpoints["aws_endpoint"],
+           "endpoints": endpoints["aws_endpoints"], "credentials": {"source": "env"}}
+    common = {"kubeconfig": str(folder / "kubeconfig"), "contexts": endpoints["contexts"], "aws": aws,
+              "inference_url": endpoints["inference_url"]}
+    targets = {
+        "prod": {**common, "environment": "production", "caps": {"max_nodes": 1},
+                 "allowlist": {"contexts": endpoints["contexts"], "aws_accounts": [endpoints["account_id"]],
+                               "regions": [endpoints["region"]]}},
+        "stg": {**common, "environment": "staging", "time_scale": endpoints["time_scale"],
+                "allowlist": {"aws_accounts": [endpoints["account_id"]]}},
+        "other-account": {**common, "environment": "staging", "time_scale": endpoints["time_scale"],
+                          "allowlist": {"aws_accounts": ["111122223333"]}},
+    }
+    path = folder / "targets.yaml"
+    path.write_text(yaml.safe_dump({"targets": targets}))
+    return path
+
+
+def g7chaos(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "AKIAPLANTEDGUARDTEST", "AWS_SECRET_ACCESS_KEY": PLANTED_AWS_SECRET,
+           "AWS_SESSION_TOKEN": PLANTED_SESSION_TOKEN}
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def client_calls(twin: TwinHandle, since: int) -> list[ApiCall]:
+    return audit_of(twin).calls(since=since, internal=False)
+
+
+def test_production_is_refused_before_a_single_call(twin: TwinHandle, targets_file: Path, tmp_path: Path) -> None:
+    mark = audit_of(twin).mark()
+    ecc = str(SCENARIOS / "ecc-double-bit-error.yaml")
+    for extra in ([], ["--confirm", "g7-use2a"]):      # no flag; the flag but no terminal to answer at
+        out = g7chaos("run", ecc, "--target", "prod", "--targets-file", str(targets_file), *extra,
+                      "--report-dir", str(tmp_path / "reports"))
+        assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+        assert "'prod' is production" in out.stderr and "Traceback" not in out.stderr
+    assert client_calls(twin, mark) == []                # not even a read
+    assert not (tmp_path / "reports").exists()
+
+
+def test_an_account_outside_the_allowlist_is_refused_after_sts_alone(twin: TwinHandle, targets_file: Path,
+                                                                      tmp_path: Path) -> None:
+    mark = audit_of(twin).mark()
+    out = g7chaos("run", str(SCENARIOS / "ecc-double-bit-error.yaml"), "--target", "other-account",
+                  "--targets-file", str(targets_file), "--report-dir", str(tmp_path / "reports"))
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "AWS account 123456789012 is not allowlisted for target 'other-account'" in out.stderr
+    assert [c.action for c in client_calls(twin, mark)] == ["sts:GetCallerIdentity"]
+
+
+@pytest.fixture(scope="module")
+def dry_run_calls(twin: TwinHandle, targets_file: Path, endpoints: dict[str, Any],
+                  tmp_path_factory: pytest.TempPathFactory) -> list[ApiCall]:
+    """Every shipped scenario's plan, against a production target (a plan needs no confirmation)."""
+    mark = audit_of(twin).mark()
+    reports = tmp_path_factory.mktemp("dry-run-reports")
+    out = g7chaos("run", *sorted(str(p) for p in SCENARIOS.glob("*.yaml")), "--dry-run", "--target", "prod",
+                  "--targets-file", str(targets_file), "--report-dir", str(reports))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "nothing was changed" in out.stdout and "a real run needs --confirm" in out.stdout
+    assert not list(reports.rglob("journal.jsonl"))
+    # the same log over loopback, as a test in another process would read it
+    over_http = read_audit(endpoints["kube_urls"][endpoints["contexts"][0]], since=mark)
+    assert {c["seq"] for c in over_http["calls"]} >= {c.seq for c in client_calls(twin, mark)}
+    return client_calls(twin, mark)
+
+
+def test_dry_run_plans_with_reads_only(dry_run_calls: list[ApiCall]) -> None:
+    actions = {c.action for c in dry_run_calls}
+    assert {"sts:GetCallerIdentity", "list nodes"} <= actions, actions     # it did read the deployment
+    assert [c.action for c in dry_run_calls if c.mutating] == []
+
+
+@pytest.fixture(scope="module")
+def gameday(twin: TwinHandle, targets_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two short scenarios (DCGM exec; FIS and ARC zonal shift) on the staging target with secrets planted."""
+    folder = tmp_path_factory.mktemp("short-scenarios")
+    for name, edits in SHORTEN.items():
+        text = (SCENARIOS / name).read_text()
+        for old, new in edits:
+            assert old in text, (name, old)
+            text = text.replace(old, new, 1)
+        (folder / name).write_text(text)
+    reports = tmp_path_factory.mktemp("gameday-reports")
+    mark = audit_of(twin).mark()
+    out = g7chaos("gameday", str(folder), "--target", "stg", "--targets-file", str(targets_file),
+                  "--report-dir", str(reports), timeout=180)
+    return {"out": out, "reports": reports, "calls": client_calls(twin, mark)}
+
+
+def test_planted_secrets_appear_in_no_report_file(gameday: dict[str, Any]) -> None:
+    out, reports = gameday["out"], gameday["reports"]
+    assert out.returncode in (0, 1), out.stdout[-3000:] + out.stderr[-3000:]     # verdicts, not an error
+    files = [p for p in reports.rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"result.json", "junit.xml", "report.html", "journal.jsonl"} <= names, names
+    assert len([p for p in files if p.name == "journal.jsonl"]) == len(SHORTEN)
+    assert any(p.parent.name == "load" or "load" in p.name for p in files), names   # the load's own records
+    leaks = [(str(p.relative_to(reports)), secret[:12]) for p in files for secret in SECRETS
+             if secret in p.read_text(errors="replace")]
+    assert leaks == []
+    for stream in (out.stdout, out.stderr):
+        assert not [secret for secret in SECRETS if secret in stream]
+    # the secrets were in play: the run made its calls with that kubeconfig and those AWS keys
+    assert any(c.api == "kube" for c in gameday["calls"]) and any(c.api == "aws" for c in gameday["calls"])
+
+
+def rbac_grants() -> set[tuple[str, str]]:
+    role = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d["kind"] == "ClusterRole")
+    return {(resource, verb) for rule in role["rules"] if rule["apiGroups"] == [""]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def iam_allows(action: str) -> bool:
+    policy = json.loads((ROOT / "deploy" / "iam-policy.json").read_text())
+    return any(s["Effect"] == "Allow" and action in s["Action"] for s in policy["Statement"])
+
+
+def test_every_call_the_harness_made_is_allowed_by_the_deploy_policies(gameday: dict[str, Any],
+                                                                        dry_run_calls: list[ApiCall]) -> None:
+    calls = [*gameday["calls"], *dry_run_calls]
+    grants = rbac_grants()
+    denied = []
+    for call in calls:
+        if call.api == "kube":
+            if not call.resource:
+                continue                   # discovery and /version: open to every authenticated user
+            resource = f"{call.resource}/{call.subresource}" if call.subresource else call.resource
+            if call.group or (resource, call.verb) not in grants:
+                denied.append(f"{call.verb} {call.group}/{resource} ({call.path})")
+        elif not iam_allows(f"{call.endpoint}:{call.verb}"):
+            denied.append(f"{call.endpoint}:{call.verb}")
+    assert sorted(set(denied)) == []
+    made = {c.action for c in calls}
+    # the run reached the calls that matter for least privilege, so the check above is not vacuous
+    assert {"get pods/exec", "fis:CreateExperimentTemplate", "fis:StartExperiment",
+            "arc-zonal-shift:StartZonalShift", "watch nodes"} <= made, sorted(made)
+    assert {c.action for c in gameday["calls"] if c.mutating} >= {"get pods/exec", "fis:StartExperiment"}
+    assert not any(c.mutating for c in dry_run_calls)   # the same log that saw the run's mutations saw none here
