@@ -147,6 +147,7 @@ class World:
     zonal_shift_away: set[str] = field(default_factory=set)   # AZs an active ARC zonal shift routes away from
     disrupted_subnets: set[str] = field(default_factory=set)  # subnets under FIS disrupt-connectivity
     target_health: dict[str, str] = field(default_factory=dict)  # node name -> "healthy" | "unhealthy" as the NLB sees it
+    io_latency_s: dict[str, float] = field(default_factory=dict)  # node name -> latency FIS adds to its EBS volume (inf: paused)
 
     def node_by_instance(self, instance_id: str) -> Node | None:
         return next((n for n in self.nodes.values() if n.instance_id == instance_id), None)

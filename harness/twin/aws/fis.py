@@ -9,6 +9,11 @@ startAfter order. The experiment then reads running -> completed, or stopped whe
 or a stop-condition alarm goes to ALARM; stopping reverts what can be reverted (network restored, stopped
 instances started). Instance actions go through the EC2 API, so the hooks learn of them like of any
 other API call; spot notices and connectivity changes go to the hooks directly.
+
+EBS actions (aws:ebs:pause-volume-io, aws:ebs:volume-io-latency) resolve aws:ec2:ebs-volume targets through
+describe_volumes and act on the nodes the volumes are attached to (every instance has its root volume):
+while one runs, every read on that node's volume waits the added latency (or never returns, paused), which
+is what stalls a replica whose request path reads from the volume. Ending or stopping the action lifts it.
 """
 from __future__ import annotations
 
@@ -35,9 +40,11 @@ REBOOT = "aws:ec2:reboot-instances"
 STOP = "aws:ec2:stop-instances"
 TERMINATE = "aws:ec2:terminate-instances"
 WAIT = "aws:fis:wait"
-SUPPORTED = (SPOT, DISRUPT, REBOOT, STOP, TERMINATE, WAIT)
+PAUSE_IO = "aws:ebs:pause-volume-io"
+IO_LATENCY = "aws:ebs:volume-io-latency"
+SUPPORTED = (SPOT, DISRUPT, REBOOT, STOP, TERMINATE, WAIT, PAUSE_IO, IO_LATENCY)
 TARGET_KEY = {SPOT: "SpotInstances", DISRUPT: "Subnets", REBOOT: "Instances", STOP: "Instances",
-              TERMINATE: "Instances"}
+              TERMINATE: "Instances", PAUSE_IO: "Volumes", IO_LATENCY: "Volumes"}
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 
 
@@ -48,6 +55,24 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"not an ISO 8601 duration: {text!r}")
     days, hours, minutes, seconds = match.groups()
     return (int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0))
+
+
+def volume_arn(region: str, volume_id: str) -> str:
+    return f"arn:aws:ec2:{region}:{backends.ACCOUNT_ID}:volume/{volume_id}"
+
+
+def _read_latency_s(parameters: dict[str, str]) -> float:
+    """What aws:ebs:volume-io-latency adds to the mean read: the latency times the share of reads it hits
+    (the twin's readers see the mean, not the spread)."""
+    try:
+        share = float(parameters.get("readIOPercentage", "100")) / 100.0
+        latency_ms = float(parameters["readIOLatencyMilliseconds"])
+    except (KeyError, ValueError) as exc:
+        raise ExperimentFailed(f"aws:ebs:volume-io-latency needs readIOPercentage and "
+                               f"readIOLatencyMilliseconds: {exc}") from exc
+    if not (0.001 <= share <= 1.0 and 1 <= latency_ms <= 60000):
+        raise ExperimentFailed("readIOPercentage must be 0.1..100 and readIOLatencyMilliseconds 1..60000")
+    return share * latency_ms / 1000.0
 
 
 def walk(obj: Any, path: list[str]) -> list[Any]:
@@ -94,6 +119,16 @@ ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
                           "completeIfInstancesTerminated": ("Complete if the instances were terminated.", False)}},
     TERMINATE: {"description": "Terminate the target instances.", "targets": {"Instances": "aws:ec2:instance"},
                 "parameters": {}},
+    PAUSE_IO: {"description": "Pause I/O between the target EBS volumes and the instances they are attached to.",
+               "targets": {"Volumes": "aws:ec2:ebs-volume"},
+               "parameters": {"duration": ("How long I/O stays paused, ISO 8601 (up to PT12H).", True)}},
+    IO_LATENCY: {"description": "Add latency to a share of the read and write I/O of the target EBS volumes.",
+                 "targets": {"Volumes": "aws:ec2:ebs-volume"},
+                 "parameters": {"readIOPercentage": ("Share of read I/O that gets the latency, 0.1..100.", True),
+                                "readIOLatencyMilliseconds": ("Latency added to those reads, 10..60000 ms.", True),
+                                "writeIOPercentage": ("Share of write I/O that gets the latency, 0.1..100.", True),
+                                "writeIOLatencyMilliseconds": ("Latency added to those writes, 10..60000 ms.", True),
+                                "duration": ("How long the latency lasts, ISO 8601.", True)}},
     WAIT: {"description": "Wait for the duration.", "targets": {},
            "parameters": {"duration": ("How long to wait, ISO 8601.", True)}},
 }
@@ -174,6 +209,7 @@ class FisEngine:
         self.runs: dict[str, Run] = {}
         self.spot_terminations: dict[str, float] = {}      # instance id -> wall time, not revertable
         self._disruptions: dict[str, int] = {}              # subnet -> active disrupting actions
+        self._volume_io: dict[str, dict[int, float]] = {}    # node -> {action run id: added read latency (s)}
 
     @staticmethod
     def install() -> None:
@@ -320,6 +356,12 @@ class FisEngine:
                 action.on_end = lambda ids=ids: asyncio.to_thread(self._start_stopped, ids)
         elif action.action_id == WAIT:
             action.ends_at = now + self.clock.wall(parse_duration(action.parameters["duration"]))
+        elif action.action_id in (PAUSE_IO, IO_LATENCY):
+            added = math.inf if action.action_id == PAUSE_IO else _read_latency_s(action.parameters)
+            action.ends_at = now + self.clock.wall(parse_duration(action.parameters["duration"]))
+            nodes = await asyncio.to_thread(self._volume_nodes, ids)
+            self._impair(nodes, id(action), added)
+            action.on_end = lambda nodes=nodes, key=id(action): self._impair(nodes, key, None)
 
     def _start_stopped(self, ids: list[str]) -> None:
         live = [i for i in ids if i in self.watcher.instances and not self.watcher.instances[i].gone]
@@ -345,6 +387,33 @@ class FisEngine:
         self.hooks.rebalance(instance_id)
         self.hooks.spot_notice(instance_id, terminate_at)
         self.spot_terminations[instance_id] = terminate_at
+
+    def _volume_nodes(self, volume_ids: list[str]) -> list[str]:
+        """The nodes whose instances the volumes are attached to (a detached volume slows nobody)."""
+        if not volume_ids:
+            return []
+        volumes = self.ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+        nodes = []
+        for volume in volumes:
+            for attachment in volume.get("Attachments") or []:
+                node = self.world.node_by_instance(attachment.get("InstanceId", ""))
+                if node is not None and node.name not in nodes:
+                    nodes.append(node.name)
+        return nodes
+
+    def _impair(self, nodes: list[str], key: int, added_s: float | None) -> None:
+        """Every read on the nodes' volumes waits `added_s` longer (None: this action's impairment ends)."""
+        for node in nodes:
+            active = self._volume_io.setdefault(node, {})
+            if added_s is None:
+                active.pop(key, None)
+            else:
+                active[key] = added_s
+            if active:
+                self.world.io_latency_s[node] = max(active.values())
+            else:
+                self._volume_io.pop(node, None)
+                self.world.io_latency_s.pop(node, None)
 
     def _disrupt(self, subnets: set[str]) -> None:
         fresh = {s for s in subnets if self._disruptions.get(s, 0) == 0}
@@ -398,6 +467,9 @@ class FisEngine:
         elif kind == "aws:ec2:subnet":
             records = self.ec2.describe_subnets()["Subnets"]
             key, arn = "SubnetId", lambda rid: backends.subnet_arn(self.region, rid)
+        elif kind == "aws:ec2:ebs-volume":
+            records = [v for v in self.ec2.describe_volumes()["Volumes"] if v.get("State") != "deleted"]
+            key, arn = "VolumeId", lambda rid: volume_arn(self.region, rid)
         else:
             raise ExperimentFailed(f"Target resource type {kind!r} not supported by the twin")
         wanted_arns = set(target.get("resourceArns") or [])
@@ -453,6 +525,7 @@ class FisEngine:
             ResolvedTarget(resource_type=(experiment.targets or {}).get(name, {}).get("resourceType", ""),
                            target_name=name,
                            resource_arn=(backends.subnet_arn(self.region, rid) if rid.startswith("subnet-")
+                                         else volume_arn(self.region, rid) if rid.startswith("vol-")
                                          else backends.instance_arn(self.region, rid)))
             for name, ids in run.resolved.items() for rid in ids]
 

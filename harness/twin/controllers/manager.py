@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from harness.twin.controllers.autorepair import NodeAutoRepair
+from harness.twin.controllers.autoscaler import ReplicaAutoscaler
 from harness.twin.controllers.base import ControllerManager
 from harness.twin.controllers.deviceplugin import DevicePluginController
 from harness.twin.controllers.disruption import Drainer, DisruptionController
@@ -24,6 +25,7 @@ def build_manager(fleet: Fleet) -> ControllerManager:
         DevicePluginController(fleet),
         NodeStatusController(fleet),
         NodeMonitoringAgent(fleet),
+        ReplicaAutoscaler(fleet),
         WorkloadController(fleet),
         Scheduler(fleet),
         PodLifecycleController(fleet),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from harness.twin.serving.idempotency import Ledger
 from harness.twin.serving.metrics import Metrics
 from harness.twin.serving.replica import EngineStats, Physics, Replica
 from harness.twin.serving.sessions import SessionStore
-from harness.twin.world import World
+from harness.twin.world import DCGM_FI_DEV_GPU_UTIL, World
 
 NAMESPACE = "inference"
 GPUS_ANNOTATION = "twin.g7chaos.io/gpus"
@@ -37,6 +38,7 @@ DEFAULT_MODEL = hardware.MODEL_13B_FP8.name
 CANARY_PROMPT = "Canary: repeat the reference sentence about the state of the fleet."
 CANARY_TOKENS = 12
 REFRESH_S = 0.05
+UTIL_SAMPLE_S = 1.0       # dcgm-exporter's default collection interval (wall-clock: inference time is never scaled)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,9 @@ class ServingFleet:
         self._down: set[str] = set()             # replicas whose node is powered off / unreachable
         self._rr = itertools.count()
         self._task: asyncio.Task | None = None
+        self._util_at = time.monotonic()
+        self._util_busy: dict[str, float] = {}
+        self._util_gpus: dict[str, list[tuple[str, int]]] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,11 +179,48 @@ class ServingFleet:
                 self._noticed.discard(node.name)
                 self.sessions.offloading.discard(node.name)
 
+    def _sample_utilisation(self) -> None:
+        """DCGM_FI_DEV_GPU_UTIL of each replica's GPUs: the share of the last sample period spent in engine steps.
+
+        That is what the real counter measures (time a kernel was running), which is why it reads low when a
+        replica waits on I/O with clients queueing in front of it.
+        """
+        now = time.monotonic()
+        if now - self._util_at < UTIL_SAMPLE_S:
+            return
+        elapsed, self._util_at = now - self._util_at, now
+        nodes = self.world.nodes
+        busy_now: dict[str, float] = {}
+        for r in self.replicas.values():
+            busy_now[r.key] = r.stats.busy_s
+            before = self._util_busy.get(r.key)
+            if before is None:
+                continue
+            util = 0.0 if r.stopped or r.dead else min(100.0, 100.0 * (r.stats.busy_s - before) / elapsed)
+            for node_name, idx in r.gpus:
+                node = nodes.get(node_name)
+                if node is not None and idx < len(node.gpus):
+                    node.gpus[idx].fields[DCGM_FI_DEV_GPU_UTIL] = round(util, 1)
+        for key in set(self._util_gpus) - set(busy_now):     # a replica gone leaves its GPUs idle
+            for node_name, idx in self._util_gpus.pop(key):
+                node = nodes.get(node_name)
+                if node is not None and idx < len(node.gpus):
+                    node.gpus[idx].fields[DCGM_FI_DEV_GPU_UTIL] = 0.0
+        self._util_gpus.update({r.key: list(r.gpus) for r in self.replicas.values()})
+        self._util_busy = busy_now
+
+    def utilisation(self, r: Replica) -> float:
+        """The replica's GPU utilisation as DCGM last sampled it (percent)."""
+        node_name, idx = r.gpus[0]
+        node = self.world.nodes.get(node_name)
+        return node.gpus[idx].fields.get(DCGM_FI_DEV_GPU_UTIL, 0.0) if node is not None and idx < len(node.gpus) else 0.0
+
     def update_physics(self, r: Replica) -> None:
         r.phys = self._physics(r)
 
     def _physics_sweep(self) -> None:
         w = self.world
+        self._sample_utilisation()
         for r in self.replicas.values():
             r.phys = self._physics(r)
             powered = all((n := w.nodes.get(name)) is not None and n.power == "running" for name in r.nodes)
@@ -216,7 +258,8 @@ class ServingFleet:
             gpus_per_node=max(1, len(r.gpus) // max(1, len(r.nodes))), nodes=len(r.nodes),
             efa_load=max((n.efa_load for n in nodes), default=0.0),
             placement_group=w.behaviour.placement_group and len(groups) == 1 and None not in groups)
-        return Physics(factor, corrupted, link)
+        io = max((w.io_latency_s.get(n, 0.0) for n in r.nodes), default=0.0)
+        return Physics(factor, corrupted, link, io)
 
     # -- routing -------------------------------------------------------------------------------------
     def powered(self, r: Replica) -> bool:

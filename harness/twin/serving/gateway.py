@@ -127,7 +127,7 @@ class Gateway:
         for r in fleet.replicas.values():
             for node, idx in r.gpus[:1]:
                 gauges.append(("nv_gpu_utilization", (("gpu_uuid", f"{node}/{idx}"), ("pod", r.pod)),
-                               1.0 if r.active and not r.stopped else 0.0))
+                               round(fleet.utilisation(r) / 100.0, 3)))
         return PlainTextResponse(fleet.metrics.render(gauges), media_type="text/plain; version=0.0.4")
 
     # -- inference -----------------------------------------------------------------------------------

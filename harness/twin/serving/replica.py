@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ EARLY_WAKE_S = 0.0005
 # A step that starts later than this after the previous deadline starts a new timeline (the replica was
 # idle, frozen or starved); smaller lags are absorbed by keeping the absolute schedule.
 RESYNC_S = 0.005
+# While a node's volume is impaired, how often a replica re-reads its latency (a pause ends, latency changes).
+IO_POLL_S = 0.05
 
 EventKind = Literal["tok", "last", "cut"]   # queue items: (kind, token text or cut reason, due wall time)
 _ids = itertools.count(1)
@@ -85,6 +88,7 @@ class Physics:
     clock_factor: float = 1.0
     corrupted_by: str | None = None
     link: latency.Interconnect = field(default_factory=latency.Interconnect)
+    io_latency_s: float = 0.0           # added latency of the node's EBS volume (inf while its I/O is paused)
 
 
 @dataclass
@@ -93,6 +97,7 @@ class EngineStats:
     tokens: int = 0
     queue_us: float = 0.0
     admitted: int = 0
+    busy_s: float = 0.0                 # time the GPU spent in engine steps (what DCGM's GPU_UTIL samples)
 
 
 class Replica:
@@ -119,6 +124,7 @@ class Replica:
         self._thawed: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._stopped = False
+        self._io_free_at: float | None = None    # when the read for the head of the queue returns
 
     # -- identity ------------------------------------------------------------------------------------
     @property
@@ -194,6 +200,24 @@ class Replica:
                 due = None
             now = loop.time()
             room = max(0, cap - len(self.active))
+            io = self.phys.io_latency_s
+            if io <= 0 or not self.waiting:
+                self._io_free_at = None
+            else:
+                # each request's prompt-cache read on the node's volume comes first, one read at a time; the
+                # GPU has nothing to do for it meanwhile (a paused volume never returns the read)
+                if self._io_free_at is None and not math.isinf(io):
+                    self._io_free_at = now + io
+                if self._io_free_at is None or now < self._io_free_at:
+                    room = 0
+                    if not self.active:
+                        wake = now + IO_POLL_S if self._io_free_at is None else min(self._io_free_at, now + IO_POLL_S)
+                        await asyncio.sleep(max(0.0, wake - now))
+                        due = None
+                        continue
+                elif room > 0:
+                    room = 1
+                    self._io_free_at = now + io if len(self.waiting) > 1 else None
             admitted, self.waiting = self.waiting[:room], self.waiting[room:]
             for s in admitted:
                 s.admitted_at = now
@@ -207,6 +231,7 @@ class Replica:
                                   prefill_tokens=sum(s.prefill_tokens for s in admitted),
                                   clock_factor=phys.clock_factor, link=phys.link)
             step += sum(s.restore_s for s in admitted)
+            self.stats.busy_s += step
             start = now if due is None or now - due > RESYNC_S else due
             due = start + step
             delay = due - EARLY_WAKE_S - loop.time()
