@@ -79,6 +79,7 @@ class Child:
         self.parent = os.getppid()
         self.started = time.monotonic()
         self.control_seq = -1
+        self.control_key: tuple[int, int, int] | None = None
         self.stopping = False
         self.env = Environment(user_classes=[StreamingLLMUser], host=config["url"], events=events)
         StreamingLLMUser.host = config["url"]
@@ -101,11 +102,24 @@ class Child:
             return "duration bound"
         return None
 
+    def control_changed(self) -> bool:
+        """Whether control.json was replaced since the last look: a `stat` instead of open, read and parse
+        20 times a second (the parent replaces the file atomically, so a new file is a new inode/mtime)."""
+        try:
+            st = os.stat(self.control_path)
+        except OSError:
+            return self.control_key is not None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == self.control_key:
+            return False
+        self.control_key = key
+        return True
+
     def control_loop(self) -> None:
         """Window switches and stop requests from the parent; live figures back to it."""
         last_live = 0.0
         while True:
-            ctl = read_control(self.control_path)
+            ctl = read_control(self.control_path) if self.control_changed() else {"seq": self.control_seq}
             seq = int(ctl.get("seq", -1))
             if seq != self.control_seq:
                 self.control_seq = seq
