@@ -1,7 +1,9 @@
 """How many streamed tokens per second one load process measures faithfully: g7chaos vs the usual clients.
 
 Faithfully = its lag p99 (receive time minus the server's send stamp on each event) stays within 2.5 ms: past
-that, the client's own queueing shows up as the deployment's TTFT/TBT. Four clients, one process each, on one
+that, the client's own queueing shows up as the deployment's TTFT/TBT. The p99 judged is the median of the
+half-second slices' p99 (the machine is shared: one stall of another process must not decide alone); the
+whole window's p99 is kept in the result too. Four clients, one process each, on one
 core, against a paced SSE server alone on the other core (20 ms between tokens, ~50 ms TTFT, 100 tokens per
 stream): (a) g7chaos's streaming user as the harness runs it, (b) Locust's usual `iter_lines` with one request
 event per token, (c) the same with line reads, (d) plain asyncio/aiohttp. They take turns at every load level.
@@ -26,7 +28,7 @@ def run(tiny: bool = False) -> dict[str, Any]:
         start, ceiling, steps, floor_level = 8, 8, 0, 8
     else:
         size = dict(tokens=TOKENS, spawn_s=1.0, warmup_s=2.0, measure_s=2.5)
-        start, ceiling, steps, floor_level = 100, 1600, 2, 25
+        start, ceiling, steps, floor_level = 50, 1600, 2, 12
     old = trials.pin_clients()
     try:
         floor = trials.idle_floor_ms(0.3 if tiny else 1.5)
@@ -42,14 +44,19 @@ def run(tiny: bool = False) -> dict[str, Any]:
     for kind, what in trials.CLIENTS.items():
         top = trials.best(state[kind])
         worst_server = max((t["server"]["cpu_share"] for t in state[kind]["trials"]), default=None)
+        # CPU per token: what the client spends per streamed token, whatever the machine's noise did to lag
+        costs = sorted(t["cpu_share"] / t["tokens_per_s"] * 1e6 for t in state[kind]["trials"]
+                       if t.get("cpu_share") and t.get("tokens_per_s"))
         clients[kind] = {
             "what": what, "sustained_streams": top["streams"] if top else 0,
             "sustained_tokens_per_s": top["tokens_per_s"] if top else 0.0,
-            "lag_p99_ms_at_sustained": top["lag_p99_ms"] if top else None,
+            "lag_p99_ms_at_sustained": top["lag_p99_typical_ms"] if top else None,
+            "lag_p99_whole_window_ms_at_sustained": top["lag_p99_ms"] if top else None,
             "cpu_share_at_sustained": top["cpu_share"] if top else None,
             "server_cpu_share_max": worst_server,
-            "trials": [{k: t.get(k) for k in ("streams", "tokens_per_s", "lag_p99_ms", "cpu_share", "errors",
-                                               "held", "degraded")}
+            "cpu_us_per_token": round(costs[len(costs) // 2], 1) if costs else None,
+            "trials": [{k: t.get(k) for k in ("streams", "tokens_per_s", "lag_p99_typical_ms", "lag_p99_ms",
+                                               "lag_p99_slices_ms", "cpu_share", "errors", "held", "degraded")}
                        | {"server_cpu_share": t["server"]["cpu_share"], "server_late_p99_ms": t["server"]["late_p99_ms"]}
                        for t in state[kind]["trials"]]}
     a = clients["a"]["sustained_tokens_per_s"]
@@ -58,7 +65,10 @@ def run(tiny: bool = False) -> dict[str, Any]:
         b = clients[other]["sustained_tokens_per_s"]
         return round(a / b, 2) if b else None
 
-    result = {"name": NAME, "tiny": tiny, "limit_lag_p99_ms": limit, "idle_floor": floor, "size": size,
+    cost_a = clients["a"]["cpu_us_per_token"]
+    cost_ratio = {f"cost_{k}_over_a": round(clients[k]["cpu_us_per_token"] / cost_a, 2)
+                  for k in ("b", "c", "d") if cost_a and clients[k]["cpu_us_per_token"]}
+    result = {"name": NAME, "tiny": tiny, **cost_ratio, "limit_lag_p99_ms": limit, "idle_floor": floor, "size": size,
               "clients": clients, "ratio_a_b": ratio("b"), "ratio_a_c": ratio("c"), "ratio_a_d": ratio("d"),
               "goal_a_over_b": 2.0}
     if not tiny:
@@ -75,15 +85,18 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     out = []
     for kind, c in result["clients"].items():
         out.append((f"loadgen ({kind}) {c['what']}",
-                    f"{c['sustained_tokens_per_s']:.0f} tokens/s sustained ({c['sustained_streams']} streams) at lag p99 "
+                    f"{c['sustained_tokens_per_s']:.0f} tokens/s sustained ({c['sustained_streams']} streams) at typical lag p99 "
                     f"{c['lag_p99_ms_at_sustained'] if c['lag_p99_ms_at_sustained'] is not None else '-'} ms, "
                     f"client CPU {100 * (c['cpu_share_at_sustained'] or 0):.0f}% of a core; "
+                    f"{c['cpu_us_per_token']} µs CPU per token (median over its trials); "
                     f"server CPU max {100 * (c['server_cpu_share_max'] or 0):.0f}%",
                     f"limit lag p99 <= {result['limit_lag_p99_ms']} ms"))
     a_b = result["ratio_a_b"]
     met = a_b is None and result["clients"]["a"]["sustained_tokens_per_s"] > 0 or (a_b is not None and a_b >= 2.0)
     out.append(("loadgen ratios (sustained tokens/s)",
                 f"a/b {_ratio(a_b, 'b')}, a/c {_ratio(result['ratio_a_c'], 'c')}, a/d {_ratio(result['ratio_a_d'], 'd')}; "
+                f"CPU per token b/a {result.get('cost_b_over_a')}x, c/a {result.get('cost_c_over_a')}x, "
+                f"d/a {result.get('cost_d_over_a')}x; "
                 f"idle wake-up p99 on the client core {result['idle_floor']['p99_ms']} ms (shared machine)",
                 ("goal a >= 2x b met" if met else "goal a >= 2x b NOT met") if not result["tiny"] else "tiny: no verdict"))
     return out

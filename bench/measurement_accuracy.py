@@ -99,7 +99,7 @@ def run(tiny: bool = False) -> dict[str, Any]:
                 levels.append({"fraction": fraction, "streams": streams, "tokens_per_s": trial["tokens_per_s"],
                                "lag_p99_ms": trial["lag_p99_ms"], "degraded": trial["degraded"],
                                "server_cpu_share": trial["server"]["cpu_share"]}
-                              | _bias(trial["window"], trial["server"]))
+                              | _bias(trial["figures"], trial["server"]))
             steps = ramp(server, ramp_top, ramp_s, size["tokens"], windows)
     finally:
         trials.unpin(old)
