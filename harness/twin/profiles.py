@@ -43,7 +43,8 @@ PROFILES: dict[str, tuple[str, dict]] = {
     "no-placement-group": ("The tensor-parallel pair is not in a cluster placement group: EFA all-reduce is slow.",
                            {"placement_group": False}),
     "no-efa-monitoring": ("No CloudWatch alarm on EFA error counters.", {"efa_monitoring": False}),
-    "gpu-util-autoscaling": ("Replicas scale on GPU utilisation, which reads low during an I/O stall.",
+    "gpu-util-autoscaling": ("Replicas scale on GPU utilisation, which reads low while they wait on I/O: "
+                             "replicas are removed as clients queue.",
                              {"autoscale_metric": "gpu-util"}),
     "cold-start-from-s3": ("Replacement replicas load weights from S3 (minutes) instead of local NVMe.",
                            {"model_source": "s3"}),

@@ -6,6 +6,11 @@ token, and a batch of 40 is slower per token than a batch of 1. One task per rep
 batch; each step's duration comes from harness/twin/serving/latency.py and the GPU's live state (clock,
 ECC, EFA load) read from the World at every step.
 
+A request first reads from its node's EBS volume (prompt cache, request log); that costs nothing until FIS
+slows or pauses the volume (Physics.io_latency_s). Then the reads go one at a time ahead of admission: the
+queue (nv_inference_pending_request_count) grows while the GPU has nothing to step, which is what an I/O stall
+looks like to DCGM's utilisation counter. Steps are counted as busy time (EngineStats.busy_s) for that counter.
+
 Timing is scheduled on absolute deadlines (the end of the previous step plus this step's duration), so
 event-loop jitter never accumulates: a late wake-up shortens the next sleep instead of shifting every
 later token. Events are handed to the HTTP layer with the step's due time so benchmarks can measure
