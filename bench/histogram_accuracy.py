@@ -10,8 +10,12 @@ own `calculate_response_time_percentile`.
 """
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,41 +64,33 @@ def g7chaos_recorder(values: np.ndarray) -> tuple[Any, float]:
     return hist, per_value_us
 
 
-def locust_buckets(values: np.ndarray) -> tuple[dict[int, int], float]:
-    from locust.stats import bucket_response_time
-
+def locust_buckets(values: np.ndarray) -> dict[str, Any]:
+    """Locust's buckets and percentiles, computed by Locust's own code in a child process (see
+    `bench._locust_buckets`: importing Locust here would monkey-patch this process)."""
     uniq, counts = np.unique(values, return_counts=True)
-    buckets: dict[int, int] = {}
-    for v, c in zip((uniq / 1000.0).tolist(), counts.tolist()):      # Locust takes milliseconds
-        key = bucket_response_time(v)
-        buckets[key] = buckets.get(key, 0) + c
-    chunk = (values[:200_000] / 1000.0).tolist()
-    probe: dict[int, int] = {}
-    t0 = time.perf_counter()
-    for v in chunk:
-        key = bucket_response_time(v)
-        probe[key] = probe.get(key, 0) + 1
-    per_value_us = (time.perf_counter() - t0) / len(chunk) * 1e6
-    return buckets, per_value_us
-
-
-def _dict_bytes(d: dict[int, int]) -> int:
-    return sys.getsizeof(d) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in d.items())
+    with tempfile.TemporaryDirectory(prefix="bench-hist-") as tmp:
+        path = Path(tmp) / "values.npz"
+        np.savez(path, values_ms=uniq / 1000.0, counts=counts, chunk_ms=values[:200_000] / 1000.0)  # Locust takes ms
+        proc = subprocess.run([sys.executable, "-W", "ignore", "-m", "bench._locust_buckets", str(path),
+                               json.dumps(list(PERCENTILES))], capture_output=True, text=True, timeout=120,
+                              cwd=str(Path(__file__).resolve().parents[1]))
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"Locust bucketing failed ({proc.returncode}): {proc.stderr[-800:]}")
+    return json.loads(lines[-1])
 
 
 def run(tiny: bool = False) -> dict[str, Any]:
-    from locust.stats import calculate_response_time_percentile
-
     n = 100_000 if tiny else 10_000_000
     values = samples_us(n)
     ordered = np.sort(values)
     hist, hdr_cost = g7chaos_recorder(values)
-    buckets, locust_cost = locust_buckets(values)
+    locust = locust_buckets(values)
     rows_out = []
-    for pct in PERCENTILES:
+    for pct, theirs_ms in zip(PERCENTILES, locust["percentiles_ms"]):
         truth = exact_us(ordered, pct)
         ours = int(hist.get_value_at_percentile(pct))
-        theirs = calculate_response_time_percentile(buckets, n, pct / 100.0) * 1000
+        theirs = theirs_ms * 1000
         rows_out.append({"percentile": pct, "exact_ms": truth / 1000.0, "g7chaos_ms": ours / 1000.0,
                          "locust_ms": theirs / 1000.0,
                          "g7chaos_error_pct": round(100.0 * (ours - truth) / truth, 3),
@@ -104,9 +100,9 @@ def run(tiny: bool = False) -> dict[str, Any]:
             "percentiles": rows_out,
             "g7chaos_worst_error_pct": max(abs(r["g7chaos_error_pct"]) for r in rows_out),
             "locust_worst_error_pct": max(abs(r["locust_error_pct"]) for r in rows_out),
-            "g7chaos_memory_bytes": hdr_bytes, "locust_memory_bytes": _dict_bytes(buckets),
-            "locust_buckets": len(buckets), "g7chaos_cost_us_per_value": round(hdr_cost, 3),
-            "locust_cost_us_per_value": round(locust_cost, 3)}
+            "g7chaos_memory_bytes": hdr_bytes, "locust_memory_bytes": locust["memory_bytes"],
+            "locust_buckets": locust["buckets"], "g7chaos_cost_us_per_value": round(hdr_cost, 3),
+            "locust_cost_us_per_value": round(locust["cost_us_per_value"], 3)}
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
