@@ -53,16 +53,18 @@ def _bias(window: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
 
 
 def ramp(server: PacedServer, top: int, ramp_s: float, tokens: int, windows: int) -> list[dict[str, Any]]:
-    """One load process whose users grow from 0 to `top` over `ramp_s`; a window per second."""
+    """One load process whose users grow from 0 to `top` over `ramp_s`; a window per second, the first
+    (start-up) discarded."""
     spec = trials.g7chaos_spec(top, tokens, spawn_s=ramp_s, duration_s=windows + 40)
     out = []
     with tempfile.TemporaryDirectory(prefix="bench-ramp-") as tmp:
         load = LoadProcess()
         try:
-            load.start(server.url, spec, tmp, first_window="ramp-00")
+            # the first second (imports settling, first connections) is start-up, not load: not judged
+            load.start(server.url, spec, tmp, first_window="__start")
             load.wait_started(timeout_s=30)
-            t0 = time.monotonic()
-            for i in range(1, windows):
+            t0 = time.monotonic() + 1.0
+            for i in range(0, windows):
                 time.sleep(max(0.0, t0 + i - time.monotonic()))
                 load.mark_window(f"ramp-{i:02d}")
             time.sleep(max(0.0, t0 + windows - time.monotonic()))
