@@ -1,0 +1,189 @@
+"""`g7chaos audit [--target NAME]`: a read-only check of a deployment against the article's anti-patterns.
+
+A game day shows what breaks; some prescriptions can be read off the deployment without breaking anything,
+and should be before the first fault is injected. Each rule reads through the same clients a run uses
+(list nodes and pods, DescribeAlarms, DescribeInstances, DescribePlacementGroups) and never writes:
+
+- `dbe-alarm`: each cluster has a CloudWatch alarm on DCGM_FI_DEV_ECC_DBE_VOL_TOTAL (a double-bit ECC error
+  silently corrupts answers; the node must be replaced, and someone must be told);
+- `gpu-temperature-alarm`: each cluster has an alarm on DCGM_FI_DEV_GPU_TEMP (thermal slowdown);
+- `efa-alarm`: each cluster has an alarm on the EFA error counters (a saturated fabric stalls all-reduce);
+- `placement-group`: every tensor-parallel group (inference pods labelled `tp-group`) spans nodes whose
+  instances share one `cluster` placement group (EFA all-reduce across racks is slow);
+- `cluster-per-az`: each kube context's nodes sit in one Availability Zone, a different one per context
+  (a cluster stretched over zones keeps routing into a dead zone).
+
+The inference autoscaling signal (queue depth, not GPU utilisation) is not read here: it lives in the
+scaler's configuration, which the Kubernetes API the harness is granted does not show; the `retry-storm`
+and `scale-on-saturation` style scenarios judge it by its effect.
+
+The same guardrails as a dry run apply (allowlisted contexts, STS account, region; no production prompt,
+since nothing is changed). Exit 0 when every rule passes, 1 when one fails, 2 bad input, 4 unreachable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+ZONE = "topology.kubernetes.io/zone"
+TP_LABEL = "tp-group"
+ALARM_METRICS = {"dbe-alarm": "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "gpu-temperature-alarm": "DCGM_FI_DEV_GPU_TEMP",
+                 "efa-alarm": "EFA/ErrorCount"}
+
+
+class Finding(BaseModel):
+    """One rule's verdict on the deployment, with what was read to reach it."""
+
+    rule: str
+    passed: bool
+    detail: str
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="twin", help="'twin' (default) or a name from targets.yaml")
+    parser.add_argument("--targets-file", type=Path, default=None, help="targets.yaml (default: ./targets.yaml)")
+    parser.add_argument("--twin-endpoints", type=Path, default=None,
+                        help="twin only: the running twin's endpoints file (default: reports/twin/endpoints.json)")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def _alarms(target: Any) -> list[dict[str, Any]]:
+    alarms: list[dict[str, Any]] = []
+    for page in target.aws("cloudwatch").get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+        alarms.extend(page.get("MetricAlarms", []))
+    return alarms
+
+
+def alarm_findings(target: Any) -> list[Finding]:
+    """Per metric: every cluster has an alarm on it (by its ClusterName dimension or its configured name)."""
+    alarms = _alarms(target)
+    findings = []
+    for rule, metric in ALARM_METRICS.items():
+        missing = []
+        for cluster in target.contexts:
+            named = target.spec.alarms.for_metric(metric, cluster)
+            if not any(alarm.get("MetricName") == metric and (
+                    alarm.get("AlarmName") == named
+                    or {"Name": "ClusterName", "Value": cluster} in (alarm.get("Dimensions") or []))
+                       for alarm in alarms):
+                missing.append(cluster)
+        findings.append(Finding(rule=rule, passed=not missing, detail=(
+            f"no CloudWatch alarm on {metric} for {', '.join(missing)}" if missing
+            else f"alarm on {metric} in every cluster ({', '.join(target.contexts)})")))
+    return findings
+
+
+def _nodes(target: Any) -> dict[str, list[Any]]:
+    from kubernetes import client
+    return {context: client.CoreV1Api(target.kube(context)).list_node().items for context in target.contexts}
+
+
+def cluster_per_az_finding(nodes: dict[str, list[Any]]) -> Finding:
+    zones = {context: sorted({(n.metadata.labels or {}).get(ZONE, "?") for n in items}) for context, items in nodes.items()}
+    stretched = {c: z for c, z in zones.items() if len(z) > 1}
+    shared = len({z[0] for z in zones.values() if len(z) == 1}) < len([z for z in zones.values() if len(z) == 1])
+    if stretched:
+        detail = "; ".join(f"cluster {c} spans {', '.join(z)}" for c, z in sorted(stretched.items()))
+    elif shared:
+        detail = "two clusters in the same zone: " + ", ".join(f"{c}={z[0]}" for c, z in sorted(zones.items()))
+    else:
+        detail = "one cluster per zone: " + ", ".join(f"{c}={z[0] if z else 'no nodes'}" for c, z in sorted(zones.items()))
+    return Finding(rule="cluster-per-az", passed=not stretched and not shared, detail=detail)
+
+
+def placement_finding(target: Any, nodes: dict[str, list[Any]]) -> Finding:
+    """Every tensor-parallel group's instances share one `cluster` placement group."""
+    from kubernetes import client
+    inference = target.spec.selectors.inference
+    instance_of = {(context, n.metadata.name): (n.spec.provider_id or "").rsplit("/", 1)[-1]
+                   for context, items in nodes.items() for n in items}
+    groups: dict[tuple[str, str], set[str]] = {}
+    for context in target.contexts:
+        pods = client.CoreV1Api(target.kube(context)).list_namespaced_pod(
+            inference.namespace, label_selector=f"{inference.label_selector},{TP_LABEL}").items
+        for pod in pods:
+            group = (pod.metadata.labels or {}).get(TP_LABEL)
+            if group and pod.spec.node_name:
+                groups.setdefault((context, group), set()).add(pod.spec.node_name)
+    multi_node = {key: names for key, names in groups.items() if len(names) > 1}
+    if not multi_node:
+        return Finding(rule="placement-group", passed=True,
+                       detail=f"no tensor-parallel group spans nodes (pods labelled {TP_LABEL})")
+    ids = sorted({instance_of.get((context, name), "") for (context, _), names in multi_node.items() for name in names} - {""})
+    ec2 = target.aws("ec2")
+    placement: dict[str, str | None] = {}
+    for page in ec2.get_paginator("describe_instances").paginate(InstanceIds=ids):
+        for reservation in page.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                placement[instance["InstanceId"]] = (instance.get("Placement") or {}).get("GroupName") or None
+    named = sorted({g for g in placement.values() if g})
+    strategies = {g["GroupName"]: g.get("Strategy") for g in
+                  (ec2.describe_placement_groups(GroupNames=named).get("PlacementGroups", []) if named else [])}
+    problems, fine = [], []
+    for (context, group), names in sorted(multi_node.items()):
+        used = {placement.get(instance_of.get((context, name), "")) for name in names}
+        if len(used) != 1 or None in used:
+            problems.append(f"{group} ({context}) runs on {len(names)} nodes outside one placement group "
+                            f"({', '.join(sorted(str(u) for u in used))})")
+        elif strategies.get(next(iter(used))) != "cluster":
+            problems.append(f"{group} ({context}) placement group {next(iter(used))} has strategy "
+                            f"{strategies.get(next(iter(used)))}, not cluster")
+        else:
+            fine.append(f"{group} in cluster placement group {next(iter(used))}")
+    return Finding(rule="placement-group", passed=not problems, detail="; ".join(problems or fine))
+
+
+def audit_target(target: Any) -> list[Finding]:
+    nodes = _nodes(target)
+    return [*alarm_findings(target), placement_finding(target, nodes), cluster_per_az_finding(nodes)]
+
+
+def _resolve(args: argparse.Namespace) -> Any:
+    from harness.target.target import resolve_target
+    if args.target == "twin":
+        from harness.target.endpoints import DEFAULT_ENDPOINTS_PATH, EndpointsError
+        try:
+            return resolve_target("twin", twin_endpoints=args.twin_endpoints or DEFAULT_ENDPOINTS_PATH)
+        except EndpointsError as exc:
+            raise _Unreachable(str(exc)) from exc
+    return resolve_target(args.target, targets_file=args.targets_file)
+
+
+class _Unreachable(Exception):
+    pass
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
+    from harness.commands.run import TargetStartError, guard
+    try:
+        target = _resolve(args)
+        guard(target, [], dry_run=True)             # read-only: every allowlist check, no production prompt
+        findings = audit_target(target)
+    except (_Unreachable, TargetStartError) as exc:
+        print(f"g7chaos audit: target unreachable: {exc}", file=sys.stderr)
+        return 4
+    except Exception as exc:
+        from harness.cli import UsageError
+        if isinstance(exc, UsageError):
+            raise
+        print(f"g7chaos audit: could not read the deployment: {type(exc).__name__}: {target_redact(exc)}",
+              file=sys.stderr)
+        return 4
+    if args.json:
+        out(json.dumps({"target": target.name, "findings": [f.model_dump() for f in findings]}, indent=2))
+    else:
+        out(f"audit of target {target.name} (read-only)")
+        for finding in findings:
+            out(f"  {'PASS' if finding.passed else 'FAIL'}  {finding.rule:<22} {finding.detail}")
+    return 0 if all(f.passed for f in findings) else 1
+
+
+def target_redact(exc: Exception) -> str:
+    from harness.target.redact import redact
+    return str(redact(str(exc)))
