@@ -26,7 +26,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs
 
 AUDIT_PATH = "/_twin/audit"
-MAX_CALLS = 200_000                       # a long twin session keeps the newest calls, bounded in memory
+MAX_CALLS = 50_000                        # a long twin session keeps the newest calls (~20 MB at most)
 KUBE_READ_VERBS = frozenset({"get", "list", "watch"})
 KUBE_MUTATING_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})   # a GET that runs something
 AWS_READ_PREFIXES = ("Describe", "List", "Get", "BatchGet")
