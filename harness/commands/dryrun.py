@@ -5,6 +5,10 @@ makes read-only calls only: list nodes and pods, describe instances and subnets)
 timeline in deployment and wall time, the load and the checks. No load is started, no journal is written
 into the reports folder and no fault's `inject` is ever called, so the twin's mutation log (or a real
 cluster's audit log) shows nothing from a dry run.
+
+The target's guardrails apply as to a run (scope, kubeconfig contexts, STS account and region against the
+allowlist), except the production confirmation: a plan changes nothing, so it can be produced in CI for
+review; the plan says when a real run will need --confirm.
 """
 from __future__ import annotations
 
