@@ -1,4 +1,10 @@
-"""`g7chaos run` and `g7chaos gameday`: scenarios against one target, reports and exit codes per the contract."""
+"""`g7chaos run` and `g7chaos gameday`: scenarios against one target, reports and exit codes per the contract.
+
+Before anything is injected, every target passes `guard` (harness.target.guardrails.preflight): a
+production target needs --confirm <context> and the same name typed at the terminal's prompt, and the
+contexts, AWS account (STS) and region must be allowlisted; a refusal is exit 2 and names what mismatched.
+`matrix` reaches the same guard through `run_many`.
+"""
 from __future__ import annotations
 
 import argparse
