@@ -87,12 +87,19 @@ class ClusterObserver:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """Stop every stream. A watch idles in a socket read until its next event: closing the response
+        wakes it now rather than at the server's timeout. Threads are joined against one shared deadline."""
         self._stop.set()
         for w in list(self._watches):
             w.stop()
+            response = getattr(w, "_resp", None)
+            if response is not None:
+                with contextlib.suppress(Exception):
+                    response.shutdown() if hasattr(response, "shutdown") else response.close()
+        deadline = time.monotonic() + timeout_s
         for thread in self._threads:
-            thread.join(timeout=2)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _mark_ready(self) -> None:
         with self._ready_lock:      # one thread per stream counts down
