@@ -3,56 +3,27 @@ show it, the zonal shift moves away from the zone, and the revert (live or from 
 experiment, template, shift or cut subnet behind. The harness side talks only through kubernetes and boto3."""
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from kubernetes import client
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+from faultkit import run_context, until as _until
 
-from harness.faults import FAULTS, FaultError, RunContext
+from harness.faults import FAULTS, FaultError
 from harness.faults.az_loss import AzLoss
-from harness.journal import Journal, owed_reverts
-from harness.observe import Timeline
+from harness.journal import owed_reverts
 from harness.scenario.model import AzLossParams
 from harness.target.target import Target
-from harness.twin.server import TwinHandle, TwinServer
+from harness.twin.server import TwinHandle
 
 pytestmark = pytest.mark.slow
 ZONE = "us-east-2a"
 
 
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
-    out = tmp_path_factory.mktemp("az-twin")
-    handle = TwinServer.start_in_thread(profile="article", nodes_per_az=1, time_scale=30.0, out_dir=out / "twin")
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
-@pytest.fixture()
-def target(twin: TwinHandle) -> Target:
-    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
-
-
 def _fault(target: Target, tmp_path: Path, **params) -> AzLoss:
-    ctx = RunContext(target=target, journal=Journal(tmp_path / "journal.jsonl"), timeline=Timeline(),
-                     rng=random.Random(3))
+    ctx = run_context(target, tmp_path, seed=3)
     return FAULTS["az-loss"](AzLossParams(zone=ZONE, **params), ctx)
-
-
-def _until(predicate, seconds: float, what: str):
-    def check():
-        return predicate()
-    try:
-        return Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.1), retry=retry_if_result(lambda v: not v),
-                        reraise=True)(check)
-    except Exception as exc:   # tenacity's RetryError: say what never happened
-        raise AssertionError(f"{what} within {seconds} s") from exc
 
 
 def _clean(target: Target, twin: TwinHandle) -> None:
@@ -73,7 +44,7 @@ def _zone_ready(target: Target, ready: bool) -> bool:
 
 
 def test_a_zone_outside_the_region_is_refused_before_anything_changes(target: Target, tmp_path: Path):
-    ctx = RunContext(target=target, journal=Journal(tmp_path / "j.jsonl"), timeline=Timeline(), rng=random.Random())
+    ctx = run_context(target, tmp_path, seed=None, journal="j.jsonl")
     with pytest.raises(FaultError, match="region"):
         FAULTS["az-loss"](AzLossParams(zone="eu-west-1a"), ctx).plan()
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []

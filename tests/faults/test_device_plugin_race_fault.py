@@ -3,42 +3,26 @@ back; with the plugin started before the driver the node comes back Ready with n
 check must catch); deleting the plugin pod drops the node's GPUs until the DaemonSet's new pod registers."""
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from kubernetes import client
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+from faultkit import run_context, until as _until
 
-from harness.faults import FAULTS, RunContext
-from harness.journal import Journal, owed_reverts
-from harness.observe import Timeline
+from harness.faults import FAULTS
+from harness.journal import owed_reverts
 from harness.scenario.model import DevicePluginRaceParams, NodeSelector
 from harness.target.target import Target
-from harness.twin.server import TwinServer
 
 pytestmark = pytest.mark.slow
 GPU = "nvidia.com/gpu"
 
 
 @pytest.fixture(scope="module", params=["article", "plugin-before-driver"])
-def target(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    out = tmp_path_factory.mktemp(f"plugin-{request.param}")
-    handle = TwinServer.start_in_thread(profile=request.param, nodes_per_az=1, time_scale=30.0, out_dir=out / "twin")
-    try:
-        yield Target.from_twin_endpoints(Path(handle.twin.out_dir) / "endpoints.json")
-    finally:
-        handle.stop()
-
-
-def _until(predicate, seconds: float, what: str):
-    try:
-        return Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.1), retry=retry_if_result(lambda v: not v),
-                        reraise=True)(predicate)
-    except Exception as exc:
-        raise AssertionError(f"{what} within {seconds} s") from exc
+def target(request, twin_pool) -> Target:
+    handle = twin_pool.get(request.param, nodes_per_az=1, time_scale=30.0)   # each test leaves every GPU back
+    return Target.from_twin_endpoints(Path(handle.twin.out_dir) / "endpoints.json")
 
 
 def _node_state(core: client.CoreV1Api, name: str) -> tuple[str, str | None]:
@@ -48,8 +32,7 @@ def _node_state(core: client.CoreV1Api, name: str) -> tuple[str, str | None]:
 
 
 def _fault(target: Target, tmp_path: Path, method: str, zone: str = "us-east-2b"):
-    ctx = RunContext(target=target, journal=Journal(tmp_path / "journal.jsonl"), timeline=Timeline(),
-                     rng=random.Random(1))
+    ctx = run_context(target, tmp_path, seed=1)
     params = DevicePluginRaceParams(node=NodeSelector(zone=zone, model="llama-13b-fp8"), method=method)
     return FAULTS["device-plugin-race"](params, ctx), ctx
 

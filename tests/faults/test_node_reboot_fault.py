@@ -2,47 +2,21 @@
 goes NotReady and comes back, and the revert leaves neither a running experiment nor a template behind."""
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from kubernetes import client
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+from faultkit import run_context, until as _until
 
-from harness.faults import FAULTS, RunContext
+from harness.faults import FAULTS
 from harness.faults.node_reboot import _trusts_fis, fis_role_arn
-from harness.journal import Journal, owed_reverts
-from harness.observe import Timeline
+from harness.journal import owed_reverts
 from harness.scenario.model import NodeRebootParams, NodeSelector
 from harness.target.target import Target
-from harness.twin.server import TwinHandle, TwinServer
+from harness.twin.server import TwinHandle
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
-    out = tmp_path_factory.mktemp("reboot-twin")
-    handle = TwinServer.start_in_thread(profile="article", nodes_per_az=1, time_scale=30.0, out_dir=out / "twin")
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
-@pytest.fixture()
-def target(twin: TwinHandle) -> Target:
-    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
-
-
-def _until(predicate, seconds: float, what: str):
-    try:
-        return Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.1), retry=retry_if_result(lambda v: not v),
-                        reraise=True)(predicate)
-    except Exception as exc:
-        raise AssertionError(f"{what} within {seconds} s") from exc
 
 
 def test_the_fis_role_is_the_one_fis_may_assume(target: Target):
@@ -52,8 +26,7 @@ def test_the_fis_role_is_the_one_fis_may_assume(target: Target):
 
 
 def test_reboot_lands_on_the_chosen_node_only_and_reverts_clean(target: Target, twin: TwinHandle, tmp_path: Path):
-    ctx = RunContext(target=target, journal=Journal(tmp_path / "journal.jsonl"), timeline=Timeline(),
-                     rng=random.Random(5))
+    ctx = run_context(target, tmp_path, seed=5)
     fault = FAULTS["node-reboot"](NodeRebootParams(node=NodeSelector(zone="us-east-2b", model="llama-13b-fp8")), ctx)
     plan = fault.plan()
     node = fault.nodes[0]

@@ -3,44 +3,26 @@ landing evidence is what the cluster shows, the revert leaves no experiment runn
 the journal holds no owed revert afterwards. The harness side talks only through kubernetes and boto3."""
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from kubernetes import client
 
-from harness.faults import FAULTS, FaultError, RunContext
+from faultkit import run_context
+from harness.faults import FAULTS, FaultError
 from harness.faults.spot_interruption import fis_role_arn, iso8601_duration
-from harness.journal import Journal, owed_reverts
-from harness.observe import Timeline
+from harness.journal import owed_reverts
 from harness.scenario.model import NodeSelector, SpotInterruptionParams
 from harness.scenario.stopwhen import coerce_stop_condition
 from harness.target.target import Target
-from harness.twin.server import TwinHandle, TwinServer
 
 pytestmark = pytest.mark.slow
+TWIN_LEAVES_MARKS = True     # the interrupted instance is reclaimed and replaced: no later module sees that fleet
 
 
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
-    out = tmp_path_factory.mktemp("spot-twin")
-    handle = TwinServer.start_in_thread(profile="article", nodes_per_az=1, time_scale=30.0, out_dir=out / "twin")
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
-@pytest.fixture()
-def target(twin: TwinHandle) -> Target:
-    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
-
-
-def _ctx(target: Target, tmp_path: Path) -> RunContext:
-    return RunContext(target=target, journal=Journal(tmp_path / "journal.jsonl"), timeline=Timeline(),
-                      rng=random.Random(3))
+def _ctx(target: Target, tmp_path: Path):
+    return run_context(target, tmp_path, seed=3)
 
 
 def test_durations_are_iso8601_as_fis_wants():

@@ -4,54 +4,27 @@ fleet, and its revert leaves the twin as it was (no stopped process, no injected
 no owed revert in the journal)."""
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 from kubernetes import client
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
+from faultkit import run_context, until as _until
 
-from harness.faults import FAULTS, RunContext
-from harness.journal import Journal, owed_reverts
-from harness.observe import Timeline
+from harness.faults import FAULTS
+from harness.journal import owed_reverts
 from harness.scenario.model import (EfaSaturationParams, GpuThermalThrottleParams, NodeSelector,
                                     ReplicaStallParams)
 from harness.target.target import Target
-from harness.twin.server import TwinHandle, TwinServer
+from harness.twin.server import TwinHandle
 from harness.twin.world import DCGM_FI_DEV_GPU_TEMP, DCGM_FI_DEV_SM_CLOCK
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
-    out = tmp_path_factory.mktemp("h3-twin")
-    handle = TwinServer.start_in_thread(profile="article", nodes_per_az=1, time_scale=30.0, out_dir=out / "twin")
-    try:
-        yield handle
-    finally:
-        handle.stop()
-
-
-@pytest.fixture()
-def target(twin: TwinHandle) -> Target:
-    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
-
-
-def _ctx(target: Target, tmp_path: Path, seed: int = 3) -> RunContext:
-    return RunContext(target=target, journal=Journal(tmp_path / "journal.jsonl"), timeline=Timeline(),
-                      rng=random.Random(seed))
-
-
-def _until(predicate, seconds: float, what: str):
-    try:
-        return Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.1), retry=retry_if_result(lambda v: not v),
-                        reraise=True)(predicate)
-    except Exception as exc:
-        raise AssertionError(f"{what} within {seconds} s") from exc
+def _ctx(target: Target, tmp_path: Path, seed: int = 3):
+    return run_context(target, tmp_path, seed=seed)
 
 
 def test_thermal_throttle_injects_heat_and_clock_and_restores_them(target: Target, twin: TwinHandle, tmp_path: Path):

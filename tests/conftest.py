@@ -1,0 +1,69 @@
+"""Fixtures every test folder may use.
+
+`twin_pool` hands out in-process twins. moto's backends are per process, so only one in-process twin may run
+at a time; starting one costs seconds, so the pool keeps it for the next module that asks for the same
+profile and shape, provided every module that had it left it as it found it (every fault it injected
+reverted and waited out). A module that leaves lasting marks (a node reclaimed and replaced) asks with
+`leaves_marks=True`: it may get a clean twin the pool already runs, and no module after it sees that twin.
+
+Before a module that does not use the pool, the pool's twin is stopped: that module may start its own.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+import pytest
+
+
+class TwinPool:
+    """At most one in-process twin, kept between modules that ask for the same one."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory):
+        self._tmp = tmp_path_factory
+        self._handle = None
+        self._key: tuple | None = None
+        self._marked = False
+
+    def get(self, profile: str = "article", *, nodes_per_az: int = 1, time_scale: float = 30.0,
+            leaves_marks: bool = False):
+        """The running twin for this profile and shape, started if the pool holds another or a marked one."""
+        from harness.twin.server import TwinServer
+
+        key = (profile, nodes_per_az, time_scale)
+        if self._handle is None or key != self._key or self._marked:
+            self.release()
+            out = self._tmp.mktemp(f"twin-{profile}")
+            self._handle = TwinServer.start_in_thread(profile=profile, nodes_per_az=nodes_per_az,
+                                                      time_scale=time_scale, out_dir=out / "twin")
+            self._key, self._marked = key, False
+        self._marked = self._marked or leaves_marks
+        return self._handle
+
+    def release(self) -> None:
+        handle, self._handle, self._key = self._handle, None, None
+        if handle is not None:
+            handle.stop()
+
+
+_STARTED: list[TwinPool] = []     # the session's pool, once a module asked for it
+
+
+@pytest.fixture(scope="session")
+def twin_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinPool]:
+    pool = TwinPool(tmp_path_factory)
+    _STARTED.append(pool)
+    try:
+        yield pool
+    finally:
+        pool.release()
+        _STARTED.remove(pool)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_in_process_twin_at_a_time(request: pytest.FixtureRequest) -> None:
+    """Stop the pool's twin before a module that does not use the pool: it may start a twin of its own."""
+    prefix = f"{request.node.nodeid}::"
+    uses_pool = any("twin_pool" in getattr(item, "fixturenames", ())
+                    for item in request.session.items if item.nodeid.startswith(prefix))
+    if not uses_pool:
+        for pool in _STARTED:
+            pool.release()
