@@ -41,6 +41,10 @@ LIVE_EVERY_S = 0.2
 WORKER_WAIT_S = 30.0
 
 
+def _yield() -> None:
+    gevent.sleep(0)
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, separators=(",", ":")))
@@ -141,7 +145,7 @@ class Child:
     def write_live(self) -> None:
         st = state()
         st.records.flush()
-        snap = st.recorder.current.snapshot()
+        snap = st.recorder.current.snapshot(pause=_yield)   # in slices: streams read in between
         snap["last_wall"] = time.time()
         write_json_atomic(self.out_dir / f"live-{st.index}.json", {
             "window": snap, "seq": self.control_seq, "degraded": st.monitor.degraded,

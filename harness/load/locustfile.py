@@ -210,7 +210,9 @@ class StreamingLLMUser(FastHttpUser):
         self.messages: list[dict[str, str]] = []
         self.turn = 0
         retry_kinds = set(st.spec.retries.on)
-        self.retrying_kwargs = dict(
+        # One retry policy per user, reused for every logical request (a user runs one request at a time, and
+        # `Retrying` starts afresh on each iteration): building one per request cost more than its whole use.
+        self.retrying = Retrying(
             stop=stop_after_attempt(st.spec.retries.attempts),
             wait=wait_exponential_jitter(initial=st.spec.retries.backoff_s, max=st.spec.retries.backoff_max_s),
             retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.kind in retry_kinds),
@@ -281,7 +283,7 @@ class StreamingLLMUser(FastHttpUser):
         failure: AttemptFailed | None = None
         t_first = time.perf_counter()
         try:
-            for attempt in Retrying(**self.retrying_kwargs):
+            for attempt in self.retrying:
                 with attempt:
                     attempt_no += 1
                     text = self._attempt(payload, headers, key, attempt_no, canary, t_arrival)

@@ -25,6 +25,7 @@ HIGHEST_US = 600_000_000      # 10 minutes: longer values are clamped to it (HDR
 SIGNIFICANT_FIGURES = 3
 HISTOGRAM_NAMES = ("ttft", "tbt", "e2e", "lag", "loop_lag")
 DISCARD_PREFIX = "__"          # windows named like this are never reported
+FLUSH_SLICE = 256              # pending values recorded between two pauses of a live snapshot
 
 
 def new_histogram() -> HdrHistogram:
@@ -92,21 +93,32 @@ class WindowStats:
         self.pending_tbt: dict[int, int] = {}
         self.pending_lag: dict[int, int] = {}
 
-    def flush(self) -> None:
+    def flush(self, pause: Callable[[], Any] | None = None) -> None:
+        """Move pending values into their histograms. `pause`, if given, is called every few hundred values
+        (a live report must not hold the event loop for milliseconds: every stream's reads wait on it)."""
         for pending, hist in ((self.pending_tbt, self.tbt), (self.pending_lag, self.lag)):
             if pending:
                 items = list(pending.items())
                 pending.clear()
-                for value, count in items:
+                for i, (value, count) in enumerate(items):
                     hist.record_value(value if value < HIGHEST_US else HIGHEST_US, count)
+                    if pause is not None and i % FLUSH_SLICE == FLUSH_SLICE - 1:
+                        pause()
 
-    def snapshot(self) -> dict[str, Any]:
-        self.flush()
+    def snapshot(self, pause: Callable[[], Any] | None = None) -> dict[str, Any]:
+        """Counts and encoded histograms. With `pause` (live reports, from inside the event loop), the work is
+        cut into slices of well under a millisecond with `pause()` between them; the figures are the same."""
+        self.flush(pause)
         out: dict[str, Any] = {k: getattr(self, k) for k in (
             "name", "first_wall", "last_wall", "requests", "errors", "attempts", "retries", "tokens",
             "canaries", "dropped", "degraded")}
         out["reasons"] = dict(self.reasons)
-        out["hist"] = {k: encode_histogram(getattr(self, k)) for k in HISTOGRAM_NAMES}
+        hists = {}
+        for k in HISTOGRAM_NAMES:
+            if pause is not None:
+                pause()
+            hists[k] = encode_histogram(getattr(self, k))
+        out["hist"] = hists
         return out
 
 
