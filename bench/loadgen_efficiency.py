@@ -10,6 +10,7 @@ event per token, (c) the same with line reads, (d) plain asyncio/aiohttp. They t
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from bench import _trials as trials
@@ -80,7 +81,8 @@ def run(tiny: bool = False) -> dict[str, Any]:
     cost_a = clients["a"]["cpu_us_per_token"]
     cost_ratio = {f"cost_{k}_over_a": round(clients[k]["cpu_us_per_token"] / cost_a, 2)
                   for k in ("b", "c", "d") if cost_a and clients[k]["cpu_us_per_token"]}
-    result = {"name": NAME, "tiny": tiny, **cost_ratio, "limit_lag_p99_ms": limit, "idle_floor": floor,
+    result = {"name": NAME, "tiny": tiny, "scheduling": trials.SCHEDULING, "load_average": os.getloadavg(),
+              **cost_ratio, "limit_lag_p99_ms": limit, "idle_floor": floor,
               "path_floor_lag_p99_ms": path_floor, "size": size,
               "clients": clients, "ratio_a_b": ratio("b"), "ratio_a_c": ratio("c"), "ratio_a_d": ratio("d"),
               "goal_a_over_b": 2.0}
@@ -113,6 +115,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"CPU per token b/a {result.get('cost_b_over_a')}x, c/a {result.get('cost_c_over_a')}x, "
                 f"d/a {result.get('cost_d_over_a')}x; "
                 f"machine floor: lag p99 {result['path_floor_lag_p99_ms']} ms at 8 streams, idle wake-up p99 "
-                f"{result['idle_floor']['p99_ms']} ms (shared machine)",
+                f"{result['idle_floor']['p99_ms']} ms; {result['scheduling']}; load average "
+                f"{result['load_average'][0]:.1f} (shared machine)",
                 ("goal a >= 2x b met" if met else "goal a >= 2x b NOT met") if not result["tiny"] else "tiny: no verdict"))
     return out

@@ -14,6 +14,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+import os
 from typing import Any
 
 from bench import _trials as trials
@@ -122,7 +123,8 @@ def run(tiny: bool = False) -> dict[str, Any]:
         # proven only if the lag really passed the limit and the detector had fired by then
         "fired_in_time": fired is not None and over is not None and fired <= over,
         "lag_passed_limit": over is not None}
-    return {"name": NAME, "tiny": tiny, "sustained_streams": sustained, "sustained_from": source, "size": size,
+    return {"name": NAME, "tiny": tiny, "scheduling": trials.SCHEDULING, "load_average": os.getloadavg(),
+            "sustained_streams": sustained, "sustained_from": source, "size": size,
             "levels": levels, "detector": detector}
 
 
