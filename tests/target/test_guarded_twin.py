@@ -1,7 +1,8 @@
 """Safe to point at a real cluster, proved from the server's side: the twin's audit log of every API call.
 
-One twin runs in this process (so the test reads its audit log directly); `g7chaos` runs as a child process
-pointed at it through a targets.yaml, exactly as at a real deployment. Proved here:
+One twin runs in this process (so the test reads its audit log directly); `g7chaos` is pointed at it through a
+targets.yaml, exactly as at a real deployment: as a child process for the dry run and the game day, in this
+process for refusals (which start nothing). Proved here:
 - a production target without --confirm (or without a terminal) is refused with exit 2 before a single call;
   an account outside the allowlist is refused after the read-only STS call alone;
 - `--dry-run` prints a plan with reads only: not one mutating Kubernetes or AWS call;
@@ -104,25 +105,37 @@ def client_calls(twin: TwinHandle, since: int) -> list[ApiCall]:
     return audit_of(twin).calls(since=since, internal=False)
 
 
-def test_production_is_refused_before_a_single_call(twin: TwinHandle, targets_file: Path, tmp_path: Path) -> None:
+def cli_in_process(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """`g7chaos` in this process (a refusal starts nothing worth a child process); stdin is no terminal here."""
+    from harness.cli import main
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_production_is_refused_before_a_single_call(twin: TwinHandle, targets_file: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     mark = audit_of(twin).mark()
     ecc = str(SCENARIOS / "ecc-double-bit-error.yaml")
     for extra in ([], ["--confirm", "g7-use2a"]):      # no flag; the flag but no terminal to answer at
-        out = g7chaos("run", ecc, "--target", "prod", "--targets-file", str(targets_file), *extra,
-                      "--report-dir", str(tmp_path / "reports"))
-        assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
-        assert "'prod' is production" in out.stderr and "Traceback" not in out.stderr
+        code, err = cli_in_process(monkeypatch, capsys, "run", ecc, "--target", "prod", "--targets-file",
+                                   str(targets_file), *extra, "--report-dir", str(tmp_path / "reports"))
+        assert code == 2 and "'prod' is production" in err, err
     assert client_calls(twin, mark) == []                # not even a read
     assert not (tmp_path / "reports").exists()
 
 
 def test_an_account_outside_the_allowlist_is_refused_after_sts_alone(twin: TwinHandle, targets_file: Path,
-                                                                      tmp_path: Path) -> None:
+                                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     mark = audit_of(twin).mark()
-    out = g7chaos("run", str(SCENARIOS / "ecc-double-bit-error.yaml"), "--target", "other-account",
-                  "--targets-file", str(targets_file), "--report-dir", str(tmp_path / "reports"))
-    assert out.returncode == 2, out.stderr[-2000:]
-    assert "AWS account 123456789012 is not allowlisted for target 'other-account'" in out.stderr
+    code, err = cli_in_process(monkeypatch, capsys, "run", str(SCENARIOS / "ecc-double-bit-error.yaml"), "--target",
+                               "other-account", "--targets-file", str(targets_file),
+                               "--report-dir", str(tmp_path / "reports"))
+    assert code == 2, err
+    assert "AWS account 123456789012 is not allowlisted for target 'other-account'" in err
     assert [c.action for c in client_calls(twin, mark)] == ["sts:GetCallerIdentity"]
 
 
