@@ -206,14 +206,18 @@ class EfaSaturationParams(FaultParams):
 
 
 class ReplicaStallParams(FaultParams):
-    """Hang serving replicas (SIGSTOP of the server process by pod exec; SIGCONT on revert)."""
+    """Hang serving replicas (SIGSTOP of the server process by pod exec; SIGCONT on revert), or, mode `io`, stall
+    them on I/O (FIS EBS latency or pause on their nodes' volumes; the experiment stopped on revert)."""
 
     model: str | None = Field(None, max_length=128, description="pods labelled model=<this>; default: any")
     zone: str | None = Field(None, max_length=64)
-    count: int = Field(1, ge=1, le=1000)
+    count: Annotated[int, Field(ge=1, le=1000)] | Literal["all"] = Field(1, description="how many pods, or all that match")
     pick: Literal["random", "first"] = "random"
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
-    mode: Literal["before-first-token", "mid-stream"] = "before-first-token"
+    mode: Literal["before-first-token", "mid-stream", "io"] = "before-first-token"
+    io_action: Literal["latency", "pause"] = Field(
+        "latency", description="mode io: aws:ebs:volume-io-latency (slow I/O) or aws:ebs:pause-volume-io (none)")
+    io_latency: Duration = Field(0.3, gt=0, le=60, description="mode io, latency: added to every read and write")
 
 
 class GpuThermalThrottleParams(FaultParams):
