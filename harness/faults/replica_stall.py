@@ -21,8 +21,8 @@ latency `io_latency` on every I/O) or `aws:ebs:pause-volume-io` (`io_action: pau
 replicas hang like a SIGSTOP). Latency is the default because it is the I/O-bound saturation the article
 describes (slower, not dead); a pause is a hang that replica-stall's SIGSTOP already covers. The
 experiment's own duration outlasts the scenario step, so the harness's revert (stop_experiment) is what
-ends it and a crashed harness still gets the volumes back. Landed = the experiment's action is running on
-every chosen volume (FIS's resolved targets); the nodes' DCGM_FI_DEV_GPU_UTIL from dcgm-exporter is kept
+ends it and a crashed harness still gets the volumes back. Landed = the experiment's action is running with
+exactly the chosen volumes as its targets; the nodes' DCGM_FI_DEV_GPU_UTIL from dcgm-exporter is kept
 with the evidence. Revert = stop the experiment and delete its template.
 """
 from __future__ import annotations
@@ -183,13 +183,8 @@ class ReplicaStall(Fault):
         action = (experiment.get("actions") or {}).get("stall", {})
         if experiment["state"].get("status") != "running" or action.get("state", {}).get("status") != "running":
             return None
-        try:
-            resolved = {t["resourceArn"] for page in self.ctx.target.aws("fis").get_paginator(
-                "list_experiment_resolved_targets").paginate(experimentId=experiment_id)
-                for t in page.get("resolvedTargets", [])}
-        except Exception:      # an older FIS without the call: the running action is the evidence
-            resolved = set(self.extra["volume_arns"])
-        if not set(self.extra["volume_arns"]) <= resolved:
+        aimed = set((experiment.get("targets") or {}).get("volumes", {}).get("resourceArns") or [])
+        if aimed != set(self.extra["volume_arns"]):
             return None
         utilisation = {}
         for node in self.nodes:
