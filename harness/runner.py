@@ -36,7 +36,7 @@ from harness.scenario.loadspec import load_spec_fields
 from harness.scenario.model import Scenario
 
 MIN_STEADY_WALL_S = 4.0       # enough wall time for canary answers and a steady histogram
-MIN_RECOVERY_WALL_S = 2.0
+MIN_RECOVERY_WALL_S = 1.0
 MIN_RECOVERY_REQUESTS = 10    # the recovery window's SLO is judged only on enough answers
 DEFAULT_RECOVERY_S = 300.0    # deployment time allowed to reach steady state again without a recovery-time check
 REPLAY_HEADERS = ["idempotent-replayed"]
