@@ -6,15 +6,25 @@ to `<report-dir>/matrix.json` and `matrix.txt`, each profile's game day to `<rep
 The `article` column should be all pass and each anti-pattern column should fail only the checks of the
 prescription it breaks; reading that is the point of the table.
 
+Columns run `--workers` at a time (default 2), each in its own worker process with its own twin, because a
+game day spends most of its wall time waiting on scenario time, not computing: two columns side by side fit
+two cores. A worker's live console goes to `<report-dir>/<profile>/console.log`; this process prints one
+line per column as it ends.
+
 Exit 0 when every cell reached a verdict (pass or fail), 3 when interrupted, 4 when a cell ended in error
 (a twin that did not start, a fault that did not land): those cells prove nothing either way.
 """
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import signal
 import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from harness.cli import UsageError
 from harness.commands.run import TargetStartError, load_all, run_many
@@ -37,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path, default=Path("reports/matrix"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-scale", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="profiles run at once, each in its own process on its own twin (default 2; 1 = in turn)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,32 +69,23 @@ def run(args: argparse.Namespace) -> int:
     if unknown_profiles:
         raise UsageError(f"unknown profile(s) {', '.join(unknown_profiles)}; known: {', '.join(known)}")
 
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+
     gamedays: list[tuple[str, GamedayResult]] = []
     exit_code = 0
     with ConsoleView() as console:
-        for profile in profiles:
-            started = datetime.now(timezone.utc)
-            profile_dir = args.report_dir / profile
-            console.event(f"profile {profile}: {len(scenarios)} scenario(s) on a fresh twin")
-            try:
-                runs = run_many(scenarios, target_name="twin", profile=profile, seed=args.seed,
-                                report_dir=profile_dir, time_scale=args.time_scale, console=console)
-            except TargetStartError as exc:
-                print(f"g7chaos matrix: twin for profile {profile} could not be started: {exc}", file=sys.stderr)
-                runs = [RunResult.build(scenario=s.name, target="twin", profile=profile, unreachable=True,
-                                        error=f"twin did not start: {exc}") for _, s in scenarios]
-            gameday = GamedayResult.from_runs(runs, name=f"matrix-{profile}", target="twin", profile=profile,
-                                              started_at=started, ended_at=datetime.now(timezone.utc))
-            out = run_dir(profile_dir, "gameday", started)
-            gameday = gameday.model_copy(update={"report_dir": str(out)})
-            write_gameday(gameday, out)
+        columns = _columns_in_workers if args.workers > 1 and len(profiles) > 1 else _columns_in_turn
+        for profile, gameday in columns(scenarios, profiles, args, console):
             gamedays.append((profile, gameday))
+            order = {p: i for i, p in enumerate(profiles)}
+            gamedays.sort(key=lambda item: order[item[0]])
             matrix = VerdictMatrix.from_gamedays(gamedays)
             write_matrix(matrix, args.report_dir)     # after every column: an interrupted matrix keeps its cells
-            if any(r.verdict == "aborted" for r in runs):
+            if any(r.verdict == "aborted" for r in gameday.runs):
                 exit_code = 3
                 break
-            if any(r.verdict == "error" for r in runs):
+            if any(r.verdict == "error" for r in gameday.runs):
                 exit_code = 4
     matrix = VerdictMatrix.from_gamedays(gamedays)
     path = write_matrix(matrix, args.report_dir)
@@ -90,3 +93,94 @@ def run(args: argparse.Namespace) -> int:
     matrix.render(Console())
     print(f"matrix: {path}")
     return exit_code
+
+
+def _column(scenarios: list, profile: str, args: argparse.Namespace, console: ConsoleView) -> GamedayResult:
+    """One profile's column: a fresh twin and a game day of every scenario on it, written under its folder."""
+    started = datetime.now(timezone.utc)
+    profile_dir = args.report_dir / profile
+    console.event(f"profile {profile}: {len(scenarios)} scenario(s) on a fresh twin")
+    try:
+        runs = run_many(scenarios, target_name="twin", profile=profile, seed=args.seed,
+                        report_dir=profile_dir, time_scale=args.time_scale, console=console)
+    except TargetStartError as exc:
+        print(f"g7chaos matrix: twin for profile {profile} could not be started: {exc}", file=sys.stderr)
+        runs = [RunResult.build(scenario=s.name, target="twin", profile=profile, unreachable=True,
+                                error=f"twin did not start: {exc}") for _, s in scenarios]
+    gameday = GamedayResult.from_runs(runs, name=f"matrix-{profile}", target="twin", profile=profile,
+                                      started_at=started, ended_at=datetime.now(timezone.utc))
+    out = run_dir(profile_dir, "gameday", started)
+    gameday = gameday.model_copy(update={"report_dir": str(out)})
+    write_gameday(gameday, out)
+    return gameday
+
+
+def _columns_in_turn(scenarios: list, profiles: list[str], args: argparse.Namespace, console: ConsoleView):
+    for profile in profiles:
+        yield profile, _column(scenarios, profile, args, console)
+
+
+def _column_in_worker(scenarios: list, profile: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A worker process's column; its console goes to a log file so the columns do not interleave."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the parent forwards an interrupt as SIGTERM, once
+    profile_dir = args.report_dir / profile
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    with open(profile_dir / "console.log", "w", encoding="utf-8") as log, ConsoleView(log, live=False) as console:
+        try:
+            gameday = _column(scenarios, profile, args, console)
+        except Exception as exc:     # a column that broke is a column of errors, not a lost matrix
+            gameday = _error_column(scenarios, profile, f"matrix worker failed: {type(exc).__name__}: {exc}")
+    return gameday.model_dump(mode="json")
+
+
+def _error_column(scenarios: list, profile: str, error: str) -> GamedayResult:
+    runs = [RunResult.build(scenario=s.name, target="twin", profile=profile, error=error) for _, s in scenarios]
+    return GamedayResult.from_runs(runs, name=f"matrix-{profile}", target="twin", profile=profile)
+
+
+def _columns_in_workers(scenarios: list, profiles: list[str], args: argparse.Namespace, console: ConsoleView):
+    """Columns as they finish, `args.workers` at a time. Ctrl-C or SIGTERM reaches each running worker as
+    SIGTERM (its runner reverts and ends the run aborted); columns not yet started never start."""
+    pool = ProcessPoolExecutor(max_workers=min(args.workers, len(profiles)),
+                               mp_context=multiprocessing.get_context("spawn"))
+    pending: dict[Future, str] = {}
+    queue = list(profiles)
+    interrupted = False
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                os.kill(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, TypeError):
+                pass
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while queue or pending:
+            while queue and len(pending) < args.workers and not interrupted:
+                profile = queue.pop(0)
+                console.event(f"profile {profile}: {len(scenarios)} scenario(s) on a fresh twin "
+                              f"(log: {args.report_dir / profile / 'console.log'})")
+                pending[pool.submit(_column_in_worker, scenarios, profile, args)] = profile
+            if not pending:
+                break
+            done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                profile = pending.pop(future)
+                try:
+                    gameday = GamedayResult.model_validate(future.result())
+                except Exception as exc:     # the worker process itself died (killed, out of memory)
+                    gameday = _error_column(scenarios, profile, f"matrix worker died: {type(exc).__name__}: {exc}")
+                console.event(f"profile {profile}: {gameday.counts['pass']} pass, {gameday.counts['fail']} fail, "
+                              f"{gameday.counts['error']} error, {gameday.counts['aborted']} aborted")
+                yield profile, gameday
+    finally:
+        if pending:     # left early (a column aborted, or the caller stopped reading): end the running columns
+            interrupt(signal.SIGTERM, None)
+        pool.shutdown(wait=True, cancel_futures=True)
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -79,6 +79,29 @@ def test_matrix_rejects_an_unknown_profile_before_starting_anything(tmp_path: Pa
     assert not (tmp_path / "m").exists()
 
 
+def test_matrix_rejects_zero_workers(tmp_path: Path) -> None:
+    out = g7chaos("matrix", str(ROOT / "scenarios"), "--workers", "0", "--report-dir", str(tmp_path / "m"))
+    assert out.returncode == 2 and "--workers" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_matrix_columns_run_in_worker_processes_and_keep_the_profile_order(tmp_path: Path) -> None:
+    """Two columns side by side, each in its own worker; neither twin can start (a negative time scale), so
+    every cell ends in error quickly, and the matrix still holds both columns in the order asked for."""
+    report = tmp_path / "m"
+    out = g7chaos("matrix", str(ROOT / "scenarios"), "--profiles", "no-dbe-alarm,article",
+                  "--scenario", "ecc-double-bit-error", "--time-scale", "-1", "--workers", "2",
+                  "--report-dir", str(report), timeout=120)
+    assert out.returncode == 4, (out.stdout[-2000:], out.stderr[-2000:])
+    matrix = json.loads((report / "matrix.json").read_text())
+    assert matrix["profiles"] == ["no-dbe-alarm", "article"]
+    cells = matrix["cells"]["ecc-double-bit-error"]
+    assert {p: c["verdict"] for p, c in cells.items()} == {"no-dbe-alarm": "error", "article": "error"}
+    for profile in ("no-dbe-alarm", "article"):
+        assert "twin did not start" in cells[profile]["reason"] and f"/{profile}/twin/" in cells[profile]["reason"]
+        assert f"profile {profile}: 1 scenario(s) on a fresh twin" in (report / profile / "console.log").read_text()
+        assert f"profile {profile}: 0 pass, 0 fail, 1 error" in out.stdout
+
+
 # ------------------------------------------------------------------------------------ steady-state judgement
 
 def _node(name: str, *, ready: str = "True", gpus: str = "8", cordoned: bool = False,
