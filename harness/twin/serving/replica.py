@@ -36,7 +36,7 @@ EARLY_WAKE_S = 0.0005
 # A step that starts later than this after the previous deadline starts a new timeline (the replica was
 # idle, frozen or starved); smaller lags are absorbed by keeping the absolute schedule.
 RESYNC_S = 0.005
-# While a node's volume is impaired, how often a replica re-reads its latency (a pause ends, latency changes).
+# While a node's volume is paused, how often a replica looks whether the pause has ended.
 IO_POLL_S = 0.05
 
 EventKind = Literal["tok", "last", "cut"]   # queue items: (kind, token text or cut reason, due wall time)
@@ -216,7 +216,7 @@ class Replica:
                 if self._io_free_at is None or now < self._io_free_at:
                     room = 0
                     if not self.active:
-                        wake = now + IO_POLL_S if self._io_free_at is None else min(self._io_free_at, now + IO_POLL_S)
+                        wake = now + IO_POLL_S if self._io_free_at is None else self._io_free_at
                         await asyncio.sleep(max(0.0, wake - now))
                         due = None
                         continue
