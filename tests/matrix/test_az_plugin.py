@@ -6,15 +6,9 @@ check of the property its profile breaks, with numbers, and through no other.
 """
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from cellkit import Ran, assert_reasons_carry_numbers, failing_checks, scenario_run
 
 CELLS = {
     ("az-loss", "single-multi-az-cluster"): {"traffic-failover", "slo"},
@@ -23,22 +17,17 @@ CELLS = {
 """(scenario, profile) -> the checks allowed to fail; at least one of them must."""
 
 
+def matrix_job(params: dict):
+    return scenario_run(params["scenario"], params["profile"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario,profile", list(CELLS))
-def test_cell_fails_only_through_the_broken_property(scenario: str, profile: str, tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / f"{scenario}.yaml"),
-                          "--profile", profile, "--report-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=240)
-    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-2000:]
-    (result_path,) = tmp_path.glob(f"*-{scenario}/result.json")
-    result = json.loads(result_path.read_text())
-    assert result["verdict"] == "fail" and result["profile"] == profile
-    failed = {c["name"]: c for c in result["checks"] if not c["passed"]}
+def test_cell_fails_only_through_the_broken_property(scenario: str, profile: str, matrix_run: Ran) -> None:
+    failed = failing_checks(matrix_run, scenario, profile)
     allowed = CELLS[(scenario, profile)]
     assert failed and set(failed) <= allowed, {n: c.get("reason") for n, c in failed.items()}
-    for check in failed.values():
-        reason = check.get("reason") or check.get("detail") or ""
-        assert re.search(r"\d", reason), f"{check['name']} fails without numbers: {reason!r}"
+    assert_reasons_carry_numbers(failed)
     if scenario == "az-loss":
         assert "traffic-failover" in failed, "the stretched cluster must be caught sending clients into the lost zone"
         assert "us-east-2a" in failed["traffic-failover"]["reason"]

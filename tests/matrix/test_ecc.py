@@ -4,37 +4,27 @@ Each profile must fail through the checks of the property it breaks, with number
 """
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
+from cellkit import Ran, assert_reasons_carry_numbers, failing_checks, scenario_run
 
+SCENARIO = "ecc-double-bit-error"
 CELLS = {
     "no-dbe-remediation": {"node-drained", "no-corrupted-responses"},
     "no-dbe-alarm": {"alarm-fired"},
 }
 
 
+def matrix_job(params: dict):
+    return scenario_run(SCENARIO, params["profile"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", list(CELLS))
-def test_ecc_fails_only_the_checks_its_profile_breaks(profile: str, tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "harness", "run", str(ECC), "--profile", profile,
-                          "--report-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=240)
-    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-2000:]
-    (result_path,) = tmp_path.glob("*-ecc-double-bit-error/result.json")
-    result = json.loads(result_path.read_text())
-    assert result["verdict"] == "fail" and result["profile"] == profile
-    failed = {c["name"]: c for c in result["checks"] if not c["passed"]}
+def test_ecc_fails_only_the_checks_its_profile_breaks(profile: str, matrix_run: Ran) -> None:
+    failed = failing_checks(matrix_run, SCENARIO, profile)
     assert set(failed) == CELLS[profile], {n: c.get("reason") for n, c in failed.items()}
     if profile == "no-dbe-remediation":    # how long, how many: a failed drain and corrupted answers carry numbers
-        for check in failed.values():
-            reason = check.get("reason") or check.get("detail") or ""
-            assert re.search(r"\d", reason), f"{check['name']} fails without numbers: {reason!r}"
+        assert_reasons_carry_numbers(failed)
         corrupted = failed["no-corrupted-responses"]["reason"]
         assert "corrupted" in corrupted and "faulty node" in corrupted, corrupted   # how many, and from where

@@ -4,20 +4,23 @@ for the next)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from cellkit import ROOT, Job, Ran
+
+
+def matrix_job(params: dict) -> Job:
+    return Job("article-column", lambda report: [sys.executable, "-m", "harness", "matrix", str(ROOT / "scenarios"),
+                                                 "--profiles", "article", "--report-dir", str(report)],
+               timeout_s=600)
 
 
 @pytest.mark.slow
-def test_every_scenario_passes_on_article(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "harness", "matrix", str(ROOT / "scenarios"), "--profiles", "article",
-                          "--report-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    matrix = json.loads((tmp_path / "matrix.json").read_text())
+def test_every_scenario_passes_on_article(matrix_run: Ran) -> None:
+    out = matrix_run.out
+    matrix = json.loads((matrix_run.report_dir / "matrix.json").read_text())
     cells = {scenario: by_profile["article"] for scenario, by_profile in matrix["cells"].items()}
     shipped = {p.stem for p in (ROOT / "scenarios").glob("*.yaml")}
     assert set(cells) == shipped, out.stdout[-2000:]

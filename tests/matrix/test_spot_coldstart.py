@@ -6,15 +6,9 @@ recovery-time and/or capacity-restored. Each fails with numbers, and through no 
 """
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from cellkit import Ran, assert_reasons_carry_numbers, failing_checks, scenario_run
 
 CELLS = {
     ("spot-interruption", "no-kv-offload"): ({"session-continuity"}, {"session-continuity"}),
@@ -24,23 +18,18 @@ CELLS = {
 of the allowed ones when empty)."""
 
 
+def matrix_job(params: dict):
+    return scenario_run(params["scenario"], params["profile"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("scenario", "profile"), list(CELLS))
-def test_fails_only_the_checks_its_profile_breaks(scenario: str, profile: str, tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / f"{scenario}.yaml"),
-                          "--profile", profile, "--report-dir", str(tmp_path)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=240)
-    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-2000:]
-    (result_path,) = tmp_path.glob(f"*-{scenario}/result.json")
-    result = json.loads(result_path.read_text())
-    assert result["verdict"] == "fail" and result["profile"] == profile
-    failed = {c["name"]: c for c in result["checks"] if not c["passed"]}
+def test_fails_only_the_checks_its_profile_breaks(scenario: str, profile: str, matrix_run: Ran) -> None:
+    failed = failing_checks(matrix_run, scenario, profile)
     allowed, required = CELLS[(scenario, profile)]
     reasons = {n: c.get("reason") for n, c in failed.items()}
     assert failed and set(failed) <= allowed, reasons
     assert required <= set(failed), reasons
-    for check in failed.values():
-        reason = check.get("reason") or check.get("detail") or ""
-        assert re.search(r"\d", reason), f"{check['name']} fails without numbers: {reason!r}"
+    assert_reasons_carry_numbers(failed)
     if scenario == "spot-interruption":
         assert "re-prefill" in failed["session-continuity"]["reason"]
