@@ -128,7 +128,7 @@ class AzLoss(Fault):
         args: dict[str, Any] = {"template_id": template_id}
         if self.params.zonal_shift:
             args.update(load_balancer_arn=self.extra["load_balancer_arn"], away_from=self.extra["away_from"])
-        self.revert_id = self.ctx.journal.register_revert(self.name, args)
+        self.owe_revert(args)
         self.started_at = time.time()
         self.extra["lost_at"] = self.started_at      # the zone may go dark from here on: the failover clock starts
         self.extra["experiment_id"] = start_experiment(target, template_id)
@@ -177,17 +177,8 @@ class AzLoss(Fault):
         return {"targets": total, "unhealthy": unhealthy}
 
     # ---------------------------------------------------------------------------------------- revert
-    def revert(self) -> None:
-        if getattr(self, "revert_id", None) is None:
-            return
+    def before_revert(self) -> None:
         self.extra.setdefault("revert_started_at", time.time())   # the zone may come back from here on
-        args: dict[str, Any] = {"template_id": self.extra["template_id"]}
-        if self.params.zonal_shift:
-            args.update(load_balancer_arn=self.extra["load_balancer_arn"], away_from=self.extra["away_from"])
-        self.revert_owed(self.ctx.target, args)
-        # only a revert that went through is struck from the journal: a failed one stays owed for recover
-        self.ctx.journal.reverted(self.revert_id)
-        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:

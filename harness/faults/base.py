@@ -50,6 +50,9 @@ class NodeRef:
 
 class Fault(ABC):
     name: ClassVar[str]
+    # set by owe_revert(): the journal entry this fault still owes, and exactly the arguments written there
+    revert_id: str | None = None
+    revert_args: dict[str, Any] | None = None
 
     def __init__(self, params: BaseModel, ctx: RunContext):
         self.params = params
@@ -71,9 +74,33 @@ class Fault(ABC):
     def check_landed(self) -> dict[str, Any] | None:
         """Evidence that the fault is in place now, or None."""
 
-    @abstractmethod
+    def owe_revert(self, args: dict[str, Any]) -> None:
+        """Put the revert on record before the change it undoes: the one way a fault registers its revert.
+
+        The in-process revert then runs from these very arguments, as `g7chaos recover` would from the
+        journal, so the two paths cannot drift apart."""
+        self.revert_args = dict(args)
+        self.revert_id = self.ctx.journal.register_revert(self.name, self.revert_args)
+
     def revert(self) -> None:
-        """Undo what inject did (idempotent)."""
+        """Undo what inject did from the journal's arguments (idempotent: a second call does nothing).
+
+        Only a revert that went through is struck from the journal: one that raised stays owed, so
+        `g7chaos recover` can still finish it."""
+        if self.revert_id is None:
+            return
+        self.before_revert()
+        self.revert_owed(self.ctx.target, self.revert_args or {})
+        self.ctx.journal.reverted(self.revert_id)
+        self.revert_id = None
+        self.after_revert()
+
+    def before_revert(self) -> None:
+        """Hook: what the fault's own process must do before the target is put back (stop its threads, note
+        when the revert began)."""
+
+    def after_revert(self) -> None:
+        """Hook: in-process tidying once the target is put back."""
 
     @classmethod
     @abstractmethod

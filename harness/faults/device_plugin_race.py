@@ -54,7 +54,7 @@ class DevicePluginRace(RebootFault):
             self._inject_reboot()
             return
         # The DaemonSet recreates the pod; what the revert owes is a node with its GPUs back.
-        self.revert_id = self.ctx.journal.register_revert(self.name, self._revert_args())
+        self.owe_revert(self._revert_args())
         self.started_at = time.time()
         plugin = self.ctx.target.spec.selectors.device_plugin
         for node in self.nodes:

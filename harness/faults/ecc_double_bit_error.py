@@ -47,7 +47,7 @@ class EccDoubleBitError(Fault):
 
     def inject(self) -> None:
         args = self._revert_args()
-        self.revert_id = self.ctx.journal.register_revert(self.name, args)
+        self.owe_revert(args)
         _inject(self.ctx.target, args["context"], args["namespace"], args["pod"], args["gpu"], args["field"], 1)
 
     def check_landed(self) -> dict[str, Any] | None:
@@ -74,14 +74,6 @@ class EccDoubleBitError(Fault):
             if condition.type == "AcceleratedHardwareReady" and condition.status == "False":
                 return {"source": "node-condition", "reason": condition.reason, "message": condition.message}
         return None
-
-    def revert(self) -> None:
-        if getattr(self, "revert_id", None) is None:
-            return
-        self.revert_owed(self.ctx.target, self._revert_args())
-        # only a revert that went through is struck from the journal: a failed one stays owed for recover
-        self.ctx.journal.reverted(self.revert_id)
-        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:

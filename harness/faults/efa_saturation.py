@@ -91,7 +91,7 @@ class EfaSaturation(Fault):
 
     def inject(self) -> None:
         args = {"context": self.context, "namespace": NAMESPACE, "pods": self.pods}
-        self.revert_id = self.ctx.journal.register_revert(self.name, args)
+        self.owe_revert(args)
         core = client.CoreV1Api(self.ctx.target.kube(self.context))
         for pod, node in zip(self.pods, self.nodes):
             core.create_namespaced_pod(NAMESPACE, _pod_manifest(pod, node.name, self.params.image))
@@ -160,15 +160,13 @@ class EfaSaturation(Fault):
         # the first run must finish before it reports: allow its length on top of the scenario's limit
         return super().await_landed(deadline + RUN_ITERS * 0.1, poll_s)
 
-    def revert(self) -> None:
-        if getattr(self, "revert_id", None) is None:
-            return
-        self._stop.set()
-        self.revert_owed(self.ctx.target, {"context": self.context, "namespace": NAMESPACE, "pods": self.pods})
-        # only a revert that went through is struck from the journal: a failed one stays owed for recover
-        self.ctx.journal.reverted(self.revert_id)
-        self.revert_id = None
-        for t in self._threads:
+    def before_revert(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:    # the load threads stop first, so none is mid-exec when its pod goes
+            stop.set()
+
+    def after_revert(self) -> None:
+        for t in getattr(self, "_threads", []):
             t.join(timeout=5)
 
     @classmethod

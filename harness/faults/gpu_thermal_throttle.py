@@ -84,7 +84,7 @@ class GpuThermalThrottle(Fault):
         restore = {str(g): {str(f): before.get((metric, g), DEFAULT_RESTORE[f]) for f, metric in METRIC_BY_FIELD.items()}
                    for g in node.gpus}
         self.args = self._revert_args(restore)
-        self.revert_id = self.ctx.journal.register_revert(self.name, self.args)
+        self.owe_revert(self.args)
         for gpu in node.gpus:
             dcgmi_inject(self.ctx.target, node.context, self.args["namespace"], self.args["pod"], gpu,
                          FIELD_GPU_TEMP, self.params.temperature)
@@ -103,14 +103,6 @@ class GpuThermalThrottle(Fault):
                     "temperature": max(hot.values()),
                     "sm_clock_mhz": min(fields.get(("DCGM_FI_DEV_SM_CLOCK", g), 0.0) for g in node.gpus)}
         return None
-
-    def revert(self) -> None:
-        if getattr(self, "revert_id", None) is None:
-            return
-        self.revert_owed(self.ctx.target, self.args)
-        # only a revert that went through is struck from the journal: a failed one stays owed for recover
-        self.ctx.journal.reverted(self.revert_id)
-        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:

@@ -178,7 +178,7 @@ class RebootFault(Fault):
             {"nodes": {"resourceType": "aws:ec2:instance", "resourceArns": arns, "selectionMode": "ALL"}},
             {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "nodes"}}})
         self.extra["template_id"] = template_id
-        self.revert_id = self.ctx.journal.register_revert(self.name, self._revert_args())
+        self.owe_revert(self._revert_args())
         self.started_at = time.time()
         experiment_id = start_experiment(self.ctx.target, template_id)
         self.extra["experiment_id"] = experiment_id
@@ -196,14 +196,6 @@ class RebootFault(Fault):
     def _revert_args(self) -> dict[str, Any]:
         """Everything the revert needs, from the journal alone (written before the experiment starts)."""
         return {"template_id": self.extra["template_id"]}
-
-    def revert(self) -> None:
-        if getattr(self, "revert_id", None) is None:
-            return
-        self.revert_owed(self.ctx.target, self._revert_args())
-        # only a revert that went through is struck from the journal: a failed one stays owed for recover
-        self.ctx.journal.reverted(self.revert_id)
-        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:

@@ -170,7 +170,7 @@ class ReplicaStall(Fault):
                          "selectionMode": "ALL"}},
             {"stall": {"actionId": self.extra["action"], "targets": {"Volumes": "volumes"}, "parameters": parameters}})
         self.extra["template_id"] = template_id
-        self.revert_id = self.ctx.journal.register_revert(self.name, {"template_id": template_id})
+        self.owe_revert({"template_id": template_id})
         experiment_id = start_experiment(self.ctx.target, template_id)
         self.extra["experiment_id"] = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
@@ -201,7 +201,7 @@ class ReplicaStall(Fault):
         if self.params.mode == "io":
             self._inject_io()
             return
-        self.revert_id = self.ctx.journal.register_revert(self.name, {"pods": self.pods})
+        self.owe_revert({"pods": self.pods})
         self.signalled: list[str] = []
         for p in self.pods:
             _signal(self.ctx.target, p["context"], p["namespace"], p["pod"], "STOP")
@@ -215,15 +215,6 @@ class ReplicaStall(Fault):
         if len(signalled) != len(self.pods):
             return None
         return {"source": "pod-exec", "signal": "SIGSTOP", "pods": signalled, "mode": self.params.mode}
-
-    def revert(self) -> None:
-        if getattr(self, "revert_id", None) is None:
-            return
-        self.revert_owed(self.ctx.target, {"template_id": self.extra["template_id"]} if self.params.mode == "io"
-                         else {"pods": self.pods})
-        # only a revert that went through is struck from the journal: a failed one stays owed for recover
-        self.ctx.journal.reverted(self.revert_id)
-        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:

@@ -241,7 +241,7 @@ class SpotInterruption(Fault):
             tags=tags)["experimentTemplate"]
         self.template_id = template["id"]
         # the template changes nothing; the revert is on record before the experiment starts
-        self.revert_id = self.ctx.journal.register_revert(self.name, self._revert_args())
+        self.owe_revert(self._revert_args())
         started = self._started = time.time()
         experiment = fis.start_experiment(clientToken=token, experimentTemplateId=self.template_id,
                                           tags=tags)["experiment"]
@@ -312,14 +312,6 @@ class SpotInterruption(Fault):
             if instance["State"]["Name"] in ("shutting-down", "terminated"):
                 return {"via": "ec2", "state": instance["State"]["Name"]}
         return None
-
-    def revert(self) -> None:
-        if getattr(self, "revert_id", None) is None:
-            return
-        self.revert_owed(self.ctx.target, self._revert_args())
-        # only a revert that went through is struck from the journal: a failed one stays owed for recover
-        self.ctx.journal.reverted(self.revert_id)
-        self.revert_id = None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
