@@ -49,6 +49,8 @@ KUBE_ATTEMPTS = 6                       # 1 call + 5 retries: at a 10% failure r
 KUBE_RETRY_DEADLINE_S = 30.0
 KUBE_REQUEST_TIMEOUT_S = (5.0, 30.0)    # connect, read: a hung API server never hangs a run (watches excepted)
 AWS_RETRY_CONFIG = {"total_max_attempts": 8, "mode": "standard"}
+_NOT_CREATES = ("/exec", "/attach", "/portforward", "/eviction")   # POSTs that are not creates: a 429 on an
+# eviction is a PodDisruptionBudget saying no, which the caller must hear at once, not a throttle to wait out
 
 
 def kube_retry() -> urllib3.Retry:
@@ -82,7 +84,7 @@ class ResilientRestClient(kube_rest.RESTClientObject):
         if _request_timeout is None and "watch=true" not in url:
             _request_timeout = KUBE_REQUEST_TIMEOUT_S
         call = super().request
-        if method != "POST" or url.rstrip("/").endswith(("/exec", "/attach", "/portforward")):
+        if method != "POST" or url.partition("?")[0].rstrip("/").endswith(_NOT_CREATES):
             return call(method, url, headers=headers, body=body, post_params=post_params,
                         _request_timeout=_request_timeout)
         maybe_applied = False
