@@ -98,13 +98,13 @@ def _direct_reader(sock: Any, stall_timeout: float) -> tuple[Any, Any, Any] | No
     watcher = sock._read_event
     if watcher is None or watcher.callback is not None:
         return None
-    stall_timer = hub.loop.timer(stall_timeout)
+    stall_timer = hub.loop.timer(stall_timeout, stall_timeout)   # `again` re-arms it from now on every wait
     switch = _getcurrent().switch
     hub_switch = hub.switch
 
     def wait() -> bool:
         watcher.start(switch, True)
-        stall_timer.start(switch, False)
+        stall_timer.again(switch, False)   # start() after stop() kept the first deadline: streams died at 1 stall_timeout
         try:
             return hub_switch()
         finally:

@@ -378,3 +378,19 @@ def test_sigterm_still_leaves_final_figures(server: SSEServer, tmp_path: Path) -
     assert result.complete, result.problems
     assert (tmp_path / "final-0.json").exists()
     assert result.whole.requests >= 4
+
+
+def test_a_stream_longer_than_the_stall_limit_is_not_a_stall(server: SSEServer, tmp_path: Path) -> None:
+    """The stall limit is "no bytes for stall_timeout", re-armed on every wait: a healthy stream whose
+    tokens keep coming finishes even when the whole stream lasts several stall limits."""
+    server.tokens = 40                  # 40 tokens 20 ms apart: about 0.85 s, over twice the 0.4 s limit
+    load = LoadProcess()
+    load.start(server.url, spec(users=2, max_tokens=40, max_requests=4, retries={"attempts": 1}), tmp_path)
+    try:
+        wait_until(lambda: not load.alive(), 20, "4 requests to end")
+    finally:
+        result = load.stop()
+        server.tokens = 10
+    records = read_records(result.records_path)
+    assert len(records) == 4
+    assert [(r["error"], r["tokens"]) for r in records] == [(None, 40)] * 4, records
