@@ -20,8 +20,8 @@ from typing import Any
 from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
-from harness.faults.node_reboot import (await_experiment_started, create_template, instance_arn, start_experiment,
-                                        stop_template_experiments)
+from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions, instance_arn,
+                                        start_experiment, stop_template_experiments)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
 
 ARC = "arc-zonal-shift"
@@ -72,6 +72,7 @@ class AzLoss(Fault):
             self.extra["away_from"] = self._zone_id(zone)
             plan += f"; ARC zonal shift of {self.extra['load_balancer_arn']} away from {self.extra['away_from']}"
         self.extra["target_groups"] = self._target_groups()
+        self.stop_conditions = fis_stop_conditions(self.ctx)
         return plan
 
     def _zone_nodes(self, zone: str) -> list[NodeRef]:
@@ -113,17 +114,18 @@ class AzLoss(Fault):
         target = self.ctx.target
         duration = _iso_duration(self.extra["duration_s"])
         targets: dict[str, Any] = {"subnets": {"resourceType": "aws:ec2:subnet",
-                                               "resourceArns": self.extra["subnet_arns"], "selectionMode": "ALL"}}
+                                               "resourceArns": self.extra["subnet_arns"],
+                                               "selectionMode": f"COUNT({len(self.extra['subnet_arns'])})"}}
         actions: dict[str, Any] = {"disrupt": {"actionId": "aws:network:disrupt-connectivity",
                                                "parameters": {"duration": duration, "scope": "all"},
                                                "targets": {"Subnets": "subnets"}}}
         if self.params.mode == "power" and self.extra.get("instance_arns"):
             targets["instances"] = {"resourceType": "aws:ec2:instance", "resourceArns": self.extra["instance_arns"],
-                                    "selectionMode": "ALL"}
+                                    "selectionMode": f"COUNT({len(self.extra['instance_arns'])})"}
             actions["power"] = {"actionId": "aws:ec2:stop-instances", "targets": {"Instances": "instances"},
                                 "parameters": {"startInstancesAfterDuration": duration}}
         template_id = create_template(target, f"g7chaos az-loss of {self.params.zone} ({self.params.mode})",
-                                      targets, actions)
+                                      targets, actions, self.stop_conditions)
         self.extra["template_id"] = template_id
         args: dict[str, Any] = {"template_id": template_id}
         if self.params.zonal_shift:

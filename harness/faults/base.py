@@ -29,6 +29,10 @@ class RunContext:
     timeline: Timeline
     rng: random.Random
     dry_run: bool = False
+    # the scenario's stop conditions: FIS templates carry its `alarm:` entries as their own stop conditions,
+    # so an experiment stops on the alarm even when the harness that started it is gone
+    stop_when: list[Any] = field(default_factory=list)
+    alarm_arns: dict[str, str] | None = None     # alarm name -> ARN, resolved once per run (read-only)
 
     def wall(self, deployment_seconds: float) -> float:
         return self.target.wall_seconds(deployment_seconds)

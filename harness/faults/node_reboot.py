@@ -12,6 +12,7 @@ running experiments it can stop.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.parse
@@ -19,6 +20,7 @@ from typing import Any
 
 from kubernetes import client
 
+from harness.alarmwatch import MissingAlarms, alarm_names, resolve_alarms
 from harness.faults.base import Fault, FaultError, register
 from harness.faults.selection import pick_nodes
 
@@ -58,11 +60,49 @@ def fis_role_arn(target: Any) -> str:
     return sorted(named, key=lambda r: r["RoleName"])[0]["Arn"]
 
 
-def create_template(target: Any, description: str, targets: dict[str, Any], actions: dict[str, Any]) -> str:
+def fis_stop_conditions(ctx: Any) -> list[dict[str, str]]:
+    """The FIS stop conditions of a run: one `aws:cloudwatch:alarm` per `alarm:` entry of the scenario's
+    stop_when (value = the alarm's ARN), or `source: none` when it names no alarm (FIS wants one entry).
+
+    FIS then stops the experiment on the alarm by itself, even if the harness that started it is gone."""
+    names = alarm_names(getattr(ctx, "stop_when", None) or [])
+    if not names:
+        return [{"source": "none"}]
+    known = getattr(ctx, "alarm_arns", None) or {}
+    if any(name not in known for name in names):
+        try:
+            known = {**known, **resolve_alarms(ctx.target.aws("cloudwatch"), names)}
+        except MissingAlarms as exc:
+            raise FaultError(str(exc)) from exc
+        ctx.alarm_arns = known
+    return [{"source": "aws:cloudwatch:alarm", "value": known[name]} for name in names]
+
+
+def explicit_targets(targets: dict[str, Any]) -> dict[str, Any]:
+    """Every FIS target names its resources and how many of them: explicit `resourceArns` with
+    `COUNT(<how many>)` (ALL, or no mode, becomes exactly that count), or a COUNT(n)/PERCENT(n) the caller
+    chose. A target without resourceArns, or selecting ALL of whatever tags or filters match, is refused: the
+    harness decided what to touch, and FIS must never widen it."""
+    out: dict[str, Any] = {}
+    for name, spec in targets.items():
+        arns = list(spec.get("resourceArns") or [])
+        if not arns:
+            raise FaultError(f"FIS target {name!r} names no resourceArns: the harness only builds explicit targets")
+        mode = str(spec.get("selectionMode") or "ALL").strip().upper()
+        if mode == "ALL":
+            mode = f"COUNT({len(arns)})"
+        elif not re.fullmatch(r"(COUNT|PERCENT)\(\d+\)", mode):
+            raise FaultError(f"FIS target {name!r}: selectionMode {mode!r} is not COUNT(n) or PERCENT(n)")
+        out[name] = {**spec, "resourceArns": arns, "selectionMode": mode}
+    return out
+
+
+def create_template(target: Any, description: str, targets: dict[str, Any], actions: dict[str, Any],
+                    stop_conditions: list[dict[str, str]] | None = None) -> str:
     fis = target.aws("fis")
     template = fis.create_experiment_template(
         clientToken=f"g7chaos-{time.time_ns()}", description=description[:512], roleArn=fis_role_arn(target),
-        stopConditions=[{"source": "none"}], targets=targets, actions=actions,
+        stopConditions=stop_conditions or [{"source": "none"}], targets=explicit_targets(targets), actions=actions,
         tags={TAG: "fault"})["experimentTemplate"]
     return template["id"]
 
@@ -169,14 +209,17 @@ class RebootFault(Fault):
             raise FaultError(f"node(s) {', '.join(missing)} carry no aws:/// providerID: cannot reboot through FIS")
         arns = [instance_arn(self.ctx.target, n.instance_id) for n in self.nodes]
         self.extra["instance_arns"] = arns
+        self.stop_conditions = fis_stop_conditions(self.ctx)
         return f"FIS aws:ec2:reboot-instances on {', '.join(n.describe() for n in self.nodes)} ({', '.join(arns)})"
 
     def _inject_reboot(self) -> None:
         arns = self.extra["instance_arns"]
         template_id = create_template(
             self.ctx.target, f"g7chaos {self.name}: reboot {', '.join(n.name for n in self.nodes)}",
-            {"nodes": {"resourceType": "aws:ec2:instance", "resourceArns": arns, "selectionMode": "ALL"}},
-            {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "nodes"}}})
+            {"nodes": {"resourceType": "aws:ec2:instance", "resourceArns": arns,
+                       "selectionMode": f"COUNT({len(arns)})"}},
+            {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "nodes"}}},
+            self.stop_conditions)
         self.extra["template_id"] = template_id
         self.owe_revert(self._revert_args())
         self.started_at = time.time()

@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
+from harness.faults.node_reboot import explicit_targets, fis_stop_conditions
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
 
 SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
@@ -86,23 +87,6 @@ def _trusts_fis(document: Any) -> bool:
         if statement.get("Effect", "Allow") == "Allow" and FIS_PRINCIPAL in services:
             return True
     return False
-
-
-def alarm_stop_conditions(target: Any, conditions: list[Any]) -> list[dict[str, str]]:
-    """FIS stop conditions from the scenario's `alarm:<name>` stop_when entries (their ARNs from
-    CloudWatch); none -> `aws:none`, as FIS requires at least one entry."""
-    names = [c.alarm for c in conditions if getattr(c, "metric", None) == "alarm" and getattr(c, "alarm", None)]
-    if not names:
-        return [{"source": "none"}]
-    found = {}
-    cloudwatch = target.aws("cloudwatch")
-    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=names):
-        for alarm in page["MetricAlarms"] + page.get("CompositeAlarms", []):
-            found[alarm["AlarmName"]] = alarm["AlarmArn"]
-    missing = [n for n in names if n not in found]
-    if missing:
-        raise FaultError(f"stop_when names CloudWatch alarm(s) {', '.join(missing)} that do not exist")
-    return [{"source": "aws:cloudwatch:alarm", "value": found[n]} for n in names]
 
 
 def stop_experiments(target: Any, template_id: str | None, experiment_id: str | None = None) -> list[str]:
@@ -191,15 +175,11 @@ class SpotInterruption(Fault):
         self.nodes = [ref for ref, _ in chosen]
         self._check_spot_lifecycle()
         self.role_arn = fis_role_arn(self.ctx.target)
-        self.stop_conditions = alarm_stop_conditions(self.ctx.target, self._scenario_stop_when())
+        self.stop_conditions = fis_stop_conditions(self.ctx)
         self.extra["instances"] = [n.instance_id for n in self.nodes]
         self.extra["notice_s"] = self.params.notice
         return (f"FIS {SPOT_ACTION} (durationBeforeInterruption {iso8601_duration(self.params.notice)}) on "
                 f"{', '.join(f'{n.describe()} {n.instance_id}' for n in self.nodes)}, role {self.role_arn}")
-
-    def _scenario_stop_when(self) -> list[Any]:
-        scenario = getattr(self.ctx, "scenario", None)
-        return list(getattr(self.ctx, "stop_when", None) or getattr(scenario, "stop_when", None) or [])
 
     def _check_spot_lifecycle(self) -> None:
         """FIS resolves `aws:ec2:spot-instance` targets only among spot instances: say so before starting."""
@@ -233,8 +213,9 @@ class SpotInterruption(Fault):
             description=f"g7chaos spot-interruption of {', '.join(n.instance_id or '' for n in self.nodes)}",
             roleArn=self.role_arn,
             stopConditions=self.stop_conditions,
-            targets={"SpotInstances": {"resourceType": "aws:ec2:spot-instance", "resourceArns": self._arns(),
-                                       "selectionMode": "ALL"}},
+            targets=explicit_targets({"SpotInstances": {"resourceType": "aws:ec2:spot-instance",
+                                                        "resourceArns": self._arns(),
+                                                        "selectionMode": f"COUNT({len(self.nodes)})"}}),
             actions={"interrupt": {"actionId": SPOT_ACTION,
                                    "parameters": {"durationBeforeInterruption": iso8601_duration(self.params.notice)},
                                    "targets": {"SpotInstances": "SpotInstances"}}},
