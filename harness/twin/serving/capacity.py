@@ -97,7 +97,9 @@ def _serve(conn, cpu: int | None, world_options: dict | None = None, jitter_s: f
     from harness.twin.serving import ServingFleet, build_gateway_app
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {cpu})
-    sock = socket.socket()
+    # proto IPPROTO_TCP, not the default 0: accepted sockets inherit it, and asyncio turns Nagle off only on
+    # sockets whose proto says TCP; with Nagle on, a response's body waited ~40 ms for the ACK of its headers
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     world = demo_world(**(world_options or {}))
     app = build_gateway_app(ServingFleet(world))
