@@ -19,20 +19,28 @@ def cordoned_at(evidence: Evidence, context: str, node: str, after: float) -> fl
 
 
 def gpu_pods_gone_at(evidence: Evidence, context: str, node: str, after: float) -> tuple[float | None, list[str]]:
-    """When the last inference pod that was on `node` at `after` was seen deleted (or marked terminating)."""
+    """When the last pod the drain had to remove from `node` was seen deleted (or marked terminating).
+
+    Those are the pods on the node at `after`, as last seen before it, and any scheduled there later. A pod
+    that left before `after` (an autoscaler's scale-in, a rollout) was no longer the drain's to remove: counting
+    it would fail a drain that never had the chance, on any cluster whose replica count moves.
+    """
     on_node: dict[str, float | None] = {}
     for obs in evidence.timeline.select("Pod", lambda o: o.context == context):
         pod: Any = obs.obj
         if pod.spec.node_name != node:
             continue
-        if obs.at <= after and obs.type != "DELETED" and not pod.metadata.deletion_timestamp:
-            on_node[obs.name] = None
-        elif obs.name in on_node or obs.at > after:
-            if obs.type == "DELETED" or pod.metadata.deletion_timestamp:
-                if on_node.get(obs.name) is None and obs.at >= after:
-                    on_node[obs.name] = obs.at
-            elif obs.at > after and obs.name not in on_node:
-                on_node[obs.name] = None    # scheduled there after the fault: must go too
+        gone = obs.type == "DELETED" or bool(pod.metadata.deletion_timestamp)
+        if obs.at <= after:
+            if gone:
+                on_node.pop(obs.name, None)
+            else:
+                on_node[obs.name] = None
+        elif gone:
+            if obs.name in on_node and on_node[obs.name] is None:
+                on_node[obs.name] = obs.at
+        elif obs.name not in on_node:
+            on_node[obs.name] = None    # scheduled there after the fault: must go too
     if not on_node:
         return after, []
     remaining = [name for name, gone in on_node.items() if gone is None]

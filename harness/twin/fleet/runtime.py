@@ -106,7 +106,15 @@ class Fleet:
         self.pod_started.pop((store.cluster, meta["namespace"], meta["name"]), None)
 
     def mark_terminating(self, store: ObjectStore, pod: Obj, actor: str, grace_seconds: int | None = None) -> None:
-        """Start a graceful deletion, as the API does for DELETE or an eviction (grace 0: kill now)."""
+        """Start a graceful deletion, as the API does for DELETE or an eviction (grace 0: kill now).
+
+        A pod bound to no node goes at once, as the API server deletes it: no kubelet will ever confirm its
+        exit, so marking it would leave it Terminating for good (a scale-in picks Pending replicas first).
+        """
+        if not pod["spec"].get("nodeName"):
+            self.delete_pod(store, pod, actor=actor)
+            return
+
         def change(obj: Obj) -> None:
             obj["metadata"].setdefault("deletionTimestamp", ko.now_rfc3339())
             grace = grace_seconds if grace_seconds is not None else obj["spec"].get("terminationGracePeriodSeconds", 30)

@@ -476,12 +476,13 @@ class KubeApi:
     def delete_pod(self, namespace: str, name: str, grace_seconds: int | None = None, actor: str = "kube-api") -> Obj:
         """Graceful deletion: deletionTimestamp now (the pod shows Terminating), gone after the grace lag.
 
-        gracePeriodSeconds=0 removes it at once, as `kubectl delete --grace-period=0 --force` does.
+        gracePeriodSeconds=0 removes it at once, as `kubectl delete --grace-period=0 --force` does, and so does
+        a pod bound to no node (the API server's own rule: no kubelet would ever confirm its exit).
         """
         current = self.store.get(PODS, namespace, name)
         if current is None:
             raise _not_found(PODS, name)
-        if grace_seconds == 0:
+        if grace_seconds == 0 or not current["spec"].get("nodeName"):    # unbound: no kubelet to wait for
             removed = self.store.delete(PODS, namespace, name, actor=actor)
             self._after_write(PODS)
             return removed

@@ -146,3 +146,17 @@ def test_queue_depth_recipe_scales_out_onto_spare_gpus_and_no_further():
     rig.serving.waiting = 0                                   # the queue is gone: back to the floor after the window
     rig.run(rig.clock.wall(hpa.SCALE_DOWN_WINDOW_S) + 2)
     assert rig.replicas() == 2
+
+
+def test_a_scale_in_removes_pending_replicas_at_once_instead_of_leaving_them_terminating():
+    rig = Rig("gpu-util-autoscaling")
+    store = rig.world.clusters["g7-use2a"].store
+    store.mutate(DEPLOYMENTS, "inference", "triton-13b", lambda o: o["spec"].__setitem__("replicas", 10))
+    rig.run(1)
+    assert len([p for p in rig.pending_pods() if p in {q["metadata"]["name"] for q in store.iter_raw(PODS)}]) == 2
+    store.mutate(DEPLOYMENTS, "inference", "triton-13b", lambda o: o["spec"].__setitem__("replicas", 8))
+    rig.run(rig.clock.wall(60))
+    left = [p["metadata"]["name"] for p in store.iter_raw(PODS)
+            if p["metadata"]["name"].startswith("triton-13b-") and not p["spec"].get("nodeName")]
+    assert left == [], f"unbound replicas never go once marked for deletion: {left}"
+    assert rig.ready_pods() == 8

@@ -220,6 +220,11 @@ def test_pod_deletion_is_graceful_and_cascades(fleet: Fleet) -> None:
         _wait(lambda: fleet.store.get(PODS, "inference", "triton-13b-4") is None, what="pod removal")
         v1.delete_namespaced_pod("triton-13b-3", "inference", grace_period_seconds=0)
         assert fleet.store.get(PODS, "inference", "triton-13b-3") is None
+        # a pod bound to no node has no kubelet to confirm its exit: the API server removes it at once
+        fleet.store.create(PODS, o.pod("unbound", "inference", containers=[o.container("c", "img")],
+                                       labels={"app": "other"}))
+        v1.delete_namespaced_pod("unbound", "inference")
+        assert fleet.store.get(PODS, "inference", "unbound") is None
         apps.delete_namespaced_deployment("triton-13b", "inference")
         assert apps.list_namespaced_replica_set("inference").items == []
         _wait(lambda: fleet.store.list(PODS, "inference")[0] == [], what="garbage collection of pods")
