@@ -328,8 +328,12 @@ class ServingFleet:
         return self.golden[model]
 
     def node_healthy(self, node_name: str) -> bool:
-        """What the NLB health check sees: does this node have a replica that answers (correctly)?"""
-        self.refresh()
+        """What the NLB health check sees: does this node have a replica that answers (correctly)?
+
+        Pods and notices only: the health check reads no replica's load physics (the canary computes its own),
+        and a full sweep per probe made every round of probes cost nodes x replicas (at 64 nodes per AZ, most
+        of the twin's CPU)."""
+        self.refresh(full=False)
         node = self.world.nodes.get(node_name)
         if node is None or node.power != "running" or not node.network_reachable:
             return False
