@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 from kubernetes import client
 
+from harness.alarmwatch import AlarmWatch, MissingAlarms, alarm_names, resolve_alarms
 from harness.checks import CHECKS, Evidence
 from harness.faults import FAULTS, Fault, FaultError, RunContext
 from harness.journal import Journal
@@ -34,6 +35,7 @@ from harness.report.model import (CheckResult, FaultRecord, RunMetrics, RunResul
 from harness.report.writers import run_dir, write_run
 from harness.scenario.loadspec import load_spec_fields
 from harness.scenario.model import Scenario
+from harness.target.guardrails import GuardrailError, check_planned_blast_radius
 
 MIN_STEADY_WALL_S = 4.0       # enough wall time for canary answers and a steady histogram
 MIN_RECOVERY_WALL_S = 1.0
@@ -81,11 +83,13 @@ class Runner:
         self.timeline = Timeline()
         self.rng = random.Random(options.seed)
         self.ctx = RunContext(target=target, journal=self.journal, timeline=self.timeline, rng=self.rng,
-                              dry_run=options.dry_run)
+                              dry_run=options.dry_run, stop_when=list(scenario.stop_when))
         self.console = options.console or ConsoleView()
         self.state = _State()
         self.observers: list[ClusterObserver] = []
         self.load: LoadProcess | None = None
+        self.alarms: AlarmWatch | None = None
+        self.breach_since: dict[str, float] = {}   # stop condition -> when its breach was first seen (whole run)
         self.checks = [CHECKS[step.check](step.params) for step in scenario.checks if step.check in CHECKS]
         self.unknown_checks = [step.check for step in scenario.checks if step.check not in CHECKS]
         self.interrupted = threading.Event()
@@ -105,7 +109,7 @@ class Runner:
                            twin_pid=self.options.twin_pid, harness_pid=os.getpid())
         error: str | None = None
         stop: StopRecord | None = None
-        aborted = unreachable = False
+        aborted = unreachable = refused = False
         load_result = None
         with self._signals():
             try:
@@ -113,6 +117,9 @@ class Runner:
                 self.steady_state()
                 self.faults_on_timeline()
                 self.recovery()
+            except GuardrailError as exc:   # refused before any injection: invalid input, exit 2
+                refused, error = True, str(exc)
+                self.journal.write("refused", error=error)
             except Aborted as exc:
                 aborted, stop, error = True, exc.stop, str(exc)
             except KeyboardInterrupt:
@@ -125,11 +132,14 @@ class Runner:
                 with self._shielded():
                     self.revert_all()
                     load_result = self._stop_load()
+                    if self.alarms is not None:
+                        self.alarms.stop()
                     for check in self.checks:
                         check.stop()
                     for observer in self.observers:
                         observer.stop()
-        return self.verdict(load_result, error=error, stop=stop, aborted=aborted, unreachable=unreachable)
+        return self.verdict(load_result, error=error, stop=stop, aborted=aborted, unreachable=unreachable,
+                            refused=refused)
 
     def preflight(self) -> None:
         self.phase("preflight")
@@ -138,6 +148,7 @@ class Runner:
                 client.VersionApi(self.target.kube(context)).get_code()
             except Exception as exc:
                 raise TargetUnreachable(f"Kubernetes API of context {context!r} unreachable: {exc}") from exc
+        self._resolve_alarms()
         namespaces = [self.target.spec.selectors.inference.namespace]
         for context in self.target.contexts:
             observer = ClusterObserver(context, self.target.kube(context), self.timeline, namespaces,
@@ -162,8 +173,34 @@ class Runner:
             self.journal.write("fault-planned", fault=step.fault, plan=plan)
             self.console.event(f"plan: {step.fault}: {plan}")
             self.state.faults.append(fault)
+        check_planned_blast_radius(self.target, self.scenario.blast_radius, self.state.faults)
+        self._watch_alarms()
         for check in self.checks:
             check.start(self.ctx)
+
+    def _resolve_alarms(self) -> None:
+        """The `alarm:` stop conditions' ARNs (for FIS templates too); an alarm that does not exist could never
+        fire, so naming one is refused before anything is planned."""
+        names = alarm_names(self.scenario.stop_when)
+        if not names:
+            return
+        try:
+            self.ctx.alarm_arns = resolve_alarms(self.target.aws("cloudwatch"), names)
+        except MissingAlarms as exc:
+            raise GuardrailError(f"refused before touching anything: {exc}") from None
+        except Exception as exc:
+            raise TargetUnreachable(f"CloudWatch did not answer describe_alarms: {exc}") from exc
+        self.journal.write("stop-alarms", alarms=self.ctx.alarm_arns)
+
+    def _watch_alarms(self) -> None:
+        names = alarm_names(self.scenario.stop_when)
+        if not names:
+            return
+        self.alarms = AlarmWatch(self.target.aws("cloudwatch"), names,
+                                 on_error=lambda m: self.journal.write("alarm-watch-error", message=m))
+        self.alarms.start()
+        if not self.alarms.wait_first(15.0):
+            raise TargetUnreachable(f"could not read the state of stop-condition alarm(s) {', '.join(names)}")
 
     def steady_state(self) -> None:
         self.phase("steady state")
@@ -203,7 +240,7 @@ class Runner:
             fault.injected_at = time.time()
             self.journal.write("fault-injected", fault=fault.name, nodes=[n.describe() for n in fault.nodes])
             landed_within = self._landed_limit()
-            evidence = fault.await_landed(time.time() + landed_within)
+            evidence = self._await_landed(fault, time.time() + landed_within)
             self.journal.write("fault-landed" if evidence else "fault-not-landed", fault=fault.name, evidence=evidence)
             fault.landed_evidence = evidence or {}
             if not evidence:
@@ -297,10 +334,10 @@ class Runner:
 
     # ---------------------------------------------------------------------------------------- verdict
     def verdict(self, load_result: Any, *, error: str | None, stop: StopRecord | None, aborted: bool,
-                unreachable: bool) -> RunResult:
+                unreachable: bool, refused: bool = False) -> RunResult:
         self.phase("verdict")
         checks: list[CheckResult] = []
-        if load_result is not None and not unreachable and not aborted:
+        if load_result is not None and not unreachable and not aborted and not refused:
             evidence = Evidence(target=self.target, timeline=self.timeline, faults=self.state.faults,
                                 load=load_result, run_started=self.started, run_ended=time.time(),
                                 windows=self._windows(), recovered_at=self.recovered_at,
@@ -334,7 +371,7 @@ class Runner:
             scenario=self.scenario.name, description=self.scenario.description, target=self.target.name,
             profile=self.options.profile, seed=self.options.seed, started_at=self.started, ended_at=time.time(),
             checks=checks, faults=faults, stop_condition=stop, error=error, aborted=aborted,
-            unreachable=unreachable, metrics=metrics,
+            unreachable=unreachable, invalid_input=refused, metrics=metrics,
             measurement_degraded=bool(load_result and load_result.degraded),
             measurement_degraded_reason=load_result.degraded_reason if load_result else None,
             report_dir=str(self.dir))
@@ -367,9 +404,24 @@ class Runner:
         landed = next((step.params for step in self.scenario.checks if step.check == "fault-landed"), None)
         return max(self.target.wall_seconds(landed.within if landed else 60.0), 5.0)
 
+    def _await_landed(self, fault: Fault, deadline: float) -> dict[str, Any] | None:
+        """The fault's landing evidence, in slices short enough that stop conditions are still watched."""
+        while True:
+            evidence = fault.await_landed(min(deadline, time.time() + 0.2))
+            if evidence or time.time() >= deadline:
+                return evidence
+            if self.interrupted.is_set():
+                raise KeyboardInterrupt
+            self._check_stops(time.time())
+
+    def _check_stops(self, now: float) -> None:
+        if self.load is not None:
+            self._check_stop_conditions(self.load.live(), self.breach_since, now)
+        self._check_alarm_conditions(now)
+
     def _wait_until(self, deadline: float, reverts: list | None = None, allow_stop: bool = True) -> None:
         """Wait for the scenario clock while watching stop conditions, due reverts and the load's health."""
-        breach_since: dict[str, float] = {}
+        breach_since = self.breach_since
         tick = threading.Event()
         while True:
             now = time.time()
@@ -388,6 +440,8 @@ class Runner:
                     raise TargetUnreachable("the load process died")
                 if allow_stop:
                     self._check_stop_conditions(live, breach_since, now)
+            if allow_stop:
+                self._check_alarm_conditions(now)
             if now >= deadline:
                 return
             tick.wait(min(0.1, deadline - now))
@@ -410,6 +464,33 @@ class Runner:
                     raise Aborted(record.reason, record)
             else:
                 breach_since.pop(condition.text, None)
+
+    def _check_alarm_conditions(self, now: float) -> None:
+        """`alarm:<name>` stop conditions, from the alarm watch's latest reading (no call made here).
+
+        The `for` window counts from when the harness first read the alarm in ALARM; the report also gives
+        CloudWatch's own state-change time, so how long the abort took is on record from both clocks."""
+        if self.alarms is None:
+            return
+        states = self.alarms.states()
+        for condition in self.scenario.stop_when:
+            if condition.metric != "alarm":
+                continue
+            alarm = states.get(condition.alarm or "")
+            if alarm is None or alarm.state != "ALARM":
+                continue
+            held = now - alarm.seen_at
+            if held < self.target.wall_seconds(condition.for_s):
+                continue
+            changed = (datetime.fromtimestamp(alarm.updated_at, timezone.utc).isoformat(timespec="milliseconds")
+                       if alarm.updated_at is not None else "?")
+            record = StopRecord(condition=condition.text, observed=None, threshold=None, held_for_s=held,
+                                fired_at=now, alarm=alarm.name, alarm_arn=alarm.arn, state=alarm.state,
+                                state_updated_at=alarm.updated_at, state_reason=alarm.reason,
+                                reason=f"alarm {alarm.name} in ALARM (since {changed}, seen {held:.2f} s ago) fired "
+                                       f"'{condition.text}': {alarm.reason}"[:1000])
+            self.journal.write("stop-condition", **record.model_dump(mode="json"))
+            raise Aborted(record.reason, record)
 
     def _stop_load(self) -> Any:
         if self.load is None:

@@ -28,9 +28,11 @@ def _fmt(seconds: float) -> str:
 
 def plan_scenario(scenario: Scenario, target: Any, seed: int, out: Any) -> bool:
     """Print one scenario's plan; False when a fault cannot be resolved on this target."""
+    from harness.alarmwatch import MissingAlarms, alarm_names, resolve_alarms
     from harness.faults import FAULTS, FaultError, RunContext
     from harness.journal import Journal
     from harness.observe import Timeline
+    from harness.target.guardrails import GuardrailError, check_planned_blast_radius, planned_reach
 
     wall = target.wall_seconds
     print(f"scenario {scenario.name} on target {target.name} (time scale {target.time_scale:g}): "
@@ -42,8 +44,16 @@ def plan_scenario(scenario: Scenario, target: Any, seed: int, out: Any) -> bool:
     ok = True
     with tempfile.TemporaryDirectory(prefix="g7chaos-dryrun-") as scratch:
         journal = Journal(Path(scratch) / "journal.jsonl")   # plan() takes a context; nothing is registered
-        ctx = RunContext(target=target, journal=journal, timeline=Timeline(), rng=random.Random(seed), dry_run=True)
+        ctx = RunContext(target=target, journal=journal, timeline=Timeline(), rng=random.Random(seed), dry_run=True,
+                         stop_when=list(scenario.stop_when))
+        planned = []
         try:
+            names = alarm_names(scenario.stop_when)
+            if names:
+                try:
+                    ctx.alarm_arns = resolve_alarms(target.aws("cloudwatch"), names)
+                except MissingAlarms as exc:
+                    raise GuardrailError(f"refused before touching anything: {exc}") from None
             for step in sorted(scenario.faults, key=lambda s: s.at):
                 lasting = f", reverted after {_fmt(step.duration)}" if step.duration else ""
                 head = f"  at {_fmt(step.at)} ({wall(step.at):.1f} s wall){lasting}: {step.fault}: "
@@ -56,9 +66,14 @@ def plan_scenario(scenario: Scenario, target: Any, seed: int, out: Any) -> bool:
                 fault.step = step
                 try:
                     print(head + fault.plan(), file=out)
+                    planned.append(fault)
                 except FaultError as exc:
                     print(head + f"CANNOT RESOLVE: {exc}", file=out)
                     ok = False
+            # the same blast-radius guardrail a run passes before its first injection: a breach is exit 2
+            nodes, gpus, fleet, _ = planned_reach(target, planned)
+            print(f"  blast radius: {nodes} node(s), {gpus} GPU(s) of a {fleet}-node fleet", file=out)
+            check_planned_blast_radius(target, scenario.blast_radius, planned)
         finally:
             journal.close()
     for step in scenario.checks:

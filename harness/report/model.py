@@ -149,6 +149,12 @@ class StopCondition(_Model):
     held_for_s: float | None = None
     fired_at: datetime | None = None
     reason: str = ""                         # one line: "error_rate 34.1% > 20% for 30.4 s"
+    # an `alarm:<name>` condition: the CloudWatch alarm, its state and CloudWatch's own state-change time
+    alarm: str | None = None
+    alarm_arn: str | None = None
+    state: str | None = None
+    state_updated_at: datetime | None = None
+    state_reason: str | None = None
 
 
 class RunResult(_Model):

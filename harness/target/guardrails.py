@@ -165,6 +165,50 @@ def check_blast_radius(target: Any, scenario_caps: BlastRadius | None, *, nodes:
         raise GuardrailError("blast radius exceeded: " + "; ".join(problems))
 
 
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+def planned_reach(target: Any, faults: Iterable[Any]) -> tuple[int, int, int, list[str]]:
+    """What planned faults touch together: (nodes, GPUs, nodes in the fleet, one line per fault).
+
+    Nodes are counted once however many faults hit them. A fault that names GPUs (ECC, thermal) touches
+    those; one that names none (reboot, spot, zone loss) touches the whole node, i.e. every GPU the node
+    advertises as `nvidia.com/gpu` capacity. The fleet is every node of the target's contexts. Read-only:
+    one node list per context."""
+    from kubernetes import client
+    capacity: dict[tuple[str, str], int] = {}
+    for context in _spec(target).contexts:
+        for node in client.CoreV1Api(target.kube(context)).list_node().items:
+            gpus = (node.status.capacity or {}).get(GPU_RESOURCE) if node.status else None
+            capacity[(context, node.metadata.name)] = int(gpus or 0)
+    touched: dict[tuple[str, str], set[int] | None] = {}    # None = the whole node
+    lines: list[str] = []
+    for fault in faults:
+        refs = list(getattr(fault, "nodes", []) or [])
+        for ref in refs:
+            key = (ref.context, ref.name)
+            whole = not ref.gpus
+            if whole or touched.get(key, set()) is None:
+                touched[key] = None
+            else:
+                touched[key] = set(touched.get(key) or set()) | set(ref.gpus)
+        lines.append(f"{getattr(fault, 'name', type(fault).__name__)}: {len(refs)} node(s) "
+                     f"({', '.join(r.name for r in refs[:5])}{', ...' if len(refs) > 5 else ''})")
+    gpus = sum(capacity.get(key, 0) if which is None else len(which) for key, which in touched.items())
+    return len(touched), gpus, len(capacity), lines
+
+
+def check_planned_blast_radius(target: Any, scenario_caps: BlastRadius | None, faults: Iterable[Any]) -> None:
+    """Refuse a scenario whose planned faults, together, reach past the caps (before anything is injected)."""
+    faults = list(faults)
+    nodes, gpus, fleet, lines = planned_reach(target, faults)
+    try:
+        check_blast_radius(target, scenario_caps, nodes=nodes, gpus=gpus, fleet_nodes=fleet)
+    except GuardrailError as exc:
+        raise GuardrailError(f"refused before touching anything: {exc} (scenario blast_radius and target "
+                             f"{_spec(target).name!r} caps; planned: {'; '.join(lines)})") from None
+
+
 def check_scenario_scope(target: Any, scenario: Any) -> None:
     """Refuse a scenario that names clusters or zones outside the target, before anything is resolved.
 

@@ -82,7 +82,7 @@ def targets_file(endpoints: dict[str, Any], tmp_path_factory: pytest.TempPathFac
     common = {"kubeconfig": str(folder / "kubeconfig"), "contexts": endpoints["contexts"], "aws": aws,
               "inference_url": endpoints["inference_url"]}
     targets = {
-        "prod": {**common, "environment": "production", "caps": {"max_nodes": 1},
+        "prod": {**common, "environment": "production", "caps": {"max_nodes": 4},
                  "allowlist": {"contexts": endpoints["contexts"], "aws_accounts": [endpoints["account_id"]],
                                "regions": [endpoints["region"]]}},
         "stg": {**common, "environment": "staging", "time_scale": endpoints["time_scale"],
