@@ -81,10 +81,20 @@ class TargetHealth:
         tg.health_for = health_for
         self.target_groups[az] = target_group_arn
 
-    def register(self, az: str, instance_id: str) -> None:
+    def register(self, az: str, instance_id: str, in_service: bool = False) -> None:
+        """A new target starts `initial` and takes no traffic until it passes HealthyThresholdCount checks.
+
+        `in_service`: a target of the fleet the twin starts with. That deployment has been serving for long (its
+        replicas finished loading their model long ago), so its targets passed their checks long ago too; starting
+        them `initial` would turn every request away for the first thresholds' worth of probes.
+        """
         arn = self.target_groups.get(az)
         if arn is not None:
             self._elbv2().register_targets(arn, [{"Id": instance_id}])
+            if in_service:
+                tg = self._elbv2().target_groups[arn]
+                self.states[(arn, instance_id)] = TargetState(status="healthy", reason=None, description=None,
+                                                              passes=int(tg.healthy_threshold_count))
 
     def deregister_terminated(self, instance_id: str) -> None:
         for arn in self.target_groups.values():

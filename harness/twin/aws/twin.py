@@ -209,7 +209,7 @@ class AwsTwin:
             moto_group.desired_capacity = group.desired
             moto_group.min_size = group.desired
         for instance in launches:
-            self._launched(instance)
+            self._launched(instance, in_service=True)
         return self.seeded
 
     @staticmethod
@@ -284,9 +284,9 @@ class AwsTwin:
         group = self.world.nodegroups.get(instance.nodegroup)
         return group is not None and group.role == "13b"
 
-    def _launched(self, instance: ManagedInstance) -> None:
+    def _launched(self, instance: ManagedInstance, in_service: bool = False) -> None:
         if self._serves_13b(instance):
-            self.elb.register(instance.az, instance.instance_id)
+            self.elb.register(instance.az, instance.instance_id, in_service=in_service)
         self.hooks.launched(instance.instance_id, instance.nodegroup, instance.az, instance.subnet_id,
                             instance.private_ip, instance.capacity_type, instance.placement_group)
 

@@ -46,6 +46,11 @@ def test_twin_up_serves_within_five_seconds_and_stops_cleanly(tmp_path, stop_sig
         assert e["contexts"] == ["g7-use2a", "g7-use2b"] and e["pid"] == proc.pid
         assert e["aws_endpoint"].startswith("http://127.0.0.1:") and "arc-zonal-shift" in e["aws_endpoints"]
         assert "{node}" in e["imds_url_template"] and e["inference_url"].startswith("http://127.0.0.1:")
+        # the fleet it starts with has been serving for long: its NLB targets are in service from the first request
+        codes = [httpx.post(f"{e['inference_url']}/v1/completions", timeout=5,
+                            json={"model": "llama-13b-fp8", "prompt": "first", "max_tokens": 1}).status_code
+                 for _ in range(10)]
+        assert codes == [200] * 10, codes
 
         got = subprocess.run(["kubectl", "--kubeconfig", e["kubeconfig"], "--context", "g7-use2b", "get", "nodes",
                               "-L", "node.kubernetes.io/instance-type"], capture_output=True, text=True, env=env, timeout=30)
