@@ -70,7 +70,9 @@ def run(tiny: bool = False) -> dict[str, Any]:
         combined = json.loads(found[-1].read_text())
         runs = [{"scenario": r["scenario"], "seconds": r["duration_s"], "verdict": r["verdict"],
                  "measurement_degraded": r.get("measurement_degraded", False),
-                 "failed_checks": [c["name"] for c in r["checks"] if not c["passed"]]} for r in combined["runs"]]
+                 "failed_checks": [c["name"] for c in r["checks"] if not c["passed"]],
+                 "reasons": {c["name"]: c["reason"] for c in r["checks"] if not c["passed"]},
+                 "error": r.get("error")} for r in combined["runs"]]
         result.update({
             "verdict": combined["verdict"], "counts": combined["counts"], "runs": runs,
             "scenario_seconds_sum": round(sum(r["seconds"] or 0 for r in runs), 2),

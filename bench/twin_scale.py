@@ -151,7 +151,7 @@ def _baseline() -> tuple[dict[str, Any], str]:
 
     for r in gameday_walltime.LAST.get("runs", []):
         if r["scenario"] == "ecc-double-bit-error":
-            return {"verdict": r["verdict"], "failed_checks": r["failed_checks"],
+            return {"verdict": r["verdict"], "failed_checks": r["failed_checks"], "reasons": r.get("reasons", {}),
                     "measurement_degraded": r["measurement_degraded"], "seconds": r["seconds"]}, \
                 "this run's game day (2 nodes per AZ)"
     return _ecc_run(None), "a run on a default twin (2 nodes per AZ)"
@@ -188,6 +188,9 @@ def run(tiny: bool = False) -> dict[str, Any]:
         result["ecc_baseline"], result["ecc_baseline_source"] = baseline, source
         result["ecc_same_verdict"] = (baseline["verdict"] == scaled["verdict"]
                                       and sorted(baseline["failed_checks"]) == sorted(scaled["failed_checks"]))
+        # which checks judged differently, and why: a fault check that flips is the harness's problem, an SLO
+        # that flips while the twin's own loop is saturated is the twin's
+        result["ecc_checks_differing"] = sorted(set(baseline["failed_checks"]) ^ set(scaled["failed_checks"]))
     return result
 
 
@@ -215,4 +218,9 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
         base = b["verdict"] + (f" ({', '.join(b['failed_checks'])})" if b["failed_checks"] else "")
         out.append((f"ecc verdict at {size} vs default fleet", f"scaled: {scaled}; default: {base} "
                     f"[{result['ecc_baseline_source']}]", "same verdict" if result["ecc_same_verdict"] else "DIFFERENT"))
+        for name in result.get("ecc_checks_differing", []):
+            reason = s.get("reasons", {}).get(name) or result["ecc_baseline"].get("reasons", {}).get(name) or ""
+            out.append((f"  ecc check {name} differs", reason[:160], ""))
+        if s.get("error"):
+            out.append(("  ecc run at scale: error", s["error"][:160], ""))
     return out
