@@ -127,10 +127,14 @@ def event(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
     return found[0]
 
 
-def test_an_alarm_in_alarm_aborts_within_a_second_and_reverts(twin, target: Target, probe_alarm: str,
+@pytest.mark.parametrize("hold", ["", " for 30s"], ids=["at-once", "for-30s"])
+def test_an_alarm_in_alarm_aborts_within_a_second_and_reverts(hold: str, twin, target: Target, probe_alarm: str,
                                                               tmp_path: Path) -> None:
     cloudwatch = target.aws("cloudwatch")
-    scenario = load_scenario_text(scenario_text([f"alarm:{ALARM}", "error_rate > 90% for 1m"], ECC))
+    condition = f"alarm:{ALARM}{hold}"
+    for_wall = target.wall_seconds(30) if hold else 0.0
+    scenario = load_scenario_text(scenario_text([condition, "error_rate > 90% for 1m"], ECC,
+                                                duration="12m" if hold else "10m"))
     before = dbe_fields(twin)
     mark = audit_of(twin).mark()
     runner = Runner(scenario, target, RunOptions(report_root=tmp_path, seed=1))
@@ -143,11 +147,11 @@ def test_an_alarm_in_alarm_aborts_within_a_second_and_reverts(twin, target: Targ
 
     assert result.exit_code == 3 and result.verdict == "aborted", result.summary()
     stop = result.stop_condition
-    assert stop is not None and stop.condition == f"alarm:{ALARM}"
+    assert stop is not None and stop.condition == condition
     assert stop.alarm == ALARM and stop.alarm_arn == probe_alarm and stop.state == "ALARM"
     assert "breach while the fault is in place" in (stop.state_reason or "")
     written = json.loads((Path(result.report_dir) / "result.json").read_text())
-    assert written["exit_code"] == 3 and written["stop_condition"]["condition"] == f"alarm:{ALARM}"
+    assert written["exit_code"] == 3 and written["stop_condition"]["condition"] == condition
     assert ALARM in written["stop_condition"]["reason"]
 
     # put back: the DBE cleared on the twin's GPU, nothing owed, the fault's record says reverted
@@ -160,11 +164,12 @@ def test_an_alarm_in_alarm_aborts_within_a_second_and_reverts(twin, target: Targ
     served = [c.at for c in audit_of(twin).calls(since=mark) if c.verb == "SetAlarmState"][0]   # ALARM, then OK
     aborted_at = event(records, "stop-condition")["ts"]
     reverted_at = event(records, "fault-reverted")["ts"]
-    print(f"\nalarm ALARM at {changed:.3f} (call served {served:.3f}); abort +{aborted_at - changed:.3f} s, "
-          f"fault reverted +{reverted_at - changed:.3f} s")
+    print(f"\nalarm ALARM at {changed:.3f} (call served {served:.3f}); abort +{aborted_at - changed:.3f} s "
+          f"(for window {for_wall:.1f} s), fault reverted +{reverted_at - changed:.3f} s")
     assert abs(served - changed) < 0.5                       # the two twin clocks agree
-    assert 0 <= aborted_at - changed < ABORT_WITHIN_S
-    assert aborted_at <= reverted_at < changed + ABORT_WITHIN_S + 1.0
+    assert for_wall <= aborted_at - changed < for_wall + ABORT_WITHIN_S
+    assert for_wall <= stop.held_for_s <= aborted_at - changed
+    assert aborted_at <= reverted_at < changed + for_wall + ABORT_WITHIN_S + 1.0
 
 
 def test_a_live_figure_breach_aborts_within_a_second_of_its_for_window(twin, target: Target, tmp_path: Path) -> None:
