@@ -13,9 +13,14 @@ plugin pod was replaced (plugin-restart), as the Kubernetes API shows it.
 Revert leaves the node as the harness found it: a node that came back Ready with fewer GPUs than it had before
 gets its device-plugin pod deleted, so the DaemonSet starts a fresh one against the now-loaded driver (the
 operator's fix for a lost race). Judgement is not affected: the run's checks have seen the loss by then.
+The revert waits for that outcome (a node still rebooting, a plugin still registering) instead of judging
+the node once: `g7chaos recover` after a killed run often finds the node mid-boot, and a node judged only
+then would come back short of GPUs with nothing owed any more. A node not whole by the deadline keeps the
+revert owed, so the next `recover` tries again.
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -93,28 +98,51 @@ class DevicePluginRace(RebootFault):
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         if "template_id" in args:
             super().revert_owed(target, args)
+        deadline = time.time() + target.wall_seconds(NODE_BACK_S)
         for node in args.get("nodes", []):
-            restart_plugin_if_short(target, node["context"], node["name"], node["gpus"], args["plugin"])
+            restore_gpus(target, node["context"], node["name"], node["gpus"], args["plugin"], deadline)
 
 
-def restart_plugin_if_short(target: Any, context: str, node: str, expected: int, plugin: dict[str, str]) -> bool:
-    """A Ready node with fewer GPUs than before: delete its device-plugin pod so the DaemonSet restarts it."""
+NODE_BACK_S = 600.0        # deployment seconds a rebooting node gets to come back with its GPUs
+PLUGIN_GRACE_S = 30.0      # deployment seconds a running plugin gets to register before it counts as lost
+
+
+def restore_gpus(target: Any, context: str, node: str, expected: int, plugin: dict[str, str],
+                 deadline: float) -> None:
+    """Wait until the node is Ready with `expected` GPUs; restart a plugin that ran PLUGIN_GRACE_S and still
+    left the node short (it registered before the driver). FaultError at the deadline: the revert stays owed.
+
+    A node that is gone (replaced) has nothing of ours left on it."""
     core = client.CoreV1Api(target.kube(context))
-    try:
-        current = core.read_node(node)
-    except client.ApiException as exc:
-        if exc.status == 404:      # replaced meanwhile: nothing of ours left on it
-            return False
-        raise
-    ready = any(c.type == "Ready" and c.status == "True" for c in current.status.conditions or [])
-    gpus = int((current.status.allocatable or {}).get(GPU, "0") or 0)
-    if not ready or gpus >= expected:
-        return False
-    for pod in core.list_namespaced_pod(plugin["namespace"], label_selector=plugin["selector"],
-                                        field_selector=f"spec.nodeName={node}").items:
+    grace = target.wall_seconds(PLUGIN_GRACE_S)
+    seen: dict[str, float] = {}        # plugin pod uid -> when it was first seen running (local clock)
+    wake = threading.Event()
+    while True:
         try:
-            core.delete_namespaced_pod(pod.metadata.name, plugin["namespace"])
+            current = core.read_node(node)
         except client.ApiException as exc:
-            if exc.status != 404:
-                raise
-    return True
+            if exc.status == 404:
+                return
+            raise
+        ready = any(c.type == "Ready" and c.status == "True" for c in current.status.conditions or [])
+        gpus = int((current.status.allocatable or {}).get(GPU, "0") or 0)
+        if ready and gpus >= expected:
+            return
+        now = time.time()
+        if ready:
+            for pod in core.list_namespaced_pod(plugin["namespace"], label_selector=plugin["selector"],
+                                                field_selector=f"spec.nodeName={node}").items:
+                if pod.metadata.deletion_timestamp or (pod.status.phase if pod.status else None) != "Running":
+                    continue
+                started = pod.status.start_time.timestamp() if pod.status.start_time else now
+                if now - seen.setdefault(pod.metadata.uid, min(now, started)) < grace:
+                    continue
+                try:
+                    core.delete_namespaced_pod(pod.metadata.name, plugin["namespace"])
+                except client.ApiException as exc:
+                    if exc.status != 404:
+                        raise
+        if now >= deadline:
+            state = f"has {gpus}/{expected} {GPU}" if ready else "is not Ready"
+            raise FaultError(f"node {context}/{node} still {state}; run `g7chaos recover` again once it is back")
+        wake.wait(min(0.2, max(0.0, deadline - now)))

@@ -81,3 +81,17 @@ def test_plugin_restart_drops_and_restores_the_gpus(target: Target, tmp_path: Pa
     _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "the GPUs registered again")
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
+
+
+def test_revert_during_the_reboot_still_brings_every_gpu_back(target: Target, tmp_path: Path):
+    """What `g7chaos recover` meets after a run killed mid-fault: the node still booting. The revert waits for it
+    and restarts a plugin that lost the race, instead of judging the node NotReady and leaving it short for good."""
+    fault, ctx = _fault(target, tmp_path, "reboot")
+    fault.plan()
+    node = fault.nodes[0]
+    fault.inject()
+    assert fault.await_landed(time.time() + 10)
+    core = client.CoreV1Api(target.kube(node.context))
+    assert _node_state(core, node.name)[0] != "True"          # mid-boot, as a recover right after the kill finds it
+    FAULTS["device-plugin-race"].revert_owed(target, owed_reverts(ctx.journal.path)[0].args)
+    assert _node_state(core, node.name) == ("True", "8")
