@@ -21,7 +21,7 @@ from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions, instance_arn,
-                                        start_experiment, stop_template_experiments)
+                                        start_experiment, stop_template_experiments, stops_on)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
 
 ARC = "arc-zonal-shift"
@@ -73,7 +73,7 @@ class AzLoss(Fault):
             plan += f"; ARC zonal shift of {self.extra['load_balancer_arn']} away from {self.extra['away_from']}"
         self.extra["target_groups"] = self._target_groups()
         self.stop_conditions = fis_stop_conditions(self.ctx)
-        return plan
+        return plan + stops_on(self.stop_conditions)
 
     def _zone_nodes(self, zone: str) -> list[NodeRef]:
         found = []

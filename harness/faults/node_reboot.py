@@ -78,6 +78,12 @@ def fis_stop_conditions(ctx: Any) -> list[dict[str, str]]:
     return [{"source": "aws:cloudwatch:alarm", "value": known[name]} for name in names]
 
 
+def stops_on(stop_conditions: list[dict[str, str]]) -> str:
+    """How a plan line says which alarms stop the experiment (empty when none do)."""
+    arns = [c["value"] for c in stop_conditions if c.get("source") == "aws:cloudwatch:alarm"]
+    return f"; FIS stops it on alarm(s) {', '.join(a.rsplit(':', 1)[-1] for a in arns)}" if arns else ""
+
+
 def explicit_targets(targets: dict[str, Any]) -> dict[str, Any]:
     """Every FIS target names its resources and how many of them: explicit `resourceArns` with
     `COUNT(<how many>)` (ALL, or no mode, becomes exactly that count), or a COUNT(n)/PERCENT(n) the caller
@@ -210,7 +216,8 @@ class RebootFault(Fault):
         arns = [instance_arn(self.ctx.target, n.instance_id) for n in self.nodes]
         self.extra["instance_arns"] = arns
         self.stop_conditions = fis_stop_conditions(self.ctx)
-        return f"FIS aws:ec2:reboot-instances on {', '.join(n.describe() for n in self.nodes)} ({', '.join(arns)})"
+        return (f"FIS aws:ec2:reboot-instances on {', '.join(n.describe() for n in self.nodes)} ({', '.join(arns)})"
+                + stops_on(self.stop_conditions))
 
     def _inject_reboot(self) -> None:
         arns = self.extra["instance_arns"]

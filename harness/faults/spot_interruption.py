@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
-from harness.faults.node_reboot import explicit_targets, fis_stop_conditions
+from harness.faults.node_reboot import explicit_targets, fis_stop_conditions, stops_on
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
 
 SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
@@ -179,7 +179,8 @@ class SpotInterruption(Fault):
         self.extra["instances"] = [n.instance_id for n in self.nodes]
         self.extra["notice_s"] = self.params.notice
         return (f"FIS {SPOT_ACTION} (durationBeforeInterruption {iso8601_duration(self.params.notice)}) on "
-                f"{', '.join(f'{n.describe()} {n.instance_id}' for n in self.nodes)}, role {self.role_arn}")
+                f"{', '.join(f'{n.describe()} {n.instance_id}' for n in self.nodes)}, role {self.role_arn}"
+                + stops_on(self.stop_conditions))
 
     def _check_spot_lifecycle(self) -> None:
         """FIS resolves `aws:ec2:spot-instance` targets only among spot instances: say so before starting."""

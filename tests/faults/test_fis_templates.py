@@ -69,7 +69,7 @@ def test_template_carries_the_alarm_and_explicit_counted_targets(name: str, targ
     ctx = run_context(target, tmp_path, seed=5)
     ctx.stop_when = [coerce_stop_condition(f"alarm:{ALARM}"), coerce_stop_condition("error_rate > 20% for 30s")]
     fault = FAULTS[name](FIS_FAULTS[name], ctx)
-    fault.plan()
+    assert f"FIS stops it on alarm(s) {ALARM}" in fault.plan()        # what a dry run shows for review
     assert fault.stop_conditions == [{"source": "aws:cloudwatch:alarm", "value": probe_alarm}]
     try:
         try:
@@ -101,7 +101,7 @@ def test_without_alarm_conditions_the_template_says_source_none(target: Target, 
     ctx.stop_when = [coerce_stop_condition("error_rate > 20% for 30s")]
     for name in FIS_FAULTS:
         fault = FAULTS[name](FIS_FAULTS[name], ctx)
-        fault.plan()
+        assert "FIS stops it" not in fault.plan()
         assert fault.stop_conditions == [{"source": "none"}], name
 
 
