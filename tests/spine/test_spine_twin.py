@@ -112,6 +112,38 @@ def test_dry_run_prints_the_plan_and_changes_nothing(twin: TwinHandle, tmp_path:
     assert not list((tmp_path / "reports").glob("*/journal.jsonl"))
 
 
+REPLICA_STALL_COUNTS = {          # replica-stall's `count` as users write it, and what the plan must say
+    "count: all": "in 32 pod(s)",
+    "count: all\n      pick: first\n      zone: us-east-2b": "in 16 pod(s)",
+    "count: 'all'\n      mode: mid-stream": "kill -STOP 1 (mid-stream) in 32 pod(s)",
+    "count: '3'": "in 3 pod(s)",
+    "count: all\n      mode: io\n      io_action: pause\n      seed: 4": "aws:ebs:pause-volume-io",
+    "count: 999": "CANNOT RESOLVE: replica-stall needs 999 Ready inference pod(s)",
+}
+
+
+def test_dry_run_plans_replica_stall_whatever_count_says(twin: TwinHandle, tmp_path: Path) -> None:
+    """`count` is a number or `all`, and YAML may give either as text: the plan resolves each (it once compared
+    the text `all` with a number and died with a TypeError), and a count the fleet cannot meet is a clean
+    "cannot resolve" (exit 4), never a traceback."""
+    base = (ROOT / "scenarios" / "retry-storm.yaml").read_text()
+    stall = "      count: 6\n      mode: before-first-token\n"
+    assert stall in base
+    files = []
+    for index, count in enumerate(REPLICA_STALL_COUNTS):
+        path = tmp_path / f"stall-{index}.yaml"
+        path.write_text(base.replace(stall, f"      {count}\n").replace("name: retry-storm", f"name: stall-{index}"))
+        files.append(str(path))
+    out = g7chaos("run", *files, "--dry-run", "--twin-endpoints", str(endpoints_file(twin)),
+                  "--report-dir", str(tmp_path / "reports"))
+    assert out.returncode == 4 and "Traceback" not in out.stderr, out.stdout[-3000:] + out.stderr[-2000:]
+    plans = [line for line in out.stdout.splitlines() if ": replica-stall: " in line]
+    assert len(plans) == len(REPLICA_STALL_COUNTS), out.stdout
+    for plan, expected in zip(plans, REPLICA_STALL_COUNTS.values()):
+        assert expected in plan, (expected, plan)
+    assert "nothing was changed" in out.stdout
+
+
 def test_recover_finishes_the_revert_a_killed_run_owed(twin: TwinHandle, tmp_path: Path) -> None:
     """Inject as a run would, 'crash' before the revert, then `g7chaos recover` from a fresh process."""
     target = Target.from_twin_endpoints(endpoints_file(twin))
