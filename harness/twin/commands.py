@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _up(args: argparse.Namespace) -> int:
+    from harness.twin import heap
     from harness.twin.server import TwinServer
+    heap.keep_settled()
     twin = TwinServer(profile=args.profile, nodes_per_az=args.nodes_per_az, time_scale=args.time_scale,
                       seed=args.seed, out_dir=args.out, flaky_api=args.flaky_api)
     loop = asyncio.get_running_loop()

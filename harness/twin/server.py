@@ -25,6 +25,7 @@ import uvicorn
 
 from harness.twin.controllers.base import ControllerManager
 from harness.twin.controllers.manager import build_manager
+from harness.twin import heap
 from harness.twin.flaky import FlakyApi, FlakyConfig
 from harness.twin.fleet.handlers import FleetHandlers
 from harness.twin.fleet.runtime import Fleet, FleetHooks
@@ -160,6 +161,7 @@ class TwinServer:
             "aws_access_key_id": AWS_ACCESS_KEY, "aws_secret_access_key": AWS_SECRET_KEY, "account_id": ACCOUNT_ID,
             "flaky_api": self.flaky_api,
         }
+        heap.settle()                                # the seeded fleet's heap: no full collection walks it again
         tmp = self.out_dir / "endpoints.json.tmp"
         tmp.write_text(json.dumps(self.endpoints, indent=2) + "\n")
         tmp.replace(self.out_dir / "endpoints.json")    # readers never see half a file
