@@ -7,8 +7,9 @@ into the reports folder and no fault's `inject` is ever called, so the twin's mu
 cluster's audit log) shows nothing from a dry run.
 
 The target's guardrails apply as to a run (scope, kubeconfig contexts, STS account and region against the
-allowlist), except the production confirmation: a plan changes nothing, so it can be produced in CI for
-review; the plan says when a real run will need --confirm.
+allowlist, stop-condition alarms that exist, and the blast radius of the planned faults against the
+scenario's and the target's caps, each an exit 2), except the production confirmation: a plan changes
+nothing, so it can be produced in CI for review; the plan says when a real run will need --confirm.
 """
 from __future__ import annotations
 
