@@ -36,8 +36,7 @@ FIS_FAULTS = {
 @pytest.fixture(scope="module")
 def probe_alarm(twin) -> Iterator[str]:
     """An alarm on a metric nothing publishes, ignored while missing, so only set_alarm_state moves it."""
-    from harness.target.target import Target as _Target
-    cloudwatch = _Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json").aws("cloudwatch")
+    cloudwatch = Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json").aws("cloudwatch")
     cloudwatch.put_metric_alarm(AlarmName=ALARM, Namespace="G7chaos/Test", MetricName="StopProbe",
                                 Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=0.0,
                                 ComparisonOperator="GreaterThanThreshold", TreatMissingData="ignore")

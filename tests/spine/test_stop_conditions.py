@@ -110,12 +110,12 @@ def run_with(runner: Runner, during_fault: Callable[[], None] | None = None) -> 
         except BaseException as exc:   # surfaced in the test thread below
             failure.append(exc)
 
-    helper = threading.Thread(target=when_landed, daemon=True) if during_fault else None
-    if helper:
-        helper.start()
+    watcher = threading.Thread(target=when_landed, daemon=True) if during_fault else None
+    if watcher:
+        watcher.start()
     result = runner.run()
-    if helper:
-        helper.join(timeout=10)
+    if watcher:
+        watcher.join(timeout=10)
     if failure:
         raise failure[0]
     return result, list(read_records(runner.journal.path))
