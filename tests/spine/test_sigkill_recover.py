@@ -394,7 +394,8 @@ def test_sigkill_mid_fault_then_recover_leaves_the_twin_as_it_was(twin_pool, tmp
             assert trial.seen or not case.leaves_trace, \
                 f"trial {trial.index} {case.label}: the fault in place does not show in the comparison"
             said = recover(trial.reports)
-            assert owed_reverts(journal) == [], said
+            assert owed_reverts(journal) == [] and f"reverted {case.fault}" in said, said
+            assert "nothing owed" in recover(trial.reports)      # a second recover finds nothing left to do
             settled = settle(target, twin, before, trial)
             compared_at = time.time()
             print(f"trial {trial.index:2d} {case.label:36s} landed {trial.landed_s:5.1f} s, owed {trial.owed}, "
