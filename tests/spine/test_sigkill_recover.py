@@ -4,8 +4,9 @@ A SIGKILL gives the harness no chance to revert anything: the journal (each faul
 mutates) is all `recover` has. One twin runs in this process for all trials; every trial writes a short scenario
 (fault at 1 s, lasting far longer than the trial) to tmp_path, starts `g7chaos run` against that twin in a new
 process group, waits on the run's journal until the fault has landed, SIGKILLs the whole group (the load's worker
-processes too), runs `g7chaos recover` on the trial's reports folder and then waits, against a deadline, until the
-twin reads as it did before the first trial. Twenty trials cycle over every fault (and over their modes: SIGSTOP
+processes too), runs `g7chaos recover` on the trial's reports folder (through the command's entry point in this
+process: the reverts run from the journal alone either way, and a fresh interpreter per trial costs seconds) and
+then waits, against a deadline, until the twin reads as it did before the first trial. Twenty trials cycle over every fault (and over their modes: SIGSTOP
 and EBS I/O stalls, reboot and plugin restart, AZ network loss with a zonal shift and AZ power loss).
 
 What the twin is compared on, read through the APIs the harness itself uses (Kubernetes, EC2, FIS, ARC,
@@ -32,6 +33,9 @@ CloudWatch and dcgm-exporter through the pod proxy), and what "exactly as before
 Before `recover`, each trial compares the twin with the fault still in place and requires a difference, so a
 comparison blind to a fault cannot pass (a plugin restart is the exception: the new plugin pod may have
 registered every GPU again before the run is killed, leaving nothing to see).
+
+The twin runs the `no-dbe-remediation` profile: under `article` auto repair replaces a node with a DBE, and a
+DBE the revert left behind would leave with the node unnoticed; here it stays on the GPU for the comparison.
 
 The faults run one at a time: the comparison is of the whole twin, so two faults in place at once could hide
 each other's leftovers. The twin's control plane runs at 60x, so a spot notice, a reboot or a zone's power
