@@ -11,7 +11,10 @@ Before a module that does not use the pool, the pool's twin is stopped: that mod
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pytest
+
+from ahead import AheadRuns, Ran, module_of, phase_of
 
 
 class TwinPool:
@@ -67,3 +70,33 @@ def _one_in_process_twin_at_a_time(request: pytest.FixtureRequest) -> None:
     if not uses_pool:
         for pool in _STARTED:
             pool.release()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Quiet modules first, modules that read background runs last (tests/ahead.py); whole modules move."""
+    from ahead import job_of
+
+    ahead = {module_of(item) for item in items if job_of(item) is not None}
+    items.sort(key=lambda item: phase_of(item, ahead))      # stable: the order inside each part stays
+
+
+@pytest.fixture(scope="session")
+def _ahead_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AheadRuns]:
+    runs = AheadRuns(request.session.items, tmp_path_factory)
+    try:
+        yield runs
+    finally:
+        runs.close()
+
+
+@pytest.fixture(autouse=True)
+def _background_after_the_quiet_part(request: pytest.FixtureRequest, _ahead_runs: AheadRuns) -> None:
+    """The first test past the quiet part starts the background runs."""
+    if phase_of(request.node, _ahead_runs.ahead_modules) >= 1:
+        _ahead_runs.add_worker(most=1)
+
+
+@pytest.fixture()
+def ahead_run(request: pytest.FixtureRequest, _ahead_runs: AheadRuns) -> Ran:
+    """This test's command (its module's `ahead_job`), run, or still running, in the background."""
+    return _ahead_runs.result(request.node.nodeid)

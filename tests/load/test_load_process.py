@@ -18,6 +18,8 @@ from harness.load.spec import LoadSpec
 
 from .sse_server import SSEServer
 
+pytestmark = pytest.mark.quiet   # its bias figures are to the millisecond
+
 SERVED_BY = ["x-served-by"]
 
 

@@ -1,29 +1,17 @@
 """What a matrix test runs: one `g7chaos` command (a scenario on a profile's fresh twin, or a whole column),
-described up front so that tests/matrix/conftest.py can run it ahead of the test, two at a time."""
+described up front so that it runs in the background ahead of the test
+(tests/ahead.py)."""
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from ahead import Job, Ran
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    argv: Callable[[Path], list[str]]     # the command, given the report folder it writes into
-    timeout_s: float
-
-
-@dataclass(frozen=True)
-class Ran:
-    out: subprocess.CompletedProcess
-    report_dir: Path
 
 
 def scenario_run(scenario: str, profile: str) -> Job:
@@ -31,12 +19,7 @@ def scenario_run(scenario: str, profile: str) -> Job:
     return Job(f"{scenario}-on-{profile}",
                lambda report: [sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / f"{scenario}.yaml"),
                                "--profile", profile, "--report-dir", str(report)],
-               timeout_s=240)
-
-
-def run(job: Job, report_dir: Path) -> Ran:
-    out = subprocess.run(job.argv(report_dir), cwd=ROOT, capture_output=True, text=True, timeout=job.timeout_s)
-    return Ran(out, report_dir)
+               timeout_s=240, cwd=ROOT)
 
 
 def failing_checks(ran: Ran, scenario: str, profile: str) -> dict[str, dict[str, Any]]:

@@ -15,14 +15,14 @@ CELLS = {
 }
 
 
-def matrix_job(params: dict):
+def ahead_job(test: str, params: dict):
     return scenario_run(SCENARIO, params["profile"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", list(CELLS))
-def test_ecc_fails_only_the_checks_its_profile_breaks(profile: str, matrix_run: Ran) -> None:
-    failed = failing_checks(matrix_run, SCENARIO, profile)
+def test_ecc_fails_only_the_checks_its_profile_breaks(profile: str, ahead_run: Ran) -> None:
+    failed = failing_checks(ahead_run, SCENARIO, profile)
     assert set(failed) == CELLS[profile], {n: c.get("reason") for n, c in failed.items()}
     if profile == "no-dbe-remediation":    # how long, how many: a failed drain and corrupted answers carry numbers
         assert_reasons_carry_numbers(failed)

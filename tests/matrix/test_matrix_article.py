@@ -11,16 +11,16 @@ import pytest
 from cellkit import ROOT, Job, Ran
 
 
-def matrix_job(params: dict) -> Job:
+def ahead_job(test: str, params: dict) -> Job:
     return Job("article-column", lambda report: [sys.executable, "-m", "harness", "matrix", str(ROOT / "scenarios"),
                                                  "--profiles", "article", "--report-dir", str(report)],
-               timeout_s=600)
+               timeout_s=600, cwd=ROOT)
 
 
 @pytest.mark.slow
-def test_every_scenario_passes_on_article(matrix_run: Ran) -> None:
-    out = matrix_run.out
-    matrix = json.loads((matrix_run.report_dir / "matrix.json").read_text())
+def test_every_scenario_passes_on_article(ahead_run: Ran) -> None:
+    out = ahead_run.out
+    matrix = json.loads((ahead_run.report_dir / "matrix.json").read_text())
     cells = {scenario: by_profile["article"] for scenario, by_profile in matrix["cells"].items()}
     shipped = {p.stem for p in (ROOT / "scenarios").glob("*.yaml")}
     assert set(cells) == shipped, out.stdout[-2000:]

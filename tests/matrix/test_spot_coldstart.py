@@ -18,14 +18,14 @@ CELLS = {
 of the allowed ones when empty)."""
 
 
-def matrix_job(params: dict):
+def ahead_job(test: str, params: dict):
     return scenario_run(params["scenario"], params["profile"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("scenario", "profile"), list(CELLS))
-def test_fails_only_the_checks_its_profile_breaks(scenario: str, profile: str, matrix_run: Ran) -> None:
-    failed = failing_checks(matrix_run, scenario, profile)
+def test_fails_only_the_checks_its_profile_breaks(scenario: str, profile: str, ahead_run: Ran) -> None:
+    failed = failing_checks(ahead_run, scenario, profile)
     allowed, required = CELLS[(scenario, profile)]
     reasons = {n: c.get("reason") for n, c in failed.items()}
     assert failed and set(failed) <= allowed, reasons

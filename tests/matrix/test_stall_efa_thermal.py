@@ -19,14 +19,14 @@ CELLS = {
 """(scenario, profile) -> the checks allowed to fail; at least one of them must."""
 
 
-def matrix_job(params: dict):
+def ahead_job(test: str, params: dict):
     return scenario_run(params["scenario"], params["profile"])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario,profile", list(CELLS))
-def test_stall_efa_cell_fails_only_through_the_broken_property(scenario: str, profile: str, matrix_run: Ran) -> None:
-    failed = failing_checks(matrix_run, scenario, profile)
+def test_stall_efa_cell_fails_only_through_the_broken_property(scenario: str, profile: str, ahead_run: Ran) -> None:
+    failed = failing_checks(ahead_run, scenario, profile)
     allowed = CELLS[(scenario, profile)]
     assert failed and set(failed) <= allowed, {n: c.get("reason") for n, c in failed.items()}
     assert_reasons_carry_numbers(failed)

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
 HARNESS_ACTORS = {"kube-api", "eviction"}     # store writes that came in through the API, not from controllers
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.quiet]   # it measures TTFT and TBT against the twin's stamps
 
 
 @pytest.fixture(scope="module")

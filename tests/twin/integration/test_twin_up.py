@@ -14,6 +14,8 @@ import pytest
 
 from twinkit import wait_for
 
+pytestmark = pytest.mark.quiet   # it times the twin's start
+
 G7CHAOS = Path(sys.executable).with_name("g7chaos")
 
 

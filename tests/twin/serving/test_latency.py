@@ -1,10 +1,14 @@
 """At low load the client measures what the latency model states (within 10%), and the article's sanity check holds."""
 from __future__ import annotations
 
+import pytest
+
 import statistics
 
 from harness.twin import hardware
 from harness.twin.serving import capacity, latency
+
+pytestmark = pytest.mark.quiet   # it measures TTFT and TBT within 10% of the model's
 
 M13 = hardware.MODEL_13B_FP8
 

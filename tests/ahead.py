@@ -1,0 +1,125 @@
+"""Whole `g7chaos` commands that run ahead of their tests, in the background, while other tests go on.
+
+A scenario run mostly waits on scenario time (a fault's minutes at the twin's time scale), using under half a
+core. A test module that asserts on such runs says what it runs up front: `ahead_job(test_name, params)` returns
+a `Job` for each test that takes the `ahead_run` fixture. The session then runs in three parts
+(tests/conftest.py orders them, whole modules at a time):
+
+1. modules marked `quiet` (they measure time to the millisecond), with nothing in the background;
+2. every other module, while the background works through the jobs one at a time, the longest first, so at
+   most one background run shares the machine with the foreground;
+3. the modules whose tests take `ahead_run`, reading their results (two runs at a time once nothing else is
+   left, or when only these modules were selected).
+"""
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    argv: Callable[[Path], list[str]]     # the command, given the report folder it writes into
+    timeout_s: float
+    cwd: Path | None = None
+
+
+@dataclass(frozen=True)
+class Ran:
+    out: subprocess.CompletedProcess
+    report_dir: Path
+
+
+def run(job: Job, report_dir: Path, running: set[subprocess.Popen] | None = None) -> Ran:
+    """The job's command to its end (or its timeout); `running` holds it meanwhile, for a session that ends early."""
+    argv = job.argv(report_dir)
+    with subprocess.Popen(argv, cwd=job.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        if running is not None:
+            running.add(proc)
+        try:
+            stdout, stderr = proc.communicate(timeout=job.timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+        finally:
+            if running is not None:
+                running.discard(proc)
+    return Ran(subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr), report_dir)
+
+
+def job_of(item: pytest.Item) -> Job | None:
+    make = getattr(getattr(item, "module", None), "ahead_job", None)
+    if make is None or "ahead_run" not in getattr(item, "fixturenames", ()):
+        return None
+    params = dict(getattr(getattr(item, "callspec", None), "params", {}))
+    return make(getattr(item, "originalname", item.name), params)
+
+
+def module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def phase_of(item: pytest.Item, ahead_modules: set[str]) -> int:
+    """0 quiet, 1 foreground beside the background runs, 2 readers of the background runs."""
+    if module_of(item) in ahead_modules:
+        return 2
+    return 0 if item.get_closest_marker("quiet") else 1
+
+
+class AheadRuns:
+    """The session's background jobs, worked through by one thread beside the foreground, two after it."""
+
+    def __init__(self, items: list[pytest.Item], tmp_path_factory: pytest.TempPathFactory):
+        self._tmp = tmp_path_factory
+        self._jobs = {item.nodeid: job for item in items if (job := job_of(item)) is not None}
+        self._queue = sorted(self._jobs, key=lambda nodeid: -self._jobs[nodeid].timeout_s)   # the longest first
+        self._futures: dict[str, Future] = {nodeid: Future() for nodeid in self._jobs}
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._running: set[subprocess.Popen] = set()
+        self.ahead_modules = {module_of(item) for item in items if item.nodeid in self._jobs}
+
+    def add_worker(self, most: int) -> None:
+        """One more thread taking queued jobs, up to `most` in all."""
+        with self._lock:
+            if len(self._workers) >= most or not self._queue:
+                return
+            worker = threading.Thread(target=self._work, name=f"ahead-run-{len(self._workers)}", daemon=True)
+            self._workers.append(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    return
+                nodeid = self._queue.pop(0)
+            job, future = self._jobs[nodeid], self._futures[nodeid]
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(run(job, self._tmp.mktemp(job.name[:40]), self._running))
+            except BaseException as exc:        # noqa: BLE001 - the reading test reports it
+                future.set_exception(exc)
+
+    def result(self, nodeid: str) -> Ran:
+        self.add_worker(most=2)                 # nothing else runs now: two at a time
+        return self._futures.pop(nodeid).result()
+
+    def close(self) -> None:
+        with self._lock:
+            self._queue.clear()
+        for future in self._futures.values():
+            future.cancel()
+        for proc in list(self._running):       # a session ended early (-x, Ctrl-C): its runs go too
+            proc.terminate()
+        for worker in self._workers:
+            worker.join()
