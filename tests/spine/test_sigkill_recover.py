@@ -40,7 +40,7 @@ DBE the revert left behind would leave with the node unnoticed; here it stays on
 The faults run one at a time: the comparison is of the whole twin, so two faults in place at once could hide
 each other's leftovers. The twin's control plane runs at 60x, so a spot notice, a reboot or a zone's power
 coming back settles in a few seconds; the pace is set by each run's own minimum before its fault (interpreter
-and load start, and the runner's 4 s of steady state), about 6-8 s per trial, 2-3 minutes for all twenty on a
+and load start, and the runner's 4 s of steady state), about 6-10 s per trial, 2.5-3.5 minutes for all twenty on a
 shared two-core machine.
 """
 from __future__ import annotations
