@@ -16,6 +16,8 @@ import pytest
 
 from ahead import AheadRuns, Ran, module_of, phase_of
 
+AHEAD_READER_TIMEOUT_S = 900     # a reader waits for its run, which may still be queued behind the longest ones
+
 
 class TwinPool:
     """At most one in-process twin, kept between modules that ask for the same one."""
@@ -78,6 +80,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
     ahead = {module_of(item) for item in items if job_of(item) is not None}
     items.sort(key=lambda item: phase_of(item, ahead))      # stable: the order inside each part stays
+    for item in items:
+        if "ahead_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(AHEAD_READER_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
