@@ -34,8 +34,8 @@ from typing import Any
 from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
-from harness.faults.node_reboot import (await_experiment_started, create_template,
-                                        start_experiment, stop_template_experiments)
+from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions,
+                                        start_experiment, stop_template_experiments, stops_on)
 from harness.faults.podexec import pod_exec
 from harness.faults.selection import instance_id_of
 from harness.prometheus import parse_samples
@@ -152,9 +152,11 @@ class ReplicaStall(Fault):
         step_duration = getattr(getattr(self, "step", None), "duration", None)
         self.extra["duration_s"] = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
         self.extra["action"] = PAUSE_IO if self.params.io_action == "pause" else IO_LATENCY
+        self.stop_conditions = fis_stop_conditions(self.ctx)
         what = "paused" if self.params.io_action == "pause" else f"+{self.params.io_latency * 1000:g} ms per I/O"
         return (f"FIS {self.extra['action']} ({what}) on {len(volumes)} EBS volume(s) of {len(self.nodes)} node(s) "
-                f"serving {len(self.pods)} pod(s): {', '.join(n.describe() for n in self.nodes)}")
+                f"serving {len(self.pods)} pod(s): {', '.join(n.describe() for n in self.nodes)}"
+                + stops_on(self.stop_conditions))
 
     def _inject_io(self) -> None:
         duration = _iso_duration(self.extra["duration_s"])
@@ -167,8 +169,9 @@ class ReplicaStall(Fault):
         template_id = create_template(
             self.ctx.target, f"g7chaos {self.name} io: {', '.join(n.name for n in self.nodes)}",
             {"volumes": {"resourceType": "aws:ec2:ebs-volume", "resourceArns": self.extra["volume_arns"],
-                         "selectionMode": "ALL"}},
-            {"stall": {"actionId": self.extra["action"], "targets": {"Volumes": "volumes"}, "parameters": parameters}})
+                         "selectionMode": f"COUNT({len(self.extra['volume_arns'])})"}},
+            {"stall": {"actionId": self.extra["action"], "targets": {"Volumes": "volumes"}, "parameters": parameters}},
+            self.stop_conditions)
         self.extra["template_id"] = template_id
         self.owe_revert({"template_id": template_id})
         experiment_id = start_experiment(self.ctx.target, template_id)

@@ -18,7 +18,7 @@ from faultkit import run_context, until
 from harness.faults import FAULTS, FaultError
 from harness.journal import owed_reverts
 from harness.scenario.model import (AzLossParams, DevicePluginRaceParams, NodeRebootParams, NodeSelector,
-                                    SpotInterruptionParams)
+                                    ReplicaStallParams, SpotInterruptionParams)
 from harness.scenario.stopwhen import coerce_stop_condition
 from harness.target.target import Target
 
@@ -30,6 +30,7 @@ FIS_FAULTS = {
     "node-reboot": NodeRebootParams(node=NodeSelector(zone="us-east-2b", model="llama-13b-fp8")),
     "device-plugin-race": DevicePluginRaceParams(node=NodeSelector(zone="us-east-2b", model="llama-13b-fp8"),
                                                  method="reboot"),
+    "replica-stall": ReplicaStallParams(mode="io", zone="us-east-2b", model="llama-13b-fp8"),
 }
 
 
