@@ -1,4 +1,5 @@
-"""session-continuity compares moved follow-ups (deep in a conversation) with follow-ups before the fault."""
+"""session-continuity compares moved follow-ups (deep in a conversation) with follow-ups that paid no
+re-prefill: before the fault, and of unmoved conversations meanwhile."""
 from __future__ import annotations
 
 from typing import Any
@@ -16,13 +17,13 @@ def rec(session: str, turn: int, at: float, node: str, ttft: float, **extra: Any
             "served_by": {"x-served-by-node": node}, "error": None, "canary": None, **extra}
 
 
-def _records(moved_ttft: float) -> list[dict[str, Any]]:
+def _records(moved_ttft: float, unmoved_ttft: float = 41.0) -> list[dict[str, Any]]:
     out = []
-    for s in range(6):                                   # conversations on the spot node, then moved
+    for s in range(7):                                   # conversations on the spot node, then moved
         node = SPOT if s < 4 else OTHER
         for turn in range(4):
             out.append(rec(f"s{s}", turn, 2 + 2 * turn, node, 60.0 if turn == 0 else 40.0))
-        out.append(rec(f"s{s}", 4, 12, OTHER, moved_ttft if s < 4 else 41.0))
+        out.append(rec(f"s{s}", 4, 12, OTHER, moved_ttft if s < 4 else unmoved_ttft))
     out.append(rec("late", 1, 12, OTHER, 500.0))          # a short history that moved: not judged
     out.append(rec("late", 0, 6, SPOT, 50.0))
     out.append(rec("s0", 5, 13, OTHER, 900.0, error="timeout"))
@@ -39,14 +40,28 @@ def test_restored_caches_pass(tmp_path):
     result = _evaluate(tmp_path, _records(moved_ttft=48.0))
     assert result.passed, result.reason
     figures = result.evidence["faults"]["spot-interruption"]
-    assert figures["judged"] == 4 and figures["ratio"] == 1.2
-    assert "1.20x" in result.reason
+    assert figures["judged"] == 4 and figures["ratio"] == 1.171 and figures["concurrent_follow_ups"] == 3
+    assert "1.17x" in result.reason
 
 
 def test_full_reprefill_fails_with_the_ratio(tmp_path):
     result = _evaluate(tmp_path, _records(moved_ttft=130.0))
     assert not result.passed
-    assert "4 moved follow-up(s)" in result.reason and "130.0 ms vs 40.0 ms" in result.reason and "3.25x" in result.reason
+    assert "4 moved follow-up(s)" in result.reason and "130.0 ms vs 41.0 ms" in result.reason and "3.17x" in result.reason
+
+
+def test_a_fleet_slow_for_everyone_after_the_fault_is_not_lost_context(tmp_path):
+    """Moved and unmoved follow-ups alike at 3x the pre-fault TTFT (a smaller fleet, a busy machine): no
+    conversation paid more than the others, so nothing was re-prefilled."""
+    result = _evaluate(tmp_path, _records(moved_ttft=125.0, unmoved_ttft=120.0))
+    assert result.passed, result.reason
+    assert "120.0 ms (of 3 unmoved follow-ups meanwhile) = 1.04x" in result.reason
+
+
+def test_a_reprefill_shows_against_a_slow_fleet_too(tmp_path):
+    result = _evaluate(tmp_path, _records(moved_ttft=400.0, unmoved_ttft=120.0))
+    assert not result.passed
+    assert "400.0 ms vs 120.0 ms (of 3 unmoved follow-ups meanwhile) = 3.33x > 2x" in result.reason
 
 
 def test_without_conversations_the_check_says_how_to_fix_the_scenario(tmp_path):
