@@ -1,4 +1,6 @@
-"""A GPU with a double-bit ECC error answers 200 with different text until the canary pulls it (article) or forever."""
+"""A GPU with a double-bit ECC error computes different text, answered with status 200 for ever where nothing
+acts on it (no-dbe-remediation); under article the replica leaves routing on DCGM's DBE event, before any
+client gets a corrupted answer, and the canary probe then pulls it for good."""
 from __future__ import annotations
 
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL
@@ -34,9 +36,11 @@ def test_dbe_corrupts_silently_then_canary_pulls_the_replica(gateway, sse):
     assert len({t for texts in golden.values() for t in texts}) == 1
     good = next(iter(next(iter(golden.values()))))
     _inject(gw, node, 0)
+    replica = gw.call(lambda: next(r for r in gw.fleet.replicas.values() if r.pod == "triton-13b-a00"))
+    assert gw.call(lambda: gw.fleet.canary_text(replica)) != good   # the GPU computes corrupted text
     seen = _by_pod(gw, sse)
-    assert seen["triton-13b-a00"] != {good}              # corrupted, yet status 200
-    assert all(texts == {good} for pod, texts in seen.items() if pod != "triton-13b-a00")
+    assert "triton-13b-a00" not in seen                  # out of routing on the DBE event, before any probe
+    assert all(texts == {good} for texts in seen.values())
     assert _health(gw, node) == 200                      # the node still has a healthy replica (GPU 1)
     after = _by_pod(gw, sse)
     assert "triton-13b-a00" not in after                 # pulled from routing
