@@ -35,10 +35,10 @@ class NoCorruptedResponses(Check):
             by_node[node] = by_node.get(node, 0) + 1
         if mismatches or late_from_bad:
             first = min((m.t_end for m in mismatches), default=None)
+            when = "" if first is None else f", first {first - (landed or first):.2f} s after the fault landed"
             return self.result(False, f"{len(mismatches)} corrupted canary answer(s) of {canary.checked} checked reached "
-                                      f"clients (by node: {by_node or '-'}), first {0 if first is None else first - (landed or first):.2f} s "
-                                      f"after the fault landed; {len(late_from_bad)} response(s) served by the faulty "
-                                      f"node after {grace if grace is not None else '-'} s",
+                                      f"clients (by node: {by_node or '-'}){when}; {len(late_from_bad)} response(s) "
+                                      f"served by the faulty node after {grace if grace is not None else '-'} s",
                                corrupted=len(mismatches), checked=canary.checked, by_node=by_node,
                                served_by_faulty_after_limit=len(late_from_bad))
         return self.result(True, f"0 corrupted answers in {canary.checked} canary checks", checked=canary.checked)
