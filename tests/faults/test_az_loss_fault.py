@@ -27,10 +27,13 @@ def _fault(target: Target, tmp_path: Path, **params) -> AzLoss:
 
 
 def _clean(target: Target, twin: TwinHandle) -> None:
+    """stop_experiment answers at once with `stopping`; FIS (and the twin) end the experiment a moment later."""
     fis = target.aws("fis")
-    running = [e for e in fis.list_experiments()["experiments"] if e["state"]["status"] not in
-               ("completed", "stopped", "failed")]
-    assert running == []
+
+    def running() -> list[str]:
+        return [e["id"] for e in fis.list_experiments()["experiments"] if e["state"]["status"] not in
+                ("completed", "stopped", "failed")]
+    _until(lambda: running() == [], 5, "no FIS experiment left running or stopping")
     assert fis.list_experiment_templates()["experimentTemplates"] == []
     assert target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"] == []
     _until(lambda: not twin.world.disrupted_subnets, 6, "connectivity restored")
