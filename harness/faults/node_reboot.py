@@ -19,12 +19,14 @@ import urllib.parse
 from typing import Any
 
 from kubernetes import client
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.alarmwatch import MissingAlarms, alarm_names, resolve_alarms
 from harness.faults.base import Fault, FaultError, register
 from harness.faults.selection import pick_nodes
 
 TERMINAL = ("completed", "stopped", "failed")
+STOP_WAIT_S = 120.0      # FIS rolls an action back before it calls the experiment stopped: seconds, at most minutes
 TAG = "g7chaos"
 
 
@@ -145,12 +147,35 @@ def stop_template_experiments(target: Any, template_id: str) -> list[str]:
         except Exception as exc:
             if not _gone(exc):
                 raise
+    for experiment_id in stopped:
+        await_experiment_ended(target, experiment_id)
     try:
         fis.delete_experiment_template(id=template_id)
     except Exception as exc:
         if not _gone(exc):
             raise
     return stopped
+
+
+def await_experiment_ended(target: Any, experiment_id: str, within_s: float = STOP_WAIT_S) -> None:
+    """Until FIS says the experiment ended: `stop_experiment` answers 'stopping' while the action is still being
+    rolled back (a zone's network still cut), so a revert that returned then would leave the fault in place."""
+    fis = target.aws("fis")
+
+    def status() -> str:
+        try:
+            return fis.get_experiment(id=experiment_id)["experiment"]["state"]["status"]
+        except Exception as exc:
+            if _gone(exc):
+                return "stopped"
+            raise
+
+    try:
+        Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(0.2), reraise=True,
+                 retry=retry_if_result(lambda s: s not in TERMINAL))(status)
+    except Exception as exc:
+        raise FaultError(f"FIS experiment {experiment_id} did not end within {within_s:g} s of its stop "
+                         f"(last state: {exc})") from exc
 
 
 def _gone(exc: Exception) -> bool:
