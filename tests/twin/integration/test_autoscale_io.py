@@ -14,21 +14,10 @@ from harness.twin.fleet.runtime import PODS, Fleet, FleetHooks
 from harness.twin.kube.store import resource
 from harness.twin.profiles import parse_profile
 from harness.twin.topology import build_world
+from twinkit import ManualClock
 
 DEPLOYMENTS = resource("deployments.apps")
 EVENTS = resource("events")
-
-
-class ManualClock:
-    def __init__(self, time_scale: float):
-        self.time_scale = time_scale
-        self.t = 1_000_000.0
-
-    def wall(self, real_world_seconds: float) -> float:
-        return real_world_seconds / self.time_scale
-
-    def now(self) -> float:
-        return self.t
 
 
 class StubReplica:

@@ -21,20 +21,7 @@ from harness.twin.kube.store import resource
 from harness.twin.profiles import parse_profile
 from harness.twin.topology import build_world
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP, DCGM_FI_DEV_SM_CLOCK
-
-
-class ManualClock:
-    """The World clock's interface with a time the test advances."""
-
-    def __init__(self, time_scale: float):
-        self.time_scale = time_scale
-        self.t = 1_000_000.0
-
-    def wall(self, real_world_seconds: float) -> float:
-        return real_world_seconds / self.time_scale
-
-    def now(self) -> float:
-        return self.t
+from twinkit import ManualClock
 
 
 class Rig:

@@ -125,3 +125,17 @@ def exec_in(twin, context: str, pod: str, namespace: str, command: list[str]) ->
     code = ws.returncode
     ws.close()
     return code, out, err
+
+
+class ManualClock:
+    """The World clock's interface with a time the test advances."""
+
+    def __init__(self, time_scale: float):
+        self.time_scale = time_scale
+        self.t = 1_000_000.0
+
+    def wall(self, real_world_seconds: float) -> float:
+        return real_world_seconds / self.time_scale
+
+    def now(self) -> float:
+        return self.t
