@@ -21,6 +21,7 @@ from .sse_server import SSEServer
 pytestmark = pytest.mark.quiet   # its bias figures are to the millisecond
 
 SERVED_BY = ["x-served-by"]
+BIAS_WINDOWS = 6              # 1.5 s windows; a window the server or the load generator ran late in is not judged
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -146,10 +147,10 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
     """Bias against the server's send stamps within 2 ms at p50 and p99, 32 concurrent streams.
 
     The machine is shared: a neighbour's CPU burst delays server and client alike, and then nobody can
-    measure to 2 ms. So four 1.5-second windows are measured; a window in which the server itself ran more
+    measure to 2 ms. So six 1.5-second windows are measured; a window in which the server itself ran more
     than 5 ms late on its own schedule (p99) is disturbed and not judged. At least one judged window must
     meet the bound (a systematic error, like `iter_lines`' +80 ms, fails every window); if the machine
-    was busy throughout, the test is skipped with the figures rather than passed.
+    was busy throughout, the test fails with the figures: it measured nothing.
     """
     server = sse_server
     server.reset()
@@ -157,7 +158,7 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
     load.start(server.url, spec(users=32, max_tokens=10), tmp_path, SERVED_BY, first_window="warmup")
     try:
         started(load, 32)
-        for i in range(4):
+        for i in range(BIAS_WINDOWS):
             load.mark_window(f"measure-{i}")
             time.sleep(1.5)
         load.mark_window("cooldown")
@@ -168,7 +169,7 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
     served = {(s.key, s.attempt): s for s in server.served}
     records = read_records(result.records_path)
     judged, disturbed = [], []
-    for i in range(4):
+    for i in range(BIAS_WINDOWS):
         m = result.window(f"measure-{i}")
         assert m is not None and m.requests >= 100 and m.errors == 0
         # the recorder's own TTFT histogram agrees with the records
@@ -185,9 +186,8 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
         (judged if late <= 5.0 and not m.degraded else disturbed).append((m.window, bias, round(late, 2),
                                                                           m.lag_p99_ms, m.degraded))
     print("judged:", judged, "disturbed:", disturbed)
-    if not judged:
-        pytest.skip(f"machine too busy to measure 2 ms: the server ran late or the load generator was degraded in "
-                    f"every window {disturbed}")
+    assert judged, f"no clean window to measure 2 ms in: the server ran late or the load generator was degraded " \
+                   f"in every one {disturbed}"
     assert any(all(abs(v) <= 2.0 for v in b.values()) for _, b, _, _, _ in judged), judged
 
 

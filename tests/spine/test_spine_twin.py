@@ -37,6 +37,7 @@ from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DB
 
 ROOT = Path(__file__).resolve().parents[2]
 ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
+WINDOWS = 5                                   # 2 s windows of which at least one must be a clean measurement
 HARNESS_ACTORS = {"kube-api", "eviction"}     # store writes that came in through the API, not from controllers
 
 pytestmark = [pytest.mark.slow, pytest.mark.quiet]   # it measures TTFT and TBT against the twin's stamps
@@ -246,14 +247,14 @@ def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_
         deadline = time.time() + 20
         while load.live().requests < 20 and time.time() < deadline:
             gate.wait(0.1)
-        for i in range(3):
+        for i in range(WINDOWS):
             load.mark_window(f"measure-{i}")
             gate.wait(2.0)
         load.mark_window("cooldown")
     finally:
         result = load.stop(timeout_s=20)
         os.sched_setaffinity(0, affinity)
-    windows = [result.window(f"measure-{i}") for i in range(3)]
+    windows = [result.window(f"measure-{i}") for i in range(WINDOWS)]
     assert all(w is not None and w.requests >= 10 for w in windows), [w and w.requests for w in windows]
     figures = [(w.window, w.lag_p99_ms, w.loop_lag_p99_ms, w.degraded, w.ttft_p99_ms, w.tbt_p99_ms) for w in windows]
     print("windows (name, stamp lag p99, own loop lag p99, degraded, ttft p99, tbt p99):", figures)
@@ -263,5 +264,6 @@ def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_
     assert all(w.lag_p99_ms <= 2.0 for w in judged), figures
     # ... and a window it calls degraded must really have been (its own loop ran late), not a cover for bias.
     assert all("load generator" in str(w.degraded) or "cpu" in str(w.degraded).lower() for w in windows if w.degraded), figures
-    if not judged:
-        pytest.skip(f"machine too busy: the load generator marked every window degraded {figures}")
+    # at least one clean window: a load process that calls everything degraded measures nothing (this module
+    # runs before anything runs behind it, tests/ahead.py, so only a machine busy from outside leaves none)
+    assert judged, f"the load generator marked every window degraded: nothing measured {figures}"
