@@ -209,6 +209,10 @@ class StreamingLLMUser(FastHttpUser):
         self.session = str(uuid.uuid4())
         self.messages: list[dict[str, str]] = []
         self.turn = 0
+        # Users start together; were every first conversation full length, all of them would end and begin
+        # again in step for the whole run, and a fault could land in the gap between two rounds on every node.
+        # A first conversation of random length staggers them, as real users are.
+        self.conversation_turns = self.rng.randint(1, st.spec.turns)
         retry_kinds = set(st.spec.retries.on)
         # One retry policy per user, reused for every logical request (a user runs one request at a time, and
         # `Retrying` starts afresh on each iteration): building one per request cost more than its whole use.
@@ -256,8 +260,9 @@ class StreamingLLMUser(FastHttpUser):
                                 "stream": True}
         if spec.chat:
             if self.conversational and canary is None:
-                if self.turn >= spec.turns:
+                if self.turn >= self.conversation_turns:
                     self.session, self.messages, self.turn = str(uuid.uuid4()), [], 0
+                    self.conversation_turns = spec.turns
                 self.messages.append({"role": "user", "content": prompt})
                 body["messages"] = list(self.messages)
                 body["user"] = self.session          # OpenAI's end-user field: what sticky routing keys on
