@@ -11,6 +11,7 @@ from kubernetes import client
 from faultkit import run_context, until as _until
 
 from harness.faults import FAULTS
+from harness.faults.base import FaultError
 from harness.journal import owed_reverts
 from harness.scenario.model import DevicePluginRaceParams, NodeSelector
 from harness.target.target import Target
@@ -31,25 +32,20 @@ def _node_state(core: client.CoreV1Api, name: str) -> tuple[str, str | None]:
     return ready, (node.status.allocatable or {}).get(GPU)
 
 
-def _zone_steady(target: Target, zone: str) -> None:
-    """As a run's preflight waits for a steady fleet: the zone's nodes Ready and schedulable, with every GPU
-    (a module before may have handed over a fleet whose last reboot is still settling)."""
-    def steady() -> bool:
-        for context in target.contexts:
-            for node in client.CoreV1Api(target.kube(context)).list_node(
-                    label_selector=f"topology.kubernetes.io/zone={zone}").items:
-                ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), None)
-                if ready != "True" or node.spec.unschedulable:
-                    return False
-        return True
-    _until(steady, 20, f"every node of {zone} Ready and schedulable")
-
-
 def _fault(target: Target, tmp_path: Path, method: str, zone: str = "us-east-2b"):
-    _zone_steady(target, zone)
+    """The fault, once it can be planned: as a run's preflight waits for a steady fleet, the test waits for the
+    zone to serve the model again (a test before may have rebooted its node, whose replicas then restart)."""
     ctx = run_context(target, tmp_path, seed=1)
     params = DevicePluginRaceParams(node=NodeSelector(zone=zone, model="llama-13b-fp8"), method=method)
-    return FAULTS["device-plugin-race"](params, ctx), ctx
+
+    def planned():
+        fault = FAULTS["device-plugin-race"](params, ctx)
+        try:
+            fault.plan()
+        except FaultError:
+            return None
+        return fault
+    return _until(planned, 30, f"a {zone} node serving llama-13b-fp8 to plan on"), ctx
 
 
 def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
