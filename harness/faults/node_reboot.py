@@ -25,7 +25,7 @@ from harness.alarmwatch import MissingAlarms, alarm_names, resolve_alarms
 from harness.faults.base import Fault, FaultError, register
 from harness.faults.selection import pick_nodes
 
-TERMINAL = ("completed", "stopped", "failed")
+TERMINAL = ("completed", "stopped", "failed", "cancelled")
 STOP_WAIT_S = 120.0      # FIS rolls an action back before it calls the experiment stopped: seconds, at most minutes
 TAG = "g7chaos"
 
@@ -128,32 +128,38 @@ def experiment_state(target: Any, experiment_id: str) -> dict[str, Any]:
     return target.aws("fis").get_experiment(id=experiment_id)["experiment"]["state"]
 
 
-def stop_template_experiments(target: Any, template_id: str) -> list[str]:
-    """Stop every experiment of the template that is still going, then delete the template (idempotent)."""
+def stop_template_experiments(target: Any, template_id: str | None, experiment_id: str | None = None) -> list[str]:
+    """Stop every unfinished experiment of the template (and the named one), wait until FIS says each ended,
+    then delete the template. Idempotent: finished experiments and a missing template are left as they are."""
     fis = target.aws("fis")
+    ids: set[str] = {experiment_id} if experiment_id else set()
+    if template_id:
+        token = None
+        while True:
+            page = fis.list_experiments(experimentTemplateId=template_id, maxResults=100,
+                                        **({"nextToken": token} if token else {}))
+            ids.update(e["id"] for e in page.get("experiments", []))
+            token = page.get("nextToken")
+            if not token:
+                break
     stopped = []
-    try:
-        experiments = fis.list_experiments().get("experiments", [])
-    except Exception:
-        experiments = []
-    for experiment in experiments:
-        if experiment.get("experimentTemplateId") != template_id:
-            continue
-        if experiment.get("state", {}).get("status") in TERMINAL:
-            continue
+    for eid in sorted(ids):
         try:
-            fis.stop_experiment(id=experiment["id"])
-            stopped.append(experiment["id"])
+            if fis.get_experiment(id=eid)["experiment"]["state"]["status"] in TERMINAL:
+                continue
+            fis.stop_experiment(id=eid)
+            stopped.append(eid)
         except Exception as exc:
             if not _gone(exc):
                 raise
-    for experiment_id in stopped:
-        await_experiment_ended(target, experiment_id)
-    try:
-        fis.delete_experiment_template(id=template_id)
-    except Exception as exc:
-        if not _gone(exc):
-            raise
+    for eid in stopped:
+        await_experiment_ended(target, eid)
+    if template_id:
+        try:
+            fis.delete_experiment_template(id=template_id)
+        except Exception as exc:
+            if not _gone(exc):
+                raise
     return stopped
 
 

@@ -26,13 +26,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
-from harness.faults.node_reboot import explicit_targets, fis_stop_conditions, stops_on
+from harness.faults.node_reboot import explicit_targets, fis_stop_conditions, stop_template_experiments, stops_on
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
 
 SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
 CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
 FIS_PRINCIPAL = "fis.amazonaws.com"
-TERMINAL = ("completed", "stopped", "failed", "cancelled")
 TAG_KEY = "g7chaos:fault"
 NOTICE_WORDS = ("spot", "interrupt", "termination", "rebalance")
 
@@ -87,37 +86,6 @@ def _trusts_fis(document: Any) -> bool:
         if statement.get("Effect", "Allow") == "Allow" and FIS_PRINCIPAL in services:
             return True
     return False
-
-
-def stop_experiments(target: Any, template_id: str | None, experiment_id: str | None = None) -> list[str]:
-    """Stop every unfinished experiment of the template (and the named one), then delete the template.
-    Idempotent: finished experiments and a missing template are left as they are."""
-    fis = target.aws("fis")
-    ids: set[str] = {experiment_id} if experiment_id else set()
-    if template_id:
-        token = None
-        while True:
-            page = fis.list_experiments(experimentTemplateId=template_id, maxResults=100,
-                                        **({"nextToken": token} if token else {}))
-            ids.update(e["id"] for e in page.get("experiments", []))
-            token = page.get("nextToken")
-            if not token:
-                break
-    stopped = []
-    for eid in sorted(ids):
-        try:
-            status = fis.get_experiment(id=eid)["experiment"]["state"]["status"]
-        except fis.exceptions.ResourceNotFoundException:
-            continue
-        if status not in TERMINAL:
-            fis.stop_experiment(id=eid)
-            stopped.append(eid)
-    if template_id:
-        try:
-            fis.delete_experiment_template(id=template_id)
-        except fis.exceptions.ResourceNotFoundException:
-            pass
-    return stopped
 
 
 # ----------------------------------------------------------------------------------------- selection
@@ -298,4 +266,4 @@ class SpotInterruption(Fault):
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         """Stop the experiment (a notice already sent cannot be recalled: EC2 still reclaims the instance)."""
-        stop_experiments(target, args.get("template_id"), args.get("experiment_id"))
+        stop_template_experiments(target, args.get("template_id"), args.get("experiment_id"))
