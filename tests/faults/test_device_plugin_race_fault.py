@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 from faultkit import run_context, until as _until
 
 from harness.faults import FAULTS
@@ -32,6 +32,28 @@ def _node_state(core: client.CoreV1Api, name: str) -> tuple[str, str | None]:
     return ready, (node.status.allocatable or {}).get(GPU)
 
 
+def _await_reboot(core: client.CoreV1Api, name: str, resource_version: str, seconds: float) -> None:
+    """Follow the node through its reboot on a watch from before the injection: NotReady, then Ready again.
+
+    Polling for Ready alone can read the node as it was before the reboot took it down (the `Rebooted`
+    event that says the fault landed comes before the kubelet's status turns), and a poll can miss a short
+    NotReady; a watch from the old resourceVersion sees every status the node went through."""
+    deadline = time.time() + seconds
+    went_down = False
+    while time.time() < deadline:
+        stream = watch.Watch().stream(core.list_node, field_selector=f"metadata.name={name}",
+                                      resource_version=resource_version,
+                                      timeout_seconds=max(1, int(deadline - time.time())))
+        for event in stream:
+            node = event["object"]
+            resource_version = node.metadata.resource_version
+            ready = next((c.status for c in node.status.conditions or [] if c.type == "Ready"), None)
+            went_down = went_down or ready != "True"
+            if went_down and ready == "True":
+                return
+    raise AssertionError(f"node {name} down and Ready again within {seconds} s (went down: {went_down})")
+
+
 def _fault(target: Target, tmp_path: Path, method: str, zone: str = "us-east-2b"):
     """The fault, once it can be planned: as a run's preflight waits for a steady fleet, the test waits for the
     zone to serve the model again (a test before may have rebooted its node, whose replicas then restart)."""
@@ -52,22 +74,25 @@ def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
     fault, ctx = _fault(target, tmp_path, "reboot")
     assert "reboot-instances" in fault.plan()
     node = fault.nodes[0]
-    fault.inject()
-    assert fault.await_landed(time.time() + 10)
     core = client.CoreV1Api(target.kube(node.context))
-    _until(lambda: _node_state(core, node.name)[0] == "True", 20, "the node Ready after its boot")
-    racy = "plugin-before-driver" in target.spec.description
-    if racy:
-        # Ready, and it stays without GPUs: the plugin registered before the driver and never retries
-        deadline = time.time() + 2.0
-        while time.time() < deadline:
-            assert _node_state(core, node.name) == ("True", "0")
-            time.sleep(0.2)
-    else:
-        _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "all 8 GPUs allocatable again")
-    (owed,) = owed_reverts(ctx.journal.path)
-    assert owed.args["nodes"] == [{"context": node.context, "name": node.name, "gpus": 8}]
-    fault.revert()
+    before = core.read_node(node.name).metadata.resource_version
+    fault.inject()
+    try:
+        assert fault.await_landed(time.time() + 10)
+        _await_reboot(core, node.name, before, 20)
+        racy = "plugin-before-driver" in target.spec.description
+        if racy:
+            # Ready, and it stays without GPUs: the plugin registered before the driver and never retries
+            deadline = time.time() + 2.0
+            while time.time() < deadline:
+                assert _node_state(core, node.name) == ("True", "0")
+                time.sleep(0.2)
+        else:
+            _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "all 8 GPUs allocatable again")
+        (owed,) = owed_reverts(ctx.journal.path)
+        assert owed.args["nodes"] == [{"context": node.context, "name": node.name, "gpus": 8}]
+    finally:
+        fault.revert()    # the tests after this one plan on the node: leave it whole even when this one fails
     assert owed_reverts(ctx.journal.path) == []
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
     # the revert leaves the node as it was found: a fresh plugin pod registers against the loaded driver
