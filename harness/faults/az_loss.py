@@ -21,7 +21,7 @@ from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions, instance_arn,
-                                        start_experiment, stop_template_experiments, stops_on)
+                                        start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
 
 ARC = "arc-zonal-shift"
@@ -124,13 +124,14 @@ class AzLoss(Fault):
                                     "selectionMode": f"COUNT({len(self.extra['instance_arns'])})"}
             actions["power"] = {"actionId": "aws:ec2:stop-instances", "targets": {"Instances": "instances"},
                                 "parameters": {"startInstancesAfterDuration": duration}}
-        template_id = create_template(target, f"g7chaos az-loss of {self.params.zone} ({self.params.mode})",
-                                      targets, actions, self.stop_conditions)
-        self.extra["template_id"] = template_id
-        args: dict[str, Any] = {"template_id": template_id}
+        token = template_token()
+        args: dict[str, Any] = {"template_token": token}
         if self.params.zonal_shift:
             args.update(load_balancer_arn=self.extra["load_balancer_arn"], away_from=self.extra["away_from"])
         self.owe_revert(args)
+        template_id = create_template(target, token, f"g7chaos az-loss of {self.params.zone} ({self.params.mode})",
+                                      targets, actions, self.stop_conditions)
+        self.extra["template_id"] = template_id
         self.started_at = time.time()
         self.extra["lost_at"] = self.started_at      # the zone may go dark from here on: the failover clock starts
         self.extra["experiment_id"] = start_experiment(target, template_id)
@@ -187,7 +188,7 @@ class AzLoss(Fault):
         """Stop the experiment (FIS restores the network and starts what it stopped), cancel our zonal shift."""
         errors = []
         try:
-            stop_template_experiments(target, args["template_id"])
+            stop_fis_owed(target, args)
         except Exception as exc:
             errors.append(f"FIS: {exc}")
         if args.get("load_balancer_arn"):

@@ -89,14 +89,14 @@ class DevicePluginRace(RebootFault):
 
     def _revert_args(self) -> dict[str, Any]:
         plugin = self.ctx.target.spec.selectors.device_plugin
-        fis = super()._revert_args() if "template_id" in self.extra else {}
+        fis = super()._revert_args() if "template_token" in self.extra else {}
         return {**fis, "plugin": {"namespace": plugin.namespace, "selector": plugin.label_selector},
                 "nodes": [{"context": n.context, "name": n.name, "gpus": self.extra["gpus_before"].get(n.name, 0)}
                           for n in self.nodes]}
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
-        if "template_id" in args:
+        if "template_token" in args or "template_id" in args:
             super().revert_owed(target, args)
         deadline = time.time() + target.wall_seconds(NODE_BACK_S)
         for node in args.get("nodes", []):

@@ -5,9 +5,10 @@ Why FIS and not `ec2 reboot-instances`: FIS is what a game day on AWS uses (IAM 
 experiment record that says who did what), and an experiment can be stopped from a journal entry alone.
 Targets are always explicit resource ARNs: the harness decided what to touch, FIS never widens it.
 
-The journal-first rule: the experiment template is created (harmless) and registered for revert before the
-experiment starts, so a crash between start and bookkeeping still leaves `g7chaos recover` a template id whose
-running experiments it can stop.
+The journal-first rule: the revert is on record before FIS holds anything of ours. A run draws a token, owes
+the revert under it, then creates the template tagged with it and starts the experiment; `g7chaos recover` finds
+the template (and through it every experiment it started) by that tag, so a crash anywhere after the journal
+write, even between the template's creation and the experiment's, leaves nothing it cannot find.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import re
 import threading
 import time
 import urllib.parse
+import uuid
 from typing import Any
 
 from kubernetes import client
@@ -28,38 +30,54 @@ from harness.faults.selection import pick_nodes
 TERMINAL = ("completed", "stopped", "failed", "cancelled")
 STOP_WAIT_S = 120.0      # FIS rolls an action back before it calls the experiment stopped: seconds, at most minutes
 TAG = "g7chaos"
+TOKEN_TAG = "g7chaos:token"     # the tag a journal entry finds its template by
 
 
 # ------------------------------------------------------------------------------------------- FIS plumbing
 
 
+FIS_PRINCIPAL = "fis.amazonaws.com"
+
+
 def _trusts_fis(document: Any) -> bool:
+    """Whether an IAM trust policy (as IAM returns it: URL-encoded JSON, or already parsed) lets FIS assume it."""
     if isinstance(document, str):
-        document = json.loads(urllib.parse.unquote(document))
-    for statement in (document or {}).get("Statement", []):
-        services = (statement.get("Principal") or {}).get("Service", [])
-        services = [services] if isinstance(services, str) else services
-        if "fis.amazonaws.com" in services:
+        try:
+            document = json.loads(urllib.parse.unquote(document))
+        except ValueError:
+            return False
+    statements = (document or {}).get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    for statement in statements:
+        principal = (statement or {}).get("Principal") or {}
+        services = principal.get("Service") if isinstance(principal, dict) else None
+        services = [services] if isinstance(services, str) else services or []
+        if statement.get("Effect", "Allow") == "Allow" and FIS_PRINCIPAL in services:
             return True
     return False
 
 
 def fis_role_arn(target: Any) -> str:
-    """The role FIS assumes: the target's `aws.fis_role_arn`, else the one role trusted by FIS whose name says
-    so (an account usually holds exactly one: least privilege, see deploy/)."""
+    """The role FIS assumes: the target's `aws.fis_role_arn`, else the one IAM role whose trust policy lets
+    fis.amazonaws.com assume it (a name mentioning `fis` breaks a tie; still ambiguous is an error, since
+    guessing would run the experiment with permissions nobody chose)."""
     configured = getattr(target.spec.aws, "fis_role_arn", None)
     if configured:
         return configured
     try:
-        roles = [role for page in target.aws("iam").get_paginator("list_roles").paginate()
-                 for role in page["Roles"] if _trusts_fis(role.get("AssumeRolePolicyDocument"))]
+        trusting = [role for page in target.aws("iam").get_paginator("list_roles").paginate()
+                    for role in page["Roles"] if _trusts_fis(role.get("AssumeRolePolicyDocument"))]
     except Exception as exc:
-        raise FaultError(f"cannot find an IAM role for FIS ({type(exc).__name__}: {exc}); set aws.fis_role_arn "
-                         f"in the target") from exc
-    named = [r for r in roles if "fis" in r["RoleName"].lower()] or roles
-    if not named:
-        raise FaultError("no IAM role trusts fis.amazonaws.com; set aws.fis_role_arn in the target")
-    return sorted(named, key=lambda r: r["RoleName"])[0]["Arn"]
+        raise FaultError(f"cannot list IAM roles to find the FIS role ({type(exc).__name__}: {exc}); set "
+                         f"aws.fis_role_arn in the target") from exc
+    if len(trusting) > 1:
+        trusting = [r for r in trusting if "fis" in r["RoleName"].lower()] or trusting
+    if len(trusting) != 1:
+        names = ", ".join(sorted(r["RoleName"] for r in trusting)) or "none"
+        raise FaultError(f"cannot tell which IAM role FIS should assume (roles trusting {FIS_PRINCIPAL}: {names}); "
+                         f"set aws.fis_role_arn in the target")
+    return trusting[0]["Arn"]
 
 
 def fis_stop_conditions(ctx: Any) -> list[dict[str, str]]:
@@ -105,14 +123,33 @@ def explicit_targets(targets: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def create_template(target: Any, description: str, targets: dict[str, Any], actions: dict[str, Any],
-                    stop_conditions: list[dict[str, str]] | None = None) -> str:
+def template_token() -> str:
+    """A fresh token for one fault's FIS template: owed in the journal first, then tagged on the template."""
+    return uuid.uuid4().hex
+
+
+def create_template(target: Any, token: str, description: str, targets: dict[str, Any], actions: dict[str, Any],
+                    stop_conditions: list[dict[str, str]] | None = None, tags: dict[str, str] | None = None,
+                    role_arn: str | None = None) -> str:
+    """Create the template tagged with `token`, which the caller owes in the journal beforehand."""
     fis = target.aws("fis")
     template = fis.create_experiment_template(
-        clientToken=f"g7chaos-{time.time_ns()}", description=description[:512], roleArn=fis_role_arn(target),
+        clientToken=token, description=description[:512], roleArn=role_arn or fis_role_arn(target),
         stopConditions=stop_conditions or [{"source": "none"}], targets=explicit_targets(targets), actions=actions,
-        tags={TAG: "fault"})["experimentTemplate"]
+        tags={TAG: "fault", **(tags or {}), TOKEN_TAG: token})["experimentTemplate"]
     return template["id"]
+
+
+def templates_tagged(target: Any, token: str) -> list[str]:
+    """Ids of the templates carrying our token (normally one; none if the run died before creating it)."""
+    fis = target.aws("fis")
+    found, next_token = [], None
+    while True:
+        page = fis.list_experiment_templates(maxResults=100, **({"nextToken": next_token} if next_token else {}))
+        found += [t["id"] for t in page.get("experimentTemplates", []) if (t.get("tags") or {}).get(TOKEN_TAG) == token]
+        next_token = page.get("nextToken")
+        if not next_token:
+            return found
 
 
 def start_experiment(target: Any, template_id: str) -> str:
@@ -126,6 +163,20 @@ def start_experiment(target: Any, template_id: str) -> str:
 
 def experiment_state(target: Any, experiment_id: str) -> dict[str, Any]:
     return target.aws("fis").get_experiment(id=experiment_id)["experiment"]["state"]
+
+
+def stop_fis_owed(target: Any, args: dict[str, Any]) -> list[str]:
+    """The FIS part of a journal entry: every template its token tags (or the id an older entry names), each
+    template's unfinished experiments stopped, then the template deleted."""
+    template_ids = set(templates_tagged(target, args["template_token"])) if args.get("template_token") else set()
+    if args.get("template_id"):
+        template_ids.add(args["template_id"])
+    stopped = []
+    for template_id in sorted(template_ids):
+        stopped += stop_template_experiments(target, template_id)
+    if args.get("experiment_id"):
+        stopped += stop_template_experiments(target, None, args["experiment_id"])
+    return stopped
 
 
 def stop_template_experiments(target: Any, template_id: str | None, experiment_id: str | None = None) -> list[str]:
@@ -252,14 +303,16 @@ class RebootFault(Fault):
 
     def _inject_reboot(self) -> None:
         arns = self.extra["instance_arns"]
+        self.extra["template_token"] = template_token()
+        self.owe_revert(self._revert_args())
         template_id = create_template(
-            self.ctx.target, f"g7chaos {self.name}: reboot {', '.join(n.name for n in self.nodes)}",
+            self.ctx.target, self.extra["template_token"],
+            f"g7chaos {self.name}: reboot {', '.join(n.name for n in self.nodes)}",
             {"nodes": {"resourceType": "aws:ec2:instance", "resourceArns": arns,
                        "selectionMode": f"COUNT({len(arns)})"}},
             {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "nodes"}}},
             self.stop_conditions)
         self.extra["template_id"] = template_id
-        self.owe_revert(self._revert_args())
         self.started_at = time.time()
         experiment_id = start_experiment(self.ctx.target, template_id)
         self.extra["experiment_id"] = experiment_id
@@ -275,13 +328,13 @@ class RebootFault(Fault):
         return {"experiment": self.extra.get("experiment_id"), "nodes": seen}
 
     def _revert_args(self) -> dict[str, Any]:
-        """Everything the revert needs, from the journal alone (written before the experiment starts)."""
-        return {"template_id": self.extra["template_id"]}
+        """Everything the revert needs, from the journal alone (written before the template exists)."""
+        return {"template_token": self.extra["template_token"]}
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         """A reboot cannot be undone; what is owed is that no experiment of ours is left running."""
-        stop_template_experiments(target, args["template_id"])
+        stop_fis_owed(target, args)
 
 
 @register

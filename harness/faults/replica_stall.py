@@ -35,7 +35,7 @@ from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions,
-                                        start_experiment, stop_template_experiments, stops_on)
+                                        start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.podexec import pod_exec
 from harness.faults.selection import instance_id_of
 from harness.prometheus import parse_samples
@@ -166,14 +166,15 @@ class ReplicaStall(Fault):
             latency_ms = str(max(10, round(self.params.io_latency * 1000)))
             parameters = {"readIOPercentage": "100", "readIOLatencyMilliseconds": latency_ms,
                           "writeIOPercentage": "100", "writeIOLatencyMilliseconds": latency_ms, "duration": duration}
+        token = template_token()
+        self.owe_revert({"template_token": token})
         template_id = create_template(
-            self.ctx.target, f"g7chaos {self.name} io: {', '.join(n.name for n in self.nodes)}",
+            self.ctx.target, token, f"g7chaos {self.name} io: {', '.join(n.name for n in self.nodes)}",
             {"volumes": {"resourceType": "aws:ec2:ebs-volume", "resourceArns": self.extra["volume_arns"],
                          "selectionMode": f"COUNT({len(self.extra['volume_arns'])})"}},
             {"stall": {"actionId": self.extra["action"], "targets": {"Volumes": "volumes"}, "parameters": parameters}},
             self.stop_conditions)
         self.extra["template_id"] = template_id
-        self.owe_revert({"template_id": template_id})
         experiment_id = start_experiment(self.ctx.target, template_id)
         self.extra["experiment_id"] = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
@@ -221,8 +222,8 @@ class ReplicaStall(Fault):
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
-        if "template_id" in args:       # mode io: no experiment of ours may keep the volumes slow
-            stop_template_experiments(target, args["template_id"])
+        if "template_token" in args or "template_id" in args:   # mode io: no experiment may keep volumes slow
+            stop_fis_owed(target, args)
             return
         errors = []
         for p in args["pods"]:

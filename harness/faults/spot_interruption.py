@@ -16,22 +16,20 @@ the notice ran out", which is the whole point of a spot handler.
 """
 from __future__ import annotations
 
-import json
 import random
 import time
-import uuid
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
-from harness.faults.node_reboot import explicit_targets, fis_stop_conditions, stop_template_experiments, stops_on
+from harness.faults.node_reboot import (TOKEN_TAG, create_template, fis_role_arn, fis_stop_conditions, stop_fis_owed,
+                                        stops_on, template_token)
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
 
 SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
 CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
-FIS_PRINCIPAL = "fis.amazonaws.com"
 TAG_KEY = "g7chaos:fault"
 NOTICE_WORDS = ("spot", "interrupt", "termination", "rebalance")
 
@@ -42,50 +40,6 @@ def iso8601_duration(seconds: float) -> str:
     total = int(round(seconds))
     minutes, secs = divmod(total, 60)
     return "PT" + (f"{minutes}M" if minutes else "") + (f"{secs}S" if secs or not minutes else "")
-
-
-def fis_role_arn(target: Any) -> str:
-    """The role FIS assumes for the experiment: the target's `aws.fis_role_arn`, else the one IAM role
-    whose trust policy lets fis.amazonaws.com assume it (a name mentioning `fis` breaks a tie)."""
-    configured = getattr(target.spec.aws, "fis_role_arn", None)
-    if configured:
-        return configured
-    trusting: list[dict[str, Any]] = []
-    try:
-        for page in target.aws("iam").get_paginator("list_roles").paginate():
-            for role in page["Roles"]:
-                if _trusts_fis(role.get("AssumeRolePolicyDocument")):
-                    trusting.append(role)
-    except Exception as exc:
-        raise FaultError(f"cannot list IAM roles to find the FIS role ({exc}); set aws.fis_role_arn in the "
-                         f"target") from exc
-    if len(trusting) > 1:
-        named = [r for r in trusting if "fis" in r["RoleName"].lower()]
-        trusting = named or trusting
-    if len(trusting) != 1:
-        names = ", ".join(sorted(r["RoleName"] for r in trusting)) or "none"
-        raise FaultError(f"cannot tell which IAM role FIS should assume (roles trusting {FIS_PRINCIPAL}: {names}); "
-                         f"set aws.fis_role_arn in the target")
-    return trusting[0]["Arn"]
-
-
-def _trusts_fis(document: Any) -> bool:
-    if isinstance(document, str):
-        from urllib.parse import unquote
-        try:
-            document = json.loads(unquote(document))
-        except ValueError:
-            return False
-    statements = (document or {}).get("Statement") or []
-    if isinstance(statements, dict):
-        statements = [statements]
-    for statement in statements:
-        principal = (statement or {}).get("Principal") or {}
-        services = principal.get("Service") if isinstance(principal, dict) else None
-        services = [services] if isinstance(services, str) else services or []
-        if statement.get("Effect", "Allow") == "Allow" and FIS_PRINCIPAL in services:
-            return True
-    return False
 
 
 # ----------------------------------------------------------------------------------------- selection
@@ -175,34 +129,27 @@ class SpotInterruption(Fault):
 
     def _start(self) -> None:
         fis = self.ctx.target.aws("fis")
-        token = uuid.uuid4().hex
-        tags = {TAG_KEY: self.name, "g7chaos:token": token}
-        template = fis.create_experiment_template(
-            clientToken=token,
-            description=f"g7chaos spot-interruption of {', '.join(n.instance_id or '' for n in self.nodes)}",
-            roleArn=self.role_arn,
-            stopConditions=self.stop_conditions,
-            targets=explicit_targets({"SpotInstances": {"resourceType": "aws:ec2:spot-instance",
-                                                        "resourceArns": self._arns(),
-                                                        "selectionMode": f"COUNT({len(self.nodes)})"}}),
-            actions={"interrupt": {"actionId": SPOT_ACTION,
-                                   "parameters": {"durationBeforeInterruption": iso8601_duration(self.params.notice)},
-                                   "targets": {"SpotInstances": "SpotInstances"}}},
-            tags=tags)["experimentTemplate"]
-        self.template_id = template["id"]
-        # the template changes nothing; the revert is on record before the experiment starts
+        self.template_token = template_token()
+        # the revert is on record before FIS holds anything of ours: recover finds the template by its token
         self.owe_revert(self._revert_args())
+        self.template_id = create_template(
+            self.ctx.target, self.template_token,
+            f"g7chaos spot-interruption of {', '.join(n.instance_id or '' for n in self.nodes)}",
+            {"SpotInstances": {"resourceType": "aws:ec2:spot-instance", "resourceArns": self._arns(),
+                               "selectionMode": f"COUNT({len(self.nodes)})"}},
+            {"interrupt": {"actionId": SPOT_ACTION,
+                           "parameters": {"durationBeforeInterruption": iso8601_duration(self.params.notice)},
+                           "targets": {"SpotInstances": "SpotInstances"}}},
+            self.stop_conditions, tags={TAG_KEY: self.name}, role_arn=self.role_arn)
         started = self._started = time.time()
-        experiment = fis.start_experiment(clientToken=token, experimentTemplateId=self.template_id,
-                                          tags=tags)["experiment"]
+        experiment = fis.start_experiment(clientToken=self.template_token, experimentTemplateId=self.template_id,
+                                          tags={TAG_KEY: self.name, TOKEN_TAG: self.template_token})["experiment"]
         self.experiment_id = experiment["id"]
         self.extra.update({"experiment_id": self.experiment_id, "template_id": self.template_id,
                            "terminate_at": started + self.ctx.wall(self.params.notice)})
 
     def _revert_args(self) -> dict[str, Any]:
-        return {"template_id": getattr(self, "template_id", None),
-                "experiment_id": getattr(self, "experiment_id", None),
-                "instances": [n.instance_id for n in self.nodes]}
+        return {"template_token": self.template_token, "instances": [n.instance_id for n in self.nodes]}
 
     def _experiment(self) -> dict[str, Any]:
         return self.ctx.target.aws("fis").get_experiment(id=self.experiment_id)["experiment"]
@@ -266,4 +213,4 @@ class SpotInterruption(Fault):
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         """Stop the experiment (a notice already sent cannot be recalled: EC2 still reclaims the instance)."""
-        stop_template_experiments(target, args.get("template_id"), args.get("experiment_id"))
+        stop_fis_owed(target, args)

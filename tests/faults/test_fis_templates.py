@@ -8,6 +8,7 @@ refusal naming the alarm shows FIS read the ARN the harness gave it. Then the tw
 COUNT and PERCENT when it resolves explicit targets."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -93,6 +94,38 @@ def test_template_carries_the_alarm_and_explicit_counted_targets(name: str, targ
         fault.revert()
         cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="test: done")
     assert owed_reverts(ctx.journal.path) == []
+    assert fis.list_experiment_templates()["experimentTemplates"] == []
+
+
+class KilledAfterCreate(BaseException):
+    """Stands for the harness dying between the template's creation and anything after it."""
+
+
+@pytest.mark.parametrize("name", list(FIS_FAULTS))
+def test_the_revert_is_owed_before_the_template_exists(name: str, target: Target, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed right after FIS created the template: the journal alone leads `recover` to it and removes it."""
+    from harness.faults import node_reboot
+    ctx = run_context(target, tmp_path, seed=5)
+    fault = FAULTS[name](FIS_FAULTS[name], ctx)
+    fault.plan()
+    real_create = node_reboot.create_template
+    created: list[str] = []
+
+    def create_then_die(target_, token, *args, **kwargs):
+        owed = [o.args.get("template_token") for o in owed_reverts(ctx.journal.path)]
+        assert owed == [token], f"template {token} created before its revert was owed ({owed})"
+        created.append(real_create(target_, token, *args, **kwargs))
+        raise KilledAfterCreate()
+
+    for module in ("node_reboot", "az_loss", "replica_stall", "spot_interruption"):
+        monkeypatch.setattr(sys.modules[f"harness.faults.{module}"], "create_template", create_then_die)
+    with pytest.raises(KilledAfterCreate):
+        fault.inject()
+    fis = target.aws("fis")
+    assert [t["id"] for t in fis.list_experiment_templates()["experimentTemplates"]] == created
+    for owed in owed_reverts(ctx.journal.path):            # what `g7chaos recover` does with the journal
+        FAULTS[owed.fault].revert_owed(target, owed.args)
     assert fis.list_experiment_templates()["experimentTemplates"] == []
 
 
