@@ -31,27 +31,39 @@ class EccDoubleBitError(Fault):
     name = "ecc-double-bit-error"
 
     def plan(self) -> str:
-        node = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)[0]
-        node.gpus = [self.params.gpu]
+        self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
         dcgm = self.ctx.target.spec.selectors.dcgm
-        self.dcgm_pod = pod_on_node(self.ctx.target, node.context, dcgm.namespace, dcgm.label_selector, node.name)
-        self.nodes = [node]
-        return (f"dcgmi test --inject --gpuid {self.params.gpu} -f {self.params.field} -v 1 in "
-                f"{dcgm.namespace}/{self.dcgm_pod.metadata.name} on {node.describe()}")
+        self.dcgm_pods = {}
+        for node in self.nodes:
+            node.gpus = [self.params.gpu]
+            self.dcgm_pods[node.name] = pod_on_node(self.ctx.target, node.context, dcgm.namespace,
+                                                    dcgm.label_selector, node.name)
+        return "; ".join(f"dcgmi test --inject --gpuid {self.params.gpu} -f {self.params.field} -v 1 in "
+                         f"{dcgm.namespace}/{self.dcgm_pods[n.name].metadata.name} on {n.describe()}"
+                         for n in self.nodes)
 
     def _revert_args(self) -> dict[str, Any]:
-        node = self.nodes[0]
-        return {"context": node.context, "namespace": self.dcgm_pod.metadata.namespace,
-                "pod": self.dcgm_pod.metadata.name, "node": node.name, "gpu": self.params.gpu,
-                "field": self.params.field}
+        return {"gpus": [{"context": node.context, "namespace": self.dcgm_pods[node.name].metadata.namespace,
+                          "pod": self.dcgm_pods[node.name].metadata.name, "node": node.name,
+                          "gpu": self.params.gpu, "field": self.params.field} for node in self.nodes]}
 
     def inject(self) -> None:
         args = self._revert_args()
-        self.owe_revert(args)
-        _inject(self.ctx.target, args["context"], args["namespace"], args["pod"], args["gpu"], args["field"], 1)
+        self.owe_revert(args)              # every node's field is owed before the first one is set
+        for gpu in args["gpus"]:
+            _inject(self.ctx.target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], gpu["field"], 1)
 
     def check_landed(self) -> dict[str, Any] | None:
-        node = self.nodes[0]
+        """Landed once every chosen node shows it; the evidence of a single node is returned as it is."""
+        seen = {}
+        for node in self.nodes:
+            evidence = self._landed_on(node)
+            if evidence is None:
+                return None
+            seen[node.name] = evidence
+        return next(iter(seen.values())) if len(seen) == 1 else {"source": "per-node", "nodes": seen}
+
+    def _landed_on(self, node: Any) -> dict[str, Any] | None:
         target = self.ctx.target
         exporter = target.spec.selectors.dcgm_exporter
         core = client.CoreV1Api(target.kube(node.context))
@@ -77,11 +89,23 @@ class EccDoubleBitError(Fault):
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
-        core = client.CoreV1Api(target.kube(args["context"]))
-        try:
-            core.read_namespaced_pod(args["pod"], args["namespace"])
-        except client.ApiException as exc:
-            if exc.status == 404:   # the node (and its DCGM pod) was replaced: nothing left to clear
-                return
-            raise
-        _inject(target, args["context"], args["namespace"], args["pod"], args["gpu"], args["field"], 0)
+        """Clear every node's field; a journal entry from a single-node run holds that node's fields at the top."""
+        errors = []
+        for gpu in args.get("gpus") or [args]:
+            try:
+                _clear(target, gpu)
+            except (FaultError, client.ApiException) as exc:
+                errors.append(f"{gpu['node']}: {exc}")
+        if errors:
+            raise FaultError("DBE field not cleared on " + "; ".join(errors))
+
+
+def _clear(target: Any, gpu: dict[str, Any]) -> None:
+    core = client.CoreV1Api(target.kube(gpu["context"]))
+    try:
+        core.read_namespaced_pod(gpu["pod"], gpu["namespace"])
+    except client.ApiException as exc:
+        if exc.status == 404:   # the node (and its DCGM pod) was replaced: nothing left to clear
+            return
+        raise
+    _inject(target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], gpu["field"], 0)

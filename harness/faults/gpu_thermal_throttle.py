@@ -59,40 +59,53 @@ class GpuThermalThrottle(Fault):
     name = "gpu-thermal-throttle"
 
     def plan(self) -> str:
-        node = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)[0]
+        self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
         gpu = self.params.gpu
-        node.gpus = list(range(GPUS_PER_NODE)) if gpu == "all" else [int(gpu)]
         dcgm = self.ctx.target.spec.selectors.dcgm
-        self.dcgm_pod = pod_on_node(self.ctx.target, node.context, dcgm.namespace, dcgm.label_selector, node.name)
-        self.nodes = [node]
+        self.dcgm_pods = {}
+        for node in self.nodes:
+            node.gpus = list(range(GPUS_PER_NODE)) if gpu == "all" else [int(gpu)]
+            self.dcgm_pods[node.name] = pod_on_node(self.ctx.target, node.context, dcgm.namespace,
+                                                    dcgm.label_selector, node.name)
         self.clock = self.params.sm_clock_mhz or THROTTLED_SM_CLOCK_MHZ
-        return (f"dcgmi test --inject -f {FIELD_GPU_TEMP} -v {self.params.temperature:g} and -f {FIELD_SM_CLOCK} "
-                f"-v {self.clock} on GPU(s) {','.join(map(str, node.gpus))} in "
-                f"{dcgm.namespace}/{self.dcgm_pod.metadata.name} on {node.describe()}")
+        return "; ".join(
+            f"dcgmi test --inject -f {FIELD_GPU_TEMP} -v {self.params.temperature:g} and -f {FIELD_SM_CLOCK} "
+            f"-v {self.clock} on GPU(s) {','.join(map(str, n.gpus))} in "
+            f"{dcgm.namespace}/{self.dcgm_pods[n.name].metadata.name} on {n.describe()}" for n in self.nodes)
 
-    def _revert_args(self, restore: dict[str, dict[str, float]]) -> dict[str, Any]:
-        node = self.nodes[0]
-        return {"context": node.context, "namespace": self.dcgm_pod.metadata.namespace,
-                "pod": self.dcgm_pod.metadata.name, "node": node.name, "gpus": node.gpus, "restore": restore}
-
-    def inject(self) -> None:
-        node = self.nodes[0]
+    def _node_args(self, node: Any) -> dict[str, Any]:
+        """What one node's revert needs: its DCGM pod and the values the injection overwrites, read first."""
         try:
             before = exporter_fields(self.ctx.target, node.context, node.name)
         except client.ApiException:
             before = {}
         restore = {str(g): {str(f): before.get((metric, g), DEFAULT_RESTORE[f]) for f, metric in METRIC_BY_FIELD.items()}
                    for g in node.gpus}
-        self.args = self._revert_args(restore)
-        self.owe_revert(self.args)
-        for gpu in node.gpus:
-            dcgmi_inject(self.ctx.target, node.context, self.args["namespace"], self.args["pod"], gpu,
-                         FIELD_GPU_TEMP, self.params.temperature)
-            dcgmi_inject(self.ctx.target, node.context, self.args["namespace"], self.args["pod"], gpu,
-                         FIELD_SM_CLOCK, self.clock)
+        pod = self.dcgm_pods[node.name]
+        return {"context": node.context, "namespace": pod.metadata.namespace, "pod": pod.metadata.name,
+                "node": node.name, "gpus": node.gpus, "restore": restore}
+
+    def inject(self) -> None:
+        self.args = {"nodes": [self._node_args(node) for node in self.nodes]}
+        self.owe_revert(self.args)         # every node's old values are on record before the first is changed
+        for node in self.args["nodes"]:
+            for gpu in node["gpus"]:
+                dcgmi_inject(self.ctx.target, node["context"], node["namespace"], node["pod"], gpu,
+                             FIELD_GPU_TEMP, self.params.temperature)
+                dcgmi_inject(self.ctx.target, node["context"], node["namespace"], node["pod"], gpu,
+                             FIELD_SM_CLOCK, self.clock)
 
     def check_landed(self) -> dict[str, Any] | None:
-        node = self.nodes[0]
+        """Landed once every chosen node shows it; the evidence of a single node is returned as it is."""
+        seen = {}
+        for node in self.nodes:
+            evidence = self._landed_on(node)
+            if evidence is None:
+                return None
+            seen[node.name] = evidence
+        return next(iter(seen.values())) if len(seen) == 1 else {"source": "per-node", "nodes": seen}
+
+    def _landed_on(self, node: Any) -> dict[str, Any] | None:
         try:
             fields = exporter_fields(self.ctx.target, node.context, node.name)
         except client.ApiException:
@@ -106,15 +119,27 @@ class GpuThermalThrottle(Fault):
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
-        core = client.CoreV1Api(target.kube(args["context"]))
-        try:
-            core.read_namespaced_pod(args["pod"], args["namespace"])
-        except client.ApiException as exc:
-            if exc.status == 404:   # the node and its DCGM pod are gone: nothing left to restore
-                return
-            raise
-        for gpu, fields in args["restore"].items():
-            # temperature first: with the GPU cool again, the restored clock is not throttled back down
-            for field in (FIELD_GPU_TEMP, FIELD_SM_CLOCK):
-                dcgmi_inject(target, args["context"], args["namespace"], args["pod"], int(gpu), field,
-                             float(fields[str(field)]))
+        """Put back every node's values; a journal entry from a single-node run holds its node at the top."""
+        errors = []
+        for node in args.get("nodes") or [args]:
+            try:
+                _restore(target, node)
+            except (FaultError, client.ApiException) as exc:
+                errors.append(f"{node['node']}: {exc}")
+        if errors:
+            raise FaultError("temperature/clock not restored on " + "; ".join(errors))
+
+
+def _restore(target: Any, node: dict[str, Any]) -> None:
+    core = client.CoreV1Api(target.kube(node["context"]))
+    try:
+        core.read_namespaced_pod(node["pod"], node["namespace"])
+    except client.ApiException as exc:
+        if exc.status == 404:   # the node and its DCGM pod are gone: nothing left to restore
+            return
+        raise
+    for gpu, fields in node["restore"].items():
+        # temperature first: with the GPU cool again, the restored clock is not throttled back down
+        for field in (FIELD_GPU_TEMP, FIELD_SM_CLOCK):
+            dcgmi_inject(target, node["context"], node["namespace"], node["pod"], int(gpu), field,
+                         float(fields[str(field)]))
