@@ -194,7 +194,8 @@ def test_interrupt_during_the_fault_reverts_and_exits_3(twin: TwinHandle, tmp_pa
             wait.wait(0.05)
         assert landed, "the fault never landed"
         injected = next(r for r in read_records(only_journal(reports)) if r.get("event") == "revert-registered")
-        node = injected["args"]["node"]
+        (gpu,) = injected["args"]["gpus"]                     # the scenario's one node, GPU 0
+        node = gpu["node"]
         assert dbe_fields(twin)[(node, 0)][0] == 1.0          # in place at the moment of the interrupt
         proc.send_signal(sig)
         output, _ = proc.communicate(timeout=60)
@@ -205,7 +206,7 @@ def test_interrupt_during_the_fault_reverts_and_exits_3(twin: TwinHandle, tmp_pa
     assert proc.returncode == 3, output[-2000:]
     assert "Traceback" not in output
     target = Target.from_twin_endpoints(endpoints_file(twin))
-    assert all(v == 0 for v in exporter_dbe(target, injected["args"]["context"], node).values())
+    assert all(v == 0 for v in exporter_dbe(target, gpu["context"], node).values())
     assert dbe_fields(twin)[(node, 0)] == (0.0, 0.0)
     records = list(read_records(only_journal(reports)))
     events = [r["event"] for r in records]
