@@ -174,13 +174,13 @@ def _alarm_events(target: Any, audit: AuditClock, n: int) -> tuple[list[float], 
             cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="benchmark")
             deadline = time.time() + RECORD_DEADLINE_S
             with sampled:
-                while name not in check.first_alarm and time.time() < deadline:
+                while name not in check.entered and time.time() < deadline:
                     sampled.wait(timeout=0.5)
             call, _ = audit.take(lambda c, name=name: c["api"] == "aws" and c["verb"] == "SetAlarmState")
-            if name not in check.first_alarm or call is None:
+            if name not in check.entered or call is None:
                 missed += 1
             else:
-                out.append(check.first_alarm[name] - call["at"])
+                out.append(check.entered[name][0] - call["at"])
     finally:
         check.stop()
         cloudwatch.delete_alarms(AlarmNames=names)
