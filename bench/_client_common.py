@@ -62,7 +62,7 @@ class Window:
             cpu = round((c1 - c0) / max(1e-9, w1 - w0), 3)
         return dict(extra, tokens=self.tokens, tokens_per_s=round(self.tokens / span, 1),
                     lag_p50_ms=pct(50), lag_p99_ms=pct(99), lag_p99_slices_ms=slice_p99,
-                    lag_p99_typical_ms=typical(slice_p99), cpu_share=cpu)
+                    lag_p99_held_ms=held_p99(slice_p99), cpu_share=cpu)
 
 
 def p99_ms(values: list[float]) -> float:
@@ -70,8 +70,10 @@ def p99_ms(values: list[float]) -> float:
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000.0, 3)
 
 
-def typical(slice_p99: list[float | None]) -> float | None:
-    """Median over the window's slices of their lag p99: what the client sustains second after second, so one
-    stall of the shared machine (another process holding the core) does not decide the verdict alone."""
+def held_p99(slice_p99: list[float | None]) -> float | None:
+    """The lag p99 a client held over the window: the highest of its half-second slices' p99 but the single
+    worst. One stall of the shared machine (another process holding the core) is forgiven; a client whose lag
+    passes the limit second after second, or in bursts, is not (a median of slices let a client through whose
+    whole-window p99 was ten times the limit, and the accuracy measured at half its "sustained" load failed)."""
     values = sorted(v for v in slice_p99 if v is not None)
-    return values[len(values) // 2] if values else None
+    return (values[-2] if len(values) >= 2 else values[-1]) if values else None

@@ -1,9 +1,9 @@
 """How many streamed tokens per second one load process measures faithfully: g7chaos vs the usual clients.
 
 Faithfully = its lag p99 (receive time minus the server's send stamp on each event) stays within 2.5 ms: past
-that, the client's own queueing shows up as the deployment's TTFT/TBT. The p99 judged is the median of the
-half-second slices' p99 (the machine is shared: one stall of another process must not decide alone); the
-whole window's p99 is kept in the result too. Four clients, one process each, on one
+that, the client's own queueing shows up as the deployment's TTFT/TBT. The p99 judged is the highest of the
+half-second slices' p99 but the worst one (the machine is shared: one stall of another process must not decide
+alone, but the lag must stay within the limit the rest of the time); the whole window's p99 is kept too. Four clients, one process each, on one
 core, against a paced SSE server alone on the other core (20 ms between tokens, ~50 ms TTFT, 100 tokens per
 stream): (a) g7chaos's streaming user as the harness runs it, (b) Locust's usual `iter_lines` with one request
 event per token, (c) the same with line reads, (d) plain asyncio/aiohttp. They take turns at every load level.
@@ -39,7 +39,7 @@ def run(tiny: bool = False) -> dict[str, Any]:
             # queues. On a quiet machine it is well under 1 ms; on a shared one it can pass 2.5 ms by itself,
             # and then the limit is that floor plus 1 ms, the same for every client, and the result says so.
             probe = trials.run_trial("d", server, 8, **size)
-            path_floor = probe["lag_p99_typical_ms"] or 0.0
+            path_floor = probe["lag_p99_held_ms"] or 0.0
             limit = LIMIT_MS if path_floor + 1.0 <= LIMIT_MS else round(path_floor + 1.0, 2)
             state = trials.search(list(trials.CLIENTS), lambda kind, n: trials.run_trial(kind, server, n, **size),
                                   limit_ms=limit, start=start, ceiling=ceiling, bisect_steps=steps, floor=floor_level)
@@ -61,14 +61,14 @@ def run(tiny: bool = False) -> dict[str, Any]:
         clients[kind] = {
             "what": what, "sustained_streams": top["streams"] if top else 0,
             "sustained_tokens_per_s": top["tokens_per_s"] if top else 0.0,
-            "lag_p99_ms_at_sustained": top["lag_p99_typical_ms"] if top else None,
+            "lag_p99_ms_at_sustained": top["lag_p99_held_ms"] if top else None,
             "lag_p99_whole_window_ms_at_sustained": top["lag_p99_ms"] if top else None,
             "cpu_share_at_sustained": top["cpu_share"] if top else None,
             "server_cpu_share_max": worst_server,
             "cpu_us_per_token": round(cost, 1) if cost else None,
-            "reference": {k: ref.get(k) for k in ("streams", "tokens_per_s", "cpu_share", "lag_p99_typical_ms",
+            "reference": {k: ref.get(k) for k in ("streams", "tokens_per_s", "cpu_share", "lag_p99_held_ms",
                                                   "lag_p99_ms")},
-            "trials": [{k: t.get(k) for k in ("streams", "tokens_per_s", "lag_p99_typical_ms", "lag_p99_ms",
+            "trials": [{k: t.get(k) for k in ("streams", "tokens_per_s", "lag_p99_held_ms", "lag_p99_ms",
                                                "lag_p99_slices_ms", "cpu_share", "errors", "held", "degraded")}
                        | {"server_cpu_share": t["server"]["cpu_share"], "server_late_p99_ms": t["server"]["late_p99_ms"]}
                        for t in state[kind]["trials"]]}
@@ -100,11 +100,11 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
     out = []
     for kind, c in result["clients"].items():
         out.append((f"loadgen ({kind}) {c['what']}",
-                    f"{c['sustained_tokens_per_s']:.0f} tokens/s sustained ({c['sustained_streams']} streams) at typical lag p99 "
+                    f"{c['sustained_tokens_per_s']:.0f} tokens/s sustained ({c['sustained_streams']} streams) at lag p99 (every slice but the worst) "
                     f"{c['lag_p99_ms_at_sustained'] if c['lag_p99_ms_at_sustained'] is not None else '-'} ms, "
                     f"client CPU {100 * (c['cpu_share_at_sustained'] or 0):.0f}% of a core; "
                     f"{c['cpu_us_per_token']} µs CPU per token at {c['reference']['tokens_per_s']:.0f} tokens/s "
-                    f"(lag p99 there {c['reference']['lag_p99_typical_ms']} ms); "
+                    f"(lag p99 there {c['reference']['lag_p99_held_ms']} ms); "
                     f"server CPU max {100 * (c['server_cpu_share_max'] or 0):.0f}%",
                     f"limit lag p99 <= {result['limit_lag_p99_ms']} ms"
                     + (" (2.5 ms raised to the machine's floor + 1 ms)" if result["limit_lag_p99_ms"] > LIMIT_MS else "")))
