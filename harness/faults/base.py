@@ -10,7 +10,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 from pydantic import BaseModel
 
@@ -111,6 +111,16 @@ class Fault(ABC):
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         """Undo from a journal entry alone (used by `g7chaos recover` after a crash)."""
 
+    def landed_on_every_node(self, landed_on: Callable[[Any], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Evidence once every chosen node shows the fault, else None; a single node's evidence as it is."""
+        seen = {}
+        for node in self.nodes:
+            evidence = landed_on(node)
+            if evidence is None:
+                return None
+            seen[node.name] = evidence
+        return next(iter(seen.values())) if len(seen) == 1 else {"source": "per-node", "nodes": seen}
+
     def await_landed(self, deadline: float, poll_s: float = 0.1) -> dict[str, Any] | None:
         """Poll the real evidence until it shows or the deadline passes (nothing here has a watch to wait on)."""
         stop = _stopper()
@@ -122,6 +132,19 @@ class Fault(ABC):
             if time.time() >= deadline:
                 return None
             stop.wait(min(poll_s, max(0.0, deadline - time.time())))
+
+
+def revert_each(entries: Iterable[dict[str, Any]], revert_one: Callable[[dict[str, Any]], None], what: str) -> None:
+    """Revert every node's entry even when one of them fails, then FaultError naming each that failed: one
+    unreachable node must not leave the others injected, and the revert stays owed for `g7chaos recover`."""
+    errors = []
+    for entry in entries:
+        try:
+            revert_one(entry)
+        except Exception as exc:
+            errors.append(f"{entry.get('node', '?')}: {exc}")
+    if errors:
+        raise FaultError(f"{what} on " + "; ".join(errors))
 
 
 def _stopper():

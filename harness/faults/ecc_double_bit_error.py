@@ -10,8 +10,8 @@ from typing import Any
 
 from kubernetes import client
 
-from harness.faults.base import Fault, FaultError, register
-from harness.faults.podexec import pod_exec
+from harness.faults.base import Fault, FaultError, register, revert_each
+from harness.faults.podexec import pod_exec, pod_gone
 from harness.faults.selection import pick_nodes, pod_on_node
 from harness.prometheus import parse_samples
 
@@ -54,14 +54,7 @@ class EccDoubleBitError(Fault):
             _inject(self.ctx.target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], gpu["field"], 1)
 
     def check_landed(self) -> dict[str, Any] | None:
-        """Landed once every chosen node shows it; the evidence of a single node is returned as it is."""
-        seen = {}
-        for node in self.nodes:
-            evidence = self._landed_on(node)
-            if evidence is None:
-                return None
-            seen[node.name] = evidence
-        return next(iter(seen.values())) if len(seen) == 1 else {"source": "per-node", "nodes": seen}
+        return self.landed_on_every_node(self._landed_on)
 
     def _landed_on(self, node: Any) -> dict[str, Any] | None:
         target = self.ctx.target
@@ -90,22 +83,10 @@ class EccDoubleBitError(Fault):
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         """Clear every node's field; a journal entry from a single-node run holds that node's fields at the top."""
-        errors = []
-        for gpu in args.get("gpus") or [args]:
-            try:
-                _clear(target, gpu)
-            except (FaultError, client.ApiException) as exc:
-                errors.append(f"{gpu['node']}: {exc}")
-        if errors:
-            raise FaultError("DBE field not cleared on " + "; ".join(errors))
+        revert_each(args.get("gpus") or [args], lambda gpu: _clear(target, gpu), "DBE field not cleared")
 
 
 def _clear(target: Any, gpu: dict[str, Any]) -> None:
-    core = client.CoreV1Api(target.kube(gpu["context"]))
-    try:
-        core.read_namespaced_pod(gpu["pod"], gpu["namespace"])
-    except client.ApiException as exc:
-        if exc.status == 404:   # the node (and its DCGM pod) was replaced: nothing left to clear
-            return
-        raise
+    if pod_gone(target.kube(gpu["context"]), gpu["namespace"], gpu["pod"]):
+        return        # the node (and its DCGM pod) was replaced: nothing left to clear
     _inject(target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], gpu["field"], 0)

@@ -12,8 +12,8 @@ from typing import Any
 
 from kubernetes import client
 
-from harness.faults.base import Fault, FaultError, register
-from harness.faults.podexec import pod_exec
+from harness.faults.base import Fault, FaultError, register, revert_each
+from harness.faults.podexec import pod_exec, pod_gone
 from harness.faults.selection import pod_on_node, pick_nodes
 from harness.prometheus import parse_samples
 
@@ -96,14 +96,7 @@ class GpuThermalThrottle(Fault):
                              FIELD_SM_CLOCK, self.clock)
 
     def check_landed(self) -> dict[str, Any] | None:
-        """Landed once every chosen node shows it; the evidence of a single node is returned as it is."""
-        seen = {}
-        for node in self.nodes:
-            evidence = self._landed_on(node)
-            if evidence is None:
-                return None
-            seen[node.name] = evidence
-        return next(iter(seen.values())) if len(seen) == 1 else {"source": "per-node", "nodes": seen}
+        return self.landed_on_every_node(self._landed_on)
 
     def _landed_on(self, node: Any) -> dict[str, Any] | None:
         try:
@@ -120,24 +113,12 @@ class GpuThermalThrottle(Fault):
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         """Put back every node's values; a journal entry from a single-node run holds its node at the top."""
-        errors = []
-        for node in args.get("nodes") or [args]:
-            try:
-                _restore(target, node)
-            except (FaultError, client.ApiException) as exc:
-                errors.append(f"{node['node']}: {exc}")
-        if errors:
-            raise FaultError("temperature/clock not restored on " + "; ".join(errors))
+        revert_each(args.get("nodes") or [args], lambda node: _restore(target, node), "temperature/clock not restored")
 
 
 def _restore(target: Any, node: dict[str, Any]) -> None:
-    core = client.CoreV1Api(target.kube(node["context"]))
-    try:
-        core.read_namespaced_pod(node["pod"], node["namespace"])
-    except client.ApiException as exc:
-        if exc.status == 404:   # the node and its DCGM pod are gone: nothing left to restore
-            return
-        raise
+    if pod_gone(target.kube(node["context"]), node["namespace"], node["pod"]):
+        return        # the node and its DCGM pod are gone: nothing left to restore
     for gpu, fields in node["restore"].items():
         # temperature first: with the GPU cool again, the restored clock is not throttled back down
         for field in (FIELD_GPU_TEMP, FIELD_SM_CLOCK):

@@ -61,6 +61,18 @@ def pod_exec(api_client: Any, namespace: str, pod: str, command: list[str], cont
     return ExecOutput(exit_code=code, stdout=stdout, stderr=stderr)
 
 
+def pod_gone(api_client: Any, namespace: str, pod: str) -> bool:
+    """Whether the pod no longer exists: a node replaced since the injection took its DaemonSet pods, and
+    with them everything the fault had set there."""
+    try:
+        client.CoreV1Api(api_client).read_namespaced_pod(pod, namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return False
+
+
 def _exit_code(ws: Any) -> int:
     """The command's exit code from the Status frame; -1 when it is still running at the timeout."""
     if ws.is_open():
