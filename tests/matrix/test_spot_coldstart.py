@@ -2,7 +2,9 @@
 
 no-kv-offload loses the KV caches of the interrupted node's conversations: spot-interruption must fail on
 session-continuity. cold-start-from-s3 loads replacement weights from S3 for minutes: cold-start must fail on
-recovery-time and/or capacity-restored. Each fails with numbers, and through no other check.
+recovery-time and/or capacity-restored. plugin-before-driver brings the replacement node up with a device plugin
+that registered before the driver: cold-start must fail through what that breaks, the node's GPUs (capacity,
+recovery), never through an unrelated check. Each fails with numbers, and through no other check.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from cellkit import Ran, assert_reasons_carry_numbers, failing_checks, scenario_
 CELLS = {
     ("spot-interruption", "no-kv-offload"): ({"session-continuity"}, {"session-continuity"}),
     ("cold-start", "cold-start-from-s3"): ({"recovery-time", "capacity-restored"}, set()),
+    ("cold-start", "plugin-before-driver"): ({"recovery-time", "capacity-restored"}, set()),
 }
 """(scenario, profile) -> (checks allowed to fail, checks that must be among the failures: at least one
 of the allowed ones when empty)."""
