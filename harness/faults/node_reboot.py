@@ -142,14 +142,9 @@ def create_template(target: Any, token: str, description: str, targets: dict[str
 
 def templates_tagged(target: Any, token: str) -> list[str]:
     """Ids of the templates carrying our token (normally one; none if the run died before creating it)."""
-    fis = target.aws("fis")
-    found, next_token = [], None
-    while True:
-        page = fis.list_experiment_templates(maxResults=100, **({"nextToken": next_token} if next_token else {}))
-        found += [t["id"] for t in page.get("experimentTemplates", []) if (t.get("tags") or {}).get(TOKEN_TAG) == token]
-        next_token = page.get("nextToken")
-        if not next_token:
-            return found
+    pages = target.aws("fis").get_paginator("list_experiment_templates").paginate()
+    return [t["id"] for page in pages for t in page.get("experimentTemplates", [])
+            if (t.get("tags") or {}).get(TOKEN_TAG) == token]
 
 
 def start_experiment(target: Any, template_id: str) -> str:
@@ -167,34 +162,18 @@ def experiment_state(target: Any, experiment_id: str) -> dict[str, Any]:
 
 def stop_fis_owed(target: Any, args: dict[str, Any]) -> list[str]:
     """The FIS part of a journal entry: every template its token tags (or the id an older entry names), each
-    template's unfinished experiments stopped, then the template deleted."""
+    of their unfinished experiments (and one the entry names) stopped and waited out, then the templates
+    deleted. Idempotent: finished experiments and missing templates are left as they are."""
+    fis = target.aws("fis")
     template_ids = set(templates_tagged(target, args["template_token"])) if args.get("template_token") else set()
     if args.get("template_id"):
         template_ids.add(args["template_id"])
+    experiment_ids: set[str] = {args["experiment_id"]} if args.get("experiment_id") else set()
+    for template_id in template_ids:
+        pages = fis.get_paginator("list_experiments").paginate(experimentTemplateId=template_id)
+        experiment_ids.update(e["id"] for page in pages for e in page.get("experiments", []))
     stopped = []
-    for template_id in sorted(template_ids):
-        stopped += stop_template_experiments(target, template_id)
-    if args.get("experiment_id"):
-        stopped += stop_template_experiments(target, None, args["experiment_id"])
-    return stopped
-
-
-def stop_template_experiments(target: Any, template_id: str | None, experiment_id: str | None = None) -> list[str]:
-    """Stop every unfinished experiment of the template (and the named one), wait until FIS says each ended,
-    then delete the template. Idempotent: finished experiments and a missing template are left as they are."""
-    fis = target.aws("fis")
-    ids: set[str] = {experiment_id} if experiment_id else set()
-    if template_id:
-        token = None
-        while True:
-            page = fis.list_experiments(experimentTemplateId=template_id, maxResults=100,
-                                        **({"nextToken": token} if token else {}))
-            ids.update(e["id"] for e in page.get("experiments", []))
-            token = page.get("nextToken")
-            if not token:
-                break
-    stopped = []
-    for eid in sorted(ids):
+    for eid in sorted(experiment_ids):
         try:
             if fis.get_experiment(id=eid)["experiment"]["state"]["status"] in TERMINAL:
                 continue
@@ -205,7 +184,7 @@ def stop_template_experiments(target: Any, template_id: str | None, experiment_i
                 raise
     for eid in stopped:
         await_experiment_ended(target, eid)
-    if template_id:
+    for template_id in sorted(template_ids):
         try:
             fis.delete_experiment_template(id=template_id)
         except Exception as exc:
