@@ -25,6 +25,7 @@ AZS = ("us-east-2a", "us-east-2b")
 INSTANCE_TYPE = "g7.48xlarge"
 PLACEMENT_GROUP = "g7-tp-70b"
 INFERENCE_NS = "inference"
+HARNESS_NS = "g7chaos"            # where the harness creates its own pods (TargetSpec.harness_namespace)
 TP_GROUP = "llama-70b-0"
 TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.04-trtllm-python-py3"
 
@@ -77,7 +78,7 @@ def seed_workloads(world: World, cluster: Cluster) -> None:
     Pods are not created here: the DaemonSet and ReplicaSet controllers create them as nodes join.
     """
     store = cluster.store
-    for ns in ("default", "kube-system", "kube-public", "kube-node-lease", INFERENCE_NS):
+    for ns in ("default", "kube-system", "kube-public", "kube-node-lease", INFERENCE_NS, HARNESS_NS):
         store.create(resource("namespaces"), kobj.namespace(ns), actor="eks")
     for name, (labels, image, ports) in DAEMONSETS.items():
         containers = [kobj.container(name.replace("eks-", ""), image, cpu="100m", memory="256Mi",

@@ -66,7 +66,7 @@ def test_misspelt_key_is_located_with_allowed_keys():
         "targets.yaml:3:5: targets.staging-use2: missing required key 'inference_url'",
         "targets.yaml:7:5: unknown key 'inferenceurl' in staging-use2; allowed: name, description, environment, "
         "kubeconfig, contexts, aws, inference_url, served_by_headers, time_scale, allowlist, caps, selectors, "
-        "alarms, load_balancer, twin_flaky_api"]
+        "alarms, load_balancer, harness_namespace, twin_flaky_api"]
 
 
 @pytest.mark.parametrize("edit,expected", [
