@@ -1,8 +1,17 @@
-"""ecc-double-bit-error: an uncorrectable GPU memory error, injected the way DCGM's own test path does.
+"""ecc-double-bit-error: an uncorrectable GPU memory error, injected the way DCGM's own tests and AWS's do.
 
-`dcgmi test --inject --gpuid G -f 319 -v 1` in the node's DCGM pod trips DCGM's double-bit policy just as a
-real DBE would; the node monitoring agent and auto repair then see what they would see on AWS. It has
-landed when the node's dcgm-exporter shows the DBE counter, or the node reports the DBE condition.
+Two fields, because two detectors read two different ones (NVIDIA/DCGM dcgmlib/dcgm_fields.h):
+- 319 DCGM_FI_DEV_ECC_DBE_VOL_DEV trips DCGM's double-bit *policy*; the EKS node monitoring agent turns the
+  policy event into `AcceleratedHardwareReady=False`, reason `NvidiaDoubleBitError` (AWS's own e2e test
+  injects exactly this and waits at most a minute), which node auto repair then acts on;
+- 311 DCGM_FI_DEV_ECC_DBE_VOL_TOTAL is what DCGM's MEM health watch and dcgm-exporter's counter (the article's
+  alarm metric) read.
+`dcgmi test --inject --gpuid G -f F -v 1 --offset 60` in the node's DCGM pod, for both, re-injected every 20 s
+for as long as the fault lasts (an injected value stands only until a newer real sample replaces it); the
+revert injects 0 the same way. It has landed when a detector an operator uses shows it: the node's
+condition, or the exporter's DBE counter where the exporter reads that hostengine and exports the counter.
+Where it cannot, the fault says so (`extra["unobservable"]`), so `alarm-fired` reports an alarm on 311 as
+unobservable with this exporter rather than as a deployment that failed to alarm.
 """
 from __future__ import annotations
 
@@ -10,83 +19,122 @@ from typing import Any
 
 from kubernetes import client
 
-from harness.faults.base import Fault, FaultError, register, revert_each
-from harness.faults.podexec import pod_exec, pod_gone
+from harness.dcgm_exporter import exporter_views
+from harness.faults.base import Fault, register, revert_each
+from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
+from harness.faults.podexec import pod_gone
 from harness.faults.selection import pick_nodes, pod_on_node
 from harness.prometheus import parse_samples
 
-DBE_METRICS = ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL")
-
-
-def _inject(target: Any, context: str, namespace: str, pod: str, gpu: int, field: int, value: int) -> None:
-    command = ["dcgmi", "test", "--inject", "--gpuid", str(gpu), "-f", str(field), "-v", str(value)]
-    out = pod_exec(target.kube(context), namespace, pod, command)
-    if out.exit_code != 0:
-        raise FaultError(f"{' '.join(command)} in {namespace}/{pod} exited {out.exit_code}: "
-                         f"{(out.stderr or out.stdout).strip()[:300]}")
+FIELD_DBE_VOL_DEV = 319         # DCGM_FI_DEV_ECC_DBE_VOL_DEV: the DBE policy
+FIELD_DBE_VOL_TOTAL = 311       # DCGM_FI_DEV_ECC_DBE_VOL_TOTAL: the MEM health watch and the alarm metric
+ALARM_METRIC = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+NODE_REASONS = ("NvidiaDoubleBitError", "DCGMHealthCode4")
 
 
 @register
 class EccDoubleBitError(Fault):
     name = "ecc-double-bit-error"
+    holder: Holder | None = None
 
     def plan(self) -> str:
         self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
         dcgm = self.ctx.target.spec.selectors.dcgm
+        self.fields = list(dict.fromkeys(self.params.fields))
         self.dcgm_pods = {}
+        unobservable: dict[str, str] = {}
         for node in self.nodes:
             node.gpus = [self.params.gpu]
             self.dcgm_pods[node.name] = pod_on_node(self.ctx.target, node.context, dcgm.namespace,
                                                     dcgm.label_selector, node.name)
-        return "; ".join(f"dcgmi test --inject --gpuid {self.params.gpu} -f {self.params.field} -v 1 in "
-                         f"{dcgm.namespace}/{self.dcgm_pods[n.name].metadata.name} on {n.describe()}"
-                         for n in self.nodes)
+            try:
+                views = exporter_views(self.ctx.target, node.context, node.name)
+            except client.ApiException as exc:
+                views, unobservable[node.name] = [], f"dcgm-exporter configuration unreadable ({exc.status})"
+            blind = [v.why_not(ALARM_METRIC) for v in views if not v.shows(ALARM_METRIC)]
+            if FIELD_DBE_VOL_TOTAL not in self.fields:
+                blind.append(f"field {FIELD_DBE_VOL_TOTAL} ({ALARM_METRIC}) is not injected")
+            if not views and node.name not in unobservable:
+                blind.append(f"no dcgm-exporter pod on {node.name}")
+            if blind:
+                unobservable[node.name] = "; ".join(blind)
+        if unobservable:
+            self.extra["unobservable"] = {ALARM_METRIC: unobservable}
+        return "; ".join(f"dcgmi test --inject --gpuid {self.params.gpu} -f {'/'.join(map(str, self.fields))} -v 1 "
+                         f"--offset {HOLD_S} (held) in {dcgm.namespace}/{self.dcgm_pods[n.name].metadata.name} on "
+                         f"{n.describe()}" for n in self.nodes)
 
     def _revert_args(self) -> dict[str, Any]:
         return {"gpus": [{"context": node.context, "namespace": self.dcgm_pods[node.name].metadata.namespace,
                           "pod": self.dcgm_pods[node.name].metadata.name, "node": node.name,
-                          "gpu": self.params.gpu, "field": self.params.field} for node in self.nodes]}
+                          "gpu": self.params.gpu, "fields": self.fields} for node in self.nodes]}
 
     def inject(self) -> None:
         args = self._revert_args()
-        self.owe_revert(args)              # every node's field is owed before the first one is set
+        self.owe_revert(args)              # every node's fields are owed before the first one is set
+        self._inject_all(args)
+        self.holder = Holder(lambda: self._inject_all(args, skip_gone=True), self.ctx.wall(REFRESH_S), "ecc-hold")
+        self.holder.start()
+
+    def _inject_all(self, args: dict[str, Any], skip_gone: bool = False) -> None:
+        target = self.ctx.target
         for gpu in args["gpus"]:
-            _inject(self.ctx.target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], gpu["field"], 1)
+            if skip_gone and pod_gone(target.kube(gpu["context"]), gpu["namespace"], gpu["pod"]):
+                continue           # the node was repaired away: nothing left to hold
+            for field in gpu["fields"]:
+                dcgmi_inject(target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], field, 1)
+
+    def before_revert(self) -> None:
+        if self.holder is not None:
+            self.holder.stop()
 
     def check_landed(self) -> dict[str, Any] | None:
         return self.landed_on_every_node(self._landed_on)
 
     def _landed_on(self, node: Any) -> dict[str, Any] | None:
         target = self.ctx.target
-        exporter = target.spec.selectors.dcgm_exporter
         core = client.CoreV1Api(target.kube(node.context))
         try:
-            pods = core.list_namespaced_pod(exporter.namespace, label_selector=exporter.label_selector,
-                                            field_selector=f"spec.nodeName={node.name}").items
-            for pod in pods:
-                text = core.connect_get_namespaced_pod_proxy_with_path(
-                    f"{pod.metadata.name}:{target.spec.selectors.dcgm_exporter_port}", exporter.namespace, "metrics")
-                for sample in parse_samples(text):
-                    if sample.name in DBE_METRICS and sample.labels.get("gpu") == str(self.params.gpu) and sample.value > 0:
-                        return {"source": "dcgm-exporter", "pod": pod.metadata.name, "metric": sample.name,
-                                "gpu": self.params.gpu, "value": sample.value}
             current = core.read_node(node.name)
         except client.ApiException as exc:
             if exc.status == 404:   # the node is already gone: auto repair replaced it, so it had landed
                 return {"source": "node-replaced", "node": node.name}
             return None
         for condition in current.status.conditions or []:
-            if condition.type == "AcceleratedHardwareReady" and condition.status == "False":
+            if condition.type == "AcceleratedHardwareReady" and condition.status == "False" \
+                    and condition.reason in NODE_REASONS:
                 return {"source": "node-condition", "reason": condition.reason, "message": condition.message}
+        if node.name in self.extra.get("unobservable", {}).get(ALARM_METRIC, {}):
+            return None            # the exporter cannot show an injection: only the node condition can
+        return self._exporter_shows(core, node)
+
+    def _exporter_shows(self, core: Any, node: Any) -> dict[str, Any] | None:
+        exporter = self.ctx.target.spec.selectors.dcgm_exporter
+        try:
+            pods = core.list_namespaced_pod(exporter.namespace, label_selector=exporter.label_selector,
+                                            field_selector=f"spec.nodeName={node.name}").items
+            for pod in pods:
+                text = core.connect_get_namespaced_pod_proxy_with_path(
+                    f"{pod.metadata.name}:{self.ctx.target.spec.selectors.dcgm_exporter_port}", exporter.namespace,
+                    "metrics")
+                for sample in parse_samples(text):
+                    if sample.name == ALARM_METRIC and sample.labels.get("gpu") == str(self.params.gpu) \
+                            and sample.value > 0:
+                        return {"source": "dcgm-exporter", "pod": pod.metadata.name, "metric": sample.name,
+                                "gpu": self.params.gpu, "value": sample.value}
+        except client.ApiException:
+            return None
         return None
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
-        """Clear every node's field; a journal entry from a single-node run holds that node's fields at the top."""
-        revert_each(args.get("gpus") or [args], lambda gpu: _clear(target, gpu), "DBE field not cleared")
+        """Clear every node's fields; a journal entry from a single-node run holds that node's fields at the top."""
+        revert_each(args.get("gpus") or [args], lambda gpu: _clear(target, gpu), "DBE fields not cleared")
 
 
 def _clear(target: Any, gpu: dict[str, Any]) -> None:
     if pod_gone(target.kube(gpu["context"]), gpu["namespace"], gpu["pod"]):
         return        # the node (and its DCGM pod) was replaced: nothing left to clear
-    _inject(target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], gpu["field"], 0)
+    for field in gpu.get("fields") or [gpu["field"]]:
+        # stamped as far ahead as the held value, so this newer sample supersedes it at once
+        dcgmi_inject(target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], field, 0, HOLD_S)

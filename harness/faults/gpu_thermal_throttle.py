@@ -1,10 +1,15 @@
 """gpu-thermal-throttle: a GPU running hotter than the article's 83 °C alarm and clocking down to survive it.
 
-Injected the way DCGM's own test path does: `dcgmi test --inject` of DCGM_FI_DEV_GPU_TEMP (field 150) and
-of the throttled DCGM_FI_DEV_SM_CLOCK (field 100) in the node's DCGM pod, so dcgm-exporter, the CloudWatch
-agent and the temperature alarm see what a real overheating GPU shows. The values it overwrites are read
-from dcgm-exporter first and written to the journal, so revert (even `g7chaos recover` in a fresh process)
-puts back exactly what was there. Landed = dcgm-exporter reports the injected temperature.
+Injected the way DCGM's own test path does: `dcgmi test --inject ... --offset 60` of DCGM_FI_DEV_GPU_TEMP
+(field 150) and of the throttled DCGM_FI_DEV_SM_CLOCK (field 100) in the node's DCGM pod, re-injected every
+20 s while the fault lasts (the next real sample would replace a one-shot injection), so dcgm-exporter (when it
+reads that hostengine), the CloudWatch agent and the temperature alarm see what a real overheating GPU shows.
+An injected temperature heats nothing: the GPU keeps its real clock and every stream its real speed, so this
+fault exercises detection and alerting, never the slowdown itself. `gpu: all` means every GPU the node
+advertises (`nvidia.com/gpu` capacity). The values it overwrites are read from dcgm-exporter first and written
+to the journal, so revert (even `g7chaos recover` in a fresh process) puts back exactly what was there.
+Landed = dcgm-exporter reports the injected temperature; where the exporter cannot see injections (embedded
+hostengine, or no GPU_TEMP counter) the fault says so in `extra["unobservable"]`.
 """
 from __future__ import annotations
 
@@ -12,28 +17,30 @@ from typing import Any
 
 from kubernetes import client
 
+from harness.dcgm_exporter import exporter_views
 from harness.faults.base import Fault, FaultError, register, revert_each
-from harness.faults.podexec import pod_exec, pod_gone
+from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
+from harness.faults.podexec import pod_gone
 from harness.faults.selection import pod_on_node, pick_nodes
 from harness.prometheus import parse_samples
 
 FIELD_SM_CLOCK = 100           # DCGM_FI_DEV_SM_CLOCK
 FIELD_GPU_TEMP = 150           # DCGM_FI_DEV_GPU_TEMP
 METRIC_BY_FIELD = {FIELD_SM_CLOCK: "DCGM_FI_DEV_SM_CLOCK", FIELD_GPU_TEMP: "DCGM_FI_DEV_GPU_TEMP"}
-GPUS_PER_NODE = 8
 # Blackwell slowdown clocks sit near 57% of boost (2100 -> 1200 MHz); used when the scenario names none
 THROTTLED_SM_CLOCK_MHZ = 1200
 # what a GPU reads when dcgm-exporter could not be asked before the injection
 DEFAULT_RESTORE = {FIELD_SM_CLOCK: 2100.0, FIELD_GPU_TEMP: 45.0}
+TEMP_METRIC = "DCGM_FI_DEV_GPU_TEMP"
 
 
-def dcgmi_inject(target: Any, context: str, namespace: str, pod: str, gpu: int, field: int, value: float) -> None:
-    shown = int(value) if float(value).is_integer() else value
-    command = ["dcgmi", "test", "--inject", "--gpuid", str(gpu), "-f", str(field), "-v", str(shown)]
-    out = pod_exec(target.kube(context), namespace, pod, command)
-    if out.exit_code != 0:
-        raise FaultError(f"{' '.join(command)} in {namespace}/{pod} exited {out.exit_code}: "
-                         f"{(out.stderr or out.stdout).strip()[:300]}")
+def node_gpu_count(target: Any, context: str, node: str) -> int:
+    """The GPUs the node advertises (`nvidia.com/gpu` capacity): G7 sizes differ, so never a constant."""
+    current = client.CoreV1Api(target.kube(context)).read_node(node)
+    count = int((current.status.capacity or {}).get("nvidia.com/gpu", "0") or 0)
+    if count <= 0:
+        raise FaultError(f"node {node} advertises no nvidia.com/gpu capacity: no GPU to heat")
+    return count
 
 
 def exporter_fields(target: Any, context: str, node: str) -> dict[tuple[str, int], float]:
@@ -63,14 +70,25 @@ class GpuThermalThrottle(Fault):
         gpu = self.params.gpu
         dcgm = self.ctx.target.spec.selectors.dcgm
         self.dcgm_pods = {}
+        unobservable: dict[str, str] = {}
         for node in self.nodes:
-            node.gpus = list(range(GPUS_PER_NODE)) if gpu == "all" else [int(gpu)]
+            node.gpus = list(range(node_gpu_count(self.ctx.target, node.context, node.name))) if gpu == "all" \
+                else [int(gpu)]
             self.dcgm_pods[node.name] = pod_on_node(self.ctx.target, node.context, dcgm.namespace,
                                                     dcgm.label_selector, node.name)
+            try:
+                views = exporter_views(self.ctx.target, node.context, node.name)
+            except client.ApiException as exc:
+                views, unobservable[node.name] = [], f"dcgm-exporter configuration unreadable ({exc.status})"
+            blind = [v.why_not(TEMP_METRIC) for v in views if not v.shows(TEMP_METRIC)]
+            if blind:
+                unobservable[node.name] = "; ".join(blind)
+        if unobservable:
+            self.extra["unobservable"] = {TEMP_METRIC: unobservable}
         self.clock = self.params.sm_clock_mhz or THROTTLED_SM_CLOCK_MHZ
         return "; ".join(
             f"dcgmi test --inject -f {FIELD_GPU_TEMP} -v {self.params.temperature:g} and -f {FIELD_SM_CLOCK} "
-            f"-v {self.clock} on GPU(s) {','.join(map(str, n.gpus))} in "
+            f"-v {self.clock} --offset {HOLD_S} (held) on GPU(s) {','.join(map(str, n.gpus))} in "
             f"{dcgm.namespace}/{self.dcgm_pods[n.name].metadata.name} on {n.describe()}" for n in self.nodes)
 
     def _node_args(self, node: Any) -> dict[str, Any]:
@@ -88,12 +106,24 @@ class GpuThermalThrottle(Fault):
     def inject(self) -> None:
         self.args = {"nodes": [self._node_args(node) for node in self.nodes]}
         self.owe_revert(self.args)         # every node's old values are on record before the first is changed
+        self._inject_all()
+        self.holder = Holder(lambda: self._inject_all(skip_gone=True), self.ctx.wall(REFRESH_S), "thermal-hold")
+        self.holder.start()
+
+    def _inject_all(self, skip_gone: bool = False) -> None:
         for node in self.args["nodes"]:
+            if skip_gone and pod_gone(self.ctx.target.kube(node["context"]), node["namespace"], node["pod"]):
+                continue
             for gpu in node["gpus"]:
                 dcgmi_inject(self.ctx.target, node["context"], node["namespace"], node["pod"], gpu,
                              FIELD_GPU_TEMP, self.params.temperature)
                 dcgmi_inject(self.ctx.target, node["context"], node["namespace"], node["pod"], gpu,
                              FIELD_SM_CLOCK, self.clock)
+
+    def before_revert(self) -> None:
+        holder = getattr(self, "holder", None)
+        if holder is not None:
+            holder.stop()
 
     def check_landed(self) -> dict[str, Any] | None:
         return self.landed_on_every_node(self._landed_on)
@@ -123,4 +153,4 @@ def _restore(target: Any, node: dict[str, Any]) -> None:
         # temperature first: with the GPU cool again, the restored clock is not throttled back down
         for field in (FIELD_GPU_TEMP, FIELD_SM_CLOCK):
             dcgmi_inject(target, node["context"], node["namespace"], node["pod"], int(gpu), field,
-                         float(fields[str(field)]))
+                         float(fields[str(field)]), HOLD_S)     # newer than the held sample: supersedes it

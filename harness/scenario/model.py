@@ -167,11 +167,15 @@ GpuIndex = Annotated[int, Field(ge=0, le=7, description="GPU index on the node (
 
 
 class EccDoubleBitErrorParams(FaultParams):
-    """Exec `dcgmi test --inject --gpuid G -f FIELD -v 1` in the node's DCGM pod; revert with -v 0."""
+    """Exec `dcgmi test --inject --gpuid G -f FIELD -v 1 --offset 60` in the node's DCGM pod for each field, held
+    while the fault lasts; revert with -v 0."""
 
     node: NodeSelector = Field(default_factory=NodeSelector)
     gpu: GpuIndex = 0
-    field: Literal[319, 311] = Field(319, description="319 trips DCGM's DBE policy; 311 is DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")
+    fields: list[Literal[319, 311]] = Field(
+        default_factory=lambda: [319, 311], min_length=1,
+        description="319 (DCGM_FI_DEV_ECC_DBE_VOL_DEV) trips DCGM's DBE policy and the node condition; 311 "
+                    "(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) is the MEM health watch's and the alarm's metric")
 
 
 class SpotInterruptionParams(FaultParams):

@@ -41,6 +41,43 @@ DAEMONSETS: dict[str, tuple[dict[str, str], str, list[int]]] = {
 
 TRITON_TERMINATION_GRACE_S = 120
 
+# FIDELITY DCGM-5, DCGM-6: the article's dcgm-exporter reads the node's DCGM pod (the hostengine `dcgmi` and the
+# node monitoring agent use) and exports DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, which the default counters leave out.
+EXPORTER_COUNTERS_CM = "dcgm-exporter-metrics"
+EXPORTER_COUNTERS_DIR = "/etc/dcgm-exporter/custom"
+EXPORTER_COUNTERS = """# default-counters.csv, with the double-bit ECC counter the DBE alarm watches turned on
+DCGM_FI_DEV_SM_CLOCK,  gauge, SM clock frequency (in MHz).
+DCGM_FI_DEV_GPU_TEMP,    gauge, GPU temperature (in C).
+DCGM_FI_DEV_POWER_USAGE,              gauge, Power draw (in W).
+DCGM_FI_DEV_GPU_UTIL,      gauge, GPU utilization (in %).
+DCGM_FI_DEV_XID_ERRORS,            gauge,   Value of the last XID error encountered.
+DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, counter, Total number of single-bit volatile ECC errors.
+DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, counter, Total number of double-bit volatile ECC errors.
+DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, counter, Total number of double-bit persistent ECC errors.
+"""
+
+
+def _configure_exporter(ds: dict) -> None:
+    """Point the exporter at the node's hostengine (hostPort 5555 of the DCGM pod) and at the counters ConfigMap."""
+    spec = ds["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    container["args"] = ["-f", f"{EXPORTER_COUNTERS_DIR}/metrics.csv"]
+    container["env"] = [{"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                        {"name": "DCGM_REMOTE_HOSTENGINE_INFO", "value": "$(NODE_IP):5555"}]
+    container["volumeMounts"] = [{"name": "counters", "mountPath": EXPORTER_COUNTERS_DIR, "readOnly": True}]
+    spec["volumes"] = [{"name": "counters", "configMap": {"name": EXPORTER_COUNTERS_CM}}]
+
+# FIDELITY REPAIR-2: the article's nodegroups turn node auto repair on and shorten the wait for a double-bit error
+# to the least the API accepts (minRepairWaitTimeMins >= 1): the GPU returns corrupted data, the canary has
+# already pulled its replicas, and every minute more is a minute of lost capacity. Other reasons keep the
+# documented defaults (10 min; DCGMHealthCode* are not repaired).
+NODE_REPAIR_CONFIG = {
+    "enabled": True,
+    "nodeRepairConfigOverrides": [{"nodeMonitoringCondition": "AcceleratedHardwareReady",
+                                   "nodeUnhealthyReason": "NvidiaDoubleBitError",
+                                   "minRepairWaitTimeMins": 1, "repairAction": "Replace"}],
+}
+
 
 def cluster_name(az: str) -> str:
     return f"g7-use2{az[-1]}"
@@ -69,6 +106,8 @@ def build_world(behaviour: Behaviour, nodes_per_az: int = 2, time_scale: float =
 
 
 def _group(world: World, group: NodeGroup) -> None:
+    # without the agent (no-dbe-remediation) nothing reports the condition repair acts on: repair is off too
+    group.repair_config = NODE_REPAIR_CONFIG if world.behaviour.dbe_remediation else {"enabled": False}
     world.nodegroups[group.name] = group
 
 
@@ -84,6 +123,11 @@ def seed_workloads(world: World, cluster: Cluster) -> None:
         containers = [kobj.container(name.replace("eks-", ""), image, cpu="100m", memory="256Mi",
                                      ports=[("metrics" if p == 9400 else "dcgm", p) for p in ports])]
         ds = kobj.daemonset(name, "kube-system", selector=labels, containers=containers)
+        if name == "dcgm-exporter":
+            store.create(resource("configmaps"), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+                "name": EXPORTER_COUNTERS_CM, "namespace": "kube-system"}, "data": {"metrics.csv": EXPORTER_COUNTERS}},
+                actor="kubectl")
+            _configure_exporter(ds)
         store.create(resource("daemonsets.apps"), ds, actor="eks-addon")
     for group in (g for g in world.nodegroups.values() if g.cluster == cluster.name):
         gpus_per_node = hardware.INSTANCE_TYPES[group.instance_type].gpus

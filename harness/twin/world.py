@@ -7,7 +7,9 @@ reachability, and the links node <-> instance <-> replicas.
 """
 from __future__ import annotations
 
+import math
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,15 +18,16 @@ from harness.twin.clock import TwinClock
 from harness.twin.kube.store import ObjectStore
 from harness.twin.profiles import Behaviour
 
-# DCGM field ids (dcgm_fields.h)
+# DCGM field ids (NVIDIA/DCGM:dcgmlib/dcgm_fields.h; numeric ids are stable across the 4.6 renames)
 DCGM_FI_DEV_SM_CLOCK = 100
 DCGM_FI_DEV_GPU_TEMP = 150
 DCGM_FI_DEV_POWER_USAGE = 155
 DCGM_FI_DEV_GPU_UTIL = 203
 DCGM_FI_DEV_XID_ERRORS = 230
 DCGM_FI_DEV_ECC_SBE_VOL_TOTAL = 310
-DCGM_FI_DEV_ECC_DBE_VOL_TOTAL = 311
-DCGM_FI_DEV_ECC_DBE_AGG_TOTAL = 319   # trips DCGM's double-bit policy; `dcgmi test --inject -f 319`
+DCGM_FI_DEV_ECC_DBE_VOL_TOTAL = 311   # FIDELITY DCGM-1: volatile DBE total; DCGM's MEM health watch reads it
+DCGM_FI_DEV_ECC_DBE_AGG_TOTAL = 313   # aggregate (persistent) DBE total
+DCGM_FI_DEV_ECC_DBE_VOL_DEV = 319     # FIDELITY DCGM-1: device-memory volatile DBE; DCGM's DBE *policy* watches it
 
 DCGM_FIELD_NAMES = {
     DCGM_FI_DEV_SM_CLOCK: "DCGM_FI_DEV_SM_CLOCK",
@@ -35,6 +38,7 @@ DCGM_FIELD_NAMES = {
     DCGM_FI_DEV_ECC_SBE_VOL_TOTAL: "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
     DCGM_FI_DEV_ECC_DBE_VOL_TOTAL: "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
     DCGM_FI_DEV_ECC_DBE_AGG_TOTAL: "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL",
+    DCGM_FI_DEV_ECC_DBE_VOL_DEV: "DCGM_FI_DEV_ECC_DBE_VOL_DEV",
 }
 
 EFA_COUNTERS = ("rx_drops", "rdma_read_wr_err", "retrans_pkts", "retrans_timeout_events",
@@ -42,31 +46,64 @@ EFA_COUNTERS = ("rx_drops", "rdma_read_wr_err", "retrans_pkts", "retrans_timeout
 
 
 @dataclass
+class Injection:
+    """A value `dcgmi test --inject` put into the hostengine's cache, with the sample timestamp it carries."""
+
+    value: float
+    ts: float            # wall time the sample is stamped with (now + the scaled --offset)
+
+
+@dataclass
 class Gpu:
+    """One GPU: `fields` is what the hardware reports (what every real sample reads); `injected` holds the
+    values `dcgmi test --inject` put into the node's hostengine cache, each standing only while no real sample
+    newer than its timestamp exists (FIDELITY DCGM-2). `value()` is the newest sample, as DCGM serves it."""
+
     index: int
     uuid: str
     fields: dict[int, float] = field(default_factory=dict)
+    injected: dict[int, Injection] = field(default_factory=dict)
+    sample_period_s: float = hardware.DCGM_SAMPLE_PERIOD_S / 30.0   # wall seconds between real samples
 
     def __post_init__(self) -> None:
         self.fields.setdefault(DCGM_FI_DEV_SM_CLOCK, hardware.GPU_SM_CLOCK_MHZ)
         self.fields.setdefault(DCGM_FI_DEV_GPU_TEMP, hardware.GPU_IDLE_TEMP_C)
         self.fields.setdefault(DCGM_FI_DEV_POWER_USAGE, 60.0)
         self.fields.setdefault(DCGM_FI_DEV_GPU_UTIL, 0.0)
-        for fid in (DCGM_FI_DEV_XID_ERRORS, DCGM_FI_DEV_ECC_SBE_VOL_TOTAL,
-                    DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_ECC_DBE_AGG_TOTAL):
+        for fid in (DCGM_FI_DEV_XID_ERRORS, DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL,
+                    DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_DEV):
             self.fields.setdefault(fid, 0.0)
+
+    def inject(self, fid: int, value: float, ts: float) -> None:
+        """A sample stamped `ts`; the newest timestamp wins, so an older-stamped injection changes nothing."""
+        current = self.injected.get(fid)
+        if current is None or ts >= current.ts:
+            self.injected[fid] = Injection(float(value), ts)
+
+    def value(self, fid: int, now: float | None = None) -> float:
+        """The newest sample of `fid` in the hostengine cache: an injected value until the first real sample
+        stamped after it (samples are taken every `sample_period_s`), the hardware's value otherwise."""
+        now = time.time() if now is None else now
+        injected = self.injected.get(fid)
+        if injected is not None:
+            last_sample = math.floor(now / self.sample_period_s) * self.sample_period_s
+            if injected.ts >= last_sample:
+                return injected.value
+        return self.fields.get(fid, 0.0)
 
     @property
     def double_bit_error(self) -> bool:
-        return self.fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL] > 0 or self.fields[DCGM_FI_DEV_ECC_DBE_VOL_TOTAL] > 0
+        """What the GPU's DCGM shows of a double-bit error: the policy field (319) or the volatile total (311)."""
+        return self.value(DCGM_FI_DEV_ECC_DBE_VOL_DEV) > 0 or self.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) > 0
 
     @property
     def throttled(self) -> bool:
+        """The hardware is above its slowdown threshold (an injected temperature heats nothing: FIDELITY THERM-2)."""
         return self.fields[DCGM_FI_DEV_GPU_TEMP] > hardware.GPU_THERMAL_LIMIT_C
 
     @property
     def clock_factor(self) -> float:
-        """Decode slows with the SM clock (a throttled GPU runs at a fraction of its boost clock)."""
+        """Decode slows with the hardware's SM clock (a really throttled GPU runs at a fraction of its boost)."""
         return min(1.0, self.fields[DCGM_FI_DEV_SM_CLOCK] / hardware.GPU_SM_CLOCK_MHZ)
 
 
@@ -99,6 +136,7 @@ class Node:
     efa_load: float = 0.0                     # 0..1 share of fabric bandwidth taken by other traffic
     efa_counters: dict[str, int] = field(default_factory=lambda: {c: 0 for c in EFA_COUNTERS})
     booted_at: float = 0.0
+    dcgm_events: list[tuple[int, int, float, float]] = field(default_factory=list)  # (gpu, field, value, at) injected
 
     @property
     def allocatable_gpus(self) -> int:
@@ -121,6 +159,7 @@ class NodeGroup:
     desired: int
     role: Literal["13b", "70b-tp"] = "13b"
     placement_group: str | None = None
+    repair_config: dict | None = None     # the nodegroup's EKS nodeRepairConfig, as the deployment sets it
 
 
 @dataclass

@@ -15,7 +15,7 @@ from harness.faults import FAULTS
 from harness.journal import owed_reverts
 from harness.scenario.model import EccDoubleBitErrorParams, GpuThermalThrottleParams, NodeSelector
 from harness.target.target import Target
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_GPU_TEMP
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP
 
 pytestmark = pytest.mark.slow
 TWO_NODES = NodeSelector(model="llama-13b-fp8", count=2)     # one per zone with one 13b node per zone
@@ -46,13 +46,16 @@ def test_ecc_on_two_nodes_lands_on_both_and_recover_clears_both(target: Target, 
     evidence = fault.await_landed(time.time() + 10)
     assert evidence and set(evidence["nodes"]) == set(names), evidence
     for name in names:
-        assert twin.world.nodes[name].gpus[2].fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL] > 0, name
+        gpu = twin.world.nodes[name].gpus[2]
+        assert gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_DEV) > 0 and gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) > 0, name
     (owed,) = owed_reverts(ctx.journal.path)
     assert [g["node"] for g in owed.args["gpus"]] == names
+    fault.before_revert()       # the holder stops, as the runner's revert does first
 
     _recover(target, ctx.journal.path)
     for name in names:
-        until(lambda: twin.world.nodes[name].gpus[2].fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL] == 0, 5,
+        until(lambda: twin.world.nodes[name].gpus[2].value(DCGM_FI_DEV_ECC_DBE_VOL_DEV) == 0
+              and twin.world.nodes[name].gpus[2].value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) == 0, 5,
               f"the DBE field cleared on {name}")
 
 
@@ -62,15 +65,16 @@ def test_thermal_on_two_nodes_heats_both_and_recover_cools_both(target: Target, 
     fault = FAULTS["gpu-thermal-throttle"](params, ctx)
     fault.plan()
     names = [n.name for n in fault.nodes]
-    before = {name: twin.world.nodes[name].gpus[5].fields[DCGM_FI_DEV_GPU_TEMP] for name in names}
+    before = {name: twin.world.nodes[name].gpus[5].value(DCGM_FI_DEV_GPU_TEMP) for name in names}
     assert len(before) == 2
     fault.inject()
     evidence = fault.await_landed(time.time() + 10)
     assert evidence and {n: e["temperature"] for n, e in evidence["nodes"].items()} == {n: 92 for n in names}
     (owed,) = owed_reverts(ctx.journal.path)
     assert [n["node"] for n in owed.args["nodes"]] == names
+    fault.before_revert()
 
     _recover(target, ctx.journal.path)
     for name in names:
-        until(lambda: twin.world.nodes[name].gpus[5].fields[DCGM_FI_DEV_GPU_TEMP] == before[name], 5,
+        until(lambda: twin.world.nodes[name].gpus[5].value(DCGM_FI_DEV_GPU_TEMP) == before[name], 5,
               f"GPU 5 of {name} back at {before[name]} °C")

@@ -34,19 +34,19 @@ def test_thermal_throttle_injects_heat_and_clock_and_restores_them(target: Targe
     fault = FAULTS["gpu-thermal-throttle"](params, ctx)
     assert "-f 150 -v 95" in fault.plan()
     node = twin.world.nodes[fault.nodes[0].name]
-    before = {g.index: (g.fields[DCGM_FI_DEV_GPU_TEMP], g.fields[DCGM_FI_DEV_SM_CLOCK]) for g in node.gpus}
+    before = {g.index: (g.value(DCGM_FI_DEV_GPU_TEMP), g.value(DCGM_FI_DEV_SM_CLOCK)) for g in node.gpus}
 
     fault.inject()
     evidence = fault.await_landed(time.time() + 5)
     assert evidence and evidence["temperature"] == 95 and evidence["gpus"] == [3], evidence
-    assert node.gpus[3].fields[DCGM_FI_DEV_GPU_TEMP] == 95 and node.gpus[3].throttled
-    assert node.gpus[3].fields[DCGM_FI_DEV_SM_CLOCK] <= 1200
-    assert [g.index for g in node.gpus if g.throttled] == [3]       # the other GPUs stay cool
+    assert node.gpus[3].value(DCGM_FI_DEV_GPU_TEMP) == 95 and node.gpus[3].value(DCGM_FI_DEV_SM_CLOCK) <= 1200
+    assert [g.index for g in node.gpus if g.value(DCGM_FI_DEV_GPU_TEMP) > 83] == [3]    # the other GPUs stay cool
+    assert not any(g.throttled for g in node.gpus), "an injected temperature heats no real GPU"
     assert [o.fault for o in owed_reverts(ctx.journal.path)] == ["gpu-thermal-throttle"]
 
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
-    _until(lambda: {g.index: (g.fields[DCGM_FI_DEV_GPU_TEMP], g.fields[DCGM_FI_DEV_SM_CLOCK]) for g in node.gpus}
+    _until(lambda: {g.index: (g.value(DCGM_FI_DEV_GPU_TEMP), g.value(DCGM_FI_DEV_SM_CLOCK)) for g in node.gpus}
            == before, 5, "every GPU back at its temperature and clock")
 
 

@@ -114,7 +114,7 @@ CASES: list[Case] = [
     Case("replica-stall", {"model": MODEL, "count": "all", "mode": "io", "io_latency": "200ms"}),
     Case("device-plugin-race", {"node": {"zone": "us-east-2a", "model": MODEL}, "method": "plugin-restart"},
          leaves_trace=False),
-    Case("ecc-double-bit-error", {"node": {"zone": "us-east-2b", "model": MODEL}, "gpu": 3, "field": 311}),
+    Case("ecc-double-bit-error", {"node": {"zone": "us-east-2b", "model": MODEL}, "gpu": 3, "fields": [311]}),
     Case("gpu-thermal-throttle", {"node": {"zone": "us-east-2a", "model": MODEL}, "gpu": 1}),
     Case("replica-stall", {"model": MODEL, "count": "all", "mode": "mid-stream"}),
     Case("efa-saturation", {"load": 0.5}),

@@ -33,7 +33,7 @@ from harness.prometheus import parse_samples
 from harness.scenario.loader import load_scenario
 from harness.target.target import Target
 from harness.twin.server import TwinHandle, TwinServer
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
 
 ROOT = Path(__file__).resolve().parents[2]
 ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
@@ -60,7 +60,7 @@ def endpoints_file(twin: TwinHandle) -> Path:
 
 def dbe_fields(twin: TwinHandle) -> dict[tuple[str, int], tuple[float, float]]:
     def read() -> dict:
-        return {(name, gpu.index): (gpu.fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL], gpu.fields[DCGM_FI_DEV_ECC_DBE_VOL_TOTAL])
+        return {(name, gpu.index): (gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_DEV), gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL))
                 for name, node in twin.world.nodes.items() for gpu in node.gpus}
     return twin.call(read)
 

@@ -29,7 +29,7 @@ from harness.scenario.loader import load_scenario_text
 from harness.target.endpoints import TwinEndpoints
 from harness.target.target import Target, twin_spec
 from harness.twin.kube.audit import audit_of
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
 
 pytestmark = pytest.mark.slow
 ALARM = "g7chaos-run-stop-probe"
@@ -87,8 +87,8 @@ def probe_alarm(endpoints: Path):
 
 
 def dbe_fields(twin: Any) -> dict[tuple[str, int], tuple[float, float]]:
-    return twin.call(lambda: {(name, g.index): (g.fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL],
-                                                g.fields[DCGM_FI_DEV_ECC_DBE_VOL_TOTAL])
+    return twin.call(lambda: {(name, g.index): (g.value(DCGM_FI_DEV_ECC_DBE_VOL_DEV),
+                                                g.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL))
                               for name, node in twin.world.nodes.items() for g in node.gpus})
 
 

@@ -1,7 +1,8 @@
 """CloudWatch: the twin publishes the GPU/EFA metrics a CloudWatch agent would, and evaluates alarms.
 
 moto stores metric data and alarms but never evaluates an alarm. Every scaled ALARM_PERIOD_S the twin
-(1) publishes, per running node, namespace G7/GPU with dimensions ClusterName + InstanceId, and the same
+(1) publishes, per running node, what the node's dcgm-exporter shows (the agent scrapes it: a field the exporter
+does not export, or an injection its embedded hostengine cannot see, never reaches CloudWatch), namespace G7/GPU with dimensions ClusterName + InstanceId, and the same
 series aggregated by ClusterName alone (the agent's aggregation_dimensions), so one alarm per cluster
 watches every node of it; (2) evaluates every metric alarm in moto the way CloudWatch does: the statistic
 per period over the last EvaluationPeriods periods (periods scaled by time_scale), M-of-N breaching
@@ -19,8 +20,8 @@ from typing import Any
 from harness.twin import hardware
 from harness.twin.aws import backends
 from harness.twin.clock import TwinClock
-from harness.twin.world import (DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL,
-                                DCGM_FI_DEV_GPU_TEMP, World)
+from harness.twin.fleet.exporter import collected, exporter_config, exporter_pod
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP, World
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,22 @@ class CloudWatchTwin:
             self._efa_seen[node.instance_id] = errors
             if node.power != "running" or not node.network_reachable or not node.gpus:
                 continue   # an agent on a node that is off or cut off publishes nothing
-            # A real double-bit error raises the volatile and the aggregate counters together; an injected
-            # aggregate (field 319) stands for one, so the published DBE count is the larger of the two.
-            dbe = max(max(g.fields[DCGM_FI_DEV_ECC_DBE_VOL_TOTAL], g.fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL])
-                      for g in node.gpus)
-            temp = max(g.fields[DCGM_FI_DEV_GPU_TEMP] for g in node.gpus)
-            values = {METRIC_DBE: dbe, METRIC_TEMP: temp, METRIC_EFA: float(increment)}
+            values: dict[str, float] = {METRIC_EFA: float(increment)}
+            cluster = self.world.clusters.get(node.cluster)
+            pod = exporter_pod(cluster.store, node.name) if cluster is not None else None
+            if cluster is None:
+                # the AWS side run alone (no Kubernetes): what the article's exporter (remote, DBE counter) shows
+                now = self.clock.now()
+                shown = {fid: {g.index: g.value(fid, now) for g in node.gpus}
+                         for fid in (DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP)}
+            elif pod is not None:
+                shown = collected(node, exporter_config(cluster.store, pod), self.clock.time_scale, self.clock.now())
+            else:
+                shown = {}
+            if shown:
+                for fid, metric in ((DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, METRIC_DBE), (DCGM_FI_DEV_GPU_TEMP, METRIC_TEMP)):
+                    if fid in shown:
+                        values[metric] = max(shown[fid].values())
             dims = [{"Name": "ClusterName", "Value": node.cluster}, {"Name": "InstanceId", "Value": node.instance_id}]
             for name, value in values.items():
                 data.append({"MetricName": name, "Dimensions": dims, "Value": value})

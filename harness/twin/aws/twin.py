@@ -237,6 +237,10 @@ class AwsTwin:
             capacityType=group.capacity_type, amiType="AL2023_x86_64_NVIDIA",
             scalingConfig={"minSize": group.desired, "maxSize": group.desired * 2, "desiredSize": group.desired},
             labels={"role": group.role})["nodegroup"]
+        if group.repair_config is not None:
+            # moto's create_nodegroup drops nodeRepairConfig; update_nodegroup_config stores what describe returns
+            eks.update_nodegroup_config(clusterName=group.cluster, nodegroupName=group.name,
+                                        nodeRepairConfig=group.repair_config)
         asg_name = f"eks-{group.name}-{nodegroup['nodegroupArn'].rsplit('/', 1)[-1]}"
         record = backends.backend("eks", self.region).clusters[group.cluster].nodegroups[group.name]
         record.resources["autoScalingGroups"] = [{"name": asg_name}]

@@ -1,8 +1,8 @@
 """GPU physics: thermal slowdown. Above 83 C a GPU drops its SM clock; below, the clock comes back.
 
-The serving layer reads the clock (decode slows with it), the exporter shows it, and the
-temperature alarm fires on the same field, so one injected temperature shows in every signal a real
-thermal event does.
+This is the hardware: it acts on the temperature the GPU really has (`Gpu.fields`), never on a value
+`dcgmi test --inject` put into DCGM's cache, which heats nothing and slows nothing (FIDELITY THERM-2).
+The serving layer reads the hardware clock (decode slows with it).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness.twin import hardware
 from harness.twin.controllers.base import Controller
+from harness.twin.controllers.nodemonitor import MESSAGES
 from harness.twin.fleet import kobjects as ko
 from harness.twin.fleet.runtime import NODES, PODS, advance_boot
 from harness.twin.kube.store import NotFound, Obj
@@ -41,7 +42,7 @@ class NodeStatusController(Controller):
             if not node.network_reachable and not unknown:
                 continue            # nobody hears the kubelet, and the node controller has not concluded yet
             kubelet = self.fleet.kubelet_ready(node, now)
-            dbe = node.name in self.fleet.dbe_detected
+            dbe = self.fleet.hw_reason.get(node.name) if node.name in self.fleet.dbe_detected else None
             current = next((o for o in store.iter_raw(NODES) if o["metadata"]["name"] == node.name), None)
             signature = (unknown, kubelet, dbe, node.allocatable_gpus, node.power,
                          (current or {}).get("metadata", {}).get("resourceVersion"))
@@ -58,7 +59,7 @@ class NodeStatusController(Controller):
             if unknown:
                 self._evict_after_toleration(node, now)
 
-    def _status(self, obj: Obj, node: Node, unknown: bool, kubelet: bool, dbe: bool) -> None:
+    def _status(self, obj: Obj, node: Node, unknown: bool, kubelet: bool, dbe: str | None) -> None:
         if unknown:
             ko.set_condition(obj, "Ready", "Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.", node=True)
             self._taints(obj, UNREACHABLE)
@@ -71,8 +72,7 @@ class NodeStatusController(Controller):
             ko.set_condition(obj, "Ready", "False", "KubeletNotReady", message, node=True)
             self._taints(obj, NOT_READY)
         if dbe:
-            ko.set_condition(obj, "AcceleratedHardwareReady", "False", "NvidiaDoubleBitError",
-                             "A double-bit ECC error was detected on a GPU: the GPU returns corrupted data.", node=True)
+            ko.set_condition(obj, "AcceleratedHardwareReady", "False", dbe, MESSAGES.get(dbe, dbe), node=True)
         else:
             ko.set_condition(obj, "AcceleratedHardwareReady", "True", "NvidiaAcceleratedHardwareIsReady",
                              "Monitoring for the Nvidia system is active", node=True)

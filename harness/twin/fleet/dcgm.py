@@ -2,29 +2,36 @@
 
 Fault injection on a real G7 node goes through `dcgmi test --inject` run by pod exec in the node's
 DCGM pod; the twin answers the same command line so a fault module cannot tell the difference, and
-the injected value really lands in the GPU's field cache that the exporter, the alarms, the node
-monitoring agent and the serving layer all read.
+the injected value lands in that node's hostengine cache and nowhere else: the node monitoring agent
+reads it, dcgm-exporter only when it reads this hostengine (`-r`), and no GPU computes any differently.
 
-A double-bit ECC error counts in both the volatile (311) and the aggregate (319) counter on real
-hardware; an injection into either is treated as such an event, so the CloudWatch alarm on 311 fires
-after the article's `-f 319` injection exactly as it would after a real error.
+Each field is its own sample series (FIDELITY DCGM-1): `-f 319` (DCGM_FI_DEV_ECC_DBE_VOL_DEV) trips the
+double-bit policy, `-f 311` (DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) is what the MEM health watch and the article's
+alarm read; injecting one never touches the other. An injected sample is stamped `now + --offset`
+(default 1 s, scaled by the twin's clock like every deployment duration) and stands only until the first
+real sample stamped after it (FIDELITY DCGM-2), which is why a fault that must last re-injects or injects
+into the future.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from harness.twin import hardware
-from harness.twin.world import (DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL,
-                                DCGM_FI_DEV_GPU_TEMP, DCGM_FI_DEV_XID_ERRORS, DCGM_FIELD_NAMES, Node)
+from harness.twin.clock import TwinClock
+from harness.twin.world import (DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP, DCGM_FI_DEV_XID_ERRORS,
+                                DCGM_FIELD_NAMES, Node)
 
-DBE_FIELDS = (DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_ECC_DBE_AGG_TOTAL)
 XID_DOUBLE_BIT_ECC = 48
+DEFAULT_OFFSET_S = 1          # FIDELITY DCGM-3: `dcgmi test --inject --offset` defaults to 1 s into the future
+DEFAULT_GPU_ID = 1            # FIDELITY DCGM-3: `dcgmi test --gpuid` defaults to 1 (CommandLineParser.cpp)
 
 USAGE = """Usage: dcgmi <subsystem> [options]
 Subsystems supported by the twin:
   discovery -l                                  list the GPUs of this node
   health -c [-g GROUP]                          run a health check
-  test --inject --gpuid G -f FIELD -v VALUE     inject a field value into the cache
+  test --inject --gpuid G -f FIELD -v VALUE [--offset SEC]
+                                                inject a field value into the cache, stamped SEC
+                                                seconds into the future (default 1)
   dmon -e FIELD[,FIELD...] [-c COUNT]           print field values
 """
 
@@ -40,8 +47,8 @@ class DcgmiError(Exception):
     """A command line dcgmi rejects; the message is what it prints."""
 
 
-def run_dcgmi(node: Node, argv: list[str]) -> DcgmiResult:
-    """Run one `dcgmi` command line (argv without the leading `dcgmi`) against `node`."""
+def run_dcgmi(node: Node, argv: list[str], clock: TwinClock | None = None) -> DcgmiResult:
+    """Run one `dcgmi` command line (argv without the leading `dcgmi`) against `node`'s hostengine."""
     try:
         if not argv or argv[0] in ("-h", "--help"):
             return DcgmiResult(0 if argv else 1, USAGE if argv else "", "" if argv else USAGE)
@@ -49,11 +56,11 @@ def run_dcgmi(node: Node, argv: list[str]) -> DcgmiResult:
         if sub == "discovery":
             return _discovery(node, rest)
         if sub == "health":
-            return _health(node, rest)
+            return _health(node, rest, (clock or TwinClock()).now())
         if sub == "test":
-            return _test(node, rest)
+            return _test(node, rest, clock or TwinClock())
         if sub == "dmon":
-            return _dmon(node, rest)
+            return _dmon(node, rest, (clock or TwinClock()).now())
         raise DcgmiError(f"Error: unknown subsystem '{sub}'.\n{USAGE}")
     except DcgmiError as exc:
         return DcgmiResult(1, "", str(exc) if str(exc).endswith("\n") else f"{exc}\n")
@@ -80,7 +87,7 @@ def _options(args: list[str], flags: set[str], valued: dict[str, str]) -> tuple[
 
 
 def _discovery(node: Node, args: list[str]) -> DcgmiResult:
-    seen, _ = _options(args, {"-l", "--list"}, {})
+    seen, _ = _options(args, {"-l", "--list"}, {"--host": "host"})
     if not seen:
         raise DcgmiError("Error: discovery needs -l.")
     line = "+--------+----------------------------------------------------------------------+"
@@ -94,16 +101,17 @@ def _discovery(node: Node, args: list[str]) -> DcgmiResult:
     return DcgmiResult(0, "\n".join(out) + "\n")
 
 
-def _health(node: Node, args: list[str]) -> DcgmiResult:
-    seen, _ = _options(args, {"-c", "--check"}, {"-g": "group", "--group": "group"})
+def _health(node: Node, args: list[str], now: float) -> DcgmiResult:
+    seen, _ = _options(args, {"-c", "--check"}, {"-g": "group", "--group": "group", "--host": "host"})
     if not seen:
         raise DcgmiError("Error: health needs -c (check).")
     problems: list[tuple[int, str]] = []
     for gpu in node.gpus:
-        if gpu.double_bit_error or gpu.fields[DCGM_FI_DEV_XID_ERRORS] == XID_DOUBLE_BIT_ECC:
+        # the MEM watch reads the newest sample of 311 (DCGM_FR_VOLATILE_DBE_DETECTED); the thermal watch the cache
+        if gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, now) > 0 or gpu.value(DCGM_FI_DEV_XID_ERRORS, now) == XID_DOUBLE_BIT_ECC:
             problems.append((gpu.index, "Memory system: a volatile double-bit ECC error was detected."))
-        if gpu.throttled:
-            problems.append((gpu.index, f"Thermal: GPU temperature {gpu.fields[DCGM_FI_DEV_GPU_TEMP]:.0f} C "
+        if gpu.value(DCGM_FI_DEV_GPU_TEMP, now) > hardware.GPU_THERMAL_LIMIT_C:
+            problems.append((gpu.index, f"Thermal: GPU temperature {gpu.value(DCGM_FI_DEV_GPU_TEMP, now):.0f} C "
                                         f"exceeds the slowdown threshold."))
     sep = "+---------------------------+----------------------------------------------------------+"
     overall = "Failure" if problems else "Healthy"
@@ -115,31 +123,41 @@ def _health(node: Node, args: list[str]) -> DcgmiResult:
     return DcgmiResult(0, "\n".join(out) + "\n")
 
 
-def _test(node: Node, args: list[str]) -> DcgmiResult:
-    seen, values = _options(args, {"--inject"}, {"--gpuid": "gpu", "-i": "gpu", "-f": "field", "--field": "field",
-                                                 "-v": "value", "--value": "value"})
+def _test(node: Node, args: list[str], clock: TwinClock) -> DcgmiResult:
+    """`dcgmi test --inject` as CommandLineParser.cpp parses it: --gpuid (default 1), -f, -v, --offset (default 1,
+    seconds into the future, not negative), --host; -g/--group is refused for injection."""
+    seen, values = _options(args, {"--inject"}, {"--gpuid": "gpu", "-f": "field", "--field": "field",
+                                                 "-v": "value", "--value": "value", "--offset": "offset",
+                                                 "-g": "group", "--group": "group", "--host": "host"})
     if "--inject" not in seen:
         raise DcgmiError("Error: only `dcgmi test --inject` is supported.")
-    for required in ("gpu", "field", "value"):
-        if required not in values:
-            raise DcgmiError(f"Error: --inject needs --gpuid, -f and -v (missing {required}).")
+    if "group" in values:
+        raise DcgmiError("Error: Injection can only be specified for a single GPU.")
+    if "field" not in values:
+        raise DcgmiError("Error: The --field argument is required for --inject and --introspect.")
+    if "value" not in values:
+        raise DcgmiError("Error: The -v/--value argument is required for --inject.")
     try:
-        gpu_id, field_id, value = int(values["gpu"]), int(values["field"]), float(values["value"])
+        gpu_id = int(values.get("gpu", DEFAULT_GPU_ID))
+        field_id, value = int(values["field"]), float(values["value"])
+        offset = int(values.get("offset", DEFAULT_OFFSET_S))
     except ValueError:
-        raise DcgmiError("Error: --gpuid and -f take integers, -v a number.") from None
+        raise DcgmiError("Error: --gpuid, -f and --offset take integers, -v a number.") from None
+    if offset < 0 or gpu_id < 0:
+        raise DcgmiError("Error: Positive value expected, negative value found.")
     gpu = next((g for g in node.gpus if g.index == gpu_id), None)
     if gpu is None:
-        raise DcgmiError(f"Error: Invalid GPU ID {gpu_id}. This node has GPUs 0-{len(node.gpus) - 1}.")
+        return DcgmiResult(1, "Error: Unable to inject info. Return: Invalid GPU ID\n")
     if field_id not in DCGM_FIELD_NAMES:
-        raise DcgmiError(f"Error: Unable to inject field {field_id}: field is not supported by this DCGM.")
-    targets = DBE_FIELDS if field_id in DBE_FIELDS else (field_id,)
-    for fid in targets:
-        gpu.fields[fid] = value
+        return DcgmiResult(1, "Error: Unable to inject info. Return: Field is not supported by this DCGM\n")
+    now = clock.now()
+    gpu.inject(field_id, value, now + clock.wall(float(offset)))
+    node.dcgm_events.append((gpu.index, field_id, value, now))     # the cache broadcasts the new value (policy)
     return DcgmiResult(0, "Successfully injected field info.\n")
 
 
-def _dmon(node: Node, args: list[str]) -> DcgmiResult:
-    _, values = _options(args, set(), {"-e": "fields", "-c": "count", "-i": "gpus"})
+def _dmon(node: Node, args: list[str], now: float) -> DcgmiResult:
+    _, values = _options(args, set(), {"-e": "fields", "-c": "count", "-i": "gpus", "--host": "host"})
     if "fields" not in values:
         raise DcgmiError("Error: dmon needs -e FIELD[,FIELD...].")
     try:
@@ -154,7 +172,7 @@ def _dmon(node: Node, args: list[str]) -> DcgmiResult:
     rows = [header]
     for _ in range(max(1, min(count, 10))):
         for gpu in node.gpus:
-            rows.append(f"GPU {gpu.index:<6}" + "".join(f"{_fmt(gpu.fields.get(f, 0.0)):>12}" for f in fids))
+            rows.append(f"GPU {gpu.index:<6}" + "".join(f"{_fmt(gpu.value(f, now)):>12}" for f in fids))
     return DcgmiResult(0, "\n".join(rows) + "\n")
 
 

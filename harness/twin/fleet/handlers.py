@@ -13,7 +13,7 @@ import shlex
 
 from harness.twin.fleet import kobjects as ko
 from harness.twin.fleet.dcgm import run_dcgmi
-from harness.twin.fleet.exporter import CONTENT_TYPE, exporter_text
+from harness.twin.fleet.exporter import CONTENT_TYPE, exporter_config, exporter_text
 from harness.twin.fleet.nccl import all_reduce_perf
 from harness.twin.fleet.runtime import PODS, Fleet
 from harness.twin.kube.exec import ExecResult
@@ -65,7 +65,7 @@ class FleetHandlers:
         program = argv[0].rsplit("/", 1)[-1]
         labels = pod["metadata"].get("labels") or {}
         if program == "dcgmi" and labels.get("k8s-app") == "dcgm-server":
-            result = run_dcgmi(node, argv[1:])
+            result = run_dcgmi(node, argv[1:], self.fleet.world.clock)
             return ExecResult(result.exit_code, result.stdout.encode(), result.stderr.encode())
         if program == "kill" and labels.get("app") == "triton":
             return self._kill(pod_name, argv[1:])
@@ -92,7 +92,10 @@ class FleetHandlers:
             return code, "text/plain; charset=utf-8", f"{error}\n".encode()
         labels = pod["metadata"].get("labels") or {}
         if labels.get("app.kubernetes.io/name") == "dcgm-exporter" and port in (9400, None) and path.strip("/") == "metrics":
-            return 200, CONTENT_TYPE, exporter_text(node, self.holders(node.name)).encode()
+            config = exporter_config(self.store, pod)
+            text = exporter_text(node, self.holders(node.name), config, self.fleet.world.clock.time_scale,
+                                 self.fleet.now())
+            return 200, CONTENT_TYPE, text.encode()
         return 404, "text/plain; charset=utf-8", b"404 page not found\n"
 
     def holders(self, node_name: str) -> dict[int, tuple[str, str, str]]:

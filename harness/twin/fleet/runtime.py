@@ -59,7 +59,8 @@ class Fleet:
     instant: bool = True                     # while seeding: launched nodes are up at once
     boots: dict[str, Boot] = field(default_factory=dict)
     unreachable_since: dict[str, float] = field(default_factory=dict)
-    dbe_detected: dict[str, float] = field(default_factory=dict)    # node -> wall time the agent reported it
+    dbe_detected: dict[str, float] = field(default_factory=dict)    # node -> wall time the agent reported AcceleratedHardwareReady=False
+    hw_reason: dict[str, str] = field(default_factory=dict)         # node -> the reason the agent reported with it
     pod_started: dict[tuple[str, str, str], float] = field(default_factory=dict)
     terminated_instances: set[str] = field(default_factory=set)
     efa_jobs: dict[str, int] = field(default_factory=dict)          # node -> collective runs loading its fabric
@@ -142,7 +143,9 @@ class FleetHooks:
         name = ko.node_name_for(private_ip, world.region)
         if name in world.nodes:
             return
-        gpus = [Gpu(i, f"GPU-{uuid.UUID(int=world.rng.getrandbits(128))}") for i in range(itype.gpus)]
+        period = world.clock.wall(hardware.DCGM_SAMPLE_PERIOD_S)
+        gpus = [Gpu(i, f"GPU-{uuid.UUID(int=world.rng.getrandbits(128))}", sample_period_s=period)
+                for i in range(itype.gpus)]
         now = fleet.now()
         node = Node(name=name, cluster=cluster.name, az=az, subnet_id=subnet_id, instance_id=instance_id,
                     instance_type=group.instance_type, nodegroup=nodegroup, capacity_type=capacity_type,  # type: ignore[arg-type]
@@ -172,7 +175,7 @@ class FleetHooks:
                         component="node-controller")
         except NotFound:
             pass
-        for table in (fleet.boots, fleet.unreachable_since, fleet.dbe_detected):
+        for table in (fleet.boots, fleet.unreachable_since, fleet.dbe_detected, fleet.hw_reason):
             table.pop(node.name, None)
         self.world.nodes.pop(node.name, None)
         self.world.target_health.pop(node.name, None)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from conftest import RunningTwin, node_in, state, wait_for
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_GPU_TEMP
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP
 
 
 def test_dbe_alarm_fires_for_its_cluster_only_and_has_history(twin: RunningTwin) -> None:
@@ -13,7 +13,7 @@ def test_dbe_alarm_fires_for_its_cluster_only_and_has_history(twin: RunningTwin)
             "g7-use2b-gpu-ecc-dbe"} <= names
     wait_for(lambda: state(twin, "g7-use2a-gpu-ecc-dbe") == "OK", 3, "OK before the fault")
     node = node_in(twin, "g7-use2a")
-    twin.call(lambda: node.gpus[3].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, 1.0))
+    twin.call(lambda: node.gpus[3].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, 1.0))
     wait_for(lambda: state(twin, "g7-use2a-gpu-ecc-dbe") == "ALARM", 4, "DBE alarm")
     assert state(twin, "g7-use2b-gpu-ecc-dbe") == "OK"
     alarm = cw.describe_alarms(AlarmNames=["g7-use2a-gpu-ecc-dbe"])["MetricAlarms"][0]
@@ -22,7 +22,7 @@ def test_dbe_alarm_fires_for_its_cluster_only_and_has_history(twin: RunningTwin)
     # the per-instance series is there too, for dashboards and for finding the node
     stats = cw.list_metrics(Namespace="G7/GPU", MetricName="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")["Metrics"]
     assert any({"Name": "InstanceId", "Value": node.instance_id} in m["Dimensions"] for m in stats)
-    twin.call(lambda: node.gpus[3].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, 0.0))
+    twin.call(lambda: node.gpus[3].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, 0.0))
     wait_for(lambda: state(twin, "g7-use2a-gpu-ecc-dbe") == "OK", 4, "back to OK")
     history = cw.describe_alarm_history(AlarmName="g7-use2a-gpu-ecc-dbe", HistoryItemType="StateUpdate",
                                         ScanBy="TimestampAscending")["AlarmHistoryItems"]

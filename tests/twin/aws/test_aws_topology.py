@@ -6,7 +6,7 @@ from typing import Iterator
 import pytest
 
 from conftest import RunningTwin, node_in, state, wait_for
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_profiles_without_the_alarms(no_dbe_alarm_twin: RunningTwin) -> None:
     names = {a["AlarmName"] for a in twin.aws.client("cloudwatch").describe_alarms()["MetricAlarms"]}
     assert names == {"g7-use2a-gpu-temperature", "g7-use2b-gpu-temperature"}
     node = node_in(twin, "g7-use2a")
-    twin.call(lambda: node.gpus[0].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, 1.0))
+    twin.call(lambda: node.gpus[0].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, 1.0))
     # the metric is still published: only the alarm on it is missing
     wait_for(lambda: twin.aws.client("cloudwatch").list_metrics(
         Namespace="G7/GPU", MetricName="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")["Metrics"], 3, "metric")

@@ -15,12 +15,13 @@ from harness.twin import hardware
 from harness.twin.controllers.manager import build_manager
 from harness.twin.fleet import kobjects as ko
 from harness.twin.fleet.dcgm import run_dcgmi
-from harness.twin.fleet.exporter import exporter_text
+from harness.twin.fleet.exporter import exporter_config, exporter_pod, exporter_text
 from harness.twin.fleet.runtime import NODES, PODS, Fleet, FleetHooks
 from harness.twin.kube.store import resource
 from harness.twin.profiles import parse_profile
 from harness.twin.topology import build_world
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP, DCGM_FI_DEV_SM_CLOCK
+from harness.twin.world import (DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP,
+                                DCGM_FI_DEV_SM_CLOCK)
 from twinkit import ManualClock
 
 
@@ -103,34 +104,44 @@ def test_seeded_fleet_is_steady_and_every_object_deserialises():
     assert rig.store().resource_version == rv, "a steady fleet writes nothing"
 
 
-def test_dcgmi_inject_sets_the_field_and_the_exporter_shows_it():
+def test_dcgmi_inject_sets_only_its_field_and_the_configured_exporter_shows_it():
     rig = Rig()
     node = rig.node13()
-    result = run_dcgmi(node, ["test", "--inject", "--gpuid", "0", "-f", "319", "-v", "1"])
+    inject = ["test", "--inject", "--gpuid", "0", "-v", "1", "--offset", "60"]
+    result = run_dcgmi(node, [*inject, "-f", "319"], rig.clock)
     assert (result.exit_code, result.stdout) == (0, "Successfully injected field info.\n")
-    assert node.gpus[0].fields[DCGM_FI_DEV_ECC_DBE_AGG_TOTAL] == 1 and node.gpus[0].fields[DCGM_FI_DEV_ECC_DBE_VOL_TOTAL] == 1
-    text = exporter_text(node)
+    gpu = node.gpus[0]
+    assert gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_DEV, rig.t) == 1 and gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, rig.t) == 0
+    assert gpu.fields[DCGM_FI_DEV_ECC_DBE_VOL_DEV] == 0, "an injection is a cache sample, not the hardware"
+    assert "Failure" not in run_dcgmi(node, ["health", "-c"], rig.clock).stdout   # the MEM watch reads 311 only
+    run_dcgmi(node, [*inject, "-f", "311"], rig.clock)
+    config = exporter_config(rig.store(), exporter_pod(rig.store(), node.name))
+    assert config.remote and DCGM_FI_DEV_ECC_DBE_VOL_TOTAL in config.counters
+    rig.clock.t += 1.0     # the exporter's next collection (30 s, scaled)
+    text = exporter_text(node, config=config, now=rig.t)
     assert "# TYPE DCGM_FI_DEV_ECC_DBE_VOL_TOTAL counter" in text
     line = next(line for line in text.splitlines() if line.startswith("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu=\"0\""))
     assert line.endswith(" 1") and f'Hostname="{node.name}"' in line and 'modelName="' in line
-    assert "Failure" in run_dcgmi(node, ["health", "-c"]).stdout
+    assert "Failure" in run_dcgmi(node, ["health", "-c"], rig.clock).stdout
     assert run_dcgmi(node, ["discovery", "-l"]).stdout.startswith("8 GPUs found.")
     for bad in (["test", "--inject", "--gpuid", "9", "-f", "319", "-v", "1"], ["test", "--inject", "-f", "319"],
-                ["test", "--inject", "--gpuid", "0", "-f", "99999", "-v", "1"], ["frobnicate"], []):
+                ["test", "--inject", "--gpuid", "0", "-f", "99999", "-v", "1"], ["test", "--inject", "-g", "0",
+                "-f", "319", "-v", "1"], ["test", "--inject", "-f", "319", "-v", "1", "--offset", "-5"],
+                ["frobnicate"], []):
         res = run_dcgmi(node, bad)
-        assert res.exit_code != 0 and res.stderr, bad
+        assert res.exit_code != 0 and (res.stderr or res.stdout).startswith(("Error", "Usage")), bad
 
 
 def test_dbe_under_article_conditions_cordons_drains_and_replaces():
     rig = Rig(nodes_per_az=2)
     node = rig.node13()
-    run_dcgmi(node, ["test", "--inject", "--gpuid", "0", "-f", "319", "-v", "1"])
-    rig.run(hardware.NODE_MONITOR_DETECT_S / 30 + 0.2)
+    run_dcgmi(node, ["test", "--inject", "--gpuid", "0", "-f", "319", "-v", "1"], rig.clock)
+    rig.run(hardware.NODE_MONITOR_PUSH_S / 30 + 0.2)
     c = cond(rig.node_obj(node.name), "AcceleratedHardwareReady")
     assert (c["status"], c["reason"]) == ("False", "NvidiaDoubleBitError")
     events = [e for e in rig.store().list(resource("events"))[0] if e["reason"] == "NvidiaDoubleBitError"]
     assert events and events[0]["type"] == "Warning" and events[0]["involvedObject"]["name"] == node.name
-    rig.run(hardware.AUTO_REPAIR_DELAY_S / 30 + 0.2)
+    rig.run(60.0 / 30 + 0.2)        # the article's override: minRepairWaitTimeMins 1 for NvidiaDoubleBitError
     assert rig.node_obj(node.name)["spec"].get("unschedulable") is True
     rig.run(3.0)
     assert node.name not in rig.world.nodes and rig.node_obj(node.name) is None, "auto repair terminates the node"
@@ -149,7 +160,7 @@ def test_dbe_under_article_conditions_cordons_drains_and_replaces():
 def test_no_dbe_remediation_leaves_the_node_in_service():
     rig = Rig("no-dbe-remediation")
     node = rig.node13()
-    run_dcgmi(node, ["test", "--inject", "--gpuid", "0", "-f", "319", "-v", "1"])
+    run_dcgmi(node, ["test", "--inject", "--gpuid", "0", "-f", "319", "-v", "1"], rig.clock)
     rig.run(3.0)
     obj = rig.node_obj(node.name)
     assert cond(obj, "AcceleratedHardwareReady")["status"] == "True" and not obj["spec"].get("unschedulable")

@@ -3,14 +3,14 @@ acts on it (no-dbe-remediation); under article the replica leaves routing on DCG
 client gets a corrupted answer, and the canary probe then pulls it for good."""
 from __future__ import annotations
 
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_AGG_TOTAL
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV
 
 PROMPT = {"prompt": "what is the capital of the fleet", "max_tokens": 10}
 
 
 def _inject(gw, node_name: str, gpu: int) -> None:
     """What `dcgmi test --inject --gpuid N -f 319 -v 1` does to the node's DCGM field cache."""
-    gw.call(lambda: gw.world.nodes[node_name].gpus[gpu].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, 1.0))
+    gw.call(lambda: gw.world.nodes[node_name].gpus[gpu].fields.__setitem__(DCGM_FI_DEV_ECC_DBE_VOL_DEV, 1.0))
 
 
 def _by_pod(gw, sse, n: int = 8) -> dict[str, set[str]]:
