@@ -17,6 +17,21 @@ from typing import Any
 from harness.checks.base import Check, Evidence, register
 
 
+def unobservable_metric(evidence: Evidence, metric: str | None) -> str | None:
+    """Why no alarm on `metric` could see the faults of this run, when a fault found that out (a DCGM injection
+    that the node's dcgm-exporter cannot show: embedded hostengine, or the counter not exported), else None.
+    Such a run says nothing about the deployment's alarm, and says so, rather than failing for a reason nobody
+    can see; `g7chaos audit` flags the exporter configuration."""
+    if not metric:
+        return None
+    blind = {node: why for fault in evidence.faults
+             for node, why in (getattr(fault, "extra", {}).get("unobservable", {}).get(metric) or {}).items()}
+    if not blind:
+        return None
+    return (f"{metric} is not observable with this dcgm-exporter configuration, so no alarm on it can fire: "
+            + "; ".join(f"{node}: {why}" for node, why in sorted(blind.items())))
+
+
 @register
 class AlarmFired(Check):
     name = "alarm-fired"
@@ -71,6 +86,9 @@ class AlarmFired(Check):
         self._thread.join(timeout=5)
 
     def evaluate(self, evidence: Evidence):
+        unobservable = unobservable_metric(evidence, self.params.metric)
+        if unobservable:
+            return self.result(False, unobservable, observable=False)
         what = self.params.alarm or f"metric {self.params.metric}"
         limit = evidence.wall(self.params.within)
         injected = min((f.injected_at for f in evidence.faults if f.injected_at), default=None)

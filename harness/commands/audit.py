@@ -11,7 +11,14 @@ and should be before the first fault is injected. Each rule reads through the sa
 - `placement-group`: every tensor-parallel group (inference pods labelled `tp-group`) spans nodes whose
   instances share one `cluster` placement group (EFA all-reduce across racks is slow);
 - `cluster-per-az`: each kube context's nodes sit in one Availability Zone, a different one per context
-  (a cluster stretched over zones keeps routing into a dead zone).
+  (a cluster stretched over zones keeps routing into a dead zone);
+- `dcgm-exporter-dbe`: every dcgm-exporter pod exports DCGM_FI_DEV_ECC_DBE_VOL_TOTAL (commented out of its
+  default counters) and reads the node's DCGM hostengine (`-r` / DCGM_REMOTE_HOSTENGINE_INFO) that
+  `dcgmi test --inject` writes into; otherwise the DBE alarm cannot see an injected fault (nor, without the
+  counter, a real one);
+- `node-auto-repair`: every GPU nodegroup has EKS node auto repair enabled (`eks:DescribeNodegroup`
+  nodeRepairConfig) with a wait for AcceleratedHardwareReady/NvidiaDoubleBitError (10 min unless overridden)
+  that fits the ECC scenario's node-drained limit after the agent's detection and the drain.
 
 The inference autoscaling signal (queue depth, not GPU utilisation) is not read here: it lives in the
 scaler's configuration, which the Kubernetes API the harness is granted does not show; the `retry-storm`
@@ -33,6 +40,12 @@ from pydantic import BaseModel
 
 ZONE = "topology.kubernetes.io/zone"
 TP_LABEL = "tp-group"
+DBE_METRIC = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
+NODEGROUP_LABEL = "eks.amazonaws.com/nodegroup"
+ECC_SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "ecc-double-bit-error.yaml"
+DETECTION_BOUND_S = 60.0     # DCGM DBE policy -> AcceleratedHardwareReady=False (AWS's own e2e bound)
+DRAIN_BOUND_S = 60.0         # the drain under the PDBs, as the ECC scenario allows it
+DEFAULT_REPAIR_WAIT_S = 600.0
 ALARM_METRICS = {"dbe-alarm": "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "gpu-temperature-alarm": "DCGM_FI_DEV_GPU_TEMP",
                  "efa-alarm": "EFA/ErrorCount"}
 
@@ -139,9 +152,80 @@ def placement_finding(target: Any, nodes: dict[str, list[Any]]) -> Finding:
     return Finding(rule="placement-group", passed=not problems, detail="; ".join(problems or fine))
 
 
+def exporter_dbe_finding(target: Any) -> Finding:
+    """Every dcgm-exporter pod exports the DBE counter and reads the hostengine dcgmi injects into."""
+    from harness.dcgm_exporter import exporter_views
+    problems, seen = [], 0
+    for context in target.contexts:
+        views = exporter_views(target, context)
+        if not views:
+            problems.append(f"{context}: no dcgm-exporter pod ({target.spec.selectors.dcgm_exporter.label_selector})")
+        seen += len(views)
+        problems.extend(f"{context}: {view.why_not(DBE_METRIC)}" for view in views if not view.shows(DBE_METRIC))
+    return Finding(rule="dcgm-exporter-dbe", passed=not problems, detail="; ".join(sorted(set(problems))) or (
+        f"{seen} dcgm-exporter pod(s) export {DBE_METRIC} from the node's DCGM hostengine"))
+
+
+def repair_wait_limit_s(scenario_path: Path = ECC_SCENARIO) -> float:
+    """The longest repair wait the ECC scenario's node-drained limit leaves after detection and the drain."""
+    from harness.scenario.loader import load_scenario
+    within = 180.0
+    if scenario_path.exists():
+        scenario = load_scenario(scenario_path)
+        within = next((float(c.params.within) for c in scenario.checks if c.check == "node-drained"), within)
+    return within - DETECTION_BOUND_S - DRAIN_BOUND_S
+
+
+def repair_wait_s(config: dict[str, Any] | None, reason: str = "NvidiaDoubleBitError") -> float | None:
+    """The nodegroup's wait before repairing AcceleratedHardwareReady for `reason`, None when it never repairs."""
+    if not config or not config.get("enabled"):
+        return None
+    for override in config.get("nodeRepairConfigOverrides") or []:
+        if override.get("nodeMonitoringCondition") == "AcceleratedHardwareReady" \
+                and override.get("nodeUnhealthyReason") == reason:
+            if override.get("repairAction") == "NoAction":
+                return None
+            return float(override.get("minRepairWaitTimeMins", 10)) * 60.0
+    return DEFAULT_REPAIR_WAIT_S
+
+
+def node_repair_finding(target: Any, nodes: dict[str, list[Any]], limit_s: float | None = None) -> Finding:
+    """Every GPU nodegroup repairs a double-bit error, soon enough for the scenario's limit."""
+    limit = repair_wait_limit_s() if limit_s is None else limit_s
+    wanted = sorted({(n.metadata.labels or {}).get(NODEGROUP_LABEL) for items in nodes.values() for n in items
+                     if int((n.status.capacity or {}).get("nvidia.com/gpu", "0") or 0) > 0} - {None})
+    eks = target.aws("eks")
+    found: dict[str, tuple[str, dict | None]] = {}
+    for page in eks.get_paginator("list_clusters").paginate():
+        for cluster in page.get("clusters", []):
+            for group_page in eks.get_paginator("list_nodegroups").paginate(clusterName=cluster):
+                for group in group_page.get("nodegroups", []):
+                    if group in wanted:
+                        described = eks.describe_nodegroup(clusterName=cluster, nodegroupName=group)["nodegroup"]
+                        found[group] = (cluster, described.get("nodeRepairConfig"))
+    problems, fine = [], []
+    for group in wanted:
+        if group not in found:
+            problems.append(f"{group}: not an EKS managed nodegroup of this account (no auto repair)")
+            continue
+        wait = repair_wait_s(found[group][1])
+        if wait is None:
+            problems.append(f"{group}: node auto repair does not replace a node with NvidiaDoubleBitError "
+                            f"(nodeRepairConfig {found[group][1]})")
+        elif wait > limit:
+            problems.append(f"{group}: repairs a double-bit error after {wait:.0f} s, more than the {limit:.0f} s "
+                            f"the ECC scenario's node-drained limit leaves after detection and drain")
+        else:
+            fine.append(f"{group} repairs after {wait:.0f} s")
+    if not wanted:
+        problems.append("no GPU node carries the label " + NODEGROUP_LABEL)
+    return Finding(rule="node-auto-repair", passed=not problems, detail="; ".join(problems or fine))
+
+
 def audit_target(target: Any) -> list[Finding]:
     nodes = _nodes(target)
-    return [*alarm_findings(target), placement_finding(target, nodes), cluster_per_az_finding(nodes)]
+    return [*alarm_findings(target), placement_finding(target, nodes), cluster_per_az_finding(nodes),
+            exporter_dbe_finding(target), node_repair_finding(target, nodes)]
 
 
 def _resolve(args: argparse.Namespace) -> Any:
