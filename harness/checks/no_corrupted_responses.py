@@ -2,7 +2,9 @@
 
 Canary prompts run at temperature 0, so their answers are deterministic: any canary answer that differs
 from the golden answer learned in steady state is a corrupted answer that reached a client. Beyond the
-grace limit, no response may come from the faulty node at all (it should be out of service).
+grace limit, no response may start on the faulty node at all (it should be out of service); a stream that
+began before and finishes on a draining node's healthy GPUs is what a graceful drain is for, and its length
+is inference time, which is never scaled.
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ class NoCorruptedResponses(Check):
         if grace is not None and landed is not None:
             for record in evidence.records():
                 node = (record.get("served_by") or {}).get(_node_header(evidence))
-                if node in bad_nodes and record.get("t_end", 0) > landed + grace and record.get("tokens"):
+                started = record.get("t_start", record.get("t_end", 0))
+                if node in bad_nodes and started > landed + grace and record.get("tokens"):
                     late_from_bad.append(record.get("key"))
         by_node: dict[str, int] = {}
         for m in mismatches:
@@ -38,7 +41,7 @@ class NoCorruptedResponses(Check):
             when = "" if first is None else f", first {first - (landed or first):.2f} s after the fault landed"
             return self.result(False, f"{len(mismatches)} corrupted canary answer(s) of {canary.checked} checked reached "
                                       f"clients (by node: {by_node or '-'}){when}; {len(late_from_bad)} response(s) "
-                                      f"served by the faulty node after {grace if grace is not None else '-'} s",
+                                      f"started on the faulty node after {grace if grace is not None else '-'} s",
                                corrupted=len(mismatches), checked=canary.checked, by_node=by_node,
                                served_by_faulty_after_limit=len(late_from_bad))
         return self.result(True, f"0 corrupted answers in {canary.checked} canary checks", checked=canary.checked)
