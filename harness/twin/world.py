@@ -51,6 +51,7 @@ class Injection:
 
     value: float
     ts: float            # wall time the sample is stamped with (now + the scaled --offset)
+    at: float = 0.0      # wall time it was injected (a reader asking about an earlier moment does not see it)
 
 
 @dataclass
@@ -74,18 +75,18 @@ class Gpu:
                     DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_DEV):
             self.fields.setdefault(fid, 0.0)
 
-    def inject(self, fid: int, value: float, ts: float) -> None:
+    def inject(self, fid: int, value: float, ts: float, at: float | None = None) -> None:
         """A sample stamped `ts`; the newest timestamp wins, so an older-stamped injection changes nothing."""
         current = self.injected.get(fid)
         if current is None or ts >= current.ts:
-            self.injected[fid] = Injection(float(value), ts)
+            self.injected[fid] = Injection(float(value), ts, time.time() if at is None else at)
 
     def value(self, fid: int, now: float | None = None) -> float:
         """The newest sample of `fid` in the hostengine cache: an injected value until the first real sample
         stamped after it (samples are taken every `sample_period_s`), the hardware's value otherwise."""
         now = time.time() if now is None else now
         injected = self.injected.get(fid)
-        if injected is not None:
+        if injected is not None and injected.at <= now:
             last_sample = math.floor(now / self.sample_period_s) * self.sample_period_s
             if injected.ts >= last_sample:
                 return injected.value

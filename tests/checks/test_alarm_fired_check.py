@@ -55,3 +55,21 @@ def test_an_alarm_that_never_fired_or_fired_late_fails_with_the_numbers():
     late = _check((999.0, "OK", 990.0), (1009.2, "ALARM", 1009.1))
     result = late.evaluate(_evidence())
     assert not result.passed and "went to ALARM only after 8.00 s (limit 6.00 s)" in result.reason
+
+
+def test_an_alarm_metric_the_exporter_cannot_show_is_reported_unobservable_not_silent():
+    """A DCGM injection the node's dcgm-exporter cannot see (embedded hostengine) never reaches CloudWatch: the
+    verdict says the metric was unobservable with this exporter, naming why, instead of blaming the alarm."""
+    check = AlarmFired(AlarmFiredParams(metric="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", within=180))
+    check.entered, check.last_state, check.known = {}, {}, {"g7-use2a-gpu-ecc-dbe"}
+    blind = {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": {"node-a": "dcgm-exporter x: it runs an embedded hostengine"}}
+    fault = SimpleNamespace(injected_at=INJECTED, landed_at=LANDED, extra={"unobservable": blind})
+    target = SimpleNamespace(wall_seconds=lambda seconds: seconds / 30.0)
+    result = check.evaluate(Evidence(target=target, timeline=None, faults=[fault], load=None))
+    assert not result.passed and result.evidence["observable"] is False
+    assert "not observable with this dcgm-exporter configuration" in result.reason and "node-a" in result.reason
+    # the same run where the exporter could see it: judged on the alarm as usual
+    seen = _check((999.0, "OK", 990.0), (1000.1, "ALARM", 1000.05))
+    seen.params = AlarmFiredParams(metric="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", within=180)
+    fault.extra = {}
+    assert seen.evaluate(Evidence(target=target, timeline=None, faults=[fault], load=None)).passed

@@ -151,7 +151,7 @@ def _test(node: Node, args: list[str], clock: TwinClock) -> DcgmiResult:
     if field_id not in DCGM_FIELD_NAMES:
         return DcgmiResult(1, "Error: Unable to inject info. Return: Field is not supported by this DCGM\n")
     now = clock.now()
-    gpu.inject(field_id, value, now + clock.wall(float(offset)))
+    gpu.inject(field_id, value, now + clock.wall(float(offset)), now)
     node.dcgm_events.append((gpu.index, field_id, value, now))     # the cache broadcasts the new value (policy)
     return DcgmiResult(0, "Successfully injected field info.\n")
 
