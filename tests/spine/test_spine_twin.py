@@ -104,7 +104,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(twin: TwinHandle, tmp_path:
                   "--report-dir", str(tmp_path / "reports"))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     assert out.stdout.count("\nscenario ") + out.stdout.startswith("scenario ") == len(scenarios), out.stdout
-    assert "dcgmi test --inject --gpuid 0 -f 319 -v 1" in out.stdout and "us-east-2a" in out.stdout, out.stdout
+    assert "dcgmi test --inject --gpuid 0 -f 319/311 -v 1 --offset 60" in out.stdout and "us-east-2a" in out.stdout, out.stdout
     assert "nothing was changed" in out.stdout
     assert api_mutations(twin) == mutations_before                 # not one write through the API
     assert dbe_fields(twin) == fields_before
@@ -160,7 +160,8 @@ def test_recover_finishes_the_revert_a_killed_run_owed(twin: TwinHandle, tmp_pat
     fault.inject()
     node = fault.nodes[0]
     assert fault.await_landed(time.time() + 5), "the DBE never showed"
-    journal.close()                                   # the process dies here: the revert is owed
+    fault.holder.stop()                               # the process dies here, its threads with it: the revert is owed
+    journal.close()
     assert len(owed_reverts(path)) == 1
     assert dbe_fields(twin)[(node.name, 0)][0] == 1.0
 
