@@ -63,7 +63,8 @@ class Gpu:
     index: int
     uuid: str
     fields: dict[int, float] = field(default_factory=dict)
-    injected: dict[int, Injection] = field(default_factory=dict)
+    injected: dict[int, Injection] = field(default_factory=dict)          # field -> the newest-stamped injection
+    injected_history: dict[int, list[Injection]] = field(default_factory=dict, repr=False)
     sample_period_s: float = hardware.DCGM_SAMPLE_PERIOD_S / 30.0   # wall seconds between real samples
 
     def __post_init__(self) -> None:
@@ -76,20 +77,25 @@ class Gpu:
             self.fields.setdefault(fid, 0.0)
 
     def inject(self, fid: int, value: float, ts: float, at: float | None = None) -> None:
-        """A sample stamped `ts`; the newest timestamp wins, so an older-stamped injection changes nothing."""
-        current = self.injected.get(fid)
-        if current is None or ts >= current.ts:
-            self.injected[fid] = Injection(float(value), ts, time.time() if at is None else at)
+        """A sample stamped `ts`, injected at `at`. The previous injections stay on record (a reader asking about a
+        moment before this one still sees them); the newest timestamp wins."""
+        sample = Injection(float(value), ts, time.time() if at is None else at)
+        history = [i for i in self.injected_history.get(fid, []) if i.ts >= sample.at - 3600.0][-7:]
+        history.append(sample)
+        self.injected_history[fid] = history
+        self.injected[fid] = max(history, key=lambda i: i.ts)
 
     def value(self, fid: int, now: float | None = None) -> float:
-        """The newest sample of `fid` in the hostengine cache: an injected value until the first real sample
-        stamped after it (samples are taken every `sample_period_s`), the hardware's value otherwise."""
+        """The newest sample of `fid` in the hostengine cache at `now`: the injected sample with the newest stamp
+        among those injected by then, until the first real sample stamped after it (samples are taken every
+        `sample_period_s`); the hardware's value otherwise."""
         now = time.time() if now is None else now
-        injected = self.injected.get(fid)
-        if injected is not None and injected.at <= now:
+        known = [i for i in self.injected_history.get(fid, []) if i.at <= now]
+        if known:
+            newest = max(known, key=lambda i: i.ts)
             last_sample = math.floor(now / self.sample_period_s) * self.sample_period_s
-            if injected.ts >= last_sample:
-                return injected.value
+            if newest.ts >= last_sample:
+                return newest.value
         return self.fields.get(fid, 0.0)
 
     @property

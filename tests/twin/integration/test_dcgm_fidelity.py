@@ -83,6 +83,10 @@ def test_exporter_serves_its_last_collection_every_30_s():
     assert metric_line(before, "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL").endswith(" 0")   # not collected yet
     after = exporter_text(node, config=config, scale=SCALE, now=rig.t + interval)
     assert metric_line(after, "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL").endswith(" 1")
+    rig.clock.t += interval + interval / 2                  # a holder re-injects after that collection ...
+    inject(rig, node, 311, offset=60)
+    held = exporter_text(node, config=config, scale=SCALE, now=rig.t)
+    assert metric_line(held, "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL").endswith(" 1"), "... which still saw the held value"
 
 
 def test_default_counters_leave_every_ecc_counter_out():
