@@ -238,7 +238,10 @@ class ServingFleet:
                 self._down.discard(r.key)
 
     def _physics(self, r: Replica) -> Physics:
-        """Live GPU state for one engine step: SM clock, ECC, EFA load and placement."""
+        """Live GPU state for one engine step: SM clock, ECC, EFA load and placement.
+
+        The clock is the hardware's (`Gpu.fields`): a temperature injected into DCGM's cache slows nothing, as on a
+        real GPU (FIDELITY THERM-2). A double-bit error is what DCGM shows, the twin standing in for a real one."""
         w = self.world
         factor, corrupted = 1.0, None
         for node_name, idx in r.gpus:
