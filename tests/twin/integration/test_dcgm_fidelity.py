@@ -2,13 +2,15 @@
 (docs/FIDELITY.md, DCGM/NMA/REPAIR/THERM rows), stepped on a fake clock so every timing is checked exactly."""
 from __future__ import annotations
 
-from kubernetes.client import ApiClient
 from types import SimpleNamespace
+
+from kubernetes.client import ApiClient
 
 from harness.dcgm_exporter import DEFAULT_COUNTERS, exporter_view
 from harness.twin import hardware
 from harness.twin.controllers.autorepair import repair_plan
 from harness.twin.fleet.dcgm import run_dcgmi
+from harness.twin.kube.store import resource
 from harness.twin.fleet.exporter import (DEFAULT_COUNTERS_CSV, ExporterConfig, exporter_config, exporter_pod,
                                          exporter_text, parse_counters)
 from harness.twin.world import (DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, DCGM_FI_DEV_ECC_DBE_VOL_DEV,
@@ -115,8 +117,7 @@ def test_an_embedded_exporter_never_sees_an_injection_and_the_harness_can_tell()
     v1pod = api._ApiClient__deserialize(pod, "V1Pod")
     store = rig.store()
     core = SimpleNamespace(read_namespaced_config_map=lambda name, ns: api._ApiClient__deserialize(
-        store.get(__import__("harness.twin.kube.store", fromlist=["resource"]).resource("configmaps"), ns, name),
-        "V1ConfigMap"))
+        store.get(resource("configmaps"), ns, name), "V1ConfigMap"))
     view = exporter_view(core, v1pod)
     assert view.shows("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"), view
     v1pod.spec.containers[0].env = [e for e in v1pod.spec.containers[0].env if e.name != "DCGM_REMOTE_HOSTENGINE_INFO"]
