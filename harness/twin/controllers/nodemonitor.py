@@ -17,6 +17,7 @@ from harness.twin import hardware
 from harness.twin.controllers.base import Controller
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, Node
 
+READY_REASON = "NvidiaGPUIsReady"           # FIDELITY NMA-4: the agent's healthy reason for NVIDIA nodes
 DBE_REASON = "NvidiaDoubleBitError"
 HEALTH_MEM_REASON = "DCGMHealthCode4"        # DCGM_FR_VOLATILE_DBE_DETECTED = 4 (dcgmlib/dcgm_errors.h)
 MESSAGES = {

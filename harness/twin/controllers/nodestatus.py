@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from harness.twin import hardware
 from harness.twin.controllers.base import Controller
-from harness.twin.controllers.nodemonitor import MESSAGES
+from harness.twin.controllers.nodemonitor import MESSAGES, READY_REASON
 from harness.twin.fleet import kobjects as ko
 from harness.twin.fleet.runtime import NODES, PODS, advance_boot
 from harness.twin.kube.store import NotFound, Obj
@@ -74,8 +74,8 @@ class NodeStatusController(Controller):
         if dbe:
             ko.set_condition(obj, "AcceleratedHardwareReady", "False", dbe, MESSAGES.get(dbe, dbe), node=True)
         else:
-            ko.set_condition(obj, "AcceleratedHardwareReady", "True", "NvidiaAcceleratedHardwareIsReady",
-                             "Monitoring for the Nvidia system is active", node=True)
+            ko.set_condition(obj, "AcceleratedHardwareReady", "True", READY_REASON,
+                             "Monitoring for the Nvidia GPU system is active", node=True)
         gpus = str(node.allocatable_gpus if kubelet else 0)     # what the device plugin registered
         obj["status"].setdefault("allocatable", {})[ko.GPU] = gpus
         obj["status"].setdefault("capacity", {})[ko.GPU] = gpus

@@ -137,7 +137,7 @@ def node(name: str, *, instance_id: str, instance_type: str, zone: str, region: 
         ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
         ("Ready", "True" if ready else "False", "KubeletReady" if ready else "KubeletNotReady",
          "kubelet is posting ready status" if ready else "container runtime network not ready"),
-        ("AcceleratedHardwareReady", "True", "NvidiaAcceleratedHardwareIsReady", "Monitoring for the Nvidia system is active"),
+        ("AcceleratedHardwareReady", "True", "NvidiaGPUIsReady", "Monitoring for the Nvidia GPU system is active"),
     ]:
         set_node_condition(obj, ctype, status, reason, message)
     return obj

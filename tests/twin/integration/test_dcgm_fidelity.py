@@ -135,6 +135,12 @@ def test_a_policy_event_reaches_the_node_at_the_agents_next_push():
     assert (c["status"], c["reason"]) == ("False", "NvidiaDoubleBitError")
 
 
+def test_a_healthy_nvidia_node_reads_nvidia_gpu_is_ready():
+    rig = Rig()
+    c = cond(rig.node_obj(rig.node13().name), "AcceleratedHardwareReady")
+    assert (c["status"], c["reason"]) == ("True", "NvidiaGPUIsReady")
+
+
 def test_a_fatal_finding_is_held_after_the_injection_is_reverted():
     rig = Rig()
     node = rig.node13()
