@@ -121,6 +121,19 @@ def test_thermal_throttle_slows_decode(gateway, sse):
     assert abs(hot / cool - expected) / expected < 0.1, (cool, hot)
 
 
+def test_an_injected_temperature_does_not_slow_decode(gateway, sse):
+    """`dcgmi test --inject` of 95 C writes DCGM's cache only: the GPU keeps its clock, the streams their pace."""
+    import time
+    gw = gateway(gpus_per_node=1)
+    _only_az_a(gw)
+    body = {"prompt": "warm", "max_tokens": 15}
+    cool = _median_gap(gw, sse, body)
+    gw.call(lambda: gw.world.nodes[NODE_A].gpus[0].inject(DCGM_FI_DEV_GPU_TEMP, 95.0, time.time() + 3600))
+    assert gw.call(lambda: gw.world.nodes[NODE_A].gpus[0].value(DCGM_FI_DEV_GPU_TEMP)) == 95.0
+    injected = _median_gap(gw, sse, body)
+    assert abs(injected / cool - 1.0) < 0.1, (cool, injected)
+
+
 def _tp_gap(profile: str, gateway, sse, efa_load: float = 0.0) -> float:
     gw = gateway(profile, gpus_per_node=1, tp70b=True)
     for k in range(2):
