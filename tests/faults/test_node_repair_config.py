@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import ParamValidationError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from harness.target.target import Target
 
@@ -19,3 +19,10 @@ def test_nodegroups_carry_the_article_repair_config(target: Target, twin) -> Non
     with pytest.raises(ParamValidationError):         # minRepairWaitTimeMins has a minimum of 1
         eks.update_nodegroup_config(clusterName=group.cluster, nodegroupName=group.name, nodeRepairConfig={
             "enabled": True, "nodeRepairConfigOverrides": [{**override, "minRepairWaitTimeMins": 0}]})
+    partial = {k: v for k, v in override.items() if k != "nodeUnhealthyReason"}
+    with pytest.raises(ClientError) as refused:       # an override must specify all its values
+        eks.update_nodegroup_config(clusterName=group.cluster, nodegroupName=group.name, nodeRepairConfig={
+            "enabled": True, "nodeRepairConfigOverrides": [partial]})
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+    again = eks.describe_nodegroup(clusterName=group.cluster, nodegroupName=group.name)["nodegroup"]
+    assert again["nodeRepairConfig"] == config, "a refused update changes nothing"

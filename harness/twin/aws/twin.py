@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from harness.twin.aws import backends, placement
+from harness.twin.aws import backends, node_repair, placement
 from harness.twin.aws.alarms import CloudWatchTwin, alarm_specs, install_alarm_history
 from harness.twin.aws.asg import ASG_LAUNCH_DELAY_S, AMI_ID, GroupSpec, ScalingGroups, install_activities
 from harness.twin.aws.elb import TargetHealth
@@ -108,6 +108,7 @@ class AwsTwin:
         FisEngine.install()
         install_alarm_history()
         placement.install()
+        node_repair.install()
         install_activities()
         self.watcher.install()
         self.groups = ScalingGroups(self.region, self.world.clock, self.watcher, self._clients["ec2"])
@@ -236,11 +237,8 @@ class AwsTwin:
             subnets=[s for az in group.azs for s in subnets[az]], instanceTypes=[group.instance_type],
             capacityType=group.capacity_type, amiType="AL2023_x86_64_NVIDIA",
             scalingConfig={"minSize": group.desired, "maxSize": group.desired * 2, "desiredSize": group.desired},
-            labels={"role": group.role})["nodegroup"]
-        if group.repair_config is not None:
-            # moto's create_nodegroup drops nodeRepairConfig; update_nodegroup_config stores what describe returns
-            eks.update_nodegroup_config(clusterName=group.cluster, nodegroupName=group.name,
-                                        nodeRepairConfig=group.repair_config)
+            labels={"role": group.role},
+            **({"nodeRepairConfig": group.repair_config} if group.repair_config is not None else {}))["nodegroup"]
         asg_name = f"eks-{group.name}-{nodegroup['nodegroupArn'].rsplit('/', 1)[-1]}"
         record = backends.backend("eks", self.region).clusters[group.cluster].nodegroups[group.name]
         record.resources["autoScalingGroups"] = [{"name": asg_name}]
