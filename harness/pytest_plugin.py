@@ -63,7 +63,7 @@ class ScenarioItem(pytest.Item):
                                           profile=config.getoption("--chaos-profile"),
                                           report_dir=Path(config.getoption("--chaos-report-dir")))
         if result.verdict != "pass":
-            failed = [f"{c.name}: {c.reason}" for c in result.checks if not c.passed]
+            failed = [f"{c.name}: {c.reason}" for c in result.checks if c.failed]
             detail = "\n  ".join(failed) or (result.error or result.verdict)
             raise ScenarioFailed(f"{self.path.name}: verdict {result.verdict}\n  {detail}")
 

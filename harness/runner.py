@@ -166,9 +166,10 @@ class Runner:
         if steady_at is None:
             self.journal.write("preflight-not-steady", detail=detail)
             self.console.event(f"fleet not steady before the run: {detail}")
-        for step in self.scenario.faults:
+        for position, step in enumerate(self.scenario.faults):
             fault = FAULTS[step.fault](step.params, self.ctx)
             fault.step = step
+            fault.index = position
             plan = fault.plan()
             self.journal.write("fault-planned", fault=step.fault, plan=plan)
             self.console.event(f"plan: {step.fault}: {plan}")

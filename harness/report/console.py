@@ -35,6 +35,10 @@ from harness.report.redact import Redactor, default_redactor
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta"}
 
+# how each check status reads in the console: not-applicable is neither a pass nor a failure
+STATUS_TEXT = {"pass": Text("PASS", style="green"), "fail": Text("FAIL", style="bold red"),
+               "not-applicable": Text("N/A", style="dim")}
+
 
 class LoadFigures(BaseModel):
     """Live figures of the current load window, as the load process reports them."""
@@ -233,8 +237,7 @@ class ConsoleView:
         table.add_column("result")
         table.add_column("reason", overflow="fold")
         for check in result.checks:
-            table.add_row(check.name, Text("PASS", style="green") if check.passed else Text("FAIL", style="bold red"),
-                          self.redactor.text(check.reason))
+            table.add_row(check.name, STATUS_TEXT[check.status], self.redactor.text(check.reason))
         return table
 
     def faults_table(self, result: RunResult) -> Table:

@@ -44,7 +44,9 @@ def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
     failures = errors = 0
     for check in result.checks:
         case = _case(suite, classname, check.name, check.duration_s)
-        if not check.passed:
+        if check.status == "not-applicable":
+            ET.SubElement(case, "skipped", message=redactor.text(f"not applicable: {check.reason}"))
+        elif check.failed:
             failures += 1
             failure = ET.SubElement(case, "failure", message=redactor.text(check.reason), type="CheckFailed")
             failure.text = redactor.text(f"{check.name}: {check.reason}")
@@ -72,7 +74,7 @@ def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    suite.set("skipped", "0")
+    suite.set("skipped", str(sum(1 for c in result.checks if c.status == "not-applicable")))
     suite.set("time", _seconds(result.duration_s))
     suite.set("timestamp", result.started_at.strftime("%Y-%m-%dT%H:%M:%S"))
     if result.measurement_degraded:

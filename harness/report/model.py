@@ -52,14 +52,49 @@ class _Model(BaseModel):
         return data
 
 
+CheckStatus = Literal["pass", "fail", "not-applicable"]
+
+
+class FaultJudgement(_Model):
+    """A check's judgement of one fault of the scenario, by that fault's own rules.
+
+    `index` is the fault's position in the scenario's `faults:` list, so two faults of one kind stay apart.
+    "not-applicable": the check has no rule for this kind of fault (session continuity after a double-bit
+    error, whose KV cache cannot be trusted anyway), or the scenario scoped the check away from it."""
+
+    fault: str
+    index: int
+    status: CheckStatus
+    reason: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
 class CheckResult(_Model):
-    """One check's outcome. `reason` is a single line with the numbers ("cordoned after 41.2 s, limit 120 s")."""
+    """One check's outcome. `reason` is a single line with the numbers ("cordoned after 41.2 s, limit 120 s").
+
+    `status` is the outcome; `passed` is True exactly when it is "pass". A check none of whose faults it has a
+    rule for is "not-applicable": it neither passes nor fails the run. `judgements` holds the per-fault
+    outcomes of a check that judges each fault on its own."""
 
     name: str
     passed: bool
+    status: CheckStatus | None = None
     reason: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
+    judgements: list[FaultJudgement] = Field(default_factory=list)
     duration_s: float = 0.0
+
+    @model_validator(mode="after")
+    def _status_matches_passed(self) -> "CheckResult":
+        if self.status is None:
+            object.__setattr__(self, "status", "pass" if self.passed else "fail")
+        elif self.passed != (self.status == "pass"):
+            raise ValueError(f"check {self.name}: passed={self.passed} contradicts status {self.status!r}")
+        return self
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -187,7 +222,7 @@ class RunResult(_Model):
 
     @property
     def failed_checks(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if c.failed]
 
     def summary(self) -> str:
         """One line for logs and the pytest failure text."""
@@ -238,7 +273,7 @@ def verdict_and_exit_code(checks: Iterable[CheckResult], faults: Iterable[FaultR
         return "error", ExitCode.TARGET_ERROR
     if any(not f.did_land for f in faults):
         return "error", ExitCode.TARGET_ERROR
-    if any(not c.passed for c in checks):
+    if any(c.failed for c in checks):
         return "fail", ExitCode.CHECK_FAILED
     return "pass", ExitCode.PASS
 

@@ -21,7 +21,7 @@ RUN_TEMPLATE = """<!doctype html>
  .verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: #fff; font-weight: bold; }
  .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
  .v-error { background: #6a1b9a; }
- .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; }
+ .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; } .na { color: #757575; }
  .warn { color: #ef6c00; font-weight: bold; }
  .muted { color: #777; } pre { white-space: pre-wrap; font-size: 0.85em; margin: 0; }
  details summary { cursor: pointer; color: #555; }
@@ -53,7 +53,7 @@ RUN_TEMPLATE = """<!doctype html>
  {% for c in r.checks %}
  <tr>
   <td>{{ c.name }}</td>
-  <td class="{{ 'ok' if c.passed else 'bad' }}">{{ "PASS" if c.passed else "FAIL" }}</td>
+  <td class="{{ {'pass': 'ok', 'fail': 'bad'}.get(c.status, 'na') }}">{{ {'pass': 'PASS', 'fail': 'FAIL'}.get(c.status, 'N/A') }}</td>
   <td>{{ c.reason }}{% if c.evidence %}<details><summary>evidence</summary><pre>{{ c.evidence | pretty }}</pre></details>{% endif %}</td>
   <td>{{ "%.2f" | format(c.duration_s) }} s</td>
  </tr>

@@ -332,8 +332,17 @@ class FaultStep(StrictModel):
 # -------------------------------------------------------------------------------------------- checks
 
 
+FaultRef = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)] | Annotated[int, Field(ge=0, lt=MAX_FAULTS)]
+
+
 class CheckParams(StrictModel):
-    """Base of every check's parameters."""
+    """Base of every check's parameters.
+
+    `faults` scopes a check to some of the scenario's faults, by kind (`[spot-interruption]`) or by position
+    in `faults:` (`[1]`, counting from 0); unset, the check judges every fault it has a rule for."""
+
+    faults: list[FaultRef] | None = Field(None, min_length=1, max_length=MAX_FAULTS,
+                                          description="the faults this check judges: kinds or 0-based positions")
 
 
 class FaultLandedParams(CheckParams):
@@ -504,6 +513,14 @@ class Scenario(StrictModel):
             if isinstance(node, NodeSelector) and cap is not None and node.count > cap:
                 raise_at(("faults", index, step.fault, "node", "count"), "blast_radius",
                           f"selects {node.count} nodes, more than blast_radius.max_nodes {cap}", node.count)
+        for index, step in enumerate(self.checks):
+            for position, ref in enumerate(step.params.faults or []):
+                if isinstance(ref, int) and ref >= len(self.faults):
+                    raise_at(("checks", index, step.check, "faults", position), "no_such_fault",
+                             f"there is no fault {ref}: this scenario's faults are 0..{len(self.faults) - 1}", ref)
+                if isinstance(ref, str) and ref not in self.fault_names():
+                    raise_at(("checks", index, step.check, "faults", position), "no_such_fault",
+                             f"this scenario has no {ref} fault; its faults are {', '.join(self.fault_names())}", ref)
         return self
 
     def fault_names(self) -> list[str]:

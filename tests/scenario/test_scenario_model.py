@@ -189,3 +189,19 @@ def test_scenario_load_becomes_the_load_process_spec():
     assert spec.canary.every_s == 0.5 and len(set(spec.canary.prompts)) == 5
     assert (spec.chat, spec.conversations, spec.turns, spec.duration_s, spec.seed) == (True, 5, 3, 16.0, 7)
     assert to_load_spec(LoadSpec()).canary.every_s is None
+
+
+def test_a_check_can_be_scoped_to_faults_by_kind_or_position():
+    two = [{"at": "1m", "ecc-double-bit-error": {}}, {"at": "3m", "spot-interruption": {}}]
+    ok = scenario(faults=two, checks=[{"session-continuity": {"faults": ["spot-interruption"]}},
+                                      {"node-drained": {"faults": [0, 1]}}])
+    assert ok.checks[0].params.faults == ["spot-interruption"] and ok.checks[1].params.faults == [0, 1]
+    assert Scenario.model_validate(ok.model_dump(mode="json")) == ok
+
+
+def test_a_scope_naming_a_fault_the_scenario_lacks_is_refused_where_it_stands():
+    problems = errors_of(lambda: scenario(checks=[{"node-drained": {"faults": ["az-loss"]}}]))
+    assert problems[0]["loc"] == ("checks", 0, "node-drained", "faults", 0)
+    assert "no az-loss fault" in problems[0]["msg"] and "node-reboot" in problems[0]["msg"]
+    problems = errors_of(lambda: scenario(checks=[{"fault-landed": {"faults": [1]}}]))
+    assert problems[0]["loc"] == ("checks", 0, "fault-landed", "faults", 0) and "0..0" in problems[0]["msg"]
