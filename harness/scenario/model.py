@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SerializeAsAny,
-                      ValidationError, WithJsonSchema, model_serializer, model_validator)
+                      ValidationError, WithJsonSchema, field_validator, model_serializer, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from harness.scenario.stopwhen import StopCondition, coerce_stop_condition
@@ -191,10 +191,25 @@ class AzLossParams(FaultParams):
 
 
 class DevicePluginRaceParams(FaultParams):
-    """Reboot the node (FIS aws:ec2:reboot-instances) or restart plugin and driver so they race at start."""
+    """Reboot the node (FIS aws:ec2:reboot-instances) so the device plugin and the driver race at start.
+
+    `method: plugin-restart` is refused: a device plugin restarted on a running node finds the driver already
+    loaded and registers every GPU, whether or not the deployment gates it on the driver, so that method would
+    pass exactly the deployment this fault exists to catch (docs/FIDELITY.md PLUGIN-1)."""
 
     node: NodeSelector = Field(default_factory=NodeSelector)
-    method: Literal["reboot", "plugin-restart"] = "reboot"
+    method: Literal["reboot"] = "reboot"
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _no_plugin_restart(cls, value: Any) -> Any:
+        if value == "plugin-restart":
+            raise PydanticCustomError(
+                "method_cannot_race",
+                "method plugin-restart cannot reproduce the race: on a running node the driver is already loaded, "
+                "so a restarted device plugin registers every GPU even where nothing gates it on the driver; use "
+                "method: reboot (FIS aws:ec2:reboot-instances), which restarts both")
+        return value
 
 
 class EfaSaturationParams(FaultParams):

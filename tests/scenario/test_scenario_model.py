@@ -38,7 +38,7 @@ FAULT_CASES = [
     ("spot-interruption", {"node": {"nodegroup": "g7-use2a-13b", "count": 2}, "notice": "2m"}, {"notice": "1m"},
      "notice"),
     ("az-loss", {"zone": "us-east-2a", "mode": "power", "zonal_shift": True}, {"mode": "flood", "zone": "a"}, "mode"),
-    ("device-plugin-race", {"method": "plugin-restart"}, {"method": "sledgehammer"}, "method"),
+    ("device-plugin-race", {"method": "reboot"}, {"method": "plugin-restart"}, "method"),
     ("efa-saturation", {"tp_group": "llama-70b", "load": "95%"}, {"load": "150%"}, "load"),
     ("replica-stall", {"model": "llama-13b-fp8", "count": 2, "mode": "mid-stream"}, {"count": 0}, "count"),
     ("gpu-thermal-throttle", {"gpu": "all", "temperature": 92, "sm_clock_mhz": 900}, {"gpu": "some"}, "gpu"),
@@ -205,3 +205,9 @@ def test_a_scope_naming_a_fault_the_scenario_lacks_is_refused_where_it_stands():
     assert "no az-loss fault" in problems[0]["msg"] and "node-reboot" in problems[0]["msg"]
     problems = errors_of(lambda: scenario(checks=[{"fault-landed": {"faults": [1]}}]))
     assert problems[0]["loc"] == ("checks", 0, "fault-landed", "faults", 0) and "0..0" in problems[0]["msg"]
+
+
+def test_plugin_restart_is_refused_with_the_reason():
+    problems = errors_of(lambda: scenario(faults=[{"at": "1m", "device-plugin-race": {"method": "plugin-restart"}}]))
+    assert problems[0]["loc"] == ("faults", 0, "device-plugin-race", "method")
+    assert "cannot reproduce the race" in problems[0]["msg"] and "method: reboot" in problems[0]["msg"]

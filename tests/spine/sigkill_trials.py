@@ -93,8 +93,6 @@ class Case:
     fault: str
     params: dict[str, Any]
     replaces_nodes: bool = False      # a spot notice, once sent, ends in a replaced node
-    leaves_trace: bool = True         # the fault shows in the snapshot while in place (a restarted plugin
-                                      # pod may have registered again by the time the run is killed)
 
     @property
     def label(self) -> str:
@@ -112,8 +110,6 @@ CASES: list[Case] = [
     Case("az-loss", {"zone": "us-east-2a", "mode": "network", "zonal_shift": True}),
     Case("node-reboot", {"node": {"zone": "us-east-2a", "model": MODEL}}),
     Case("replica-stall", {"model": MODEL, "count": "all", "mode": "io", "io_latency": "200ms"}),
-    Case("device-plugin-race", {"node": {"zone": "us-east-2a", "model": MODEL}, "method": "plugin-restart"},
-         leaves_trace=False),
     Case("ecc-double-bit-error", {"node": {"zone": "us-east-2b", "model": MODEL}, "gpu": 3, "field": 311}),
     Case("gpu-thermal-throttle", {"node": {"zone": "us-east-2a", "model": MODEL}, "gpu": 1}),
     Case("replica-stall", {"model": MODEL, "count": "all", "mode": "mid-stream"}),
@@ -123,8 +119,6 @@ CASES: list[Case] = [
     Case("az-loss", {"zone": "us-east-2b", "mode": "power"}),
     Case("node-reboot", {"node": {"zone": "us-east-2b", "model": MODEL}}),
     Case("replica-stall", {"model": MODEL, "count": 2, "mode": "io", "io_action": "pause"}),
-    Case("device-plugin-race", {"node": {"zone": "us-east-2b", "model": MODEL}, "method": "plugin-restart"},
-         leaves_trace=False),
 ]
 
 
@@ -398,7 +392,7 @@ def test_sigkill_mid_fault_then_recover_leaves_the_twin_as_it_was(twin_pool, tmp
             trial.owed = len(owed)
             assert owed and {o.fault for o in owed} == {case.fault}, (case.label, owed)
             trial.seen = leftovers(before, take_snapshot(target, twin), may_replace=False)
-            assert trial.seen or not case.leaves_trace, \
+            assert trial.seen, \
                 f"trial {trial.index} {case.label}: the fault in place does not show in the comparison"
             said = recover(trial.reports)
             assert owed_reverts(journal) == [] and f"reverted {case.fault}" in said, said
