@@ -29,7 +29,7 @@ def failing_checks(ran: Ran, scenario: str, profile: str) -> dict[str, dict[str,
     (result_path,) = ran.report_dir.glob(f"*-{scenario}/result.json")
     result = json.loads(result_path.read_text())
     assert result["verdict"] == "fail" and result["profile"] == profile
-    return {c["name"]: c for c in result["checks"] if not c["passed"]}
+    return {c["name"]: c for c in result["checks"] if c["status"] == "fail"}
 
 
 def assert_reasons_carry_numbers(failed: dict[str, dict[str, Any]]) -> None:
