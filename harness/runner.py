@@ -91,6 +91,7 @@ class Runner:
         self.alarms: AlarmWatch | None = None
         self.breach_since: dict[str, float] = {}   # stop condition -> when its breach was first seen (whole run)
         self.checks = [CHECKS[step.check](step.params) for step in scenario.checks if step.check in CHECKS]
+        self.started_checks: list[Any] = []     # only these are stopped: a refused preflight starts none
         self.unknown_checks = [step.check for step in scenario.checks if step.check not in CHECKS]
         self.interrupted = threading.Event()
         self.fleet = FleetState()
@@ -134,7 +135,7 @@ class Runner:
                     load_result = self._stop_load()
                     if self.alarms is not None:
                         self.alarms.stop()
-                    for check in self.checks:
+                    for check in self.started_checks:
                         check.stop()
                     for observer in self.observers:
                         observer.stop()
@@ -178,6 +179,7 @@ class Runner:
         self._watch_alarms()
         for check in self.checks:
             check.start(self.ctx)
+            self.started_checks.append(check)
 
     def _resolve_alarms(self) -> None:
         """The `alarm:` stop conditions' ARNs (for FIS templates too); an alarm that does not exist could never
