@@ -345,8 +345,9 @@ class Runner:
                                 load=load_result, run_started=self.started, run_ended=time.time(),
                                 windows=self._windows(), recovered_at=self.recovered_at,
                                 recovery_started_at=self.recovery_started,
-                                limits={step.check: step.params.within for step in self.scenario.checks
-                                        if getattr(step.params, "within", None) is not None})
+                                limits=[(step.check, step.params.faults, step.params.within)
+                                        for step in self.scenario.checks
+                                        if getattr(step.params, "within", None) is not None])
             for check in self.checks:
                 started = time.time()
                 try:

@@ -29,12 +29,21 @@ class Evidence:
     run_started: float = 0.0
     run_ended: float = 0.0
     probes: dict[str, Any] = field(default_factory=dict)    # what live probes recorded (alarm states ...)
-    limits: dict[str, float] = field(default_factory=dict)  # check name -> its `within` (deployment seconds)
+    # (check name, its `faults:` scope or None, its `within` in deployment seconds), one per check entry
+    limits: list[tuple[str, list[Any] | None, float]] = field(default_factory=list)
     recovery_started_at: float | None = None   # wall time of the last revert (the recovery phase's start)
     recovered_at: float | None = None          # wall time steady state held again (None: not within the bound)
 
     def wall(self, deployment_seconds: float) -> float:
         return self.target.wall_seconds(deployment_seconds)
+
+    def limit(self, check: str, fault: Any) -> float | None:
+        """The `within` of the scenario's entry of `check` that judges `fault` (deployment seconds), or None: a
+        composed scenario may give one check a limit per fault."""
+        for name, scope, within in self.limits:
+            if name == check and (scope is None or fault.name in scope or getattr(fault, "index", None) in scope):
+                return within
+        return None
 
     def records(self) -> list[dict[str, Any]]:
         if self.load is None:

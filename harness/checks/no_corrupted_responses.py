@@ -47,7 +47,7 @@ class NoCorruptedResponses(Check):
         grace = None
         late_from_bad: list[Any] = []
         if fault.name in OUT_OF_SERVICE_KINDS:
-            within = self.params.within if self.params.within is not None else evidence.limits.get("node-drained")
+            within = self.params.within if self.params.within is not None else evidence.limit("node-drained", fault)
             grace = evidence.wall(within) if within is not None else None
             if grace is not None:
                 if self._records is None:

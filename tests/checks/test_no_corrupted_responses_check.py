@@ -29,8 +29,9 @@ def _served(at: float, node: str) -> dict[str, Any]:
             "served_by": {"x-served-by-node": node}, "error": None}
 
 
-def _judge(tmp_path, faults, mismatches, records, limit_s: float = 60.0):
-    ev = evidence(Clock().timeline, faults, records=records, tmp=tmp_path, limits={"node-drained": limit_s})
+def _judge(tmp_path, faults, mismatches, records, limit_s: float = 60.0, limits=None):
+    ev = evidence(Clock().timeline, faults, records=records, tmp=tmp_path,
+                  limits=limits if limits is not None else [("node-drained", None, limit_s)])
     ev.load = CanaryLoad(ev.load.records_path, CanaryOutcome(learn_window="steady", learned=True, checked=200,
                                                              mismatches=mismatches))
     return NoCorruptedResponses(NoCorruptedResponsesParams()).evaluate(ev)
@@ -83,3 +84,15 @@ def test_answers_before_the_fault_landed_are_not_its_corruption(tmp_path):
     ecc, _ = _faults()
     result = _judge(tmp_path, [ecc], [_mismatch(5, ECC_NODE)], [])
     assert result.status == "pass", result.reason
+
+
+def test_the_grace_is_the_node_drained_limit_of_the_dbe_fault_not_of_another(tmp_path):
+    """A composed scenario gives node-drained a limit per fault (3m for the DBE, 2m for the spot notice): the node
+    rule of the DBE fault uses the DBE's, so its node answering 5 s after landing is within 6 s wall."""
+    ecc, spot = _faults()
+    limits = [("node-drained", [0], 180.0), ("node-drained", ["spot-interruption"], 120.0)]
+    result = _judge(tmp_path, [ecc, spot], [], [_served(15, ECC_NODE)], limits=limits)
+    assert result.status == "pass", result.reason
+    assert result.judgements[0].evidence["grace_s"] == 6.0
+    tighter = [("node-drained", [0], 90.0), ("node-drained", ["spot-interruption"], 180.0)]
+    assert _judge(tmp_path, [ecc, spot], [], [_served(15, ECC_NODE)], limits=tighter).failed
