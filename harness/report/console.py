@@ -33,11 +33,12 @@ from rich.text import Text
 from harness.report.model import GamedayResult, RunResult
 from harness.report.redact import Redactor, default_redactor
 
-VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta",
+                 "inconclusive": "bold yellow"}
 
 # how each check status reads in the console: not-applicable is neither a pass nor a failure
 STATUS_TEXT = {"pass": Text("PASS", style="green"), "fail": Text("FAIL", style="bold red"),
-               "not-applicable": Text("N/A", style="dim")}
+               "not-applicable": Text("N/A", style="dim"), "inconclusive": Text("INCONCLUSIVE", style="bold yellow")}
 
 
 class LoadFigures(BaseModel):

@@ -34,7 +34,7 @@ class MatrixCell(BaseModel):
         failed = run.failed_checks
         if run.verdict == "fail":
             reason = "; ".join(f"{c.name}: {c.reason}" for c in failed)
-        elif run.verdict in ("error", "aborted"):
+        elif run.verdict in ("error", "aborted", "inconclusive"):
             reason = run.summary()
         else:
             reason = None
