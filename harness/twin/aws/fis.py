@@ -108,6 +108,7 @@ def select(candidates: list[str], mode: str, rng: Any) -> list[str]:
 
 
 # What the twin's FIS can run, as get_action / list_actions describe it (moto answers neither).
+# FIDELITY FIS-5: each action's target key and the one resource type it takes, from the FIS actions reference.
 ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
     SPOT: {"description": "Send a spot instance interruption notice to target spot instances; they are "
                           "interrupted when durationBeforeInterruption ends.",
@@ -541,6 +542,9 @@ class FisEngine:
         if not volume_ids:
             return []
         volumes = self.ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+        zones = sorted({v.get("AvailabilityZone", "") for v in volumes})
+        if len(zones) > 1:     # FIDELITY FIS-6: an EBS action's target volumes must be in one Availability Zone
+            raise ExperimentFailed(f"The target volumes must be in the same Availability Zone, not {', '.join(zones)}")
         nodes = []
         for volume in volumes:
             for attachment in volume.get("Attachments") or []:

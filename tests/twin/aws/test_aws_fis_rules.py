@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import RunningTwin
+from conftest import RunningTwin, wait_for
 from harness.twin.aws.fis import PARAMETER_RULES
 
 SPOT = "aws:ec2:send-spot-instance-interruptions"
@@ -151,3 +151,25 @@ def test_the_account_holds_the_fis_service_linked_role_next_to_the_experiment_ro
     assert trusted(linked) == {"fis.amazonaws.com"}
     fis_trusting = sorted(name for name, role in roles.items() if "fis.amazonaws.com" in trusted(role))
     assert fis_trusting == ["AWSServiceRoleForFIS", "g7chaos-fis"]      # the EKS roles trust EKS and EC2
+
+
+def test_an_ebs_action_on_volumes_of_two_zones_fails(twin: RunningTwin) -> None:
+    """The actions reference: an EBS action's target volumes must be in the same Availability Zone."""
+    fis, ec2 = twin.aws.client("fis"), twin.aws.client("ec2")
+    volumes = {v["AvailabilityZone"]: v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]
+               if v.get("Attachments")}
+    assert len(volumes) >= 2
+    arns = [f"arn:aws:ec2:us-east-2:123456789012:volume/{v}" for v in list(volumes.values())[:2]]
+    template = fis.create_experiment_template(
+        description="volumes of two zones", roleArn=twin.aws.seeded.fis_role_arn, stopConditions=[{"source": "none"}],
+        targets={"volumes": {"resourceType": "aws:ec2:ebs-volume", "resourceArns": arns, "selectionMode": "ALL"}},
+        actions={"pause": {"actionId": "aws:ebs:pause-volume-io", "parameters": {"duration": "PT5M"},
+                           "targets": {"Volumes": "volumes"}}})["experimentTemplate"]
+    try:
+        experiment = fis.start_experiment(experimentTemplateId=template["id"])["experiment"]
+        state = wait_for(lambda: (s := fis.get_experiment(id=experiment["id"])["experiment"]["state"])["status"]
+                         in ("failed", "completed", "stopped") and s, 5, "the experiment ending")
+        assert state["status"] == "failed" and "same Availability Zone" in state["reason"], state
+        assert not twin.world.io_latency_s
+    finally:
+        fis.delete_experiment_template(id=template["id"])
