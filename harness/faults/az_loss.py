@@ -1,12 +1,15 @@
 """az-loss: one Availability Zone drops off the network (or loses power), injected the way AWS FIS does it.
 
-`mode: network` runs `aws:network:disrupt-connectivity` with `scope: all` on exactly the zone's subnets of the
-cluster's VPC (ec2 describe_subnets filtered by availability-zone and by the VPC of the zone's nodes, passed as
-explicit ARNs, so the experiment can never reach another zone, another VPC or another region). FIS takes at most
-5 ARNs per target, so a zone of more subnets (or instances) is several targets, one action copy each. `mode: power` is the "AZ Availability: Power Interruption" shape: the zone's
+`mode: network` runs `aws:network:disrupt-connectivity` with `scope: all` on exactly the zone's subnets (found
+with ec2 describe_subnets filtered by availability-zone, and passed as explicit ARNs, so the experiment can never
+reach another zone or region). `mode: power` is the "AZ Availability: Power Interruption" shape: the zone's
 subnets cut plus `aws:ec2:stop-instances` of the zone's instances with `startInstancesAfterDuration`.
 `zonal_shift: true` also starts an ARC zonal shift of the load balancer away from the zone, which is what an
 operator (or zonal autoshift) does; it is cancelled on revert.
+
+The zone's subnets are those of the cluster's VPC only (the VPC EC2 names for the zone's nodes' instances):
+another VPC with subnets in the same zone is not this deployment's zone. FIS takes at most 5 ARNs per target, so
+a zone of more subnets (or instances) is several targets, each with its own copy of the action.
 
 Landed: the zone's nodes go NotReady/Unknown in the Kubernetes API, or the load balancer reports the zone's
 targets unhealthy (elbv2 describe_target_health): the two signals a real AZ loss gives.

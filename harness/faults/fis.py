@@ -114,7 +114,7 @@ def stops_on(stop_conditions: list[dict[str, str]]) -> str:
     return f"; FIS stops it on alarm(s) {', '.join(a.rsplit(':', 1)[-1] for a in arns)}" if arns else ""
 
 
-MAX_ARNS_PER_TARGET = 5     # botocore fis model: CreateExperimentTemplateTargetInput.resourceArns, ResourceArnList max 5
+MAX_ARNS_PER_TARGET = 5     # botocore fis model: CreateExperimentTemplateTargetInput.resourceArns max 5
 
 
 def explicit_targets(targets: dict[str, Any]) -> dict[str, Any]:

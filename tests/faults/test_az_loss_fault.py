@@ -4,6 +4,7 @@ experiment, template, shift or cut subnet behind. The harness side talks only th
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,16 @@ def test_only_the_clusters_vpc_is_cut(target: Target, twin: TwinHandle, tmp_path
         for subnet in foreign:
             ec2.delete_subnet(SubnetId=subnet)
         ec2.delete_vpc(VpcId=other)
+
+
+def test_a_step_longer_than_fis_can_hold_a_zone_is_refused_at_plan(target: Target, tmp_path: Path):
+    """disrupt-connectivity lasts PT1M..PT12H: a step FIS cannot cover is refused before anything is created,
+    and a step within it plans an experiment that outlasts the step."""
+    fault = _fault(target, tmp_path)
+    fault.step = SimpleNamespace(duration=12 * 3600.0)
+    with pytest.raises(FaultError, match="PT12H"):
+        fault.plan()
+    fault.step = SimpleNamespace(duration=600.0)
+    fault.plan()
+    assert fault.extra["duration_s"] == 720.0
+    assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
