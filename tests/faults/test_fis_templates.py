@@ -58,6 +58,7 @@ def _assert_explicit(template: dict[str, Any]) -> None:
     for name, spec in template["targets"].items():
         arns = spec.get("resourceArns") or []
         assert arns, f"target {name} is not explicit: {spec}"
+        assert len(arns) <= 5, f"target {name} lists more ARNs than FIS takes: {spec}"
         assert spec["selectionMode"] == f"COUNT({len(arns)})", spec
         assert not spec.get("resourceTags") and not spec.get("filters"), spec
 
