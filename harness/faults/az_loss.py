@@ -7,6 +7,10 @@ subnets cut plus `aws:ec2:stop-instances` of the zone's instances with `startIns
 `zonal_shift: true` also starts an ARC zonal shift of the load balancer away from the zone, which is what an
 operator (or zonal autoshift) does; it is cancelled on revert.
 
+The zone's subnets are those of the cluster's VPC only (the VPC EC2 names for the zone's nodes' instances):
+another VPC with subnets in the same zone is not this deployment's zone. FIS takes at most 5 ARNs per target, so
+a zone of more subnets (or instances) is several targets, each with its own copy of the action.
+
 Landed: the zone's nodes go NotReady/Unknown in the Kubernetes API, or the load balancer reports the zone's
 targets unhealthy (elbv2 describe_target_health): the two signals a real AZ loss gives.
 Revert: stop the experiment (FIS restores connectivity and starts stopped instances) and cancel the shift.
@@ -23,9 +27,13 @@ from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions, instance_arn,
                                         start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
+from harness.faults.fis import grouped_action
 
 ARC = "arc-zonal-shift"
+DISRUPT_ACTION = "aws:network:disrupt-connectivity"
+STOP_ACTION = "aws:ec2:stop-instances"
 FIS_MARGIN_S = 120.0      # deployment seconds the experiment outlasts the scenario step
+FIS_MAX_DURATION_S = 12 * 3600.0   # disrupt-connectivity duration and startInstancesAfterDuration: PT1M..PT12H
 
 
 def _iso_duration(seconds: float) -> str:
@@ -45,22 +53,21 @@ class AzLoss(Fault):
         target, zone = self.ctx.target, self.params.zone
         if not zone.startswith(target.region):
             raise FaultError(f"zone {zone!r} is not in the target's region {target.region}")
-        ec2 = target.aws("ec2")
-        subnets = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]}])["Subnets"]
-        if not subnets:
-            raise FaultError(f"no subnet in {zone}: nothing to disconnect (check the zone name)")
+        self.nodes = self._zone_nodes(zone)
+        if not self.nodes:
+            raise FaultError(f"no Kubernetes node in {zone} in contexts {', '.join(target.contexts)}")
+        subnets = self._zone_subnets(zone)
         self.extra["zone"] = zone
         self.extra["subnets"] = sorted(s["SubnetId"] for s in subnets)
         self.extra["subnet_arns"] = [s.get("SubnetArn") or
                                      f"arn:aws:ec2:{target.region}:{s['OwnerId']}:subnet/{s['SubnetId']}"
                                      for s in sorted(subnets, key=lambda s: s["SubnetId"])]
-        self.nodes = self._zone_nodes(zone)
-        if not self.nodes:
-            raise FaultError(f"no Kubernetes node in {zone} in contexts {', '.join(target.contexts)}")
         # FIS's own duration is the dead man's switch: longer than the step, so the harness's revert (which
         # stop_experiment does) is what ends the loss, and a crashed harness still gets the zone back.
         step_duration = getattr(getattr(self, "step", None), "duration", None)
         self.extra["duration_s"] = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
+        if self.extra["duration_s"] > FIS_MAX_DURATION_S:
+            raise FaultError(f"FIS holds a zone down for at most PT12H; the step lasts {step_duration:g} s")
         plan = (f"FIS aws:network:disrupt-connectivity (scope all) on {len(subnets)} subnet(s) of {zone} "
                 f"({', '.join(self.extra['subnets'])}), {len(self.nodes)} node(s)")
         if self.params.mode == "power":
@@ -84,6 +91,25 @@ class AzLoss(Fault):
                     found.append(NodeRef(context=context, name=node.metadata.name, zone=zone,
                                          nodegroup=labels.get(NODEGROUP), instance_id=instance_id_of(node)))
         return sorted(found, key=lambda n: (n.context, n.name))
+
+    def _zone_subnets(self, zone: str) -> list[dict[str, Any]]:
+        """The zone's subnets in the cluster's VPC only: the VPC the zone's nodes' instances are in (an EKS
+        cluster and its nodes live in one VPC), read from EC2. Other VPCs of the account that have subnets in
+        the zone (another team's, a shared-services VPC) are not this deployment's zone and stay untouched."""
+        ec2 = self.ctx.target.aws("ec2")
+        ids = sorted({n.instance_id for n in self.nodes if n.instance_id})
+        if not ids:
+            raise FaultError(f"no node in {zone} carries an aws:/// providerID: cannot tell the cluster's VPC")
+        reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        vpcs = sorted({i["VpcId"] for r in reservations for i in r["Instances"] if i.get("VpcId")})
+        if not vpcs:
+            raise FaultError(f"EC2 names no VPC for the instances of {zone} ({', '.join(ids)})")
+        subnets = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]},
+                                                {"Name": "vpc-id", "Values": vpcs}])["Subnets"]
+        if not subnets:
+            raise FaultError(f"no subnet in {zone} in VPC(s) {', '.join(vpcs)}: nothing to disconnect")
+        self.extra["vpcs"] = vpcs
+        return subnets
 
     def _load_balancer_arn(self) -> str:
         name = self.ctx.target.spec.load_balancer.name
@@ -113,17 +139,17 @@ class AzLoss(Fault):
     def inject(self) -> None:
         target = self.ctx.target
         duration = _iso_duration(self.extra["duration_s"])
-        targets: dict[str, Any] = {"subnets": {"resourceType": "aws:ec2:subnet",
-                                               "resourceArns": self.extra["subnet_arns"],
-                                               "selectionMode": f"COUNT({len(self.extra['subnet_arns'])})"}}
-        actions: dict[str, Any] = {"disrupt": {"actionId": "aws:network:disrupt-connectivity",
-                                               "parameters": {"duration": duration, "scope": "all"},
-                                               "targets": {"Subnets": "subnets"}}}
+        # FIS takes at most 5 ARNs per target and one target per action key: a zone of more subnets (or
+        # instances) is several targets, each cut (or stopped) by its own copy of the action, all at once.
+        targets: dict[str, Any] = {}
+        actions: dict[str, Any] = {}
+        grouped_action(targets, actions, target="subnets", action="disrupt", resource_type="aws:ec2:subnet",
+                       arns=self.extra["subnet_arns"], action_id=DISRUPT_ACTION, target_key="Subnets",
+                       parameters={"duration": duration, "scope": "all"})
         if self.params.mode == "power" and self.extra.get("instance_arns"):
-            targets["instances"] = {"resourceType": "aws:ec2:instance", "resourceArns": self.extra["instance_arns"],
-                                    "selectionMode": f"COUNT({len(self.extra['instance_arns'])})"}
-            actions["power"] = {"actionId": "aws:ec2:stop-instances", "targets": {"Instances": "instances"},
-                                "parameters": {"startInstancesAfterDuration": duration}}
+            grouped_action(targets, actions, target="instances", action="power", resource_type="aws:ec2:instance",
+                           arns=self.extra["instance_arns"], action_id=STOP_ACTION, target_key="Instances",
+                           parameters={"startInstancesAfterDuration": duration})
         token = template_token()
         args: dict[str, Any] = {"template_token": token}
         if self.params.zonal_shift:

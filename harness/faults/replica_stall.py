@@ -37,6 +37,7 @@ from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions,
                                         start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.podexec import pod_exec
+from harness.faults.fis import grouped_action, targeted_arns
 from harness.faults.selection import instance_id_of
 from harness.prometheus import parse_samples
 
@@ -142,15 +143,24 @@ class ReplicaStall(Fault):
         for ref in self.nodes:
             ref.instance_id = next((i for i, n in by_instance.items() if n == ref.name), None)
         reservations = target.aws("ec2").describe_instances(InstanceIds=sorted(by_instance))["Reservations"]
-        volumes = sorted({m["Ebs"]["VolumeId"] for r in reservations for i in r["Instances"]
-                          for m in i.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("VolumeId")})
+        zone_of = {m["Ebs"]["VolumeId"]: (i.get("Placement") or {}).get("AvailabilityZone", "")
+                   for r in reservations for i in r["Instances"]
+                   for m in i.get("BlockDeviceMappings", []) if m.get("Ebs", {}).get("VolumeId")}
+        volumes = sorted(zone_of)
         if not volumes:
             raise FaultError(f"no EBS volume attached to {', '.join(sorted(by_instance.values()))}")
         account = target.spec.aws.account_id or target.caller_account()
+        arn = lambda v: f"arn:aws:ec2:{target.region}:{account}:volume/{v}"  # noqa: E731
         self.extra["volumes"] = volumes
-        self.extra["volume_arns"] = [f"arn:aws:ec2:{target.region}:{account}:volume/{v}" for v in volumes]
+        self.extra["volume_arns"] = [arn(v) for v in volumes]
+        # FIS EBS actions want the volumes of one target in one Availability Zone, and a target holds at most
+        # 5 ARNs: one group per zone, cut into fives by grouped_action.
+        self.extra["volume_groups"] = [[arn(v) for v in volumes if zone_of[v] == zone]
+                                       for zone in sorted(set(zone_of.values()))]
         step_duration = getattr(getattr(self, "step", None), "duration", None)
         self.extra["duration_s"] = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
+        if self.extra["duration_s"] > 12 * 3600:      # FIS EBS actions: duration PT1S..PT12H
+            raise FaultError(f"FIS slows EBS volumes for at most PT12H; the step lasts {step_duration:g} s")
         self.extra["action"] = PAUSE_IO if self.params.io_action == "pause" else IO_LATENCY
         self.stop_conditions = fis_stop_conditions(self.ctx)
         what = "paused" if self.params.io_action == "pause" else f"+{self.params.io_latency * 1000:g} ms per I/O"
@@ -168,12 +178,15 @@ class ReplicaStall(Fault):
                           "writeIOPercentage": "100", "writeIOLatencyMilliseconds": latency_ms, "duration": duration}
         token = template_token()
         self.owe_revert({"template_token": token})
+        targets: dict[str, Any] = {}
+        actions: dict[str, Any] = {}
+        self.extra["stall_actions"] = grouped_action(
+            targets, actions, target="volumes", action="stall", resource_type="aws:ec2:ebs-volume",
+            arns=self.extra.get("volume_groups") or self.extra["volume_arns"], action_id=self.extra["action"],
+            target_key="Volumes", parameters=parameters)
         template_id = create_template(
             self.ctx.target, token, f"g7chaos {self.name} io: {', '.join(n.name for n in self.nodes)}",
-            {"volumes": {"resourceType": "aws:ec2:ebs-volume", "resourceArns": self.extra["volume_arns"],
-                         "selectionMode": f"COUNT({len(self.extra['volume_arns'])})"}},
-            {"stall": {"actionId": self.extra["action"], "targets": {"Volumes": "volumes"}, "parameters": parameters}},
-            self.stop_conditions)
+            targets, actions, self.stop_conditions)
         self.extra["template_id"] = template_id
         experiment_id = start_experiment(self.ctx.target, template_id)
         self.extra["experiment_id"] = experiment_id
@@ -184,11 +197,12 @@ class ReplicaStall(Fault):
         if not experiment_id:
             return None
         experiment = self.ctx.target.aws("fis").get_experiment(id=experiment_id)["experiment"]
-        action = (experiment.get("actions") or {}).get("stall", {})
-        if experiment["state"].get("status") != "running" or action.get("state", {}).get("status") != "running":
+        names = self.extra.get("stall_actions") or ["stall"]
+        actions = experiment.get("actions") or {}
+        if experiment["state"].get("status") != "running" or \
+                any((actions.get(n) or {}).get("state", {}).get("status") != "running" for n in names):
             return None
-        aimed = set((experiment.get("targets") or {}).get("volumes", {}).get("resourceArns") or [])
-        if aimed != set(self.extra["volume_arns"]):
+        if targeted_arns(experiment, names) != set(self.extra["volume_arns"]):
             return None
         utilisation = {}
         for node in self.nodes:

@@ -27,6 +27,7 @@ from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (TOKEN_TAG, create_template, fis_role_arn, fis_stop_conditions, stop_fis_owed,
                                         stops_on, template_token)
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
+from harness.faults.fis import grouped_action
 
 SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
 CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
@@ -132,15 +133,16 @@ class SpotInterruption(Fault):
         self.template_token = template_token()
         # the revert is on record before FIS holds anything of ours: recover finds the template by its token
         self.owe_revert(self._revert_args())
+        targets: dict[str, Any] = {}
+        actions: dict[str, Any] = {}
+        grouped_action(targets, actions, target="SpotInstances", action="interrupt",
+                       resource_type="aws:ec2:spot-instance", arns=self._arns(), action_id=SPOT_ACTION,
+                       target_key="SpotInstances",
+                       parameters={"durationBeforeInterruption": iso8601_duration(self.params.notice)})
         self.template_id = create_template(
             self.ctx.target, self.template_token,
             f"g7chaos spot-interruption of {', '.join(n.instance_id or '' for n in self.nodes)}",
-            {"SpotInstances": {"resourceType": "aws:ec2:spot-instance", "resourceArns": self._arns(),
-                               "selectionMode": f"COUNT({len(self.nodes)})"}},
-            {"interrupt": {"actionId": SPOT_ACTION,
-                           "parameters": {"durationBeforeInterruption": iso8601_duration(self.params.notice)},
-                           "targets": {"SpotInstances": "SpotInstances"}}},
-            self.stop_conditions, tags={TAG_KEY: self.name}, role_arn=self.role_arn)
+            targets, actions, self.stop_conditions, tags={TAG_KEY: self.name}, role_arn=self.role_arn)
         started = self._started = time.time()
         experiment = fis.start_experiment(clientToken=self.template_token, experimentTemplateId=self.template_id,
                                           tags={TAG_KEY: self.name, TOKEN_TAG: self.template_token})["experiment"]

@@ -10,6 +10,13 @@ or a stop-condition alarm goes to ALARM; stopping reverts what can be reverted (
 instances started). Instance actions go through the EC2 API, so the hooks learn of them like of any
 other API call; spot notices and connectivity changes go to the hooks directly.
 
+CreateExperimentTemplate rejects what the real FIS rejects, with its ValidationException, before moto records
+anything (`validate_template`): a target of more than 5 resourceArns (botocore's fis model), a target with both
+or neither of resourceArns and resourceTags, a selectionMode other than ALL / COUNT(n) / PERCENT(n), and for
+every action the twin runs: an unknown parameter, a missing required one, a value outside the range the FIS
+actions reference documents (one table, `PARAMETER_RULES`), a target key the action does not have, a target
+name the template does not define, or a target whose resourceType is not the one the action's key takes.
+
 EBS actions (aws:ebs:pause-volume-io, aws:ebs:volume-io-latency) resolve aws:ec2:ebs-volume targets through
 describe_volumes and act on the nodes the volumes are attached to (every instance has its root volume):
 while one runs, every read on that node's volume waits the added latency (or never returns, paused), which
@@ -66,7 +73,7 @@ def _read_latency_s(parameters: dict[str, str]) -> float:
     (the twin's readers see the mean, not the spread)."""
     try:
         share = float(parameters.get("readIOPercentage", "100")) / 100.0
-        latency_ms = float(parameters["readIOLatencyMilliseconds"])
+        latency_ms = float(parameters.get("readIOLatencyMilliseconds", "100"))     # the reference's default
     except (KeyError, ValueError) as exc:
         raise ExperimentFailed(f"aws:ebs:volume-io-latency needs readIOPercentage and "
                                f"readIOLatencyMilliseconds: {exc}") from exc
@@ -101,6 +108,7 @@ def select(candidates: list[str], mode: str, rng: Any) -> list[str]:
 
 
 # What the twin's FIS can run, as get_action / list_actions describe it (moto answers neither).
+# FIDELITY FIS-5: each action's target key and the one resource type it takes, from the FIS actions reference.
 ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
     SPOT: {"description": "Send a spot instance interruption notice to target spot instances; they are "
                           "interrupted when durationBeforeInterruption ends.",
@@ -110,7 +118,10 @@ ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
     DISRUPT: {"description": "Deny traffic to and from the target subnets for the duration.",
               "targets": {"Subnets": "aws:ec2:subnet"},
               "parameters": {"duration": ("How long the disruption lasts, ISO 8601.", True),
-                             "scope": ("all | availability-zone | prefix-list | s3 | dynamodb.", False)}},
+                             "scope": ("all | availability-zone | dynamodb | prefix-list | s3 | s3express | vpc.",
+                                       False),
+                             "prefixListIdentifier": ("The customer managed prefix list, for scope prefix-list.",
+                                                      False)}},
     REBOOT: {"description": "Reboot the target instances.", "targets": {"Instances": "aws:ec2:instance"},
              "parameters": {}},
     STOP: {"description": "Stop the target instances, and start them again after startInstancesAfterDuration.",
@@ -124,14 +135,151 @@ ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
                "parameters": {"duration": ("How long I/O stays paused, ISO 8601 (up to PT12H).", True)}},
     IO_LATENCY: {"description": "Add latency to a share of the read and write I/O of the target EBS volumes.",
                  "targets": {"Volumes": "aws:ec2:ebs-volume"},
-                 "parameters": {"readIOPercentage": ("Share of read I/O that gets the latency, 0.1..100.", True),
-                                "readIOLatencyMilliseconds": ("Latency added to those reads, 10..60000 ms.", True),
-                                "writeIOPercentage": ("Share of write I/O that gets the latency, 0.1..100.", True),
-                                "writeIOLatencyMilliseconds": ("Latency added to those writes, 10..60000 ms.", True),
+                 "parameters": {"readIOPercentage": ("Share of read I/O that gets the latency, 0.1..100.", False),
+                                "readIOLatencyMilliseconds": ("Latency added to those reads, 1..60000 ms.", False),
+                                "writeIOPercentage": ("Share of write I/O that gets the latency, 0.1..100.", False),
+                                "writeIOLatencyMilliseconds": ("Latency added to those writes, 1..60000 ms.", False),
                                 "duration": ("How long the latency lasts, ISO 8601.", True)}},
     WAIT: {"description": "Wait for the duration.", "targets": {},
            "parameters": {"duration": ("How long to wait, ISO 8601.", True)}},
 }
+
+
+MAX_ARNS_PER_TARGET = 5     # FIDELITY FIS-1: botocore fis model, CreateExperimentTemplateTargetInput.resourceArns max 5
+HOURS_12 = 12 * 3600.0
+
+
+@dataclass(frozen=True)
+class Param:
+    """What one action parameter accepts: an ISO 8601 duration or a number within [low, high], or one of
+    `choices`, or any non-empty text."""
+
+    kind: str                                  # duration | number | choice | text
+    low: float = 0.0
+    high: float = math.inf
+    choices: tuple[str, ...] = ()
+
+
+# FIDELITY FIS-3: the parameters of every action the twin runs and the values the FIS actions reference documents
+# for them (https://docs.aws.amazon.com/fis/latest/userguide/fis-actions-reference.html). The only place a range
+# lives: a parameter not listed here is unknown, a value outside its range is a ValidationException at
+# CreateExperimentTemplate. Required-ness comes from ACTION_CATALOGUE.
+PARAMETER_RULES: dict[str, dict[str, Param]] = {
+    SPOT: {"durationBeforeInterruption": Param("duration", 120.0, 900.0)},               # PT2M..PT15M
+    DISRUPT: {"duration": Param("duration", 60.0, HOURS_12),                             # PT1M..PT12H
+              "scope": Param("choice", choices=("all", "availability-zone", "dynamodb", "prefix-list", "s3",
+                                                "s3express", "vpc")),
+              "prefixListIdentifier": Param("text")},
+    REBOOT: {},
+    STOP: {"startInstancesAfterDuration": Param("duration", 60.0, HOURS_12),             # PT1M..PT12H
+           "completeIfInstancesTerminated": Param("choice", choices=("true", "false"))},
+    TERMINATE: {},
+    PAUSE_IO: {"duration": Param("duration", 1.0, HOURS_12)},                            # PT1S..PT12H
+    IO_LATENCY: {"readIOPercentage": Param("number", 0.1, 100.0),
+                 "readIOLatencyMilliseconds": Param("number", 1.0, 60000.0),             # 1 ms (io2) / 10 ms .. 60 s
+                 "writeIOPercentage": Param("number", 0.1, 100.0),
+                 "writeIOLatencyMilliseconds": Param("number", 1.0, 60000.0),
+                 "duration": Param("duration", 1.0, HOURS_12)},                          # PT1S..PT12H
+    WAIT: {"duration": Param("duration", 60.0, HOURS_12)},                               # PT1M..PT12H
+}
+_SELECTION_MODE = re.compile(r"^(ALL|COUNT\((\d+)\)|PERCENT\((\d+)\))$")
+
+
+class TemplateInvalid(ValueError):
+    """What FIS answers a malformed CreateExperimentTemplate with (ValidationException)."""
+
+
+def _check_value(action_id: str, name: str, value: Any, rule: Param) -> None:
+    text = str(value).strip()
+    where = f"parameter {name} of {action_id}"
+    if not text:
+        raise TemplateInvalid(f"The value of {where} is empty")
+    if rule.kind == "choice":
+        if text not in rule.choices:
+            raise TemplateInvalid(f"The value {text!r} of {where} is not one of {', '.join(rule.choices)}")
+        return
+    if rule.kind == "text":
+        return
+    try:
+        number = parse_duration(text) if rule.kind == "duration" else float(text)
+    except ValueError:
+        raise TemplateInvalid(f"The value {text!r} of {where} is not "
+                              f"{'an ISO 8601 duration' if rule.kind == 'duration' else 'a number'}") from None
+    if not rule.low <= number <= rule.high:
+        raise TemplateInvalid(f"The value {text!r} of {where} is out of range ({rule.low:g}..{rule.high:g}"
+                              f"{' s' if rule.kind == 'duration' else ''})")
+
+
+def validate_template(targets: dict[str, Any], actions: dict[str, Any]) -> None:
+    """Raise TemplateInvalid for what the real CreateExperimentTemplate rejects (see the module docstring).
+    Actions the twin does not run are left for the experiment to fail on, as before: their rules are not known."""
+    for name, target in (targets or {}).items():
+        arns = list(target.get("resourceArns") or [])
+        tags = dict(target.get("resourceTags") or {})
+        if len(arns) > MAX_ARNS_PER_TARGET:
+            raise TemplateInvalid(f"1 validation error detected: Value at 'targets.{name}.member.resourceArns' "
+                                  f"failed to satisfy constraint: Member must have length less than or equal "
+                                  f"to {MAX_ARNS_PER_TARGET}")
+        if bool(arns) == bool(tags) and not target.get("parameters"):      # FIDELITY FIS-2
+            raise TemplateInvalid(f"Target {name}: specify resourceArns or resourceTags, not "
+                                  f"{'both' if arns else 'neither'}")
+        mode = str(target.get("selectionMode") or "")
+        match = _SELECTION_MODE.match(mode)
+        number = int(match.group(2) or match.group(3) or 1) if match else 0
+        if not match or number < 1 or (match.group(3) is not None and number > 100):
+            raise TemplateInvalid(f"Target {name}: selectionMode {mode!r} is not ALL, COUNT(n) or PERCENT(n)")
+    for name, action in (actions or {}).items():
+        action_id = action.get("actionId", "")
+        for after in action.get("startAfter") or []:
+            if after not in actions:
+                raise TemplateInvalid(f"Action {name} starts after {after}, which the template does not define")
+        if action_id not in PARAMETER_RULES:
+            continue
+        rules, catalogue = PARAMETER_RULES[action_id], ACTION_CATALOGUE[action_id]
+        parameters = dict(action.get("parameters") or {})
+        unknown = sorted(set(parameters) - set(rules))
+        if unknown:
+            raise TemplateInvalid(f"Action {name}: {action_id} has no parameter {', '.join(unknown)}")
+        missing = sorted(p for p, (_text, required) in catalogue["parameters"].items()
+                         if required and p not in parameters)
+        if missing:
+            raise TemplateInvalid(f"Action {name}: {action_id} requires parameter {', '.join(missing)}")
+        for parameter, value in parameters.items():
+            _check_value(action_id, parameter, value, rules[parameter])
+        keys: dict[str, str] = catalogue["targets"]
+        given = dict(action.get("targets") or {})
+        if keys and not given:
+            raise TemplateInvalid(f"Action {name}: {action_id} needs a {', '.join(keys)} target")
+        for key, target_name in given.items():
+            if key not in keys:
+                raise TemplateInvalid(f"Action {name}: {action_id} has no target key {key} "
+                                      f"({', '.join(keys) or 'it takes no target'})")
+            if target_name not in (targets or {}):
+                raise TemplateInvalid(f"Action {name}: target {target_name} is not defined in the template")
+            kind = (targets or {})[target_name].get("resourceType")
+            if kind != keys[key]:
+                raise TemplateInvalid(f"Action {name}: target {target_name} has resourceType {kind}, but "
+                                      f"{action_id} takes {keys[key]} for {key}")
+
+
+def install_template_validation() -> None:
+    """CreateExperimentTemplate answers ValidationException as FIS does, before moto records the template."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.fis.models import FISBackend
+
+    if getattr(FISBackend.create_experiment_template, "_validated", False):
+        return
+    create = FISBackend.create_experiment_template
+
+    def create_experiment_template(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            validate_template(kwargs.get("targets") or {}, kwargs.get("actions") or {})
+        except TemplateInvalid as exc:
+            raise JsonRESTError("ValidationException", str(exc)) from None
+        return create(self, *args, **kwargs)
+
+    create_experiment_template._validated = True  # type: ignore[attr-defined]
+    FISBackend.create_experiment_template = create_experiment_template  # type: ignore[method-assign]
 
 
 def _action_json(action_id: str, region: str, full: bool) -> dict[str, Any]:
@@ -219,6 +367,7 @@ class FisEngine:
         state_manager.set_transition(model_name="fis::experiment",
                                      transition={"progression": "manual", "times": 10**12})
         install_action_catalogue()
+        install_template_validation()
 
     def _fis(self) -> Any:
         return backends.backend("fis", self.region)
@@ -393,6 +542,9 @@ class FisEngine:
         if not volume_ids:
             return []
         volumes = self.ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+        zones = sorted({v.get("AvailabilityZone", "") for v in volumes})
+        if len(zones) > 1:     # FIDELITY FIS-6: an EBS action's target volumes must be in one Availability Zone
+            raise ExperimentFailed(f"The target volumes must be in the same Availability Zone, not {', '.join(zones)}")
         nodes = []
         for volume in volumes:
             for attachment in volume.get("Attachments") or []:

@@ -47,7 +47,15 @@ VPC_CIDR = "10.0.0.0/16"
 NLB_NAME = "g7-inference"
 SERVING_PORT = 8000
 FIS_ROLE = "g7chaos-fis"
+FIS_SERVICE = "fis.amazonaws.com"
+FIS_SERVICE_LINKED_ROLE = "AWSServiceRoleForFIS"     # FIDELITY FIS-4: path /aws-service-role/fis.amazonaws.com/
 KUBERNETES_VERSION = "1.31"
+
+
+def trust_policy(service: str) -> str:
+    """A role trust policy letting one AWS service principal assume the role."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                       "Principal": {"Service": service}}]})
 
 
 def az_short(az: str) -> str:
@@ -168,11 +176,16 @@ class AwsTwin:
                                                {"Key": "Name", "Value": f"g7-private-{az_short(az)}-{n + 1}"},
                                                {"Key": "kubernetes.io/role/internal-elb", "Value": "1"}]}])
                 world.subnets[az].append(subnet["Subnet"]["SubnetId"])
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                            "Principal": {"Service": "fis.amazonaws.com"}}]})
-        self.seeded.fis_role_arn = iam.create_role(RoleName=FIS_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-        cluster_role = iam.create_role(RoleName="g7-eks-cluster", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-        node_role = iam.create_role(RoleName="g7-eks-node", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        self.seeded.fis_role_arn = iam.create_role(RoleName=FIS_ROLE,
+                                                   AssumeRolePolicyDocument=trust_policy(FIS_SERVICE))["Role"]["Arn"]
+        # FIDELITY FIS-4: an account that has used FIS holds FIS's service-linked role, which trusts FIS too
+        iam.create_role(RoleName=FIS_SERVICE_LINKED_ROLE, Path=f"/aws-service-role/{FIS_SERVICE}/",
+                        AssumeRolePolicyDocument=trust_policy(FIS_SERVICE),
+                        Description="Service-linked role of AWS Fault Injection Service")
+        cluster_role = iam.create_role(RoleName="g7-eks-cluster",
+                                       AssumeRolePolicyDocument=trust_policy("eks.amazonaws.com"))["Role"]["Arn"]
+        node_role = iam.create_role(RoleName="g7-eks-node",
+                                    AssumeRolePolicyDocument=trust_policy("ec2.amazonaws.com"))["Role"]["Arn"]
 
         clusters: dict[str, list[str]] = {name: list(c.azs) for name, c in world.clusters.items()}
         for group in world.nodegroups.values():

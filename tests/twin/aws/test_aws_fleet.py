@@ -6,6 +6,8 @@ import time
 from harness.twin.aws.asg import ASG_LAUNCH_DELAY_S
 
 import httpx
+import pytest
+from botocore.exceptions import ClientError
 
 from conftest import RunningTwin, stays, wait_for
 
@@ -191,19 +193,22 @@ def test_an_unsupported_action_fails_the_experiment_with_a_reason(twin: RunningT
 
 
 def test_a_spot_notice_shorter_than_two_minutes_is_refused(twin: RunningTwin) -> None:
+    """FIS validates durationBeforeInterruption (PT2M..PT15M) when the template is created, not when it runs."""
     fis = twin.aws.client("fis")
     notices = len(twin.hooks.named("spot_notice"))
-    template = fis.create_experiment_template(
-        description="too short", roleArn=twin.aws.seeded.fis_role_arn, stopConditions=[{"source": "none"}],
-        targets={"spot": {"resourceType": "aws:ec2:spot-instance", "selectionMode": "COUNT(1)",
-                          "resourceTags": {"eks:nodegroup-name": "g7-use2b-13b"}}},
-        actions={"interrupt": {"actionId": "aws:ec2:send-spot-instance-interruptions",
-                               "parameters": {"durationBeforeInterruption": "PT30S"},
-                               "targets": {"SpotInstances": "spot"}}})["experimentTemplate"]
-    experiment = fis.start_experiment(experimentTemplateId=template["id"])["experiment"]
-    state = wait_for(lambda: (s := fis.get_experiment(id=experiment["id"])["experiment"]["state"])["status"] == "failed"
-                     and s, 3, "failed")
-    assert "PT2M" in state["reason"] and len(twin.hooks.named("spot_notice")) == notices
+    templates = len(fis.list_experiment_templates()["experimentTemplates"])
+    with pytest.raises(ClientError) as refused:
+        fis.create_experiment_template(
+            description="too short", roleArn=twin.aws.seeded.fis_role_arn, stopConditions=[{"source": "none"}],
+            targets={"spot": {"resourceType": "aws:ec2:spot-instance", "selectionMode": "COUNT(1)",
+                              "resourceTags": {"eks:nodegroup-name": "g7-use2b-13b"}}},
+            actions={"interrupt": {"actionId": "aws:ec2:send-spot-instance-interruptions",
+                                   "parameters": {"durationBeforeInterruption": "PT30S"},
+                                   "targets": {"SpotInstances": "spot"}}})
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationException" and "durationBeforeInterruption" in error["Message"], error
+    assert len(fis.list_experiment_templates()["experimentTemplates"]) == templates
+    assert len(twin.hooks.named("spot_notice")) == notices
 
 
 def test_imds_answers_like_imds(twin: RunningTwin) -> None:

@@ -83,6 +83,7 @@ def _disrupt_template(twin: RunningTwin, az: str, duration: str) -> str:
         description=f"power interruption of {az}", roleArn=twin.aws.seeded.fis_role_arn,
         stopConditions=[{"source": "none"}],
         targets={"subnets": {"resourceType": "aws:ec2:subnet", "selectionMode": "ALL",
+                             "resourceTags": {"kubernetes.io/role/internal-elb": "1"},
                              "filters": [{"path": "AvailabilityZone", "values": [az]}]}},
         actions={"cut": {"actionId": "aws:network:disrupt-connectivity", "targets": {"Subnets": "subnets"},
                          "parameters": {"duration": duration, "scope": "all"}}})["experimentTemplate"]["id"]
