@@ -23,7 +23,7 @@ from typing import Callable
 from harness.twin.kube.store import Obj
 
 HOST_CGROUP = "/sys/fs/cgroup"
-ROOT_SLICE = "kubepods.slice"
+ROOT_SLICE = "kubepods.slice"           # FIDELITY STALL-4: systemd driver, cgroup root /
 SCOPE_PREFIX = "cri-containerd"          # FIDELITY STALL-3: containerd's CRI prefix for systemd scopes
 QOS_CLASSES = ("Guaranteed", "Burstable", "BestEffort")
 
@@ -71,7 +71,7 @@ class Tree:
 
 
 def frozen(path: str, freeze: set[str]) -> bool:
-    """Frozen by its own setting or by any ancestor's (cgroup-v2.rst, cgroup.freeze)."""
+    """FIDELITY STALL-2. Frozen by its own setting or by any ancestor's (cgroup-v2.rst, cgroup.freeze)."""
     parts = path.split("/")
     return any("/".join(parts[:i]) in freeze for i in range(1, len(parts) + 1))
 
@@ -92,6 +92,7 @@ def _mount(pod: Obj, container: str | None) -> tuple[Obj | None, str | None, boo
 
 
 def privileged(container: Obj | None) -> bool:
+    """FIDELITY STALL-6 (assumed): only a privileged container may write another container's cgroup files."""
     return bool(((container or {}).get("securityContext") or {}).get("privileged"))
 
 

@@ -28,7 +28,7 @@ from harness.twin.world import Node
 # SIGKILL can have none and Triton installs none for SIGCONT, so these are dropped and kill(1) still succeeds
 DROPPED_BY_INIT = {"-STOP", "-SIGSTOP", "-19", "-KILL", "-SIGKILL", "-9", "-CONT", "-SIGCONT", "-18"}
 HEALTH_PORT = 8000
-HEALTH_PATHS = ("v2/health/ready", "v2/health/live")
+HEALTH_PATHS = ("v2/health/ready", "v2/health/live")   # FIDELITY STALL-5: a frozen replica answers neither
 PROXY_WAIT_S = 30.0          # how long the twin holds a proxied request to a frozen replica before giving up
 
 
