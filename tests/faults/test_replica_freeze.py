@@ -181,3 +181,26 @@ def test_the_harness_names_the_cgroup_the_node_gives_the_container(target: Targe
             assert ours.startswith(f"kubepods.slice/kubepods-{qos.lower()}.slice/kubepods-{qos.lower()}-pod{uid}.slice/")
     with pytest.raises(FaultError, match="containerd"):
         replica_stall.cgroup_candidates("Burstable", raw["metadata"]["uid"], "docker://abc")
+
+
+def test_the_node_hierarchy_is_read_only_through_a_read_only_mount(target: Target, twin: TwinHandle, tmp_path: Path):
+    """What a helper sees: the container's cgroup.events through the mount, and no write through a read-only one."""
+    _ctx, fault = _fault(target, tmp_path)
+    p = fault.pods[0]
+    namespace = target.spec.harness_namespace
+    core = client.CoreV1Api(target.kube(p["context"]))
+    manifest = replica_stall.helper_manifest("g7chaos-freeze-readonly", namespace, p["node"], "busybox", "ro-test")
+    manifest["spec"]["containers"][0]["volumeMounts"][0]["readOnly"] = True
+    core.create_namespaced_pod(namespace, manifest)
+    try:
+        replica_stall._await_running(core, namespace, "g7chaos-freeze-readonly", time.time() + 10)
+        path = replica_stall.find_cgroup(target, p["context"], namespace, "g7chaos-freeze-readonly", p["cgroups"])
+        assert path == p["cgroups"][0]          # the systemd layout: EKS AL2023's kubelet
+        events = replica_stall.read_events(target, p["context"], namespace, "g7chaos-freeze-readonly", path)
+        assert events == {"populated": "1", "frozen": "0"}
+        with pytest.raises(FaultError, match="Read-only file system"):
+            replica_stall.write_freeze(target, p["context"], namespace, "g7chaos-freeze-readonly", path, 1)
+        assert _stopped(twin) == set()
+    finally:
+        core.delete_namespaced_pod("g7chaos-freeze-readonly", namespace, grace_period_seconds=0)
+    until(lambda: _helpers(target, p["context"]) == [], 5, "the read-only helper deleted")
