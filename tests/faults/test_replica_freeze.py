@@ -204,3 +204,10 @@ def test_the_node_hierarchy_is_read_only_through_a_read_only_mount(target: Targe
     finally:
         core.delete_namespaced_pod("g7chaos-freeze-readonly", namespace, grace_period_seconds=0)
     until(lambda: _helpers(target, p["context"]) == [], 5, "the read-only helper deleted")
+
+
+def test_container_is_a_hang_mode_parameter_and_mode_io_refuses_it():
+    from pydantic import ValidationError
+    assert ReplicaStallParams(mode="mid-stream", container="triton").container == "triton"
+    with pytest.raises(ValidationError, match="container applies to the hang modes"):
+        ReplicaStallParams(mode="io", container="triton")
