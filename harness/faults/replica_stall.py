@@ -268,8 +268,8 @@ class ReplicaStall(Fault):
         for (_c, pod, _n), entry in zip(chosen, self.pods):
             entry["container"], container_id = self._serving_container(pod)
             entry["cgroups"] = cgroup_candidates(pod.status.qos_class, pod.metadata.uid, container_id)
-        return (f"freeze the {self.params.mode} way: cgroup.freeze of the serving container of {len(self.pods)} pod(s) "
-                f"from a privileged helper pod per node in {self.ctx.target.spec.harness_namespace}: "
+        return (f"cgroup freeze ({self.params.mode}) of the serving container in {len(self.pods)} pod(s), from a "
+                f"privileged helper pod per node in {self.ctx.target.spec.harness_namespace}: "
                 f"{', '.join(self.extra['pods'])}")
 
     def _serving_container(self, pod: Any) -> tuple[str, str]:
