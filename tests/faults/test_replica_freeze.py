@@ -211,3 +211,17 @@ def test_container_is_a_hang_mode_parameter_and_mode_io_refuses_it():
     assert ReplicaStallParams(mode="mid-stream", container="triton").container == "triton"
     with pytest.raises(ValidationError, match="container applies to the hang modes"):
         ReplicaStallParams(mode="io", container="triton")
+
+
+def test_frozen_1_alone_is_not_landed_while_the_replica_still_answers(target: Target, twin: TwinHandle,
+                                                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Both legs are needed: the kernel's `frozen 1` with a readiness endpoint that still answers is no hang."""
+    ctx, fault = _fault(target, tmp_path)
+    fault.inject()
+    monkeypatch.setattr(replica_stall, "probe_silent", lambda *args, **kwargs: (False, "200"))
+    assert fault.await_landed(time.time() + 1.0) is None
+    assert _stopped(twin) == {fault.pods[0]["pod"]}          # the freeze itself is in place
+    monkeypatch.undo()
+    assert fault.await_landed(time.time() + 5)
+    fault.revert()
+    assert owed_reverts(ctx.journal.path) == [] and _stopped(twin) == set()
