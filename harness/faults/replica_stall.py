@@ -393,7 +393,7 @@ class ReplicaStall(Fault):
             path = find_cgroup(target, p["context"], namespace, helper, p["cgroups"])
             if path is None:
                 raise FaultError(f"no cgroup of {p['namespace']}/{p['pod']} container {p['container']} on "
-                                 f"{p['node']} (looked for {', '.join(p['cgroups'])})")
+                                 f"{p['node']} (looked for {', '.join(p['cgroups'])}; the freezer needs cgroup v2)")
             write_freeze(target, p["context"], namespace, helper, path, 1)
             self.frozen[p["pod"]] = {"context": p["context"], "helper": helper, "cgroup": path, "node": p["node"]}
 
