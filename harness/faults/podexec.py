@@ -2,8 +2,8 @@
 
 The API server can refuse the handshake (500, 429), and a stream can end without the Status frame that
 carries the exit code (the connection was cut). Both are retried, bounded in attempts and time: every
-command the harness execs is idempotent (`dcgmi test --inject ... -v 1` sets a value, `kill -STOP` of a
-stopped process stops it again), so running one twice is safe where not running it is not.
+command the harness execs is idempotent (`dcgmi test --inject ... -v 1` sets a value, `echo 1 > cgroup.freeze` of a
+frozen cgroup freezes it again), so running one twice is safe where not running it is not.
 """
 from __future__ import annotations
 

@@ -221,8 +221,9 @@ class EfaSaturationParams(FaultParams):
 
 
 class ReplicaStallParams(FaultParams):
-    """Hang serving replicas (SIGSTOP of the server process by pod exec; SIGCONT on revert), or, mode `io`, stall
-    them on I/O (FIS EBS latency or pause on their nodes' volumes; the experiment stopped on revert)."""
+    """Hang serving replicas (their serving container's cgroup frozen from the node by a privileged helper pod;
+    thawed on revert), or, mode `io`, stall them on I/O (FIS EBS latency or pause on their nodes' volumes; the
+    experiment stopped on revert)."""
 
     model: str | None = Field(None, max_length=128, description="pods labelled model=<this>; default: any")
     zone: str | None = Field(None, max_length=64)
@@ -233,6 +234,21 @@ class ReplicaStallParams(FaultParams):
     io_action: Literal["latency", "pause"] = Field(
         "latency", description="mode io: aws:ebs:volume-io-latency (slow I/O) or aws:ebs:pause-volume-io (none)")
     io_latency: Duration = Field(0.3, gt=0, le=60, description="mode io, latency: added to every read and write")
+    container: str | None = Field(None, max_length=63, description="hang modes: the serving container to freeze; "
+                                  "default: the pod's first container")
+    helper_image: str = Field("public.ecr.aws/docker/library/busybox:1.36", max_length=512,
+                              description="hang modes: image of the node helper pod (needs sh, cat, sleep)")
+    health_port: int = Field(8000, ge=1, le=65535, description="hang modes: the serving port whose readiness "
+                             "endpoint must go silent (Triton HTTP)")
+    health_path: str = Field("v2/health/ready", max_length=256, pattern=r"^[A-Za-z0-9._~/-]+$",
+                             description="hang modes: readiness path probed through the API server's pod proxy")
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> "ReplicaStallParams":
+        hang_only = [f for f in ("container",) if getattr(self, f) is not None]
+        if self.mode == "io" and hang_only:
+            raise ValueError(f"{', '.join(hang_only)} applies to the hang modes (a frozen container), not mode io")
+        return self
 
 
 class GpuThermalThrottleParams(FaultParams):

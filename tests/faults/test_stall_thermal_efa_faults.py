@@ -1,6 +1,6 @@
 """replica-stall, gpu-thermal-throttle and efa-saturation against one twin in this process: each lands
-through its real mechanism (pod exec of kill, dcgmi inject, nccl-tests pods driven by exec), shows on the
-fleet, and its revert leaves the twin as it was (no stopped process, no injected field, no competing pod,
+through its real mechanism (the cgroup freezer from a node helper pod, dcgmi inject, nccl-tests pods driven by
+exec), shows on the fleet, and its revert leaves the twin as it was (no frozen container, no injected field, no competing pod,
 no owed revert in the journal)."""
 from __future__ import annotations
 

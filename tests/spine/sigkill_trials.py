@@ -6,7 +6,7 @@ mutates) is all `recover` has. One twin runs in this process for all trials; eve
 process group, waits on the run's journal until the fault has landed, SIGKILLs the whole group (the load's worker
 processes too), runs `g7chaos recover` on the trial's reports folder (through the command's entry point in this
 process: the reverts run from the journal alone either way, and a fresh interpreter per trial costs seconds) and
-then waits, against a deadline, until the twin reads as it did before the first trial. Twenty trials cycle over every fault (and over their modes: SIGSTOP
+then waits, against a deadline, until the twin reads as it did before the first trial. Twenty trials cycle over every fault (and over their modes: cgroup freezes
 and EBS I/O stalls, reboot and plugin restart, AZ network loss with a zonal shift and AZ power loss).
 
 What the twin is compared on, read through the APIs the harness itself uses (Kubernetes, EC2, FIS, ARC,
@@ -27,8 +27,8 @@ CloudWatch and dcgm-exporter through the pod proxy), and what "exactly as before
   shift, every EC2 instance that was running still (or again) running, apart from a reclaimed spot instance;
 - every CloudWatch alarm in the state it had (an alarm that fired on an injected field must clear once the
   field is back);
-- no replica of the serving layer frozen by SIGSTOP. A stopped process shows in no API the harness has (the pod
-  stays Running and Ready), so this one fact is read from the twin's serving layer itself.
+- no replica of the serving layer frozen by the cgroup freezer. The pod of a frozen container stays Running and
+  Ready in the API, so this one fact is read from the twin's serving layer itself.
 
 Before `recover`, each trial compares the twin with the fault still in place and requires a difference, so a
 comparison blind to a fault cannot pass (a plugin restart is the exception: the new plugin pod may have
@@ -248,7 +248,7 @@ def leftovers(before: Snapshot, now: Snapshot, *, may_replace: bool) -> list[str
     for alarm, state in sorted(before.alarms.items()):
         if now.alarms.get(alarm) != state:
             out.append(f"alarm {alarm} {now.alarms.get(alarm)} (was {state})")
-    out += [f"replica pod {p} still SIGSTOPped" for p in now.stopped_replicas if p not in before.stopped_replicas]
+    out += [f"replica pod {p} still frozen" for p in now.stopped_replicas if p not in before.stopped_replicas]
     return out
 
 

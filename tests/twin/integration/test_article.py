@@ -41,9 +41,8 @@ def test_exec_dispatch_reaches_the_serving_layer_and_the_fabric(twin):
     tp_node = twin.nodes(A, f"{A}-70b-tp")[0].metadata.name
     tp_pod = twin.pod_on(A, "inference", "app=triton", tp_node).metadata.name
     serving = twin.handle.twin.serving
+    # the container's PID 1 is its namespace's init: SIGSTOP from inside is dropped, and kill still exits 0
     assert exec_in(twin, A, tp_pod, "inference", ["kill", "-STOP", "1"])[0] == 0
-    assert tp_pod in serving.stopped_pods
-    assert exec_in(twin, A, tp_pod, "inference", ["kill", "-CONT", "1"])[0] == 0
     assert tp_pod not in serving.stopped_pods
     assert exec_in(twin, A, tp_pod, "inference", ["rm", "-rf", "/"])[0] == 127
 
