@@ -175,7 +175,7 @@ class ReplicaStall(Fault):
             {"stall": {"actionId": self.extra["action"], "targets": {"Volumes": "volumes"}, "parameters": parameters}},
             self.stop_conditions)
         self.extra["template_id"] = template_id
-        experiment_id = start_experiment(self.ctx.target, template_id)
+        experiment_id = start_experiment(self.ctx.target, template_id, token=token)
         self.extra["experiment_id"] = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
 

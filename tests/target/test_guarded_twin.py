@@ -28,7 +28,9 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from harness.twin.aws.iam import IamPolicy
 from harness.twin.kube.audit import ApiCall, audit_of, read_audit
+from harness.twin.kube.rbac import RbacPolicy
 from harness.twin.server import TwinHandle, TwinServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,15 +200,16 @@ def test_planted_secrets_appear_in_no_report_file(gameday: dict[str, Any]) -> No
     assert any(c.api == "kube" for c in gameday["calls"]) and any(c.api == "aws" for c in gameday["calls"])
 
 
-def rbac_grants() -> set[tuple[str, str]]:
-    role = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d["kind"] == "ClusterRole")
-    return {(resource, verb) for rule in role["rules"] if rule["apiGroups"] == [""]
-            for resource in rule["resources"] for verb in rule["verbs"]}
+def rbac_policy() -> RbacPolicy:
+    """deploy/rbac.yaml as the API server's authorizer reads it: a call in namespace X is allowed only by a
+    Role bound in X or by the ClusterRole."""
+    return RbacPolicy.from_yaml((ROOT / "deploy" / "rbac.yaml").read_text(), ("g7chaos", "g7chaos"))
 
 
 def iam_allows(action: str) -> bool:
-    policy = json.loads((ROOT / "deploy" / "iam-policy.json").read_text())
-    return any(s["Effect"] == "Allow" and action in s["Action"] for s in policy["Statement"])
+    """Some statement of deploy/iam-policy.json allows the action (the audit log names no resource or tags:
+    their scoping is held in tests/deploy/test_deploy_policies.py)."""
+    return action in IamPolicy.from_json((ROOT / "deploy" / "iam-policy.json").read_text()).actions()
 
 
 @pytest.fixture(scope="module")
@@ -257,15 +260,15 @@ def test_every_call_the_harness_made_is_allowed_by_the_deploy_policies(gameday: 
                                                                         dry_run_calls: list[ApiCall],
                                                                         fault_calls: list[ApiCall]) -> None:
     calls = [*gameday["calls"], *dry_run_calls, *fault_calls]
-    grants = rbac_grants()
+    rbac = rbac_policy()
     denied = []
     for call in calls:
         if call.api == "kube":
             if not call.resource:
                 continue                   # discovery and /version: open to every authenticated user
             resource = f"{call.resource}/{call.subresource}" if call.subresource else call.resource
-            if call.group or (resource, call.verb) not in grants:
-                denied.append(f"{call.verb} {call.group}/{resource} ({call.path})")
+            if not rbac.allows(call.verb, call.group, resource, call.namespace, call.name):
+                denied.append(f"{call.verb} {call.group}/{resource} in {call.namespace or '(cluster)'} ({call.path})")
         elif not iam_allows(f"{call.endpoint}:{call.verb}"):
             denied.append(f"{call.endpoint}:{call.verb}")
     assert sorted(set(denied)) == []
