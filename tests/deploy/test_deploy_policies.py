@@ -597,3 +597,20 @@ def test_deploy_files_parse(path: Path) -> None:
         json.loads(path.read_text())
     else:
         assert all(doc for doc in yaml.safe_load_all(path.read_text()))
+
+
+def test_websocket_exec_is_a_get_on_pods_exec_and_every_exec_grant_also_has_create() -> None:
+    """RBAC-1: the python client's exec is a WebSocket upgrade of an HTTP GET, which the API server authorizes
+    as `get` on pods/exec; since Kubernetes 1.35 it also checks `create` (SPDY exec, a POST, always was
+    `create`). A grant with one verb breaks exec on one side of that version."""
+    from harness.twin.kube.audit import describe_kube
+    seen = describe_kube("GET", "/api/v1/namespaces/kube-system/pods/dcgm-x/exec", "command=dcgmi&stdout=true")
+    assert (seen["verb"], seen["resource"], seen["subresource"], seen["namespace"]) == \
+        ("get", "pods", "exec", "kube-system")
+    assert describe_kube("POST", "/api/v1/namespaces/kube-system/pods/dcgm-x/exec", "")["verb"] == "create"
+    policy = rbac()
+    assert policy.where("get", "", "pods/exec") == policy.where("create", "", "pods/exec") == {"g7chaos", "kube-system"}
+    assert {("", "pods/exec", "get"), ("", "pods/exec", "create")} <= kube_uses(harness_sources())
+    one_verb = rbac_text().replace("resources: [pods/exec]\n    verbs: [create, get]", "resources: [pods/exec]\n    verbs: [create]")
+    narrowed = RbacPolicy.from_yaml(one_verb, SUBJECT)
+    assert not narrowed.allows("get", "", "pods/exec", "kube-system")     # the pre-1.35 WebSocket exec is refused
