@@ -16,12 +16,17 @@ document's shape against the old cluster-wide grants (tests/deploy/test_deploy_p
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import yaml
 
 NAMESPACE_FROM = "g7chaos.dev/namespace-from"     # which target field a Role's namespace comes from
+# An exec, attach or port-forward over WebSocket is an HTTP GET, authorized as `get`; since Kubernetes 1.35
+# the API server also checks `create` for it (AuthorizePodWebsocketUpgradeCreatePermission, on by default).
+STREAMING_SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
+WEBSOCKET_STREAM_VERBS = ("get", "create")        # FIDELITY RBAC-1
 
 
 @dataclass(frozen=True)
@@ -117,3 +122,75 @@ def retarget(documents: Iterable[dict[str, Any]], namespaces: dict[str, str]) ->
         if doc["kind"] in ("Role", "RoleBinding") and doc["metadata"]["name"] in moved:
             doc["metadata"]["namespace"] = moved[doc["metadata"]["name"]]
     return docs
+
+
+def forbidden_status(user: str, verb: str, group: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
+    """The API server's 403 body, worded as apierrors.NewForbidden and the authorizer's reason word it
+    (FIDELITY RBAC-3): `<resource>[.<group>] ["<name>"] is forbidden: User ... cannot <verb> resource ...`."""
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    qualified = resource.split("/")[0] + (f".{group}" if group else "")
+    subject = f'{qualified} "{name}"' if name else qualified
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API group '
+                       f'"{group}" {scope}',
+            "reason": "Forbidden", "details": {"name": name, "group": group, "kind": resource.split("/")[0]},
+            "code": 403}
+
+
+class KubeRbacApp:
+    """ASGI wrapper: answers 403 Forbidden, as the API server does, to any resource request the policy does not
+    allow. Discovery, /version and the twin's own endpoints pass (every authenticated user may read them)."""
+
+    def __init__(self, app: Any, policy: RbacPolicy) -> None:
+        self.app = app
+        self.policy = policy
+        self.user = f"system:serviceaccount:{policy.subject_namespace}:{policy.subject_name}"
+
+    def denied(self, method: str, path: str, query: str) -> dict[str, Any] | None:
+        from harness.twin.kube.audit import describe_kube
+        seen = describe_kube(method, path, query)
+        if not seen.get("resource"):
+            return None
+        resource = f"{seen['resource']}/{seen['subresource']}" if seen.get("subresource") else seen["resource"]
+        verbs = WEBSOCKET_STREAM_VERBS if method == "GET" and seen.get("subresource") in STREAMING_SUBRESOURCES \
+            else (seen["verb"],)
+        for verb in verbs:
+            if not self.policy.allows(verb, seen["group"], resource, seen["namespace"], seen["name"]):
+                return forbidden_status(self.user, verb, seen["group"], resource, seen["namespace"], seen["name"])
+        return None
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope.get("type") not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET") if scope["type"] == "http" else "GET"
+        status = self.denied(method, scope.get("path", ""), (scope.get("query_string") or b"").decode("latin-1"))
+        if status is None:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(status).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 403, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elif "websocket.http.response" in (scope.get("extensions") or {}):
+            await send({"type": "websocket.http.response.start", "status": 403, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})     # uvicorn answers the handshake with 403
+
+
+def install_rbac(twin: Any, policy: RbacPolicy) -> None:
+    """Enforce `policy` on every Kubernetes API of a started TwinServer, inside its audit log (which then
+    records the refused calls with status 403, as a real audit log does)."""
+    from harness.twin.kube.audit import KubeAuditApp
+    for served in twin._served:
+        if not served.name.startswith("kube:"):
+            continue
+        config = served.server.config
+        attribute = "loaded_app" if getattr(config, "loaded_app", None) is not None else "app"
+        outer = getattr(config, attribute)
+        if isinstance(outer, KubeAuditApp):
+            outer.app = KubeRbacApp(outer.app, policy)
+        else:
+            setattr(config, attribute, KubeRbacApp(outer, policy))
