@@ -306,7 +306,8 @@ def test_with_the_gpu_operator_preset_the_nvidia_roles_move_to_its_namespace() -
     from harness.target.model import Selectors
     selectors = Selectors(preset="gpu-operator")
     namespaces = {"harness_namespace": "g7chaos",
-                  **{f"selectors.{n}": getattr(selectors, n).namespace for n in ("dcgm", "device_plugin", "dcgm_exporter")}}
+                  **{f"selectors.{n}": getattr(selectors, n).namespace
+                     for n in ("dcgm", "device_plugin", "dcgm_exporter")}}
     policy = RbacPolicy.from_documents(retarget(rbac_documents(), namespaces), SUBJECT)
     assert policy.allows("create", "", "pods/exec", "gpu-operator")
     assert policy.allows("delete", "", "pods", "gpu-operator")
@@ -368,7 +369,8 @@ def wide_aws_grants(policy: IamPolicy) -> list[str]:
         "fis:TagResource": [(fis_arn("experiment-template"), in_region())],
         "arc-zonal-shift:StartZonalShift": [(nlb_arn("other-teams-nlb"), in_region())],
         "arc-zonal-shift:CancelZonalShift": [(nlb_arn("other-teams-nlb"), in_region())],
-        "iam:PassRole": [(f"arn:aws:iam::{ACCOUNT}:role/admin", in_region(**{"iam:PassedToService": "fis.amazonaws.com"})),
+        "iam:PassRole": [(f"arn:aws:iam::{ACCOUNT}:role/admin",
+                          in_region(**{"iam:PassedToService": "fis.amazonaws.com"})),
                          (f"arn:aws:iam::{ACCOUNT}:role/g7chaos-fis-experiment",
                           in_region(**{"iam:PassedToService": "ec2.amazonaws.com"}))],
     }
@@ -439,8 +441,8 @@ def test_the_harness_tags_every_template_and_experiment_so_iam_lets_it_act_on_th
 
     from harness.faults.node_reboot import TOKEN_TAG, create_template, start_experiment
     fis = _RecordingFis()
-    target = SimpleNamespace(aws=lambda service: fis,
-                             spec=SimpleNamespace(aws=SimpleNamespace(fis_role_arn=f"arn:aws:iam::{ACCOUNT}:role/g7chaos-fis-experiment")))
+    role = f"arn:aws:iam::{ACCOUNT}:role/g7chaos-fis-experiment"
+    target = SimpleNamespace(aws=lambda service: fis, spec=SimpleNamespace(aws=SimpleNamespace(fis_role_arn=role)))
     template_id = create_template(target, "0f4e", "probe", {"n": {"resourceType": "aws:ec2:instance",
                                                                   "resourceArns": ["arn:aws:ec2:::instance/i-1"]}},
                                   {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "n"}}})
@@ -611,6 +613,7 @@ def test_websocket_exec_is_a_get_on_pods_exec_and_every_exec_grant_also_has_crea
     policy = rbac()
     assert policy.where("get", "", "pods/exec") == policy.where("create", "", "pods/exec") == {"g7chaos", "kube-system"}
     assert {("", "pods/exec", "get"), ("", "pods/exec", "create")} <= kube_uses(harness_sources())
-    one_verb = rbac_text().replace("resources: [pods/exec]\n    verbs: [create, get]", "resources: [pods/exec]\n    verbs: [create]")
+    one_verb = rbac_text().replace("resources: [pods/exec]\n    verbs: [create, get]",
+                                   "resources: [pods/exec]\n    verbs: [create]")
     narrowed = RbacPolicy.from_yaml(one_verb, SUBJECT)
     assert not narrowed.allows("get", "", "pods/exec", "kube-system")     # the pre-1.35 WebSocket exec is refused

@@ -47,6 +47,7 @@ def _single(operator: str, wanted: list[str], present: list[str]) -> bool:
 
 
 def condition_holds(operator: str, key: str, wanted: Any, context: Context) -> bool:
+    """One condition operator on one key, as IAM evaluates it (FIDELITY IAM-5)."""
     wanted_values = _listed(wanted)
     if operator == "Null":
         absent = key not in context
