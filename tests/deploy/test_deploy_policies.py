@@ -321,6 +321,9 @@ def test_with_the_gpu_operator_preset_the_nvidia_roles_move_to_its_namespace() -
 def test_every_binding_binds_the_cronjob_service_account() -> None:
     docs = rbac_documents()
     account = next(d for d in docs if d["kind"] == "ServiceAccount")["metadata"]
+    namespace = next(d for d in docs if d["kind"] == "Namespace")["metadata"]
+    assert namespace["name"] == account["namespace"]
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"   # the freeze helper's pod
     subject = [{"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}]
     bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
     assert bindings and all(b["subjects"] == subject for b in bindings)
