@@ -9,7 +9,8 @@ process for refusals (which start nothing). Proved here:
 - a token and a client key planted in the kubeconfig, and AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in the
   environment, appear in no file of a game day's reports (result.json, junit.xml, report.html, journal.jsonl,
   load records), while the run did use them;
-- every call the harness made in that game day and the dry run is allowed by deploy/rbac.yaml and
+- every call the harness made in that game day and the dry run is allowed by deploy/rbac.yaml (in the
+  namespace it was made in; the twin enforces the file, so a refused call would also have been a 403) and
   deploy/iam-policy.json (their static match with the code is tests/deploy/test_deploy_policies.py).
 The game day is one shipped scenario shortened (2 minutes at time scale 30); the FIS and ARC faults are
 injected, landed and reverted directly through the harness's fault classes, without load, to keep it cheap.
@@ -57,7 +58,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
+    # the twin enforces deploy/rbac.yaml as an API server would: a call it does not allow is answered 403
     handle = TwinServer.start_in_thread(profile="article", nodes_per_az=2, time_scale=30.0,
+                                        rbac=str(ROOT / "deploy" / "rbac.yaml"),
                                         out_dir=tmp_path_factory.mktemp("guarded-twin") / "twin")
     try:
         yield handle
@@ -272,6 +275,7 @@ def test_every_call_the_harness_made_is_allowed_by_the_deploy_policies(gameday: 
         elif not iam_allows(f"{call.endpoint}:{call.verb}"):
             denied.append(f"{call.endpoint}:{call.verb}")
     assert sorted(set(denied)) == []
+    assert [c.path for c in calls if c.api == "kube" and c.status == 403] == []   # the twin refused none either
     made = {c.action for c in calls}
     # the run reached the calls that matter for least privilege, so the check above is not vacuous
     assert {"get pods/exec", "fis:CreateExperimentTemplate", "fis:StartExperiment",
