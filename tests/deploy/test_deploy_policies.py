@@ -475,6 +475,30 @@ def test_the_harness_tags_every_template_and_experiment_so_iam_lets_it_act_on_th
     assert checked >= 4, checked      # the wrapper, its three callers, spot-interruption's own call
 
 
+def fis_actions_used(sources: dict[Path, str]) -> set[str]:
+    """FIS action IDs the harness puts in templates: its string literals that name an action FIS runs."""
+    from harness.twin.aws.fis import ACTION_CATALOGUE
+    literals = {m for text in sources.values() for m in re.findall(r"\"(aws:[a-z0-9]+:[a-z0-9-]+)\"", text)}
+    return literals & set(ACTION_CATALOGUE)
+
+
+def test_templates_may_hold_exactly_the_fis_actions_the_code_uses() -> None:
+    """IAM-2: CreateExperimentTemplate authorizes each action of the template as an `action` resource, so the
+    role cannot build a template that terminates instances or runs SSM documents, which no fault does."""
+    used = fis_actions_used(harness_sources())
+    assert {"aws:ec2:reboot-instances", "aws:network:disrupt-connectivity"} <= used, used
+    resources = iam().resources_of("fis:CreateExperimentTemplate")
+    granted = {r.split(":action/", 1)[1] for r in resources if ":action/" in r}
+    assert granted == used, f"granted, unused: {sorted(granted - used)}; used, not granted: {sorted(used - granted)}"
+    request = in_region(**{f"aws:RequestTag/{TOKEN_KEY}": "0f4e"})
+    for action_id in sorted(used):
+        assert iam().allows("fis:CreateExperimentTemplate", f"arn:aws:fis:{REGION}::action/{action_id}", request)
+    for foreign in ("aws:ec2:terminate-instances", "aws:ssm:send-command", "aws:eks:terminate-nodegroup-instances"):
+        assert not iam().allows("fis:CreateExperimentTemplate", f"arn:aws:fis:{REGION}::action/{foreign}", request)
+        assert IamPolicy.from_json(OLD_IAM).allows("fis:CreateExperimentTemplate",
+                                                   f"arn:aws:fis:{REGION}::action/{foreign}", in_region())
+
+
 def test_zonal_shifts_only_on_the_target_load_balancer() -> None:
     """IAM-3: ARC zonal shift authorises the load balancer's ARN (`loadbalancer/net/<name>/<id>`)."""
     from harness.target.model import LoadBalancerSpec
