@@ -97,3 +97,14 @@ def test_twin_up_refuses_an_rbac_file_that_does_not_exist(tmp_path: Path, capsys
     assert main(["twin", "up", "--rbac", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "twin")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "twin").exists()
+
+
+def test_a_refused_upgrade_is_told_from_a_broken_connection() -> None:
+    """The client reports both as status 0; only the reason says the server answered (and how)."""
+    from harness.faults.podexec import TRANSIENT_STATUSES, _handshake_status
+    refused = kclient.ApiException(status=0, reason="Handshake status 403 Forbidden -+-+- {...}")
+    broken = kclient.ApiException(status=0, reason="[Errno 111] Connection refused")
+    busy = kclient.ApiException(status=0, reason="Handshake status 503 Service Unavailable")
+    assert _handshake_status(refused) == 403 and 403 not in TRANSIENT_STATUSES
+    assert _handshake_status(broken) == 0 and 0 in TRANSIENT_STATUSES        # still retried
+    assert _handshake_status(busy) == 503 and 503 in TRANSIENT_STATUSES      # still retried
