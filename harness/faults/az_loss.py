@@ -160,7 +160,7 @@ class AzLoss(Fault):
         self.extra["template_id"] = template_id
         self.started_at = time.time()
         self.extra["lost_at"] = self.started_at      # the zone may go dark from here on: the failover clock starts
-        self.extra["experiment_id"] = start_experiment(target, template_id)
+        self.extra["experiment_id"] = start_experiment(target, template_id, token=token)
         await_experiment_started(target, self.extra["experiment_id"], time.time() + 10)
         if self.params.zonal_shift:
             try:

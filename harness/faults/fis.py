@@ -202,11 +202,14 @@ def templates_tagged(target: Any, token: str) -> list[str]:
             if (t.get("tags") or {}).get(TOKEN_TAG) == token]
 
 
-def start_experiment(target: Any, template_id: str) -> str:
+def start_experiment(target: Any, template_id: str, *, token: str) -> str:
+    """Start the template's experiment, tagged with the template's token: IAM lets the harness start, read and
+    stop only experiments carrying `g7chaos:token` (deploy/iam-policy.json), so an untagged one could be
+    neither started nor stopped."""
     fis = target.aws("fis")
     try:
         return fis.start_experiment(clientToken=f"g7chaos-{time.time_ns()}", experimentTemplateId=template_id,
-                                    tags={TAG: "fault"})["experiment"]["id"]
+                                    tags={TAG: "fault", TOKEN_TAG: token})["experiment"]["id"]
     except Exception as exc:
         raise FaultError(f"FIS start_experiment({template_id}) failed: {type(exc).__name__}: {exc}") from exc
 

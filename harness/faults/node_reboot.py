@@ -76,7 +76,7 @@ class RebootFault(Fault):
             self.stop_conditions)
         self.extra["template_id"] = template_id
         self.started_at = time.time()
-        experiment_id = start_experiment(self.ctx.target, template_id)
+        experiment_id = start_experiment(self.ctx.target, template_id, token=self.extra["template_token"])
         self.extra["experiment_id"] = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
 

@@ -339,7 +339,7 @@ class ReplicaStall(Fault):
             self.ctx.target, token, f"g7chaos {self.name} io: {', '.join(n.name for n in self.nodes)}",
             targets, actions, self.stop_conditions)
         self.extra["template_id"] = template_id
-        experiment_id = start_experiment(self.ctx.target, template_id)
+        experiment_id = start_experiment(self.ctx.target, template_id, token=token)
         self.extra["experiment_id"] = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
 

@@ -208,8 +208,8 @@ class TargetSpec(StrictModel):
     load_balancer: LoadBalancerSpec = Field(default_factory=LoadBalancerSpec)
     harness_namespace: str = Field("g7chaos", pattern=NAMESPACE_PATTERN,
                                    description="the namespace the harness creates its own pods in (the freeze helper, "
-                                   "nccl-tests launcher and workers); deploy/rbac.yaml grants pod create/delete/exec there "
-                                   "and nowhere else")
+                                   "nccl-tests launcher and workers); deploy/rbac.yaml grants pod creation there and nowhere "
+                                   "else")
     twin_flaky_api: float = Field(0.0, ge=0, lt=1, description="built-in twin only: the fraction of Kubernetes and "
                                   "AWS API calls its control plane fails (`g7chaos twin up --flaky-api`)")
 
