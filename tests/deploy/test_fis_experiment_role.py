@@ -19,7 +19,7 @@ from harness.twin.aws.fis import ACTION_CATALOGUE
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 FAULTS = ROOT / "harness" / "faults"
-ROLE_ARN = "arn:aws:iam::111122223333:role/g7chaos-fis"
+ROLE_ARN = "arn:aws:iam::111122223333:role/g7chaos-fis-experiment"
 
 # https://docs.aws.amazon.com/fis/latest/userguide/fis-actions-reference.html, "Permissions" of each action
 # (kms:CreateGrant: stop-instances' startInstancesAfterDuration on instances with encrypted volumes).
