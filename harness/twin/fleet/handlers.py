@@ -3,7 +3,9 @@
 One exec handler per cluster dispatches by pod, as a container runtime would: `dcgmi` in a
 `dcgm-server` pod acts on that node's GPUs; `kill -STOP 1` / `kill -CONT 1` in a Triton pod freezes or
 thaws that replica in the serving layer; nccl-tests' `all_reduce_perf` in a GPU pod loads the node's EFA
-fabric while it runs; anything else is "command not found" (exit 127). The pod
+fabric never (one process stays on its node: PCIe only; mpirun across pods loads it, see
+controllers/mpilauncher); `grep -H . /sys/class/infiniband/...hw_counters/...` reads the node's EFA
+counters; a pod's log is what its process wrote (an mpirun launcher's nccl-tests output); anything else is "command not found" (exit 127). The pod
 proxy serves a dcgm-exporter pod's `:9400/metrics`. A node that is powered off or cut off answers
 neither, with the errors the API server gives when it cannot reach a kubelet.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 
+from harness.twin import hardware
 from harness.twin.fleet import kobjects as ko
 from harness.twin.fleet.dcgm import run_dcgmi
 from harness.twin.fleet.exporter import CONTENT_TYPE, exporter_text
@@ -30,9 +33,20 @@ def _unwrap_shell(command: list[str]) -> list[str]:
     return command
 
 
-def _efa_request(pod: Obj) -> int:
-    """EFA interfaces the pod requests: a collective job on the fabric needs them, whether or not it holds GPUs."""
-    return sum(int(c.get("resources", {}).get("requests", {}).get(ko.EFA, 0) or 0) for c in pod["spec"]["containers"])
+HW_COUNTERS_GLOB = "/sys/class/infiniband/*/ports/*/hw_counters/*"
+
+
+def hw_counters_text(node: Node, efa_devices: int) -> str:
+    """`grep -H . <hw_counters>` as the node's EFA devices answer it (FIDELITY EFA-2): one line per device,
+    port 1 and counter, the node's counts split over its devices. RDMA devices are visible in every
+    container in the kernel's default shared RDMA netns mode (assumed for EKS AMIs)."""
+    lines = []
+    counts = {**node.efa_counters, **node.efa_traffic}
+    for i in range(efa_devices):
+        for name, value in counts.items():
+            share = value // efa_devices + (1 if i < value % efa_devices else 0)
+            lines.append(f"/sys/class/infiniband/rdmap{16 + i}s27/ports/1/hw_counters/{name}:{share}")
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 class FleetHandlers:
@@ -69,9 +83,15 @@ class FleetHandlers:
             return ExecResult(result.exit_code, result.stdout.encode(), result.stderr.encode())
         if program == "kill" and labels.get("app") == "triton":
             return self._kill(pod_name, argv[1:])
-        if program == "all_reduce_perf" and (ko.gpu_request(pod) or _efa_request(pod)):
-            code, out, err = await all_reduce_perf(node, argv[1:], self.fleet.efa_jobs)
+        if program == "all_reduce_perf":
+            code, out, err = await all_reduce_perf(pod, node, argv[1:])
             return ExecResult(code, out.encode(), err.encode())
+        if program == "grep" and argv[1:] == ["-H", ".", HW_COUNTERS_GLOB]:
+            devices = hardware.INSTANCE_TYPES[node.instance_type].efa_interfaces if node.instance_type in \
+                hardware.INSTANCE_TYPES else 0
+            if not devices:
+                return ExecResult(2, b"", f"grep: {HW_COUNTERS_GLOB}: No such file or directory\n".encode())
+            return ExecResult(0, hw_counters_text(node, devices).encode())
         if program in ("true", ":"):
             return ExecResult(0)
         return ExecResult(127, b"", f"sh: 1: {argv[0]}: not found\n".encode())
@@ -94,6 +114,10 @@ class FleetHandlers:
         if labels.get("app.kubernetes.io/name") == "dcgm-exporter" and port in (9400, None) and path.strip("/") == "metrics":
             return 200, CONTENT_TYPE, exporter_text(node, self.holders(node.name)).encode()
         return 404, "text/plain; charset=utf-8", b"404 page not found\n"
+
+    def log(self, namespace: str, pod_name: str) -> str:
+        """What the pod's process wrote (an mpirun launcher's output); empty for the rest."""
+        return self.fleet.pod_logs.get((self.cluster, namespace, pod_name), "")
 
     def holders(self, node_name: str) -> dict[int, tuple[str, str, str]]:
         """GPU index -> (namespace, pod, container) of the pods holding GPUs on the node."""
