@@ -21,7 +21,7 @@ from harness.twin.fleet.runtime import PODS
 from harness.twin.kube.store import NotFound, Obj, ObjectStore
 from harness.twin.serving.latency import EFA_NO_PLACEMENT_GROUP_BW_SHARE
 
-SOCKET_BUSBW_GBPS = 4.0          # assumed: NCCL's TCP socket transport over ENA, far below EFA
+SOCKET_BUSBW_GBPS = 4.0          # FIDELITY EFA-3 (assumed figure): NCCL's TCP socket transport over ENA
 MAX_LOG_CHARS = 200_000
 
 

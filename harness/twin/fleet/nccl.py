@@ -22,7 +22,7 @@ WALL_PER_ITERATION_S = 0.05
 MAX_RUN_S = 20.0
 EFA = "vpc.amazonaws.com/efa"
 GPU = "nvidia.com/gpu"
-NO_CUDA = "Cuda failure 'no CUDA-capable device is detected'\n"
+NO_CUDA = "Cuda failure 'no CUDA-capable device is detected'\n"   # FIDELITY EFA-8: a rank without a GPU
 
 
 @dataclass

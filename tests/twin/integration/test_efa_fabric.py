@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from test_fleet import Rig
 
-from harness.faults.efa_saturation import (HW_COUNTERS, TRAFFIC_COUNTERS, launcher_pod, nccl_command,
-                                           parse_hw_counters, worker_pod)
+from harness.faults.efa_saturation import (HW_COUNTERS, TRAFFIC_COUNTERS, bus_bandwidths, launcher_pod,
+                                           nccl_command, parse_hw_counters, worker_pod)
 from harness.twin import hardware
 from harness.twin.fleet.handlers import FleetHandlers
 from harness.twin.fleet.nccl import SATURATING_LOAD
 from harness.twin.fleet.runtime import PODS
+from harness.twin.serving.latency import EFA_NO_PLACEMENT_GROUP_BW_SHARE
 from harness.twin.world import EFA_COUNTERS
 
 A = "g7-use2a"
@@ -53,6 +55,10 @@ def _exec(rig: Rig, pod: str, argv: list[str]) -> tuple[int, str]:
 
 def _log(rig: Rig, pod: str) -> str:
     return FleetHandlers(rig.fleet, A).log(NS, pod)
+
+
+def parse_busbw(log: str) -> float:
+    return bus_bandwidths(log)[-1]
 
 
 def test_one_process_all_reduce_perf_stays_on_its_node_and_moves_no_efa_counter():
@@ -127,3 +133,15 @@ def test_hw_counters_read_as_the_kernel_names_them_on_every_efa_device():
     assert set(totals) == {*EFA_COUNTERS, *TRAFFIC_COUNTERS, "tx_pkts", "rx_pkts"}
     assert "rdma_read_resp_err" not in totals and {"rdma_read_wr_err", "rdma_write_wr_err"} <= set(totals)
     assert totals["tx_bytes"] == nodes[0].efa_traffic["tx_bytes"]
+
+
+def test_outside_a_cluster_placement_group_the_same_job_reports_half_the_bus_bandwidth():
+    def busbw(profile: str) -> float:
+        rig = Rig(profile)
+        launcher = _job(rig, 6, [n.name for n in _tp_nodes(rig)])
+        rig.run(1.5)
+        assert all(n.efa_load > 0.7 for n in _tp_nodes(rig))     # the fabric is loaded either way
+        return parse_busbw(_log(rig, launcher))
+
+    inside, spread = busbw("article"), busbw("no-placement-group")
+    assert spread == pytest.approx(inside * EFA_NO_PLACEMENT_GROUP_BW_SHARE, rel=0.01) and spread < inside
