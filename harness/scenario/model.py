@@ -204,7 +204,7 @@ class EfaSaturationParams(FaultParams):
     tp_group: str | None = Field(None, max_length=128, description="tp-group label; default: the first found")
     load: Percentage = Field(0.9, description="share of the fabric the competing traffic takes")
     image: str = Field("public.ecr.aws/hpc-cloud/nccl-tests:latest", max_length=512)
-    kubectl_image: str = Field("docker.io/alpine/k8s:1.31.4", max_length=512,
+    kubectl_image: str = Field("docker.io/dtzar/helm-kubectl:3.15.0", max_length=512,
                                description="init container of the launcher (without the MPI operator): an image "
                                "with sh and kubectl, copied in for the kubectl-exec agent mpirun uses")
 
