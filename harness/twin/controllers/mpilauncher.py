@@ -86,12 +86,12 @@ class MpiLauncher(Controller):
                 launch.over = True
                 self._set_phase(store, pod, "Succeeded")
                 return
-        error = self._start(store, key, launch, argv, now)
+        error = self._start(store, key, launch, argv, now, pod)
         if error:
             self._fail(store, pod, key, launch, error)
 
     def _start(self, store: ObjectStore, key: tuple[str, str, str], launch: Launch, argv: list[str],
-               now: float) -> str | None:
+               now: float, launcher: Obj) -> str | None:
         try:
             mpi = nccl.parse_mpirun(argv)
         except (ValueError, IndexError) as exc:
@@ -100,6 +100,10 @@ class MpiLauncher(Controller):
             host = mpi.hosts[0][0]
             return (f"ssh: Could not resolve hostname {host}: Name or service not known\n"
                     "ORTE was unable to reliably start one or more daemons.\n")
+        mounts = [m.get("mountPath", "") for m in launcher["spec"]["containers"][0].get("volumeMounts") or []]
+        if not any(mpi.rsh_agent.startswith(m.rstrip("/") + "/") for m in mounts if m):
+            # the image has no such script: it must come from a volume an init container filled
+            return f"sh: 1: {mpi.rsh_agent}: not found\nORTE was unable to reliably start one or more daemons.\n"
         if mpi.program[0].rsplit("/", 1)[-1] != "all_reduce_perf":
             return f"{mpi.program[0]}: not found\n"
         try:

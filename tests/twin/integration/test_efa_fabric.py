@@ -145,3 +145,19 @@ def test_outside_a_cluster_placement_group_the_same_job_reports_half_the_bus_ban
 
     inside, spread = busbw("article"), busbw("no-placement-group")
     assert spread == pytest.approx(inside * EFA_NO_PLACEMENT_GROUP_BW_SHARE, rel=0.01) and spread < inside
+
+
+def test_mpirun_without_a_delivered_rsh_agent_starts_no_rank():
+    """The kubectl-exec agent is not in the nccl-tests image: a launcher that mounts no volume holding it fails
+    like mpirun whose agent is missing, and no fabric is loaded."""
+    rig = Rig()
+    nodes = _tp_nodes(rig)
+    workers = ["w0", "w1"]
+    for name, node in zip(workers, nodes):
+        _create(rig, worker_pod(name, NS, node.name, "nccl-tests", 0, 6))
+    launcher = launcher_pod("launcher", NS, "nccl-tests", "kubectl", nccl_command(6, workers))
+    launcher["spec"]["containers"][0].pop("volumeMounts")
+    _create(rig, launcher)
+    rig.run(1.5)
+    assert "kubexec.sh: not found" in _log(rig, "launcher") and "# Avg bus bandwidth" not in _log(rig, "launcher")
+    assert all(n.efa_load == 0.0 for n in nodes)
