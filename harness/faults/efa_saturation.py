@@ -25,8 +25,9 @@ sharing them with serving (the NVIDIA container toolkit honours that variable un
 device and the fault does not land). mpirun runs in a loop of short runs, so the fabric frees soon after
 the revert deletes the pods.
 
-Landed = the launcher's log (pod log API) shows `# Avg bus bandwidth` from a run spanning every node AND
-the EFA hardware counters (`/sys/class/infiniband/<dev>/ports/<port>/hw_counters/{tx,rx}_bytes`, the
+Landed = the launcher's log (pod log API) shows NCCL on libfabric's EFA provider (`NET/OFI Selected Provider
+is efa`, not the TCP socket fallback) and `# Avg bus bandwidth` from a run spanning every node, AND the EFA
+hardware counters (`/sys/class/infiniband/<dev>/ports/<port>/hw_counters/{tx,rx}_bytes`, the
 counters the EKS node monitoring agent and the CloudWatch agent read) rose on every node since the launch,
 read by exec in the fault's own worker on that node. The exit code of a create or an exec proves nothing.
 """
@@ -59,6 +60,8 @@ HW_COUNTERS = "/sys/class/infiniband/*/ports/*/hw_counters/*"
 TRAFFIC_COUNTERS = ("tx_bytes", "rx_bytes")
 LABELS = {"app.kubernetes.io/name": "nccl-tests", "app.kubernetes.io/managed-by": "g7chaos"}
 BUSBW_RE = re.compile(r"#\s*Avg bus bandwidth\s*:\s*([0-9.]+)")
+# aws-ofi-nccl's line under NCCL_DEBUG=INFO when NCCL runs over libfabric's EFA provider (the EKS guide's check)
+OFI_EFA_RE = re.compile(r"NET/OFI Selected Provider is efa", re.IGNORECASE)
 # the environment of the EKS user guide's NCCL test: libfabric's EFA provider under NCCL
 NCCL_ENV = {"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1", "NCCL_DEBUG": "INFO",
             "NCCL_P2P_NET_CHUNKSIZE": "524288",
@@ -307,7 +310,8 @@ class EfaSaturation(Fault):
             if node not in self.counters_before:
                 self.counters_before[node] = self._counters(api, worker) or {}
         bandwidths = bus_bandwidths(log or "")
-        if not bandwidths:
+        transport = OFI_EFA_RE.search(log or "")
+        if not bandwidths or transport is None:
             return None
         moved = {}
         for node, worker in workers.items():
@@ -320,6 +324,7 @@ class EfaSaturation(Fault):
                 return None
         return {"source": "all_reduce_perf+hw_counters", "tp_group": self.group, "job": self.job,
                 "mpijob": self.use_mpijob, "nodes": sorted(workers), "avg_bus_bandwidth_GBps": bandwidths[-1],
+                "transport": transport.group(0),
                 "efa_counter_deltas": moved}
 
     def await_landed(self, deadline: float, poll_s: float = 0.1) -> dict[str, Any] | None:

@@ -130,7 +130,9 @@ def test_a_deleted_mpijob_is_no_error_for_the_revert(monkeypatch):
     efa.EfaSaturation.revert_owed(target, {"context": "c", "namespace": "chaos", "mpijob": "j", "pods": []})
 
 
-def test_landing_needs_a_bus_bandwidth_line_and_counters_parse_per_device():
+def test_landing_needs_a_bus_bandwidth_line_over_efa_and_counters_parse_per_device():
+    assert efa.OFI_EFA_RE.search("NCCL INFO NET/OFI Selected Provider is efa (found 4 nics)")
+    assert not efa.OFI_EFA_RE.search("NCCL INFO NET/Socket : Using [0]eth0")
     assert efa.bus_bandwidths("# Avg bus bandwidth    : 41.20 \n") == [41.2]
     assert efa.bus_bandwidths("#  Rank  0 Group  0 Pid 1 on w0\n") == []
     text = ("/sys/class/infiniband/rdmap16s27/ports/1/hw_counters/tx_bytes:100\n"

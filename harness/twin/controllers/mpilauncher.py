@@ -137,8 +137,11 @@ class MpiLauncher(Controller):
             in_group = self.world.behaviour.placement_group and len(groups) == 1 and None not in groups
             share = 1.0 if in_group else EFA_NO_PLACEMENT_GROUP_BW_SHARE
             launch.busbw = hardware.EFA_GBPS * max(launch.loads.values()) * share
+            itype = hardware.INSTANCE_TYPES.get(nodes[0].instance_type)
+            nics = itype.efa_interfaces if itype else 1
             if mpi.env.get("NCCL_DEBUG") == "INFO" and launch.runs == 0:
-                self._log(key, "NCCL INFO NET/OFI Using Libfabric version 1.22\nNCCL INFO NET/OFI Selected provider is efa\n")
+                self._log(key, "NCCL INFO NET/OFI Using Libfabric version 1.22\n"
+                               f"NCCL INFO NET/OFI Selected Provider is efa (found {nics} nics)\n")
         launch.run_end = now + args.run_s
         return None
 
