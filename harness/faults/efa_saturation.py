@@ -250,7 +250,7 @@ class EfaSaturation(Fault):
 
     def inject(self) -> None:
         args = {"context": self.context, "namespace": self.namespace, "pods": self._pods(),
-                "mpijob": self.job if self.use_mpijob else None, "labels": {**LABELS}}
+                "mpijob": self.job if self.use_mpijob else None}
         self.owe_revert(args)
         api = self.ctx.target.kube(self.context)
         core = client.CoreV1Api(api)
