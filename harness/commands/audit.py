@@ -7,7 +7,9 @@ and should be before the first fault is injected. Each rule reads through the sa
 - `dbe-alarm`: each cluster has a CloudWatch alarm on DCGM_FI_DEV_ECC_DBE_VOL_TOTAL (a double-bit ECC error
   silently corrupts answers; the node must be replaced, and someone must be told);
 - `gpu-temperature-alarm`: each cluster has an alarm on DCGM_FI_DEV_GPU_TEMP (thermal slowdown);
-- `efa-alarm`: each cluster has an alarm on the EFA error counters (a saturated fabric stalls all-reduce);
+- `efa-alarm`: each cluster has an alarm on the target's EFA metric as the CloudWatch agent exports it
+  (`alarms.efa_metric`, default `efa_retrans_pkts`, namespace `CWAgent`): a saturated fabric stalls
+  all-reduce;
 - `placement-group`: every tensor-parallel group (inference pods labelled `tp-group`) spans nodes whose
   instances share one `cluster` placement group (EFA all-reduce across racks is slow);
 - `cluster-per-az`: each kube context's nodes sit in one Availability Zone, a different one per context
@@ -34,7 +36,7 @@ from pydantic import BaseModel
 ZONE = "topology.kubernetes.io/zone"
 TP_LABEL = "tp-group"
 ALARM_METRICS = {"dbe-alarm": "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "gpu-temperature-alarm": "DCGM_FI_DEV_GPU_TEMP",
-                 "efa-alarm": "EFA/ErrorCount"}
+                 "efa-alarm": None}    # None: the target's `alarms.efa_metric` (FIDELITY EFA-4)
 
 
 class Finding(BaseModel):
@@ -65,10 +67,13 @@ def alarm_findings(target: Any) -> list[Finding]:
     alarms = _alarms(target)
     findings = []
     for rule, metric in ALARM_METRICS.items():
+        namespace = None
+        if metric is None:
+            metric, namespace = target.spec.alarms.efa_metric, target.spec.alarms.efa_namespace
         missing = []
         for cluster in target.contexts:
             named = target.spec.alarms.for_metric(metric, cluster)
-            if not any(alarm.get("MetricName") == metric and (
+            if not any(alarm.get("MetricName") == metric and namespace in (None, alarm.get("Namespace")) and (
                     alarm.get("AlarmName") == named
                     or {"Name": "ClusterName", "Value": cluster} in (alarm.get("Dimensions") or []))
                        for alarm in alarms):

@@ -213,11 +213,15 @@ class DevicePluginRaceParams(FaultParams):
 
 
 class EfaSaturationParams(FaultParams):
-    """A competing nccl-tests all_reduce_perf pod requesting vpc.amazonaws.com/efa on the TP group's nodes."""
+    """A competing nccl-tests MPI job (all_reduce_perf) across the TP group's nodes, one worker per node
+    requesting vpc.amazonaws.com/efa."""
 
     tp_group: str | None = Field(None, max_length=128, description="tp-group label; default: the first found")
     load: Percentage = Field(0.9, description="share of the fabric the competing traffic takes")
     image: str = Field("public.ecr.aws/hpc-cloud/nccl-tests:latest", max_length=512)
+    kubectl_image: str = Field("docker.io/dtzar/helm-kubectl:3.15.0", max_length=512,
+                               description="init container of the launcher (without the MPI operator): an image "
+                               "with sh and kubectl, copied in for the kubectl-exec agent mpirun uses")
 
 
 class ReplicaStallParams(FaultParams):

@@ -120,7 +120,8 @@ class TwinServer:
         try:
             for name, cluster in world.clusters.items():
                 handlers = FleetHandlers(fleet, name)
-                kube_app = build_kube_app(cluster.store, exec_handler=handlers.exec, proxy_handler=handlers.proxy)
+                kube_app = build_kube_app(cluster.store, exec_handler=handlers.exec, proxy_handler=handlers.proxy,
+                                          log_handler=handlers.log)
                 self._serve(f"kube:{name}", self._flaky_wrap(kube_app, FlakyKubeApp, f"kube:{name}"))
             gateway = self._gateway(world)
             if gateway is not None:

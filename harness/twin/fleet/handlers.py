@@ -5,15 +5,18 @@ One exec handler per cluster dispatches by pod, as a container runtime would: `d
 the host's /sys/fs/cgroup read and write that node's cgroup v2 hierarchy (`cgroups`), which is how a replica is
 frozen and thawed from the node; `kill -STOP|-KILL|-CONT 1` inside a Triton pod does nothing and exits 0, as the
 kernel drops signals a PID namespace's init has no handler for when they come from inside that namespace;
-nccl-tests' `all_reduce_perf` in a GPU pod loads the node's EFA fabric while it runs; anything else is "command
-not found" (exit 127). The pod proxy serves a dcgm-exporter pod's `:9400/metrics` and a Triton pod's
-`:8000/v2/health/ready|live`, which a frozen replica never answers. A node that is powered off or cut off answers
+nccl-tests' `all_reduce_perf` in a GPU pod loads the node's EFA fabric never (one process stays on its node: PCIe
+only; mpirun across pods loads it, see controllers/mpilauncher); `grep -H . /sys/class/infiniband/...hw_counters/...`
+reads the node's EFA counters; a pod's log is what its process wrote (an mpirun launcher's nccl-tests output);
+anything else is "command not found" (exit 127). The pod proxy serves a dcgm-exporter pod's `:9400/metrics` and a
+Triton pod's `:8000/v2/health/ready|live`, which a frozen replica never answers. A node that is powered off or cut off answers
 neither, with the errors the API server gives when it cannot reach a kubelet.
 """
 from __future__ import annotations
 
 import shlex
 
+from harness.twin import hardware
 from harness.twin.fleet import kobjects as ko
 from harness.twin.fleet.cgroups import CgroupFs
 from harness.twin.fleet.dcgm import run_dcgmi
@@ -39,9 +42,20 @@ def _unwrap_shell(command: list[str]) -> list[str]:
     return command
 
 
-def _efa_request(pod: Obj) -> int:
-    """EFA interfaces the pod requests: a collective job on the fabric needs them, whether or not it holds GPUs."""
-    return sum(int(c.get("resources", {}).get("requests", {}).get(ko.EFA, 0) or 0) for c in pod["spec"]["containers"])
+HW_COUNTERS_GLOB = "/sys/class/infiniband/*/ports/*/hw_counters/*"
+
+
+def hw_counters_text(node: Node, efa_devices: int) -> str:
+    """`grep -H . <hw_counters>` as the node's EFA devices answer it (FIDELITY EFA-2): one line per device,
+    port 1 and counter, the node's counts split over its devices. RDMA devices are visible in every
+    container in the kernel's default shared RDMA netns mode (assumed for EKS AMIs)."""
+    lines = []
+    counts = {**node.efa_counters, **node.efa_traffic}
+    for i in range(efa_devices):
+        for name, value in counts.items():
+            share = value // efa_devices + (1 if i < value % efa_devices else 0)
+            lines.append(f"/sys/class/infiniband/rdmap{16 + i}s27/ports/1/hw_counters/{name}:{share}")
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 class FleetHandlers:
@@ -98,9 +112,15 @@ class FleetHandlers:
             path = argv[3] if argv[2] == ">" and len(argv) == 4 else argv[2][1:]
             code, out, err = self.cgroups.write(node.name, pod, container, path, argv[1])
             return ExecResult(code, out.encode(), err.encode())
-        if program == "all_reduce_perf" and (ko.gpu_request(pod) or _efa_request(pod)):
-            code, out, err = await all_reduce_perf(node, argv[1:], self.fleet.efa_jobs)
+        if program == "all_reduce_perf":
+            code, out, err = await all_reduce_perf(pod, node, argv[1:])
             return ExecResult(code, out.encode(), err.encode())
+        if program == "grep" and argv[1:] == ["-H", ".", HW_COUNTERS_GLOB]:
+            devices = hardware.INSTANCE_TYPES[node.instance_type].efa_interfaces if node.instance_type in \
+                hardware.INSTANCE_TYPES else 0
+            if not devices:
+                return ExecResult(2, b"", f"grep: {HW_COUNTERS_GLOB}: No such file or directory\n".encode())
+            return ExecResult(0, hw_counters_text(node, devices).encode())
         if program in ("true", ":"):
             return ExecResult(0)
         return ExecResult(127, b"", f"sh: 1: {argv[0]}: not found\n".encode())
@@ -135,6 +155,10 @@ class FleetHandlers:
         replica = serving.replica_of(pod_name)
         ok = replica is not None and not replica.dead and (path == "v2/health/live" or replica.ready)
         return (200 if ok else 400), "application/json", b""
+
+    def log(self, namespace: str, pod_name: str) -> str:
+        """What the pod's process wrote (an mpirun launcher's output); empty for the rest."""
+        return self.fleet.pod_logs.get((self.cluster, namespace, pod_name), "")
 
     def holders(self, node_name: str) -> dict[int, tuple[str, str, str]]:
         """GPU index -> (namespace, pod, container) of the pods holding GPUs on the node."""
