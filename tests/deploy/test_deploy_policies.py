@@ -41,6 +41,7 @@ RUNS_SOMETHING = {"pods/exec", "pods/attach", "pods/portforward", "pods/proxy", 
 # log reads, the MPIJob launch, the nodegroup and load balancer preflights, FIS role validation). Each entry
 # must leave this list the moment the code calls it: test_awaiting_entries_are_not_called_yet fails then.
 AWAITING_KUBE: set[tuple[str, str, str]] = set()
+LAUNCHER = "g7chaos-mpi-launcher"     # efa-saturation's launcher pod runs as this ServiceAccount
 AWAITING_AWS = {"eks:DescribeNodegroup", "elasticloadbalancing:DescribeLoadBalancerAttributes", "iam:GetRole"}
 
 # The grants deploy/ shipped before it was scoped: what the scope checks below must refuse.
@@ -324,7 +325,15 @@ def test_every_binding_binds_the_cronjob_service_account() -> None:
     assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"   # the freeze helper's pod
     subject = [{"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}]
     bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
-    assert bindings and all(b["subjects"] == subject for b in bindings)
+    launcher = [b for b in bindings if b["metadata"]["name"] == LAUNCHER]
+    assert bindings and all(b["subjects"] == subject for b in bindings if b not in launcher)
+    # the MPI launcher's own account: bound to its own Role only, exec and pod reads in the harness's namespace
+    assert [b["subjects"] for b in launcher] == [[{"kind": "ServiceAccount", "name": LAUNCHER,
+                                                   "namespace": account["namespace"]}]]
+    assert launcher[0]["roleRef"]["name"] == LAUNCHER and launcher[0]["metadata"]["namespace"] == account["namespace"]
+    role = next(d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == LAUNCHER)
+    assert {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]} == {
+        ("pods", "get"), ("pods", "list"), ("pods/exec", "create"), ("pods/exec", "get")}
     job = next(d for d in yaml.safe_load_all((DEPLOY / "cronjob.yaml").read_text()) if d["kind"] == "CronJob")
     assert job["metadata"]["namespace"] == account["namespace"]
     assert job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == account["name"]
