@@ -119,16 +119,27 @@ class Check(ABC):
             return CheckResult(name=self.name, passed=False, status="not-applicable", reason=reasons,
                                judgements=judgements)
         failed = [j for j in judged if j.status == "fail"]
-        shown = failed or judged
+        unsure = [j for j in judged if j.status == "inconclusive"]
+        status = "fail" if failed else "inconclusive" if unsure else "pass"
+        shown = failed or unsure or judged
         reason = "; ".join(j.reason if len(judged) == 1 else f"fault {j.index} {j.fault}: {j.reason}" for j in shown)
         evidence_out = judged[0].evidence if len(judged) == 1 else {
             f"{j.index}:{j.fault}": j.evidence for j in judged}
-        return CheckResult(name=self.name, passed=not failed, reason=reason, evidence=evidence_out,
-                           judgements=judgements)
+        return CheckResult(name=self.name, passed=status == "pass", status=status, reason=reason,
+                           evidence=evidence_out, judgements=judgements)
 
     def verdict(self, fault: Any, index: int, passed: bool, reason: str, **evidence: Any) -> FaultJudgement:
         return FaultJudgement(fault=fault.name, index=index, status="pass" if passed else "fail", reason=reason,
                               evidence=evidence)
+
+    def missing(self, fault: Any, index: int, reason: str, **evidence: Any) -> FaultJudgement:
+        """The fault could not be judged: the evidence this check needs at the least was never gathered. Never a
+        pass; the reason says what was missing."""
+        return FaultJudgement(fault=fault.name, index=index, status="inconclusive", reason=reason, evidence=evidence)
+
+    def inconclusive(self, reason: str, **evidence: Any) -> CheckResult:
+        """A whole-run check whose minimum evidence is missing (see `missing`)."""
+        return CheckResult(name=self.name, passed=False, status="inconclusive", reason=reason, evidence=evidence)
 
     def start(self, ctx: Any) -> None:
         """Begin live observation (most checks judge the timeline afterwards and need nothing here)."""

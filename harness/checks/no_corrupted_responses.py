@@ -7,6 +7,10 @@ which go to the fault that landed last before them). A double-bit ECC error also
 grace limit (the check's `within`, else node-drained's), no response may come from that node at all, because
 everything it computes may be wrong. Other faults have no such rule: a node under a spot notice may serve until
 it is reclaimed.
+
+Minimum evidence, per fault: golden answers learned in steady state, at least `min_canaries_after` canary
+answers checked after the fault landed (canaries that errored are counted apart: no answer is no evidence of a
+right one), and, for the node rule, a served-by header naming the node. Without them the fault is inconclusive.
 """
 from __future__ import annotations
 
@@ -25,8 +29,9 @@ class NoCorruptedResponses(Check):
     def evaluate(self, evidence: Evidence):
         canary = evidence.load.canary
         if not canary.learned:
-            return self.result(False, "canary answers were never learned in steady state: cannot judge corruption",
-                               checked=canary.checked)
+            return self.inconclusive("canary answers were never learned in steady state: cannot judge corruption "
+                                     "(set load.canary, and let the steady window see canary answers)",
+                                     checked=canary.checked)
         self._records: list[dict[str, Any]] | None = None
         return self.judge_each(evidence)
 
@@ -38,8 +43,10 @@ class NoCorruptedResponses(Check):
             return self.verdict(fault, index, False, "the fault was never injected: nothing to judge",
                                 checked=canary.checked)
         nodes = {n.name for n in fault.nodes}
-        mismatches = [m for m in canary.mismatches if m.t_end >= landed and _owner(m.served_by.get(header), m.t_end,
-                                                                                      evidence.faults) is fault]
+        after = sum(1 for t in canary.checked_at if t >= landed)
+        errored = sum(1 for t in canary.errored_at if t >= landed)
+        mismatches = [m for m in canary.mismatches
+                      if m.t_end >= landed and _owner(m.served_by.get(header), m.t_end, evidence.faults) is fault]
         by_node: dict[str, int] = {}
         for m in mismatches:
             node = m.served_by.get(header, "?")
@@ -55,7 +62,8 @@ class NoCorruptedResponses(Check):
                 late_from_bad = [r.get("key") for r in self._records
                                  if (r.get("served_by") or {}).get(header) in nodes
                                  and r.get("t_end", 0) > landed + grace and r.get("tokens")]
-        figures = {"corrupted": len(mismatches), "checked": canary.checked, "by_node": by_node,
+        figures = {"corrupted": len(mismatches), "checked": canary.checked, "checked_after_landing": after,
+                   "errored_after_landing": errored, "by_node": by_node,
                    "served_by_faulty_after_limit": len(late_from_bad), "grace_s": grace}
         if mismatches or late_from_bad:
             first = min((m.t_end for m in mismatches), default=None)
@@ -65,7 +73,20 @@ class NoCorruptedResponses(Check):
             return self.verdict(fault, index, False, f"{len(mismatches)} corrupted canary answer(s) of "
                                                      f"{canary.checked} checked reached clients (by node: "
                                                      f"{by_node or '-'}){when}{node_rule}", **figures)
-        return self.verdict(fault, index, True, f"0 corrupted answers in {canary.checked} canary checks", **figures)
+        if after < self.params.min_canaries_after:
+            return self.missing(fault, index, f"{after} canary answer(s) checked after the fault landed "
+                                              f"({errored} errored), fewer than the {self.params.min_canaries_after} "
+                                              f"needed: no evidence that answers stayed right", **figures)
+        if fault.name in OUT_OF_SERVICE_KINDS and not self._node_header_seen(evidence, header):
+            return self.missing(fault, index, f"no answer carried the {header} header: whether the faulty node kept "
+                                              f"serving cannot be seen (set the target's served_by_headers)", **figures)
+        return self.verdict(fault, index, True, f"0 corrupted answers in {after} canary checks after the fault "
+                                                f"landed ({errored} errored)", **figures)
+
+    def _node_header_seen(self, evidence: Evidence, header: str) -> bool:
+        if self._records is None:
+            self._records = evidence.records()
+        return any((r.get("served_by") or {}).get(header) for r in self._records)
 
 
 def _owner(node: str | None, at: float, faults: list[Any]) -> Any:

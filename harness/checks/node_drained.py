@@ -2,6 +2,10 @@
 
 Measured from the moment the fault landed to the first observation of each, so a slow watch never makes a
 deployment look faster than it is (the harness can only be late, never early).
+
+Minimum evidence: a pod of the fault's node seen by the watch (on it when the fault landed, or scheduled there
+later). A node on which no pod was ever seen (a selector that picked the wrong node, a watch that missed it)
+has nothing to drain in the evidence: inconclusive, never "drained in 0 s".
 """
 from __future__ import annotations
 
@@ -64,10 +68,14 @@ class NodeDrained(Check):
         limit = evidence.wall(self.params.within)
         start = fault.landed_at or fault.injected_at
         if start is None or not fault.nodes:
-            return self.verdict(fault, index, False, "the fault touched no node: nothing to judge", limit_s=limit)
+            return self.missing(fault, index, "the fault touched no node: nothing to judge", limit_s=limit)
         notice_end = fault.extra.get("terminate_at")
-        details, failures = {}, []
+        details, failures, unseen = {}, [], []
         for node in fault.nodes:
+            if not any(obs.obj.spec.node_name == node.name for obs in evidence.timeline.select(
+                    "Pod", lambda o, c=node.context: o.context == c)):
+                unseen.append(node.name)
+                continue
             cordon = cordoned_at(evidence, node.context, node.name, start - 0.001)
             drained, remaining = gpu_pods_gone_at(evidence, node.context, node.name, start - 0.001)
             took_cordon = None if cordon is None else cordon - start
@@ -83,6 +91,10 @@ class NodeDrained(Check):
         if failures:
             return self.verdict(fault, index, False, f"not drained within {limit:.2f} s: " + "; ".join(failures),
                                 nodes=details, limit_s=limit)
+        if unseen:
+            return self.missing(fault, index, f"no pod was ever seen on {', '.join(unseen)}: nothing shows a drain "
+                                              f"(does the node run the workload? are the watches on its cluster?)",
+                                nodes=details, limit_s=limit, unseen=unseen)
         slowest = max(d["drained_after_s"] for d in details.values())
         return self.verdict(fault, index, True, f"{len(details)} node(s) cordoned and drained, slowest "
                                                 f"{slowest:.2f} s (limit {limit:.2f} s)", nodes=details, limit_s=limit)

@@ -65,7 +65,7 @@ class NodeReplaced(Check):
         limit = evidence.wall(self.params.within)
         start = fault.landed_at or fault.injected_at
         if start is None or not fault.nodes:
-            return self.verdict(fault, index, False, "the fault touched no node: nothing to replace", limit_s=limit)
+            return self.missing(fault, index, "the fault touched no node: nothing to replace", limit_s=limit)
         used = getattr(self, "_used", set())
         details: dict[str, Any] = {}
         failures: list[str] = []

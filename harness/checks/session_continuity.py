@@ -89,11 +89,11 @@ class SessionContinuity(Check):
         cap = self.params.max_ttft_ratio
         records = evidence.records()
         if not any(r.get("session") for r in records):
-            return self.verdict(fault, index, False, "no conversations in the load: set load.conversations so "
-                                                     "sessions can straddle the fault")
+            return self.missing(fault, index, "no conversations in the load: set load.conversations so sessions "
+                                              "can straddle the fault")
         landed = fault.landed_at or fault.injected_at
         if landed is None or not fault.nodes:
-            return self.verdict(fault, index, False, "the fault touched no node: no conversation could straddle it")
+            return self.missing(fault, index, "the fault touched no node: no conversation could straddle it")
         nodes = {n.name for n in fault.nodes}
         before = [r["ttft_ms"] for r in records if _ok(r) and r.get("session") and r.get("turn", 0) >= 1
                   and r.get("t_end", 0.0) <= fault.injected_at]
@@ -102,10 +102,9 @@ class SessionContinuity(Check):
         entry: dict[str, Any] = {"follow_ups_before": len(before), "moved": len(moved), "judged": len(deep),
                                  "max_ttft_ratio": cap}
         if not before:
-            return self.verdict(fault, index, False, "no follow-up turn finished before the fault (no baseline)",
-                                **entry)
+            return self.missing(fault, index, "no follow-up turn finished before the fault (no baseline)", **entry)
         if not deep:
-            return self.verdict(fault, index, False,
+            return self.missing(fault, index,
                                 f"no conversation with {MIN_HISTORY_TURNS}+ turns of history moved off "
                                 f"{', '.join(sorted(nodes))} after the fault ({len(moved)} shorter ones; the target's "
                                 f"served_by_headers must name the serving node)", **entry)

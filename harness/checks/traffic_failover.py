@@ -13,6 +13,9 @@ serve again from the moment the revert began (`revert_started_at`, else `reverte
   the share that failed after all retries stays within `error_budget`.
 - Return: after the fault was reverted, the zone serves again before the run ends (judged only when the run
   went on for at least `within` after the revert).
+
+Minimum evidence: requests that began in the failover window, and attempts after it while the zone was still
+lost. Without either the fault is inconclusive: no request is no 0 % error rate.
 """
 from __future__ import annotations
 
@@ -112,6 +115,12 @@ class TrafficFailover(Check):
             failures.append(f"no traffic back to {zone} in {end - back:.2f} s after the revert")
         if failures:
             return self.verdict(fault, index, False, "; ".join(failures), **figures_all)
+        if not window or not after_limit:
+            # no request in the failover window: its error rate is no 0 %; none after the limit: nothing shows
+            # where traffic went once the zone was gone
+            return self.missing(fault, index, f"{len(window)} request(s) began in the {limit:.2f} s after the loss "
+                                              f"and {len(after_limit)} after it, while the zone was lost: too few to "
+                                              f"judge a failover", **figures_all)
         left = "at once" if figures["last_sent_after_s"] is None else f"after {figures['last_sent_after_s']:.2f} s"
         back_text = (f", back {figures['returned_after_s']:.2f} s after revert"
                      if figures["returned_after_s"] is not None else "")

@@ -409,6 +409,8 @@ class NoCorruptedResponsesParams(CheckParams):
     after `within` (default: node-drained's limit)."""
 
     within: Duration | None = Field(None, gt=0)
+    min_canaries_after: int = Field(1, ge=1, le=1_000_000, description="canary answers needed after each fault "
+                                    "landed; fewer and the fault cannot be judged (inconclusive)")
 
 
 class AlarmFiredParams(CheckParams):
@@ -427,7 +429,12 @@ class TrafficFailoverParams(CheckParams):
 
 
 class IdempotentRetriesParams(CheckParams):
-    """No Idempotency-Key executed twice; replays identical."""
+    """No Idempotency-Key executed twice; replays identical.
+
+    `min_retried_keys`: fewer retried keys than this and the check is inconclusive, not a pass (a run in which
+    nothing was retried proves nothing about retries); 0 lets a scenario where retries are incidental pass."""
+
+    min_retried_keys: int = Field(1, ge=0, le=1_000_000)
 
 
 class SessionContinuityParams(CheckParams):

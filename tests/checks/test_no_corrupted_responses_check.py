@@ -29,11 +29,18 @@ def _served(at: float, node: str) -> dict[str, Any]:
             "served_by": {"x-served-by-node": node}, "error": None}
 
 
-def _judge(tmp_path, faults, mismatches, records, limit_s: float = 60.0, limits=None):
+EVERY_HALF_SECOND = [T0 + i / 2 for i in range(80)]      # canary answers checked from T0 to T0 + 40 s
+
+
+def _judge(tmp_path, faults, mismatches, records, limit_s: float = 60.0, limits=None,
+           checked_at=EVERY_HALF_SECOND, errored_at=()):
+    records = records or [_served(0.5, OTHER)]
     ev = evidence(Clock().timeline, faults, records=records, tmp=tmp_path,
                   limits=limits if limits is not None else [("node-drained", None, limit_s)])
-    ev.load = CanaryLoad(ev.load.records_path, CanaryOutcome(learn_window="steady", learned=True, checked=200,
-                                                             mismatches=mismatches))
+    ev.load = CanaryLoad(ev.load.records_path, CanaryOutcome(learn_window="steady", learned=True,
+                                                             checked=len(checked_at), mismatches=mismatches,
+                                                             checked_at=list(checked_at),
+                                                             errored_at=list(errored_at)))
     return NoCorruptedResponses(NoCorruptedResponsesParams()).evaluate(ev)
 
 
@@ -96,3 +103,27 @@ def test_the_grace_is_the_node_drained_limit_of_the_dbe_fault_not_of_another(tmp
     assert result.judgements[0].evidence["grace_s"] == 6.0
     tighter = [("node-drained", [0], 90.0), ("node-drained", ["spot-interruption"], 180.0)]
     assert _judge(tmp_path, [ecc, spot], [], [_served(15, ECC_NODE)], limits=tighter).failed
+
+
+def test_no_canary_answered_after_the_fault_is_inconclusive_not_a_pass(tmp_path):
+    """Canaries that all errored once the fault landed: no wrong answer, but no right one either."""
+    ecc, _ = _faults()
+    before = [t for t in EVERY_HALF_SECOND if t < T0 + 10]
+    result = _judge(tmp_path, [ecc], [], [], checked_at=before, errored_at=[T0 + 11, T0 + 12])
+    assert result.status == "inconclusive"
+    assert "0 canary answer(s) checked after the fault landed (2 errored)" in result.reason
+
+
+def test_without_a_node_header_the_dbe_node_rule_is_inconclusive(tmp_path):
+    ecc, _ = _faults()
+    unlabelled = [{"key": "k", "t_start": T0 + 1, "t_end": T0 + 2, "tokens": 5, "served_by": {}, "error": None}]
+    result = _judge(tmp_path, [ecc], [], unlabelled)
+    assert result.status == "inconclusive" and "x-served-by-node header" in result.reason
+
+
+def test_canaries_never_learned_is_inconclusive(tmp_path):
+    ecc, _ = _faults()
+    ev = evidence(Clock().timeline, [ecc], records=[_served(1, OTHER)], tmp=tmp_path)
+    ev.load = CanaryLoad(ev.load.records_path, CanaryOutcome(learn_window="steady", learned=False))
+    result = NoCorruptedResponses(NoCorruptedResponsesParams()).evaluate(ev)
+    assert result.status == "inconclusive" and "never learned in steady state" in result.reason

@@ -115,3 +115,9 @@ def test_a_fault_that_takes_no_zone_away_is_not_judged(tmp_path: Path):
                         load=SimpleNamespace(records_path=str(path)), run_ended=T0 + 3)
     result = CHECKS["traffic-failover"](TrafficFailoverParams()).evaluate(evidence)
     assert result.status == "not-applicable" and "no rule for spot-interruption" in result.reason
+
+
+def test_no_request_while_the_zone_was_lost_is_inconclusive(tmp_path: Path):
+    """Load that stopped before the loss: no attempt in the failover window is no 0 % error rate."""
+    result = _evaluate(tmp_path, _steady(-2, -0.5), reverted=None)
+    assert result.status == "inconclusive" and "too few to judge a failover" in result.reason
