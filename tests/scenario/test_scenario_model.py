@@ -189,3 +189,17 @@ def test_scenario_load_becomes_the_load_process_spec():
     assert spec.canary.every_s == 0.5 and len(set(spec.canary.prompts)) == 5
     assert (spec.chat, spec.conversations, spec.turns, spec.duration_s, spec.seed) == (True, 5, 3, 16.0, 7)
     assert to_load_spec(LoadSpec()).canary.every_s is None
+
+
+def test_spot_notice_outside_fis_range_and_rebalance_first_are_refused_clearly():
+    for notice in ("1m", "16m"):
+        problems = errors_of(lambda: FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": notice}}))
+        assert problems[0]["loc"][:2] == ("spot-interruption", "notice")
+        assert "PT2M..PT15M" in problems[0]["msg"]
+    same_time = errors_of(lambda: FaultStep.model_validate(
+        {"at": 0, "spot-interruption": {"notice": "2m", "rebalance_first": True}}))
+    assert "rebalance_first needs a notice longer than 2m" in same_time[0]["msg"]
+    implicit = errors_of(lambda: FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": "5m"}}))
+    assert "set rebalance_first: true" in implicit[0]["msg"]
+    lead = FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": "5m", "rebalance_first": True}})
+    assert lead.params.notice == 300.0 and lead.params.rebalance_first

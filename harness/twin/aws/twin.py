@@ -297,6 +297,7 @@ class AwsTwin:
             self.groups.rebalancing.discard(instance.instance_id)
         if self.fis is not None:
             self.fis.spot_terminations.pop(instance.instance_id, None)
+            self.fis.spot_notices.pop(instance.instance_id, None)
 
     # -- the behaviour loop --------------------------------------------------------------------------------
     async def run(self) -> None:
