@@ -134,3 +134,10 @@ def test_rebalance_first_lands_on_the_recommendation_before_the_notice(target: T
     finally:
         fault.revert()
     assert owed_reverts(ctx.journal.path) == []
+    # stopping the experiment during the lead recalls nothing: the interruption notice still comes at its time
+    deadline = fault.extra["notice_at"] + 3.0
+    while "SpotInterruption" not in {e.reason for e in core.list_event_for_all_namespaces(
+            field_selector=f"involvedObject.name={node.name}").items}:
+        assert time.time() < deadline, "the interruption notice never came after the experiment was stopped"
+        threading_wait(0.1)
+    assert time.time() >= fault.extra["notice_at"] - 0.2

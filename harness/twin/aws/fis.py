@@ -436,7 +436,9 @@ class FisEngine:
 
     def _send_due_notices(self, now: float) -> None:
         """The two-minute interruption notice (IMDS spot/instance-action), sent SPOT_NOTICE_S before the
-        interruption; from then on the instance is reclaimed at its time whatever happens to the experiment."""
+        interruption; from then on the instance is reclaimed at its time whatever happens to the experiment.
+        A notice still pending when the experiment is stopped is sent all the same (FIDELITY SPOT-4: assumed,
+        the stricter reading: no source says stopping the experiment recalls a scheduled interruption)."""
         for instance_id, (notice_at, terminate_at) in list(self.spot_notices.items()):
             if notice_at <= now:
                 del self.spot_notices[instance_id]
