@@ -5,7 +5,10 @@ with ec2 describe_subnets filtered by availability-zone, and passed as explicit 
 reach another zone or region). `mode: power` is the "AZ Availability: Power Interruption" shape: the zone's
 subnets cut plus `aws:ec2:stop-instances` of the zone's instances with `startInstancesAfterDuration`.
 `zonal_shift: true` also starts an ARC zonal shift of the load balancer away from the zone, which is what an
-operator (or zonal autoshift) does; it is cancelled on revert.
+operator (or zonal autoshift) does; it is cancelled on revert. ARC takes the zone's AZ *ID* (use2-az1, from
+ec2 describe_availability_zones: zone names map to different IDs in every account) and shifts only a load
+balancer whose `zonal_shift.config.enabled` attribute is true (off by default), so the plan reads both and
+refuses to start when either is missing: a shift that cannot start is a failed preflight, not a half-run loss.
 
 The zone's subnets are those of the cluster's VPC only (the VPC EC2 names for the zone's nodes' instances):
 another VPC with subnets in the same zone is not this deployment's zone. FIS takes at most 5 ARNs per target, so
@@ -32,8 +35,15 @@ from harness.faults.fis import grouped_action
 ARC = "arc-zonal-shift"
 DISRUPT_ACTION = "aws:network:disrupt-connectivity"
 STOP_ACTION = "aws:ec2:stop-instances"
+ZONAL_SHIFT_ATTRIBUTE = "zonal_shift.config.enabled"     # elbv2 load balancer attribute, false by default
 FIS_MARGIN_S = 120.0      # deployment seconds the experiment outlasts the scenario step
 FIS_MAX_DURATION_S = 12 * 3600.0   # disrupt-connectivity duration and startInstancesAfterDuration: PT1M..PT12H
+
+
+def zonal_shift_enabled(attributes: list[dict[str, str]]) -> bool:
+    """Is `zonal_shift.config.enabled` true in an elbv2 describe_load_balancer_attributes answer?"""
+    return any(a.get("Key") == ZONAL_SHIFT_ATTRIBUTE and str(a.get("Value", "")).lower() == "true"
+               for a in attributes)
 
 
 def _iso_duration(seconds: float) -> str:
@@ -77,6 +87,7 @@ class AzLoss(Fault):
         if self.params.zonal_shift:
             self.extra["load_balancer_arn"] = self._load_balancer_arn()
             self.extra["away_from"] = self._zone_id(zone)
+            self._require_zonal_shift_enabled(self.extra["load_balancer_arn"])
             plan += f"; ARC zonal shift of {self.extra['load_balancer_arn']} away from {self.extra['away_from']}"
         self.extra["target_groups"] = self._target_groups()
         self.stop_conditions = fis_stop_conditions(self.ctx)
@@ -120,11 +131,31 @@ class AzLoss(Fault):
         return found[0]["LoadBalancerArn"]
 
     def _zone_id(self, zone: str) -> str:
+        """The AZ ID ARC's awayFrom takes (use2-az1). Zone names map to IDs per account, and ARC refuses a
+        name, so there is no falling back to the name: no ID, no shift."""
         try:
             zones = self.ctx.target.aws("ec2").describe_availability_zones(ZoneNames=[zone])["AvailabilityZones"]
-            return zones[0].get("ZoneId") or zone
-        except Exception:
-            return zone
+        except Exception as exc:
+            raise FaultError(f"could not map {zone} to its AZ ID for the zonal shift "
+                             f"(ec2 describe_availability_zones: {exc})") from exc
+        zone_id = next((z.get("ZoneId") for z in zones if z.get("ZoneName") == zone and z.get("ZoneId")), None)
+        if not zone_id:
+            raise FaultError(f"EC2 reports no AZ ID for {zone}: ARC zonal shift takes AZ IDs (such as use2-az1), "
+                             "not zone names")
+        return zone_id
+
+    def _require_zonal_shift_enabled(self, load_balancer_arn: str) -> None:
+        """Preflight: ARC shifts a load balancer only when its `zonal_shift.config.enabled` attribute is true."""
+        elbv2 = self.ctx.target.aws("elbv2")
+        try:
+            attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=load_balancer_arn)["Attributes"]
+        except Exception as exc:
+            raise FaultError(f"could not read the attributes of {load_balancer_arn} "
+                             f"(elbv2 describe_load_balancer_attributes: {exc})") from exc
+        if not zonal_shift_enabled(attributes):
+            raise FaultError(f"zonal shift is not enabled on {load_balancer_arn}: ARC would refuse the shift. "
+                             f"Enable it (elbv2 modify_load_balancer_attributes {ZONAL_SHIFT_ATTRIBUTE}=true) "
+                             "or drop zonal_shift from the scenario")
 
     def _target_groups(self) -> list[str]:
         """Target group ARNs of the load balancer, to read the zone's target health (empty when there is none)."""

@@ -175,11 +175,42 @@ class EccDoubleBitErrorParams(FaultParams):
 
 
 class SpotInterruptionParams(FaultParams):
-    """FIS `aws:ec2:send-spot-instance-interruptions` on the chosen spot instances."""
+    """FIS `aws:ec2:send-spot-instance-interruptions` on the chosen spot instances.
+
+    `notice` is FIS's durationBeforeInterruption: the time from the rebalance recommendation (sent at once) to
+    the interruption; the interruption notice comes 2 minutes before the interruption. A notice longer than
+    2m therefore always puts the recommendation first, and a scenario says so with `rebalance_first: true`."""
 
     node: NodeSelector = Field(default_factory=NodeSelector)
-    notice: Duration = Field(120.0, ge=120, le=900, description="durationBeforeInterruption (2m..15m)")
-    rebalance_first: bool = Field(False, description="send a rebalance recommendation before the notice")
+    notice: Duration = Field(120.0, ge=120, le=900, description="durationBeforeInterruption (2m..15m): time from "
+                             "the rebalance recommendation to the interruption; the interruption notice comes 2m "
+                             "before the interruption")
+    rebalance_first: bool = Field(False, description="the rebalance recommendation comes (notice - 2m) before the "
+                                  "interruption notice; needs a notice longer than 2m")
+
+    @field_validator("notice", mode="wrap")
+    @classmethod
+    def _notice_in_fis_range(cls, value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if any(e["type"] in ("greater_than_equal", "less_than_equal") for e in exc.errors()):
+                raise PydanticCustomError(
+                    "spot_notice_range", "notice is FIS durationBeforeInterruption, which AWS accepts only from 2m "
+                    "to 15m (PT2M..PT15M)") from None
+            raise
+
+    @model_validator(mode="after")
+    def _rebalance_first_matches_notice(self) -> "SpotInterruptionParams":
+        if self.rebalance_first and self.notice <= 120:
+            raise ValueError("rebalance_first needs a notice longer than 2m: FIS sends the rebalance recommendation "
+                             "at once and the interruption notice 2m before the interruption, so with notice: 2m "
+                             "both come together")
+        if not self.rebalance_first and self.notice > 120:
+            raise ValueError(f"notice {self.notice:.0f}s is longer than 2m, so FIS sends the rebalance "
+                             "recommendation (notice - 2m) before the interruption notice: set rebalance_first: "
+                             "true to say so, or use notice: 2m")
+        return self
 
 
 class AzLossParams(FaultParams):

@@ -71,6 +71,7 @@ def test_network_loss_with_zonal_shift_lands_and_reverts_clean(target: Target, t
     assert experiment["targets"]["subnets"]["resourceArns"] == fault.extra["subnet_arns"]     # explicit, never "all"
     _until(lambda: twin.world.disrupted_subnets == subnets, 6, "exactly the zone's subnets cut")
     shifts = target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"]
+    assert fault.extra["away_from"] == "use2-az1"                # the AZ ID EC2 reports, never the zone name
     assert [s["awayFrom"] for s in shifts] == [fault.extra["away_from"]]
 
     evidence = fault.await_landed(time.time() + 10)
@@ -179,3 +180,33 @@ def test_a_step_longer_than_fis_can_hold_a_zone_is_refused_at_plan(target: Targe
     fault.plan()
     assert fault.extra["duration_s"] == 720.0
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
+
+
+def test_zonal_shift_preflight_refuses_a_load_balancer_without_it(target: Target, tmp_path: Path):
+    """zonal_shift.config.enabled false: the plan fails with the fix in its message, before anything is injected."""
+    elbv2 = target.aws("elbv2")
+    nlb = elbv2.describe_load_balancers(Names=[target.spec.load_balancer.name])["LoadBalancers"][0]["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=nlb, Attributes=[
+        {"Key": "zonal_shift.config.enabled", "Value": "false"}])
+    try:
+        with pytest.raises(FaultError, match="zonal shift is not enabled.*zonal_shift.config.enabled=true"):
+            _fault(target, tmp_path, zonal_shift=True).plan()
+        _fault(target, tmp_path).plan()                         # without a shift the zone loss still plans
+    finally:
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=nlb, Attributes=[
+            {"Key": "zonal_shift.config.enabled", "Value": "true"}])
+    assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
+    assert _fault(target, tmp_path, zonal_shift=True).plan()
+
+
+def test_a_zone_without_an_az_id_is_refused_not_sent_by_name(tmp_path: Path):
+    """No fallback to the zone name: ARC refuses names, so an EC2 answer without ZoneId stops the plan."""
+    from types import SimpleNamespace
+
+    ec2 = SimpleNamespace(describe_availability_zones=lambda **_: {"AvailabilityZones": [{"ZoneName": ZONE}]})
+    fault = AzLoss.__new__(AzLoss)
+    fault.ctx = SimpleNamespace(target=SimpleNamespace(aws=lambda service: ec2))
+    with pytest.raises(FaultError, match="AZ IDs"):
+        fault._zone_id(ZONE)
+    ec2.describe_availability_zones = lambda **_: {"AvailabilityZones": [{"ZoneName": ZONE, "ZoneId": "use2-az1"}]}
+    assert fault._zone_id(ZONE) == "use2-az1"

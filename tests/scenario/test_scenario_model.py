@@ -211,3 +211,17 @@ def test_plugin_restart_is_refused_with_the_reason():
     problems = errors_of(lambda: scenario(faults=[{"at": "1m", "device-plugin-race": {"method": "plugin-restart"}}]))
     assert problems[0]["loc"] == ("faults", 0, "device-plugin-race", "method")
     assert "cannot reproduce the race" in problems[0]["msg"] and "method: reboot" in problems[0]["msg"]
+
+
+def test_spot_notice_outside_fis_range_and_rebalance_first_are_refused_clearly():
+    for notice in ("1m", "16m"):
+        problems = errors_of(lambda: FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": notice}}))
+        assert problems[0]["loc"][:2] == ("spot-interruption", "notice")
+        assert "PT2M..PT15M" in problems[0]["msg"]
+    same_time = errors_of(lambda: FaultStep.model_validate(
+        {"at": 0, "spot-interruption": {"notice": "2m", "rebalance_first": True}}))
+    assert "rebalance_first needs a notice longer than 2m" in same_time[0]["msg"]
+    implicit = errors_of(lambda: FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": "5m"}}))
+    assert "set rebalance_first: true" in implicit[0]["msg"]
+    lead = FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": "5m", "rebalance_first": True}})
+    assert lead.params.notice == 300.0 and lead.params.rebalance_first

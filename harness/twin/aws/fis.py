@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from harness.twin import hardware
 from harness.twin.aws import backends
 from harness.twin.aws.asg import ScalingGroups
 from harness.twin.aws.hooks import AwsHooks
@@ -53,6 +54,10 @@ SUPPORTED = (SPOT, DISRUPT, REBOOT, STOP, TERMINATE, WAIT, PAUSE_IO, IO_LATENCY)
 TARGET_KEY = {SPOT: "SpotInstances", DISRUPT: "Subnets", REBOOT: "Instances", STOP: "Instances",
               TERMINATE: "Instances", PAUSE_IO: "Volumes", IO_LATENCY: "Volumes"}
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+# FIDELITY SPOT-1: durationBeforeInterruption is the time from the action's start to the interruption, PT2M..PT15M;
+# the rebalance recommendation comes at once, the interruption notice SPOT_NOTICE_S before the interruption.
+SPOT_MIN_S, SPOT_MAX_S = 120.0, 900.0
+SPOT_NOTICE_S = hardware.SPOT_NOTICE_S
 
 
 def parse_duration(text: str) -> float:
@@ -356,6 +361,7 @@ class FisEngine:
         self.ec2 = ec2_client
         self.runs: dict[str, Run] = {}
         self.spot_terminations: dict[str, float] = {}      # instance id -> wall time, not revertable
+        self.spot_notices: dict[str, tuple[float, float]] = {}   # instance id -> (notice, interruption) wall
         self._disruptions: dict[str, int] = {}              # subnet -> active disrupting actions
         self._volume_io: dict[str, dict[int, float]] = {}    # node -> {action run id: added read latency (s)}
 
@@ -389,6 +395,7 @@ class FisEngine:
             except Exception as exc:
                 log.exception("experiment %s", run.experiment.id)
                 await self._finish(run, "failed", f"Experiment failed: {exc}")
+        self._send_due_notices(now)
         for instance_id, at in list(self.spot_terminations.items()):
             if at <= now:
                 del self.spot_terminations[instance_id]
@@ -480,12 +487,12 @@ class FisEngine:
         ids = self._ids(run, action)
         if action.action_id == SPOT:
             before = parse_duration(action.parameters.get("durationBeforeInterruption", "PT2M"))
-            if not 120 <= before <= 900:
-                raise ExperimentFailed("durationBeforeInterruption must be between PT2M and PT15M")
-            wall = self.clock.wall(before)
-            terminate_at = now + wall
+            terminate_at = now + self.clock.wall(before)
+            notice_at = now + self.clock.wall(before - SPOT_NOTICE_S)
             for instance_id in ids:
-                self._notify_spot(instance_id, now, terminate_at)
+                self._recommend_rebalance(instance_id, now)
+                self.spot_notices[instance_id] = (notice_at, terminate_at)
+            self._send_due_notices(now)
             action.ends_at = terminate_at
         elif action.action_id == DISRUPT:
             action.ends_at = now + self.clock.wall(parse_duration(action.parameters["duration"]))
@@ -525,15 +532,35 @@ class FisEngine:
                 await result
         action.state, action.reason, action.ended_at = state, reason, self.clock.now()
 
-    def _notify_spot(self, instance_id: str, now: float, terminate_at: float) -> None:
+    def _recommend_rebalance(self, instance_id: str, now: float) -> None:
+        """The EC2 rebalance recommendation FIS sends the moment the spot action starts (IMDS
+        events/recommendations/rebalance); Capacity Rebalancing launches the replacement from here."""
         instance = self.watcher.instances.get(instance_id)
-        if instance is not None:
-            instance.rebalance_at, instance.spot_notice_at, instance.spot_terminate_at = now, now, terminate_at
+        if instance is not None and instance.rebalance_at is None:
+            instance.rebalance_at = now
         node = self.world.node_by_instance(instance_id)
-        if node is not None:
-            node.rebalance_at, node.spot_notice_at, node.spot_terminate_at = now, now, terminate_at
+        if node is not None and node.rebalance_at is None:
+            node.rebalance_at = now
         self.groups.rebalance(instance_id)
         self.hooks.rebalance(instance_id)
+
+    def _send_due_notices(self, now: float) -> None:
+        """The two-minute interruption notice (IMDS spot/instance-action), sent SPOT_NOTICE_S before the
+        interruption; from then on the instance is reclaimed at its time whatever happens to the experiment.
+        A notice still pending when the experiment is stopped is sent all the same (FIDELITY SPOT-4: assumed,
+        the stricter reading: no source says stopping the experiment recalls a scheduled interruption)."""
+        for instance_id, (notice_at, terminate_at) in list(self.spot_notices.items()):
+            if notice_at <= now:
+                del self.spot_notices[instance_id]
+                self._notify_spot(instance_id, notice_at, terminate_at)
+
+    def _notify_spot(self, instance_id: str, notice_at: float, terminate_at: float) -> None:
+        instance = self.watcher.instances.get(instance_id)
+        if instance is not None:
+            instance.spot_notice_at, instance.spot_terminate_at = notice_at, terminate_at
+        node = self.world.node_by_instance(instance_id)
+        if node is not None:
+            node.spot_notice_at, node.spot_terminate_at = notice_at, terminate_at
         self.hooks.spot_notice(instance_id, terminate_at)
         self.spot_terminations[instance_id] = terminate_at
 

@@ -37,7 +37,7 @@ from harness.twin.aws.fis import FisEngine
 from harness.twin.aws.hooks import AwsHooks, GuardedHooks
 from harness.twin.aws.imds import Imds
 from harness.twin.aws.instances import InstanceWatcher, ManagedInstance
-from harness.twin.aws.zonal_shift import ZonalShifts
+from harness.twin.aws.zonal_shift import ZONAL_SHIFT_ATTRIBUTE, ZonalShifts
 from harness.twin.world import World
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class AwsTwin:
         self.watcher = InstanceWatcher(self.region, self.hooks)
         self.elb = TargetHealth(world, self.region, world.clock)
         self.cloudwatch = CloudWatchTwin(world, self.region, world.clock)
-        self.zonal = ZonalShifts(world, world.clock)
+        self.zonal = ZonalShifts(world, world.clock, region=self.region)
         self.imds = Imds(world, self.watcher)
         self.groups: ScalingGroups | None = None
         self.fis: FisEngine | None = None
@@ -290,6 +290,9 @@ class AwsTwin:
                                   DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": forward}}])
         except Exception:   # a listener is cosmetic for the twin: routing is the gateway's
             log.debug("NLB listener not created", exc_info=True)
+        # the deployment opted its NLB in to ARC zonal shift (disabled by default on every load balancer)
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=self.seeded.nlb_arn, Attributes=[
+            {"Key": ZONAL_SHIFT_ATTRIBUTE, "Value": "true"}])
         self.zonal.add_resource(self.seeded.nlb_arn, NLB_NAME, list(self.world.azs))
 
     # -- callbacks -----------------------------------------------------------------------------------------
@@ -310,6 +313,7 @@ class AwsTwin:
             self.groups.rebalancing.discard(instance.instance_id)
         if self.fis is not None:
             self.fis.spot_terminations.pop(instance.instance_id, None)
+            self.fis.spot_notices.pop(instance.instance_id, None)
 
     # -- the behaviour loop --------------------------------------------------------------------------------
     async def run(self) -> None:
