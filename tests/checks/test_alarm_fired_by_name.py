@@ -79,13 +79,14 @@ def test_the_targets_alarms_are_polled_by_name_and_nothing_is_paged():
 
 
 def test_an_unconfigured_metric_is_looked_up_once_by_metric_name():
-    cloudwatch = RecordingCloudWatch({"fabric-retrans": _alarm("fabric-retrans", "efa_retrans_bytes"),
+    # a metric the target names no alarm for (efa_* metrics map to the target's EFA alarm, so not one of those)
+    cloudwatch = RecordingCloudWatch({"gateway-queue": _alarm("gateway-queue", "nv_inference_pending_request_count"),
                                       "unrelated": _alarm("unrelated", "CPUUtilization")})
-    check = AlarmFired(AlarmFiredParams(metric="efa_retrans_bytes"))
+    check = AlarmFired(AlarmFiredParams(metric="nv_inference_pending_request_count"))
     _run(check, _target(cloudwatch), 0.3)
     assert cloudwatch.pages == 1
-    assert cloudwatch.by_name and all(names == ["fabric-retrans"] for names in cloudwatch.by_name)
-    assert resolve_alarm_names(_target(cloudwatch), cloudwatch, "efa_retrans_bytes", "mine") == (
+    assert cloudwatch.by_name and all(names == ["gateway-queue"] for names in cloudwatch.by_name)
+    assert resolve_alarm_names(_target(cloudwatch), cloudwatch, "nv_inference_pending_request_count", "mine") == (
         ["mine"], "the scenario's alarm")
 
 
