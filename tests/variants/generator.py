@@ -38,7 +38,7 @@ BREAKS: dict[str, dict[str, frozenset[str]]] = {
     "ecc-double-bit-error": {"no-dbe-remediation": frozenset({"node-drained", "no-corrupted-responses"}),
                              "no-dbe-alarm": frozenset({"alarm-fired"})},
     "efa-saturation": {"no-placement-group": frozenset({"slo"}), "no-efa-monitoring": frozenset({"alarm-fired"})},
-    "gpu-thermal-throttle": {},
+    "gpu-thermal-throttle": {"no-gpu-temp-alarm": frozenset({"alarm-fired"})},
     "retry-storm": {"no-idempotency": frozenset({"idempotent-retries"})},
     "scale-on-saturation": {"gpu-util-autoscaling": frozenset({"slo"})},
     "spot-interruption": {"no-kv-offload": frozenset({"session-continuity"})},

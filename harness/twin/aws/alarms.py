@@ -65,9 +65,10 @@ def alarm_specs(cluster: str, behaviour: Any) -> list[dict[str, Any]]:
         specs.append(dict(common, AlarmName=f"{cluster}-gpu-ecc-dbe", MetricName=METRIC_DBE, Statistic="Maximum",
                           ComparisonOperator="GreaterThanThreshold", Threshold=0.0,
                           AlarmDescription="Uncorrectable (double-bit) ECC error on a GPU: replace the node."))
-    specs.append(dict(common, AlarmName=f"{cluster}-gpu-temperature", MetricName=METRIC_TEMP, Statistic="Maximum",
-                      ComparisonOperator="GreaterThanThreshold", Threshold=hardware.GPU_THERMAL_LIMIT_C,
-                      AlarmDescription="GPU above 83 C: thermal slowdown."))
+    if behaviour.gpu_temp_alarm:
+        specs.append(dict(common, AlarmName=f"{cluster}-gpu-temperature", MetricName=METRIC_TEMP,
+                          Statistic="Maximum", ComparisonOperator="GreaterThanThreshold",
+                          Threshold=hardware.GPU_THERMAL_LIMIT_C, AlarmDescription="GPU above 83 C: thermal slowdown."))
     if behaviour.efa_monitoring:
         specs.append(dict(common, AlarmName=f"{cluster}-efa-errors", Namespace=EFA_NAMESPACE, MetricName=METRIC_EFA,
                           Statistic="Sum",
