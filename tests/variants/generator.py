@@ -110,6 +110,17 @@ def single_variants(draw: st.DrawFn) -> Variant:
     if kind == "az-loss":
         params["zone"] = draw(st.sampled_from(ZONES))
         changes.append(f"zone {params['zone']}")
+    if kind == "spot-interruption" and params.get("notice") in ("2m", 120) and draw(st.booleans()):
+        # a longer notice puts FIS's rebalance recommendation first: the handler cordons then, drains on the
+        # interruption notice 2 minutes before the end, so the drain and replacement limits grow with the notice
+        notice = draw(st.sampled_from([3, 4]))
+        params.update({"notice": f"{notice}m", "rebalance_first": True})
+        doc["duration"] = f"{int(_seconds(doc['duration']) // 60) + notice - 2}m"
+        for entry in doc["checks"]:
+            name, check = next(iter(entry.items()))
+            if name in ("node-drained", "node-replaced") and isinstance(check, dict) and "within" in check:
+                check["within"] = f"{int(_seconds(check['within']) + (notice - 2) * 60 + (60 if name == 'node-drained' else 0))}s"
+        changes.append(f"notice {notice}m, rebalance first")
     if kind == "replica-stall" and params.get("mode") in ("before-first-token", "mid-stream"):
         params["mode"] = draw(st.sampled_from(["before-first-token", "mid-stream"]))
         changes.append(f"stall {params['mode']}")
