@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench matrix twin clean
+.PHONY: test demo bench matrix variants twin clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,3 +31,8 @@ twin: $(STAMP)
 
 clean:
 	rm -rf $(VENV) reports/twin
+
+# a seeded sample of scenario variants, each on its own twin, every verdict compared with the expected one
+# (SEED=N reproduces a draw; COUNT and WORKERS size it)
+variants: $(STAMP)
+	$(BIN)/python -m tests.variants $(if $(SEED),--seed $(SEED)) --count $(or $(COUNT),60) --workers $(or $(WORKERS),3)

@@ -70,8 +70,8 @@ def run(tiny: bool = False) -> dict[str, Any]:
         combined = json.loads(found[-1].read_text())
         runs = [{"scenario": r["scenario"], "seconds": r["duration_s"], "verdict": r["verdict"],
                  "measurement_degraded": r.get("measurement_degraded", False),
-                 "failed_checks": [c["name"] for c in r["checks"] if not c["passed"]],
-                 "reasons": {c["name"]: c["reason"] for c in r["checks"] if not c["passed"]},
+                 "failed_checks": [c["name"] for c in r["checks"] if c["status"] == "fail"],
+                 "reasons": {c["name"]: c["reason"] for c in r["checks"] if c["status"] == "fail"},
                  "error": r.get("error")} for r in combined["runs"]]
         result.update({
             "verdict": combined["verdict"], "counts": combined["counts"], "runs": runs,

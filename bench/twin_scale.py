@@ -144,8 +144,8 @@ def _ecc_run(endpoints_path: Path | None) -> dict[str, Any]:
         result = json.loads(found[-1].read_text())
         return {"verdict": result["verdict"], "exit_code": proc.returncode,
                 "checks": {c["name"]: c["passed"] for c in result["checks"]},
-                "failed_checks": [c["name"] for c in result["checks"] if not c["passed"]],
-                "reasons": {c["name"]: c["reason"] for c in result["checks"] if not c["passed"]},
+                "failed_checks": [c["name"] for c in result["checks"] if c["status"] == "fail"],
+                "reasons": {c["name"]: c["reason"] for c in result["checks"] if c["status"] == "fail"},
                 "measurement_degraded": result.get("measurement_degraded", False),
                 "error": result.get("error"), "seconds": result.get("duration_s")}
     finally:

@@ -58,7 +58,9 @@ def alarm_names(conditions: Iterable[Any]) -> list[str]:
     return names
 
 
-def _describe(cloudwatch: Any, names: list[str]) -> list[dict[str, Any]]:
+def describe_by_name(cloudwatch: Any, names: list[str]) -> list[dict[str, Any]]:
+    """The named alarms (metric and composite) as CloudWatch has them now: DescribeAlarms with AlarmNames, one
+    call per 100 names, never a walk through every alarm of the account."""
     found: list[dict[str, Any]] = []
     for start in range(0, len(names), MAX_NAMES_PER_CALL):
         chunk = names[start:start + MAX_NAMES_PER_CALL]
@@ -77,7 +79,7 @@ def resolve_alarms(cloudwatch: Any, names: list[str]) -> dict[str, str]:
     """Alarm name -> ARN for every name (read-only), or MissingAlarms naming those CloudWatch lacks."""
     if not names:
         return {}
-    arns = {a["AlarmName"]: a["AlarmArn"] for a in _describe(cloudwatch, names)}
+    arns = {a["AlarmName"]: a["AlarmArn"] for a in describe_by_name(cloudwatch, names)}
     missing = [n for n in names if n not in arns]
     if missing:
         raise MissingAlarms(missing)
@@ -128,7 +130,7 @@ class AlarmWatch:
     def poll(self) -> None:
         """One reading of every alarm (the thread's step; callable directly)."""
         now = time.time()
-        read = {a["AlarmName"]: a for a in _describe(self.cloudwatch, self.names)}
+        read = {a["AlarmName"]: a for a in describe_by_name(self.cloudwatch, self.names)}
         with self._lock:
             for name, alarm in read.items():
                 previous = self._states.get(name)

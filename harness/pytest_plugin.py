@@ -63,7 +63,8 @@ class ScenarioItem(pytest.Item):
                                           profile=config.getoption("--chaos-profile"),
                                           report_dir=Path(config.getoption("--chaos-report-dir")))
         if result.verdict != "pass":
-            failed = [f"{c.name}: {c.reason}" for c in result.checks if not c.passed]
+            failed = [f"{c.name}: {c.reason}" for c in result.checks if c.status in ("fail", "inconclusive")]
+            failed += [f"missing evidence: {why}" for why in result.missing_evidence]
             detail = "\n  ".join(failed) or (result.error or result.verdict)
             raise ScenarioFailed(f"{self.path.name}: verdict {result.verdict}\n  {detail}")
 

@@ -91,6 +91,7 @@ class Runner:
         self.alarms: AlarmWatch | None = None
         self.breach_since: dict[str, float] = {}   # stop condition -> when its breach was first seen (whole run)
         self.checks = [CHECKS[step.check](step.params) for step in scenario.checks if step.check in CHECKS]
+        self.started_checks: list[Any] = []     # only these are stopped: a refused preflight starts none
         self.unknown_checks = [step.check for step in scenario.checks if step.check not in CHECKS]
         self.interrupted = threading.Event()
         self.fleet = FleetState()
@@ -98,6 +99,7 @@ class Runner:
         self.recovery_started: float | None = None
         self.recovered_at: float | None = None
         self.recovery_detail: str | None = None
+        self.load_stop_error: str | None = None
         self.window_times: dict[str, list[float]] = {}
 
     # ---------------------------------------------------------------------------------------- phases
@@ -134,7 +136,7 @@ class Runner:
                     load_result = self._stop_load()
                     if self.alarms is not None:
                         self.alarms.stop()
-                    for check in self.checks:
+                    for check in self.started_checks:
                         check.stop()
                     for observer in self.observers:
                         observer.stop()
@@ -166,9 +168,10 @@ class Runner:
         if steady_at is None:
             self.journal.write("preflight-not-steady", detail=detail)
             self.console.event(f"fleet not steady before the run: {detail}")
-        for step in self.scenario.faults:
+        for position, step in enumerate(self.scenario.faults):
             fault = FAULTS[step.fault](step.params, self.ctx)
             fault.step = step
+            fault.index = position
             plan = fault.plan()
             self.journal.write("fault-planned", fault=step.fault, plan=plan)
             self.console.event(f"plan: {step.fault}: {plan}")
@@ -177,6 +180,7 @@ class Runner:
         self._watch_alarms()
         for check in self.checks:
             check.start(self.ctx)
+            self.started_checks.append(check)
 
     def _resolve_alarms(self) -> None:
         """The `alarm:` stop conditions' ARNs (for FIS templates too); an alarm that does not exist could never
@@ -324,13 +328,29 @@ class Runner:
         for fault in reversed(self.state.faults):
             if fault.injected_at is None or getattr(fault, "reverted_at", None):
                 continue
-            try:
-                fault.revert()
-                fault.reverted_at = time.time()
-                self.journal.write("fault-reverted", fault=fault.name)
-            except Exception as exc:
-                fault.revert_error = f"{type(exc).__name__}: {exc}"
-                self.journal.write("revert-failed", fault=fault.name, error=fault.revert_error)
+            self._revert(fault, "end of run")
+
+    def _revert(self, fault: Fault, reason: str) -> None:
+        """The one revert path, at a fault's duration end and at the end of the run. A revert that raises is
+        recorded (the journal keeps it owed) and tried again at the end of the run; if that fails too, the run
+        is an error that says to run `g7chaos recover`, never a pass."""
+        try:
+            fault.revert()
+        except Exception as exc:
+            fault.revert_error = f"{type(exc).__name__}: {exc}"
+            self.journal.write("revert-failed", fault=fault.name, error=fault.revert_error, reason=reason)
+            return
+        fault.reverted_at = time.time()
+        fault.revert_error = None
+        self.journal.write("fault-reverted", fault=fault.name, reason=reason)
+
+    def _load_died(self) -> str:
+        """Which load process died and how: its figures from then on are lost, so the run cannot be judged."""
+        assert self.load is not None
+        dead = [f"{name} (pid {proc.pid}) exited with {proc.returncode}"
+                for name, proc in zip(self.load.names, self.load.procs) if proc.poll() is not None]
+        return (f"a load process died mid-run: {'; '.join(dead) or 'unknown'}; the load it carried and its "
+                f"figures are missing, so the run cannot be judged")
 
     # ---------------------------------------------------------------------------------------- verdict
     def verdict(self, load_result: Any, *, error: str | None, stop: StopRecord | None, aborted: bool,
@@ -342,8 +362,9 @@ class Runner:
                                 load=load_result, run_started=self.started, run_ended=time.time(),
                                 windows=self._windows(), recovered_at=self.recovered_at,
                                 recovery_started_at=self.recovery_started,
-                                limits={step.check: step.params.within for step in self.scenario.checks
-                                        if getattr(step.params, "within", None) is not None})
+                                limits=[(step.check, step.params.faults, step.params.within)
+                                        for step in self.scenario.checks
+                                        if getattr(step.params, "within", None) is not None])
             for check in self.checks:
                 started = time.time()
                 try:
@@ -368,6 +389,7 @@ class Runner:
                                  tbt_p99_ms=whole.tbt_p99_ms,
                                  windows=[WindowMetrics.model_validate(w.model_dump()) for w in load_result.windows])
         result = RunResult.build(
+            missing_evidence=self._missing_evidence(load_result, ran=not (unreachable or aborted or refused)),
             scenario=self.scenario.name, description=self.scenario.description, target=self.target.name,
             profile=self.options.profile, seed=self.options.seed, started_at=self.started, ended_at=time.time(),
             checks=checks, faults=faults, stop_condition=stop, error=error, aborted=aborted,
@@ -380,6 +402,24 @@ class Runner:
         write_run(result, Path(self.dir), records=load_result.records_path if load_result else None)
         self.console.final(result)
         return result
+
+    def _missing_evidence(self, load_result: Any, *, ran: bool) -> list[str]:
+        """What a pass needs that this run did not gather: the load's figures, whole, and a fleet steady at the end.
+
+        Only for a run that went the whole way: an abort or an error has its own verdict already."""
+        if not ran:
+            return []
+        missing = []
+        if load_result is None:
+            why = self.load_stop_error or "the load process left no result"
+            missing.append(f"no load evidence ({why}): no check could judge the run")
+        elif not load_result.complete:
+            missing.append("load evidence incomplete: " + "; ".join(load_result.problems))
+        if self.recovery_detail is not None:
+            missing.append(f"the fleet was not back to steady state within "
+                           f"{self.target.wall_seconds(self._recovery_limit()):.1f} s after the revert: "
+                           f"{self.recovery_detail}")
+        return missing
 
     # ---------------------------------------------------------------------------------------- helpers
     def phase(self, name: str) -> None:
@@ -429,15 +469,13 @@ class Runner:
                 raise KeyboardInterrupt
             for due, fault in list(reverts or []):
                 if now >= due:
-                    fault.revert()
-                    fault.reverted_at = now
-                    self.journal.write("fault-reverted", fault=fault.name, reason="duration elapsed")
+                    self._revert(fault, "duration elapsed")
                     reverts.remove((due, fault))
             if self.load is not None:
                 live = self.load.live()
                 self.console.load(live)
                 if not self.load.alive():
-                    raise TargetUnreachable("the load process died")
+                    raise TargetUnreachable(self._load_died())
                 if allow_stop:
                     self._check_stop_conditions(live, breach_since, now)
             if allow_stop:
@@ -498,7 +536,8 @@ class Runner:
         try:
             return self.load.stop(timeout_s=20)
         except Exception as exc:
-            self.journal.write("load-stop-failed", error=str(exc))
+            self.load_stop_error = f"{type(exc).__name__}: {exc}"
+            self.journal.write("load-stop-failed", error=self.load_stop_error)
             return None
 
     @contextmanager

@@ -1,7 +1,13 @@
 """alarm-fired: a CloudWatch alarm on the metric went to ALARM within the limit after the fault landed.
 
-CloudWatch offers no watch, so the check samples `describe_alarms` while the run goes on (every quarter
-second of wall time, bounded by the run) and stamps every entry into ALARM it sees.
+Which alarms: the scenario's `alarm` when it names one; otherwise the target's alarm for the metric in each of
+its clusters (`alarms` in targets.yaml, e.g. `{cluster}-gpu-ecc-dbe`); only for a metric the target configures
+no alarm for does the check look the alarms up by metric name, in one paginated DescribeAlarms at its start.
+The names are resolved once. From then on the check asks DescribeAlarms for exactly those names (one call for
+up to 100 names) every POLL_S while the run goes on, and stamps every entry into ALARM it sees. Paging
+through every alarm of the account four times a second, as a metric-name match would, competes for the
+account's DescribeAlarms quota (9 requests per second per account and region by default, shared with every
+other tool of the account) and gets throttled; a call by name costs one request whatever the account holds.
 
 An entry counts from the fault's injection on, not from the moment the harness confirmed it landed: a fault
 starts acting when injected, and its confirmation can take a second or more (an all_reduce_perf run has to
@@ -14,7 +20,44 @@ import threading
 import time
 from typing import Any
 
+from harness.alarmwatch import describe_by_name
 from harness.checks.base import Check, Evidence, register
+
+# One DescribeAlarms call by name every half second: an entry into ALARM is stamped within 0.5 s of wall time,
+# and with stop_when's watch (0.4 s) a run makes 4.5 calls a second, half the account's default quota.
+POLL_S = 0.5
+MAX_BACKOFF_S = 8.0       # a throttled or failing call waits longer each time, up to this
+
+
+def configured_alarm_names(target: Any, metric: str, alarm: str | None) -> list[str]:
+    """The alarm(s) a check on `metric` watches by configuration: the scenario's `alarm`, else the target's
+    alarm for the metric in each cluster (empty when the target configures none for this metric)."""
+    if alarm:
+        return [alarm]
+    names: list[str] = []
+    for cluster in target.contexts:
+        name = target.spec.alarms.for_metric(metric, cluster)
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def alarms_on_metric(cloudwatch: Any, metric: str) -> list[str]:
+    """Names of the metric alarms on `metric`, from one paginated DescribeAlarms (for metrics the target
+    configures no alarm for; DescribeAlarmsForMetric would need the namespace and dimensions too)."""
+    names = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+        names.extend(a["AlarmName"] for a in page.get("MetricAlarms", []) if a.get("MetricName") == metric)
+    return names
+
+
+def resolve_alarm_names(target: Any, cloudwatch: Any, metric: str, alarm: str | None) -> tuple[list[str], str]:
+    """(names to watch, how they were chosen). Configured names are kept even when CloudWatch lacks them:
+    the check then reports the missing alarm instead of silently watching another one."""
+    names = configured_alarm_names(target, metric, alarm)
+    if names:
+        return names, "the scenario's alarm" if alarm else f"the target's alarm(s) for {metric}"
+    return alarms_on_metric(cloudwatch, metric), f"alarms on metric {metric} (the target configures none)"
 
 
 def unobservable_metric(evidence: Evidence, metric: str | None) -> str | None:
@@ -35,37 +78,36 @@ def unobservable_metric(evidence: Evidence, metric: str | None) -> str | None:
 @register
 class AlarmFired(Check):
     name = "alarm-fired"
-    POLL_S = 0.25
+    POLL_S = POLL_S
 
     def start(self, ctx: Any) -> None:
         self.cloudwatch = ctx.target.aws("cloudwatch")
         self.entered: dict[str, list[float]] = {}     # alarm -> when each entry into ALARM was seen
         self.last_state: dict[str, str] = {}
         self.known: set[str] = set()
+        try:
+            self.names, self.chosen = resolve_alarm_names(ctx.target, self.cloudwatch, self.params.metric,
+                                                          self.params.alarm)
+        except Exception as exc:      # judged at evaluate: CloudWatch could not be read
+            self.names, self.chosen, self.resolve_error = [], "", f"{type(exc).__name__}: {exc}"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True, name="alarm-fired")
         self._thread.start()
 
-    def _matching(self) -> list[dict]:
-        alarms = []
-        seen = 0
-        for page in self.cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
-            for alarm in page["MetricAlarms"]:
-                seen += 1
-                if (self.params.alarm and alarm["AlarmName"] == self.params.alarm) or \
-                        (not self.params.alarm and alarm.get("MetricName") == self.params.metric):
-                    alarms.append(alarm)
-        self.total_alarms = seen
-        return alarms
+    def _read(self) -> list[dict[str, Any]]:
+        """The watched alarms as CloudWatch has them now: one DescribeAlarms by name (per 100 names)."""
+        return describe_by_name(self.cloudwatch, self.names) if self.names else []
 
     def _poll(self) -> None:
-        while not self._stop.is_set():
+        wait = self.POLL_S
+        while not self._stop.is_set() and self.names:
             try:
-                for alarm in self._matching():
+                for alarm in self._read():
                     self.observe(alarm, time.time())
-            except Exception:   # a throttled or failed call: the next sample tries again
-                pass
-            self._stop.wait(self.POLL_S)
+                wait = self.POLL_S
+            except Exception:   # a throttled or failed call: back off, the next sample tries again
+                wait = min(MAX_BACKOFF_S, wait * 2)
+            self._stop.wait(wait)
 
     def observe(self, alarm: dict[str, Any], seen_at: float) -> None:
         """One sample of one alarm. An entry into ALARM is stamped when first seen; an alarm found in ALARM at
@@ -85,6 +127,13 @@ class AlarmFired(Check):
         self._stop.set()
         self._thread.join(timeout=5)
 
+    def _missing(self, what: str) -> str:
+        names = getattr(self, "names", [])
+        if names:
+            return (f"no CloudWatch alarm watches {what}: {getattr(self, 'chosen', 'the alarm(s)')} "
+                    f"({', '.join(names)}) do not exist")
+        return f"no CloudWatch alarm watches {what}: the fault went unalarmed"
+
     def evaluate(self, evidence: Evidence):
         unobservable = unobservable_metric(evidence, self.params.metric)
         if unobservable:
@@ -93,16 +142,15 @@ class AlarmFired(Check):
         limit = evidence.wall(self.params.within)
         injected = min((f.injected_at for f in evidence.faults if f.injected_at), default=None)
         landed = min((f.landed_at or f.injected_at for f in evidence.faults if f.injected_at), default=None)
-        if not self.known:
+        if getattr(self, "resolve_error", None):
+            return self.result(False, f"could not read CloudWatch alarms: {self.resolve_error}")
+        if not self.known and getattr(self, "names", None):
             try:
-                self.known = {a["AlarmName"] for a in self._matching()}
+                self.known = {a["AlarmName"] for a in self._read()}
             except Exception as exc:
                 return self.result(False, f"could not read CloudWatch alarms: {exc}")
         if not self.known:
-            total = getattr(self, "total_alarms", None)
-            among = f" (0 of the {total} metric alarms in the region)" if total is not None else ""
-            return self.result(False, f"no CloudWatch alarm watches {what}{among}: the fault went unalarmed",
-                               alarms=[])
+            return self.result(False, self._missing(what), alarms=[])
         if landed is None or injected is None:
             return self.result(False, "no fault landed: nothing to alarm on", alarms=sorted(self.known))
         # from the injection on (less a second of clock skew between the harness and CloudWatch)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from harness.observe import Timeline
-from harness.report.model import CheckResult
+from harness.report.model import CheckResult, FaultJudgement
 
 
 @dataclass
@@ -29,12 +29,21 @@ class Evidence:
     run_started: float = 0.0
     run_ended: float = 0.0
     probes: dict[str, Any] = field(default_factory=dict)    # what live probes recorded (alarm states ...)
-    limits: dict[str, float] = field(default_factory=dict)  # check name -> its `within` (deployment seconds)
+    # (check name, its `faults:` scope or None, its `within` in deployment seconds), one per check entry
+    limits: list[tuple[str, list[Any] | None, float]] = field(default_factory=list)
     recovery_started_at: float | None = None   # wall time of the last revert (the recovery phase's start)
     recovered_at: float | None = None          # wall time steady state held again (None: not within the bound)
 
     def wall(self, deployment_seconds: float) -> float:
         return self.target.wall_seconds(deployment_seconds)
+
+    def limit(self, check: str, fault: Any) -> float | None:
+        """The `within` of the scenario's entry of `check` that judges `fault` (deployment seconds), or None: a
+        composed scenario may give one check a limit per fault."""
+        for name, scope, within in self.limits:
+            if name == check and (scope is None or fault.name in scope or getattr(fault, "index", None) in scope):
+                return within
+        return None
 
     def records(self) -> list[dict[str, Any]]:
         if self.load is None:
@@ -49,11 +58,88 @@ class Evidence:
         return out
 
 
+@dataclass(frozen=True)
+class Judged:
+    """One fault as a check sees it: the fault, its position in the scenario, and whether the check judges it."""
+
+    fault: Any
+    index: int
+    applies: bool
+    why_not: str = ""
+
+
 class Check(ABC):
+    """A judgement over the run. A check that judges faults one by one sets `applies_to` (the fault kinds it has
+    a rule for) and implements `judge`; one that judges the whole run (SLOs, retries) leaves `applies_to` None
+    and implements `evaluate`."""
+
     name: ClassVar[str]
+    applies_to: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, params: BaseModel):
         self.params = params
+
+    def scoped(self, evidence: Evidence) -> list[Judged]:
+        """Every fault of the run, marked with whether this check judges it: the scenario's `faults:` scope
+        first (kinds or positions), then the kinds the check has a rule for."""
+        wanted = getattr(self.params, "faults", None)
+        out = []
+        for index, fault in enumerate(evidence.faults):
+            position = getattr(fault, "index", index)
+            if wanted is not None and fault.name not in wanted and position not in wanted:
+                out.append(Judged(fault, position, False, "not in this check's faults: scope"))
+            elif self.applies_to is not None and fault.name not in self.applies_to:
+                out.append(Judged(fault, position, False, f"{self.name} has no rule for {fault.name} "
+                                                         f"(it judges {', '.join(sorted(self.applies_to))})"))
+            else:
+                out.append(Judged(fault, position, True))
+        return out
+
+    def in_scope(self, evidence: Evidence) -> list[Any]:
+        """The faults this check judges."""
+        return [j.fault for j in self.scoped(evidence) if j.applies]
+
+    def judge(self, fault: Any, index: int, evidence: Evidence) -> FaultJudgement:
+        """One fault, by its kind's own rules (checks with `applies_to` implement this)."""
+        raise NotImplementedError(f"{self.name} judges the whole run, not one fault")
+
+    def judge_each(self, evidence: Evidence) -> CheckResult:
+        """Judge every fault in scope on its own; the check fails if any fault fails, and is not applicable when
+        it judges none."""
+        judgements = []
+        for item in self.scoped(evidence):
+            if item.applies:
+                judgements.append(self.judge(item.fault, item.index, evidence))
+            else:
+                judgements.append(FaultJudgement(fault=item.fault.name, index=item.index, status="not-applicable",
+                                                 reason=item.why_not))
+        judged = [j for j in judgements if j.status != "not-applicable"]
+        if not judged:
+            reasons = "; ".join(f"fault {j.index} {j.fault}: {j.reason}" for j in judgements) or "no faults"
+            return CheckResult(name=self.name, passed=False, status="not-applicable", reason=reasons,
+                               judgements=judgements)
+        failed = [j for j in judged if j.status == "fail"]
+        unsure = [j for j in judged if j.status == "inconclusive"]
+        status = "fail" if failed else "inconclusive" if unsure else "pass"
+        shown = failed or unsure or judged
+        reason = "; ".join(j.reason if len(judged) == 1 else f"fault {j.index} {j.fault}: {j.reason}" for j in shown)
+        evidence_out = judged[0].evidence if len(judged) == 1 else {
+            f"{j.index}:{j.fault}": j.evidence for j in judged}
+        return CheckResult(name=self.name, passed=status == "pass", status=status, reason=reason,
+                           evidence=evidence_out, judgements=judgements)
+
+    def verdict(self, fault: Any, index: int, passed: bool, reason: str, **evidence: Any) -> FaultJudgement:
+        return FaultJudgement(fault=fault.name, index=index, status="pass" if passed else "fail", reason=reason,
+                              evidence=evidence)
+
+    def missing(self, fault: Any, index: int, reason: str, **evidence: Any) -> FaultJudgement:
+        """The fault could not be judged: the evidence this check needs at the least was never gathered. Never a
+        pass; the reason says what was missing."""
+        return FaultJudgement(fault=fault.name, index=index, status="inconclusive", reason=reason, evidence=evidence)
+
+    def inconclusive(self, reason: str, **evidence: Any) -> CheckResult:
+        """A whole-run check whose minimum evidence is missing (see `missing`)."""
+        return CheckResult(name=self.name, passed=False, status="inconclusive", reason=reason, evidence=evidence)
 
     def start(self, ctx: Any) -> None:
         """Begin live observation (most checks judge the timeline afterwards and need nothing here)."""

@@ -6,6 +6,11 @@ Ready, and Ready inference pods (a replacement replica holds its GPUs but serves
 is loaded: minutes from S3, seconds from local NVMe). The check replays the watch timeline into that
 state, takes the state at injection as the baseline, and finds the moment the fleet was back to it for
 good (the last recovery after the last shortfall), then confirms it with a final read of the API.
+
+Minimum evidence: an effect of the fault on capacity, seen by the watches: the fleet fell short of its baseline,
+or a node the fault touched went NotReady, was cordoned, lost GPUs or left. A fault that showed none of that
+(it never reached the fleet, or the watches missed it) leaves nothing restored to judge: inconclusive, never
+"never fell short".
 """
 from __future__ import annotations
 
@@ -120,6 +125,25 @@ def fault_window(evidence: Evidence) -> tuple[float | None, float | None]:
     return (min(injected) if injected else None), (min(landed) if landed else None)
 
 
+def fault_node_effects(evidence: Evidence, since: float) -> str:
+    """What the watches saw happen to the nodes the faults touched after `since` (empty: nothing)."""
+    seen = []
+    for fault in evidence.faults:
+        for ref in fault.nodes:
+            for obs in evidence.timeline.select("Node", lambda o, r=ref: o.context == r.context and o.name == r.name
+                                                and o.at >= since):
+                node = obs.obj
+                ready = any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+                gpus = int(((node.status.allocatable or {}).get(GPU) or 0))
+                if obs.type == "DELETED":
+                    seen.append(f"{ref.name} left")
+                elif not ready or node.spec.unschedulable or gpus == 0:
+                    seen.append(f"{ref.name} {'NotReady' if not ready else 'cordoned' if node.spec.unschedulable else 'lost its GPUs'}")
+                if seen:
+                    break
+    return ", ".join(seen)
+
+
 @register
 class CapacityRestored(Check):
     name = "capacity-restored"
@@ -154,6 +178,11 @@ class CapacityRestored(Check):
         if took > limit:
             return self.result(False, f"capacity back only {took:.2f} s after the fault (limit {limit:.2f} s); "
                                       f"lowest {lowest.describe(baseline) if lowest else '-'}", **figures)
-        how = f"back {took:.2f} s after the fault" if dipped else "never fell short"
+        if not dipped and not (touched := fault_node_effects(evidence, landed)):
+            return self.inconclusive(f"the fault had no effect the watches saw (capacity never fell short of "
+                                     f"{baseline.gpus} GPUs and {baseline.serving} replicas, and no node it touched "
+                                     f"went NotReady, was cordoned, lost GPUs or left): nothing to restore",
+                                     **figures)
+        how = f"back {took:.2f} s after the fault" if dipped else f"never fell short ({touched})"
         return self.result(True, f"{baseline.gpus} GPUs and {baseline.serving} replicas {how} (limit {limit:.2f} s; "
                                  f"lowest {lowest.describe(baseline) if lowest else '-'})", **figures)

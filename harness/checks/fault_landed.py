@@ -12,7 +12,7 @@ class FaultLanded(Check):
     def evaluate(self, evidence: Evidence):
         limit = evidence.wall(self.params.within)
         late, missing, times = [], [], {}
-        for fault in evidence.faults:
+        for fault in self.in_scope(evidence):
             if fault.injected_at is None or fault.landed_at is None:
                 missing.append(fault.name)
                 continue

@@ -29,6 +29,7 @@ from harness.prometheus import parse_samples
 REPLAY_HEADER = "idempotent-replayed"
 SUCCESS_METRIC = "nv_inference_request_success"
 POLL_S = 0.25
+EXPOSE_WAIT_S = 5.0   # how long the first reads may fail before the endpoint counts as not exposing Triton's counters
 # completions the server counted a moment before the client recorded them (in flight at the sample)
 SKEW_TOLERANCE = 2
 SETTLE_S = 1.0      # compare at least this long before the last request ended
@@ -48,6 +49,8 @@ class IdempotentRetries(Check):
 
     def start(self, ctx: Any) -> None:
         self.samples: list[tuple[float, float]] = []
+        self.exposed: bool | None = None        # None: not known yet; False: the endpoint has no Triton counters
+        self.failed_reads = 0
         self.url = (getattr(ctx.target, "inference_url", None) or "").rstrip("/")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,16 +71,24 @@ class IdempotentRetries(Check):
         return 0.0 if any(s.name.startswith("nv_inference_") for s in samples) else None
 
     def _poll(self) -> None:
+        """Sample the success counter until the run stops. One failed read is not the end of the evidence: reads
+        that fail are counted and the poll goes on; only an endpoint that never showed Triton's counters in its
+        first EXPOSE_WAIT_S is taken as not exposing them (client evidence only)."""
+        started = time.time()
         with httpx.Client(timeout=2.0) as http:
             while not self._stop.is_set():
                 try:
                     value = self._read(http)
-                    if value is None and not self.samples:
-                        return          # the endpoint does not expose Triton's counters: client evidence only
-                    if value is not None:
-                        self.samples.append((time.time(), value))
                 except (httpx.HTTPError, ValueError):
-                    pass
+                    value = None
+                if value is not None:
+                    self.exposed = True
+                    self.samples.append((time.time(), value))
+                else:
+                    self.failed_reads += 1
+                    if not self.samples and time.time() - started > EXPOSE_WAIT_S:
+                        self.exposed = False
+                        return          # the endpoint does not expose Triton's counters: client evidence only
                 self._stop.wait(POLL_S)
 
     def stop(self) -> None:
@@ -121,7 +132,9 @@ class IdempotentRetries(Check):
         unseen = server["not_received"] if server else 0
         duplicated_on_server = bool(retried) and unseen > SKEW_TOLERANCE
         figures = {"retried_keys": len(retried), "executed_twice": executed_twice[:20],
-                   "replay_mismatch": replay_mismatch[:20], "server": server}
+                   "replay_mismatch": replay_mismatch[:20], "server": server,
+                   "min_retried_keys": self.params.min_retried_keys,
+                   "server_reads_failed": getattr(self, "failed_reads", 0)}
         if executed_twice or replay_mismatch or duplicated_on_server:
             parts = [f"{len(executed_twice)} of {len(retried)} retried key(s) answered twice",
                      f"{len(replay_mismatch)} replay(s) differ from the original"]
@@ -129,6 +142,13 @@ class IdempotentRetries(Check):
                 parts.append(f"the server completed {server['server_completed']} requests but clients received "
                              f"{server['client_delivered']}: {unseen} execution(s) of retried keys ran again")
             return self.result(False, "; ".join(parts), **figures)
+        if len(retried) < self.params.min_retried_keys:
+            return self.inconclusive(f"{len(retried)} retried key(s), fewer than the {self.params.min_retried_keys} "
+                                     f"this check needs: nothing shows how retries were executed", **figures)
+        if getattr(self, "exposed", None) and server is None:
+            return self.inconclusive(f"the server's {SUCCESS_METRIC} was sampled {len(self.samples)} time(s) "
+                                     f"({self.failed_reads} read(s) failed): too few to see a retried key executed "
+                                     f"again on a replica the client gave up on", **figures)
         seen = (f"; server completed {server['server_completed']}, clients received {server['client_delivered']}"
-                if server else "")
+                if server else "; client evidence only (the endpoint exposes no Triton counters)")
         return self.result(True, f"{len(retried)} retried key(s), none executed twice{seen}", **figures)

@@ -12,6 +12,12 @@ each as the longest continuous stretch (an open stretch lasts until the run ende
 
 Any stretch longer than `within` (deployment time) fails. A short stretch is normal: the plugin registers a few
 seconds after the kubelet is Ready.
+
+How many GPUs a node should have: its instance type's count where the table below knows it, else the most GPUs
+any node of that instance type registered during the run (the count sources disagree for some G7 sizes, so the
+node's own fleet is the better witness). Minimum evidence: node observations from the watches, and an expected
+count for every node; a node whose count cannot be known is listed, and the check is inconclusive rather than
+silently skipping it.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ GPUS_BY_INSTANCE_TYPE = {"g7.48xlarge": 8, "g7.24xlarge": 4, "g7.12xlarge": 2, "
                          "g7.2xlarge": 1}
 """GPUs per G7 size (g7.48xlarge 8, g7.12xlarge 2, g7.2xlarge and g7.8xlarge 1)."""
 INSUFFICIENT = f"Insufficient {GPU}"
+GPU_FAMILIES = ("g", "p")       # EC2 accelerated families whose nodes must show their GPUs
 LOUD_REASONS = ("taint", "not ready", "unschedulable")
 
 
@@ -41,6 +48,14 @@ class Stretch:
 
 def _ready(node: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+
+
+def _capacity(node: Any) -> int | None:
+    raw = ((node.status.capacity if node.status else None) or {}).get(GPU)
+    try:
+        return int(raw) if raw is not None else 0
+    except (TypeError, ValueError):
+        return None
 
 
 def _allocatable(node: Any) -> int | None:
@@ -105,7 +120,17 @@ class NoSilentCapacityLoss(Check):
         nodes, pending, orphans = _Tracker(), _Tracker(), _Tracker()
         node_state: dict[tuple[str, str], tuple[bool, int | None]] = {}
         pod_node: dict[tuple[str, str], tuple[str, int]] = {}
-        for obs in sorted(evidence.timeline.observations, key=lambda o: o.at):
+        observations = sorted(evidence.timeline.observations, key=lambda o: o.at)
+        if not any(o.kind == "Node" for o in observations):
+            return self.inconclusive("the watches saw no node: nothing shows whether GPUs went missing",
+                                     limit_s=limit)
+        most_by_type: dict[str, int] = {}
+        for obs in observations:
+            if obs.kind == "Node" and obs.type != "DELETED":
+                kind = (obs.obj.metadata.labels or {}).get(INSTANCE_TYPE, "")
+                most_by_type[kind] = max(most_by_type.get(kind, 0), _capacity(obs.obj) or 0)
+        unjudged: set[str] = set()
+        for obs in observations:
             if obs.kind == "Node":
                 key = (obs.context, obs.name)
                 subject = f"{obs.context}/{obs.name}"
@@ -114,7 +139,10 @@ class NoSilentCapacityLoss(Check):
                     nodes.see(subject, False, obs.at)
                     continue
                 labels = obs.obj.metadata.labels or {}
-                expected = GPUS_BY_INSTANCE_TYPE.get(labels.get(INSTANCE_TYPE, ""))
+                kind = labels.get(INSTANCE_TYPE, "")
+                expected = GPUS_BY_INSTANCE_TYPE.get(kind) or most_by_type.get(kind) or None
+                if expected is None and kind.startswith(GPU_FAMILIES):
+                    unjudged.add(f"{subject} ({kind or 'no instance type'})")
                 ready, gpus = _ready(obs.obj), _allocatable(obs.obj)
                 node_state[key] = (ready, gpus)
                 nodes.see(subject, expected is not None and ready and gpus is not None and gpus < expected, obs.at)
@@ -141,7 +169,8 @@ class NoSilentCapacityLoss(Check):
         stranded = orphans.longest(end)
         figures = {"nodes_short_of_gpus_s": {k: round(v, 3) for k, v in short.items()},
                    "pods_pending_for_gpus_s": {k: round(v, 3) for k, v in waiting.items()},
-                   "gpu_pods_on_gpuless_nodes_s": {k: round(v, 3) for k, v in stranded.items()}, "limit_s": limit}
+                   "gpu_pods_on_gpuless_nodes_s": {k: round(v, 3) for k, v in stranded.items()}, "limit_s": limit,
+                   "nodes_unjudged": sorted(unjudged)}
         failures = []
         for label, table in (("Ready with fewer GPUs than its type has", short),
                              (f"Pending for {INSUFFICIENT}", waiting), ("running on a node without GPUs", stranded)):
@@ -153,6 +182,9 @@ class NoSilentCapacityLoss(Check):
         if failures:
             return self.result(False, f"silent GPU capacity loss longer than {limit:.2f} s: " + "; ".join(failures),
                                **figures)
+        if unjudged:
+            return self.inconclusive(f"{len(unjudged)} GPU node(s) of an instance type whose GPU count is unknown and "
+                                     f"never registered a GPU in the run: {', '.join(sorted(unjudged)[:3])}", **figures)
         longest = max([*short.values(), *waiting.values(), *stranded.values()], default=0.0)
         return self.result(True, f"no silent GPU capacity loss beyond {limit:.2f} s (longest stretch "
                                  f"{longest:.2f} s over {len(short)} short node(s), {len(waiting)} pending pod(s))",

@@ -2,6 +2,10 @@
 
 Measured from the moment the fault landed to the first observation of each, so a slow watch never makes a
 deployment look faster than it is (the harness can only be late, never early).
+
+Minimum evidence: a pod of the fault's node seen by the watch (on it when the fault landed, or scheduled there
+later). A node on which no pod was ever seen (a selector that picked the wrong node, a watch that missed it)
+has nothing to drain in the evidence: inconclusive, never "drained in 0 s".
 """
 from __future__ import annotations
 
@@ -51,36 +55,48 @@ def gpu_pods_gone_at(evidence: Evidence, context: str, node: str, after: float) 
 
 @register
 class NodeDrained(Check):
+    """Judges the faults that must take a node out of service: a double-bit ECC error (the node computes wrong
+    answers) and a spot interruption (the node is reclaimed at the notice's end, which also bounds the drain)."""
+
     name = "node-drained"
+    applies_to = frozenset({"ecc-double-bit-error", "spot-interruption"})
 
     def evaluate(self, evidence: Evidence):
+        return self.judge_each(evidence)
+
+    def judge(self, fault: Any, index: int, evidence: Evidence):
         limit = evidence.wall(self.params.within)
-        details, failures = {}, []
-        for fault in evidence.faults:
-            start = fault.landed_at or fault.injected_at
-            if start is None:
+        start = fault.landed_at or fault.injected_at
+        if start is None or not fault.nodes:
+            return self.missing(fault, index, "the fault touched no node: nothing to judge", limit_s=limit)
+        notice_end = fault.extra.get("terminate_at")
+        details, failures, unseen = {}, [], []
+        for node in fault.nodes:
+            if not any(obs.obj.spec.node_name == node.name for obs in evidence.timeline.select(
+                    "Pod", lambda o, c=node.context: o.context == c)):
+                unseen.append(node.name)
                 continue
-            deadline = limit
-            notice_end = fault.extra.get("terminate_at")
-            for node in fault.nodes:
-                cordon = cordoned_at(evidence, node.context, node.name, start - 0.001)
-                drained, remaining = gpu_pods_gone_at(evidence, node.context, node.name, start - 0.001)
-                took_cordon = None if cordon is None else cordon - start
-                took_drain = None if drained is None else max(0.0, drained - start)
-                details[node.name] = {"cordoned_after_s": took_cordon, "drained_after_s": took_drain,
-                                      "pods_left": remaining}
-                ok = took_cordon is not None and took_cordon <= deadline and took_drain is not None \
-                    and took_drain <= deadline
-                if notice_end is not None and drained is not None and drained > notice_end:
-                    ok = False
-                if not ok:
-                    failures.append(f"{node.name}: cordoned {fmt_s(took_cordon)}, drained {fmt_s(took_drain)}"
-                                    f"{f', {len(remaining)} GPU pod(s) still there' if remaining else ''}")
-        if not details:
-            return self.result(False, "no fault touched a node: nothing to judge", nodes=details)
+            cordon = cordoned_at(evidence, node.context, node.name, start - 0.001)
+            drained, remaining = gpu_pods_gone_at(evidence, node.context, node.name, start - 0.001)
+            took_cordon = None if cordon is None else cordon - start
+            took_drain = None if drained is None else max(0.0, drained - start)
+            seen_pods = {obs.name for obs in evidence.timeline.select(
+                "Pod", lambda o, c=node.context, n=node.name: o.context == c and o.obj.spec.node_name == n)}
+            details[node.name] = {"cordoned_after_s": took_cordon, "drained_after_s": took_drain,
+                                  "pods_left": remaining, "pods_seen": len(seen_pods)}
+            ok = took_cordon is not None and took_cordon <= limit and took_drain is not None and took_drain <= limit
+            if notice_end is not None and drained is not None and drained > notice_end:
+                ok = False
+            if not ok:
+                failures.append(f"{node.name}: cordoned {fmt_s(took_cordon)}, drained {fmt_s(took_drain)}"
+                                f"{f', {len(remaining)} GPU pod(s) still there' if remaining else ''}")
         if failures:
-            return self.result(False, f"not drained within {limit:.2f} s: " + "; ".join(failures), nodes=details,
-                               limit_s=limit)
+            return self.verdict(fault, index, False, f"not drained within {limit:.2f} s: " + "; ".join(failures),
+                                nodes=details, limit_s=limit)
+        if unseen:
+            return self.missing(fault, index, f"no pod was ever seen on {', '.join(unseen)}: nothing shows a drain "
+                                              f"(does the node run the workload? are the watches on its cluster?)",
+                                nodes=details, limit_s=limit, unseen=unseen)
         slowest = max(d["drained_after_s"] for d in details.values())
-        return self.result(True, f"{len(details)} node(s) cordoned and drained, slowest {slowest:.2f} s "
-                                 f"(limit {limit:.2f} s)", nodes=details, limit_s=limit)
+        return self.verdict(fault, index, True, f"{len(details)} node(s) cordoned and drained, slowest "
+                                                f"{slowest:.2f} s (limit {limit:.2f} s)", nodes=details, limit_s=limit)

@@ -51,33 +51,41 @@ def replacement(evidence: Evidence, context: str, nodegroup: str | None, old: se
 
 @register
 class NodeReplaced(Check):
+    """Judges the faults after which the node must be replaced: a double-bit ECC error (auto repair replaces it)
+    and a spot interruption (the instance is reclaimed)."""
+
     name = "node-replaced"
+    applies_to = frozenset({"ecc-double-bit-error", "spot-interruption"})
 
     def evaluate(self, evidence: Evidence):
+        self._used: set[str] = set()    # a replacement counts for one lost node only, across faults
+        return self.judge_each(evidence)
+
+    def judge(self, fault: Any, index: int, evidence: Evidence):
         limit = evidence.wall(self.params.within)
+        start = fault.landed_at or fault.injected_at
+        if start is None or not fault.nodes:
+            return self.missing(fault, index, "the fault touched no node: nothing to replace", limit_s=limit)
+        used = getattr(self, "_used", set())
         details: dict[str, Any] = {}
         failures: list[str] = []
-        for fault in evidence.faults:
-            start = fault.landed_at or fault.injected_at
-            if start is None:
-                continue
-            for node in fault.nodes:
-                old = nodes_before(evidence, node.context, fault.injected_at)
-                used = {d["replacement"] for d in details.values() if d.get("replacement")}
-                name, seen, ready = replacement(evidence, node.context, node.nodegroup, old | used, start - 0.001)
-                took = None if ready is None else max(0.0, ready - start)
-                details[node.name] = {"replacement": name, "joined_after_s": None if seen is None else seen - start,
-                                      "ready_after_s": took, "nodegroup": node.nodegroup}
-                if took is None or took > limit:
-                    what = "no new node joined" if name is None else (
-                        f"{name} joined after {fmt_s(seen - start)} but was not Ready" if took is None
-                        else f"{name} Ready after {took:.2f} s")
-                    failures.append(f"{node.name} ({node.nodegroup}): {what}")
-        if not details:
-            return self.result(False, "no fault touched a node: nothing to replace", nodes=details)
+        for node in fault.nodes:
+            old = nodes_before(evidence, node.context, fault.injected_at)
+            name, seen, ready = replacement(evidence, node.context, node.nodegroup, old | used, start - 0.001)
+            if name:
+                used.add(name)
+            took = None if ready is None else max(0.0, ready - start)
+            details[node.name] = {"replacement": name, "joined_after_s": None if seen is None else seen - start,
+                                  "ready_after_s": took, "nodegroup": node.nodegroup}
+            if took is None or took > limit:
+                what = "no new node joined" if name is None else (
+                    f"{name} joined after {fmt_s(seen - start)} but was not Ready" if took is None
+                    else f"{name} Ready after {took:.2f} s")
+                failures.append(f"{node.name} ({node.nodegroup}): {what}")
         if failures:
-            return self.result(False, f"not replaced within {limit:.2f} s: " + "; ".join(failures), nodes=details,
-                               limit_s=limit)
+            return self.verdict(fault, index, False, f"not replaced within {limit:.2f} s: " + "; ".join(failures),
+                                nodes=details, limit_s=limit)
         slowest = max(d["ready_after_s"] for d in details.values())
-        return self.result(True, f"{len(details)} node(s) replaced in their nodegroup, slowest Ready after "
-                                 f"{slowest:.2f} s (limit {limit:.2f} s)", nodes=details, limit_s=limit)
+        return self.verdict(fault, index, True, f"{len(details)} node(s) replaced in their nodegroup, slowest Ready "
+                                                f"after {slowest:.2f} s (limit {limit:.2f} s)", nodes=details,
+                            limit_s=limit)

@@ -75,58 +75,56 @@ def _reference(entry: dict[str, Any]) -> str:
 
 @register
 class SessionContinuity(Check):
+    """Judges spot interruptions only: the article prescribes KV-cache offload for a notice that leaves two
+    minutes to move conversations. After a double-bit error the KV cache on that GPU cannot be trusted and a
+    full re-prefill is the right behaviour, so the check has no rule for it (not applicable)."""
+
     name = "session-continuity"
+    applies_to = frozenset({"spot-interruption"})
 
     def evaluate(self, evidence: Evidence):
+        return self.judge_each(evidence)
+
+    def judge(self, fault: Any, index: int, evidence: Evidence):
         cap = self.params.max_ttft_ratio
         records = evidence.records()
         if not any(r.get("session") for r in records):
-            return self.result(False, "no conversations in the load: set load.conversations so sessions can "
-                                      "straddle the fault")
-        judged = 0
-        details: dict[str, Any] = {}
-        failures: list[str] = []
-        for fault in evidence.faults:
-            landed = fault.landed_at or fault.injected_at
-            if landed is None or not fault.nodes:
-                continue
-            nodes = {n.name for n in fault.nodes}
-            before = [r["ttft_ms"] for r in records if _ok(r) and r.get("session") and r.get("turn", 0) >= 1
-                      and r.get("t_end", 0.0) <= fault.injected_at]
-            moved = moved_follow_ups(records, nodes, landed)
-            deep = [r for r in moved if r.get("turn", 0) >= MIN_HISTORY_TURNS]
-            entry: dict[str, Any] = {"follow_ups_before": len(before), "moved": len(moved), "judged": len(deep)}
-            details[fault.name] = entry
-            if not before:
-                failures.append(f"{fault.name}: no follow-up turn finished before the fault (no baseline)")
-                continue
-            if not deep:
-                failures.append(f"{fault.name}: no conversation with {MIN_HISTORY_TURNS}+ turns of history moved off "
+            return self.missing(fault, index, "no conversations in the load: set load.conversations so sessions "
+                                              "can straddle the fault")
+        landed = fault.landed_at or fault.injected_at
+        if landed is None or not fault.nodes:
+            return self.missing(fault, index, "the fault touched no node: no conversation could straddle it")
+        nodes = {n.name for n in fault.nodes}
+        before = [r["ttft_ms"] for r in records if _ok(r) and r.get("session") and r.get("turn", 0) >= 1
+                  and r.get("t_end", 0.0) <= fault.injected_at]
+        moved = moved_follow_ups(records, nodes, landed)
+        deep = [r for r in moved if r.get("turn", 0) >= MIN_HISTORY_TURNS]
+        entry: dict[str, Any] = {"follow_ups_before": len(before), "moved": len(moved), "judged": len(deep),
+                                 "max_ttft_ratio": cap}
+        if not before:
+            return self.missing(fault, index, "no follow-up turn finished before the fault (no baseline)", **entry)
+        if not deep:
+            return self.missing(fault, index,
+                                f"no conversation with {MIN_HISTORY_TURNS}+ turns of history moved off "
                                 f"{', '.join(sorted(nodes))} after the fault ({len(moved)} shorter ones; the target's "
-                                f"served_by_headers must name the serving node)")
-                continue
-            before_median = statistics.median(before)
-            concurrent = concurrent_follow_ups(records, nodes, deep, moved)
-            concurrent_median = statistics.median(concurrent) if len(concurrent) >= MIN_CONCURRENT else None
-            base = max(before_median, concurrent_median or 0.0)
-            after = statistics.median(r["ttft_ms"] for r in deep)
-            ratio = after / base if base > 0 else float("inf")
-            judged += len(deep)
-            entry.update({"ttft_before_median_ms": round(before_median, 2),
-                          "ttft_concurrent_median_ms": None if concurrent_median is None else round(concurrent_median, 2),
-                          "concurrent_follow_ups": len(concurrent), "ttft_reference_ms": round(base, 2),
-                          "ttft_moved_median_ms": round(after, 2), "ratio": round(ratio, 3),
-                          "moved_ttft_ms": [round(r["ttft_ms"], 1) for r in deep][:50]})
-            if ratio > cap:
-                failures.append(f"{fault.name}: {len(deep)} moved follow-up(s) TTFT median {after:.1f} ms vs "
-                                f"{base:.1f} ms {_reference(entry)} = {ratio:.2f}x > {cap:g}x "
-                                f"(full re-prefill of the history)")
-        if not details:
-            return self.result(False, "no fault touched a node: no conversation could straddle it", faults=details)
-        if failures:
-            return self.result(False, "; ".join(failures), faults=details, max_ttft_ratio=cap)
-        worst = max(details.values(), key=lambda d: d.get("ratio", 0))
-        return self.result(True, f"{judged} conversation(s) moved off the faulty node(s); follow-up TTFT median "
-                                 f"{worst['ttft_moved_median_ms']:.1f} ms vs {worst['ttft_reference_ms']:.1f} ms "
-                                 f"{_reference(worst)} = {worst['ratio']:.2f}x (cap {cap:g}x)", faults=details,
-                           max_ttft_ratio=cap)
+                                f"served_by_headers must name the serving node)", **entry)
+        before_median = statistics.median(before)
+        concurrent = concurrent_follow_ups(records, nodes, deep, moved)
+        concurrent_median = statistics.median(concurrent) if len(concurrent) >= MIN_CONCURRENT else None
+        base = max(before_median, concurrent_median or 0.0)
+        after = statistics.median(r["ttft_ms"] for r in deep)
+        ratio = after / base if base > 0 else float("inf")
+        entry.update({"ttft_before_median_ms": round(before_median, 2),
+                      "ttft_concurrent_median_ms": None if concurrent_median is None else round(concurrent_median, 2),
+                      "concurrent_follow_ups": len(concurrent), "ttft_reference_ms": round(base, 2),
+                      "ttft_moved_median_ms": round(after, 2), "ratio": round(ratio, 3),
+                      "moved_ttft_ms": [round(r["ttft_ms"], 1) for r in deep][:50]})
+        if ratio > cap:
+            return self.verdict(fault, index, False,
+                                f"{len(deep)} moved follow-up(s) TTFT median {after:.1f} ms vs {base:.1f} ms "
+                                f"{_reference(entry)} = {ratio:.2f}x > {cap:g}x (full re-prefill of the history)",
+                                **entry)
+        return self.verdict(fault, index, True,
+                            f"{len(deep)} conversation(s) moved off the faulty node(s); follow-up TTFT median "
+                            f"{after:.1f} ms vs {base:.1f} ms {_reference(entry)} = {ratio:.2f}x (cap {cap:g}x)",
+                            **entry)

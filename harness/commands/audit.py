@@ -7,7 +7,9 @@ and should be before the first fault is injected. Each rule reads through the sa
 - `dbe-alarm`: each cluster has a CloudWatch alarm on DCGM_FI_DEV_ECC_DBE_VOL_TOTAL (a double-bit ECC error
   silently corrupts answers; the node must be replaced, and someone must be told);
 - `gpu-temperature-alarm`: each cluster has an alarm on DCGM_FI_DEV_GPU_TEMP (thermal slowdown);
-- `efa-alarm`: each cluster has an alarm on the EFA error counters (a saturated fabric stalls all-reduce);
+- `efa-alarm`: each cluster has an alarm on the target's EFA metric as the CloudWatch agent exports it
+  (`alarms.efa_metric`, default `efa_retrans_pkts`, namespace `CWAgent`): a saturated fabric stalls
+  all-reduce;
 - `placement-group`: every tensor-parallel group (inference pods labelled `tp-group`) spans nodes whose
   instances share one `cluster` placement group (EFA all-reduce across racks is slow);
 - `cluster-per-az`: each kube context's nodes sit in one Availability Zone, a different one per context
@@ -19,6 +21,10 @@ and should be before the first fault is injected. Each rule reads through the sa
 - `node-auto-repair`: every GPU nodegroup has EKS node auto repair enabled (`eks:DescribeNodegroup`
   nodeRepairConfig) with a wait for AcceleratedHardwareReady/NvidiaDoubleBitError (10 min unless overridden)
   that fits the ECC scenario's node-drained limit after the agent's detection and the drain.
+- `zonal-shift`: the load balancer has ARC zonal shift enabled (`zonal_shift.config.enabled`, off by default):
+  without it nobody can shift traffic away from a failing zone, and `az-loss` with `zonal_shift` refuses to run;
+- `scenario-alarms`: every alarm the scenarios rely on exists: the alarm each `alarm-fired` check watches (its
+  `alarm`, or the target's alarm for its metric in every cluster) and every `alarm:` stop condition.
 
 The inference autoscaling signal (queue depth, not GPU utilisation) is not read here: it lives in the
 scaler's configuration, which the Kubernetes API the harness is granted does not show; the `retry-storm`
@@ -47,7 +53,7 @@ DETECTION_BOUND_S = 60.0     # DCGM DBE policy -> AcceleratedHardwareReady=False
 DRAIN_BOUND_S = 60.0         # the drain under the PDBs, as the ECC scenario allows it
 DEFAULT_REPAIR_WAIT_S = 600.0
 ALARM_METRICS = {"dbe-alarm": "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "gpu-temperature-alarm": "DCGM_FI_DEV_GPU_TEMP",
-                 "efa-alarm": "EFA/ErrorCount"}
+                 "efa-alarm": None}    # None: the target's `alarms.efa_metric` (FIDELITY EFA-4)
 
 
 class Finding(BaseModel):
@@ -64,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--twin-endpoints", type=Path, default=None,
                         help="twin only: the running twin's endpoints file (default: reports/twin/endpoints.json)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument("--scenarios", nargs="*", default=None,
+                        help="scenario files or directories whose alarms must exist (default: ./scenarios)")
 
 
 def _alarms(target: Any) -> list[dict[str, Any]]:
@@ -78,10 +86,13 @@ def alarm_findings(target: Any) -> list[Finding]:
     alarms = _alarms(target)
     findings = []
     for rule, metric in ALARM_METRICS.items():
+        namespace = None
+        if metric is None:
+            metric, namespace = target.spec.alarms.efa_metric, target.spec.alarms.efa_namespace
         missing = []
         for cluster in target.contexts:
             named = target.spec.alarms.for_metric(metric, cluster)
-            if not any(alarm.get("MetricName") == metric and (
+            if not any(alarm.get("MetricName") == metric and namespace in (None, alarm.get("Namespace")) and (
                     alarm.get("AlarmName") == named
                     or {"Name": "ClusterName", "Value": cluster} in (alarm.get("Dimensions") or []))
                        for alarm in alarms):
@@ -222,10 +233,66 @@ def node_repair_finding(target: Any, nodes: dict[str, list[Any]], limit_s: float
     return Finding(rule="node-auto-repair", passed=not problems, detail="; ".join(problems or fine))
 
 
-def audit_target(target: Any) -> list[Finding]:
+def zonal_shift_finding(target: Any) -> Finding:
+    """The load balancer opted in to ARC zonal shift (elbv2 attribute `zonal_shift.config.enabled`)."""
+    from harness.faults.az_loss import ZONAL_SHIFT_ATTRIBUTE, zonal_shift_enabled
+    name = target.spec.load_balancer.name
+    elbv2 = target.aws("elbv2")
+    try:
+        arn = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]["LoadBalancerArn"]
+    except Exception as exc:
+        if "LoadBalancerNotFound" not in str(exc):
+            raise
+        return Finding(rule="zonal-shift", passed=False, detail=f"load balancer {name!r} not found")
+    attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]
+    if zonal_shift_enabled(attributes):
+        return Finding(rule="zonal-shift", passed=True, detail=f"zonal shift enabled on load balancer {name}")
+    return Finding(rule="zonal-shift", passed=False, detail=(
+        f"zonal shift is not enabled on load balancer {name}: ARC cannot move traffic away from a failing zone "
+        f"(set {ZONAL_SHIFT_ATTRIBUTE}=true)"))
+
+
+def scenario_alarms_finding(target: Any, scenario_paths: list[str]) -> Finding:
+    """Every alarm the scenarios' alarm-fired checks and `alarm:` stop conditions watch exists in CloudWatch,
+    resolved the way the run resolves it."""
+    from harness.alarmwatch import alarm_names, describe_by_name
+    from harness.checks.alarm_fired import resolve_alarm_names
+    from harness.scenario.loader import load_scenario, scenario_files
+    cloudwatch = target.aws("cloudwatch")
+    wanted: dict[str, list[str]] = {}          # alarm name -> scenarios naming it
+    unwatched: list[str] = []
+    files = scenario_files(scenario_paths)
+    for path in files:
+        scenario = load_scenario(path)
+        for step in scenario.checks:
+            if step.check == "alarm-fired":
+                names, _ = resolve_alarm_names(target, cloudwatch, step.params.metric, step.params.alarm)
+                if not names:
+                    unwatched.append(f"{scenario.name} (metric {step.params.metric})")
+                for name in names:
+                    wanted.setdefault(name, []).append(scenario.name)
+        for name in alarm_names(scenario.stop_when):
+            wanted.setdefault(name, []).append(scenario.name)
+    existing = {a["AlarmName"] for a in describe_by_name(cloudwatch, sorted(wanted))}
+    missing = [f"{name} ({', '.join(sorted(set(users)))})" for name, users in sorted(wanted.items())
+               if name not in existing]
+    problems = missing + [f"no alarm at all on {u}" for u in unwatched]
+    if problems:
+        return Finding(rule="scenario-alarms", passed=False,
+                       detail="alarms the scenarios rely on do not exist: " + "; ".join(problems))
+    return Finding(rule="scenario-alarms", passed=True,
+                   detail=f"{len(wanted)} alarm(s) named by {len(files)} scenario(s) exist")
+
+
+def audit_target(target: Any, scenario_paths: list[str] | None = None) -> list[Finding]:
     nodes = _nodes(target)
-    return [*alarm_findings(target), placement_finding(target, nodes), cluster_per_az_finding(nodes),
-            exporter_dbe_finding(target), node_repair_finding(target, nodes)]
+    findings = [*alarm_findings(target), placement_finding(target, nodes), cluster_per_az_finding(nodes),
+                exporter_dbe_finding(target), node_repair_finding(target, nodes), zonal_shift_finding(target)]
+    if scenario_paths is None:
+        scenario_paths = ["scenarios"] if Path("scenarios").is_dir() else []
+    if scenario_paths:
+        findings.append(scenario_alarms_finding(target, scenario_paths))
+    return findings
 
 
 def _resolve(args: argparse.Namespace) -> Any:
@@ -248,7 +315,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     try:
         target = _resolve(args)
         guard(target, [], dry_run=True)             # read-only: every allowlist check, no production prompt
-        findings = audit_target(target)
+        findings = audit_target(target, getattr(args, "scenarios", None))
     except (_Unreachable, TargetStartError) as exc:
         print(f"g7chaos audit: target unreachable: {exc}", file=sys.stderr)
         return 4

@@ -12,7 +12,8 @@ two cores. A worker's live console goes to `<report-dir>/<profile>/console.log`;
 line per column as it ends.
 
 Exit 0 when every cell reached a verdict (pass or fail), 3 when interrupted, 4 when a cell ended in error
-(a twin that did not start, a fault that did not land): those cells prove nothing either way.
+(a twin that did not start, a fault that did not land), 5 when a cell lacked the evidence to judge: those
+cells prove nothing either way.
 """
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
                 break
             if any(r.verdict == "error" for r in gameday.runs):
                 exit_code = 4
+            elif exit_code == 0 and any(r.verdict == "inconclusive" for r in gameday.runs):
+                exit_code = 5
     matrix = VerdictMatrix.from_gamedays(gamedays)
     path = write_matrix(matrix, args.report_dir)
     from rich.console import Console

@@ -5,7 +5,14 @@ with ec2 describe_subnets filtered by availability-zone, and passed as explicit 
 reach another zone or region). `mode: power` is the "AZ Availability: Power Interruption" shape: the zone's
 subnets cut plus `aws:ec2:stop-instances` of the zone's instances with `startInstancesAfterDuration`.
 `zonal_shift: true` also starts an ARC zonal shift of the load balancer away from the zone, which is what an
-operator (or zonal autoshift) does; it is cancelled on revert.
+operator (or zonal autoshift) does; it is cancelled on revert. ARC takes the zone's AZ *ID* (use2-az1, from
+ec2 describe_availability_zones: zone names map to different IDs in every account) and shifts only a load
+balancer whose `zonal_shift.config.enabled` attribute is true (off by default), so the plan reads both and
+refuses to start when either is missing: a shift that cannot start is a failed preflight, not a half-run loss.
+
+The zone's subnets are those of the cluster's VPC only (the VPC EC2 names for the zone's nodes' instances):
+another VPC with subnets in the same zone is not this deployment's zone. FIS takes at most 5 ARNs per target, so
+a zone of more subnets (or instances) is several targets, each with its own copy of the action.
 
 Landed: the zone's nodes go NotReady/Unknown in the Kubernetes API, or the load balancer reports the zone's
 targets unhealthy (elbv2 describe_target_health): the two signals a real AZ loss gives.
@@ -23,9 +30,20 @@ from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions, instance_arn,
                                         start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
+from harness.faults.fis import grouped_action
 
 ARC = "arc-zonal-shift"
+DISRUPT_ACTION = "aws:network:disrupt-connectivity"
+STOP_ACTION = "aws:ec2:stop-instances"
+ZONAL_SHIFT_ATTRIBUTE = "zonal_shift.config.enabled"     # elbv2 load balancer attribute, false by default
 FIS_MARGIN_S = 120.0      # deployment seconds the experiment outlasts the scenario step
+FIS_MAX_DURATION_S = 12 * 3600.0   # disrupt-connectivity duration and startInstancesAfterDuration: PT1M..PT12H
+
+
+def zonal_shift_enabled(attributes: list[dict[str, str]]) -> bool:
+    """Is `zonal_shift.config.enabled` true in an elbv2 describe_load_balancer_attributes answer?"""
+    return any(a.get("Key") == ZONAL_SHIFT_ATTRIBUTE and str(a.get("Value", "")).lower() == "true"
+               for a in attributes)
 
 
 def _iso_duration(seconds: float) -> str:
@@ -45,22 +63,21 @@ class AzLoss(Fault):
         target, zone = self.ctx.target, self.params.zone
         if not zone.startswith(target.region):
             raise FaultError(f"zone {zone!r} is not in the target's region {target.region}")
-        ec2 = target.aws("ec2")
-        subnets = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]}])["Subnets"]
-        if not subnets:
-            raise FaultError(f"no subnet in {zone}: nothing to disconnect (check the zone name)")
+        self.nodes = self._zone_nodes(zone)
+        if not self.nodes:
+            raise FaultError(f"no Kubernetes node in {zone} in contexts {', '.join(target.contexts)}")
+        subnets = self._zone_subnets(zone)
         self.extra["zone"] = zone
         self.extra["subnets"] = sorted(s["SubnetId"] for s in subnets)
         self.extra["subnet_arns"] = [s.get("SubnetArn") or
                                      f"arn:aws:ec2:{target.region}:{s['OwnerId']}:subnet/{s['SubnetId']}"
                                      for s in sorted(subnets, key=lambda s: s["SubnetId"])]
-        self.nodes = self._zone_nodes(zone)
-        if not self.nodes:
-            raise FaultError(f"no Kubernetes node in {zone} in contexts {', '.join(target.contexts)}")
         # FIS's own duration is the dead man's switch: longer than the step, so the harness's revert (which
         # stop_experiment does) is what ends the loss, and a crashed harness still gets the zone back.
         step_duration = getattr(getattr(self, "step", None), "duration", None)
         self.extra["duration_s"] = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
+        if self.extra["duration_s"] > FIS_MAX_DURATION_S:
+            raise FaultError(f"FIS holds a zone down for at most PT12H; the step lasts {step_duration:g} s")
         plan = (f"FIS aws:network:disrupt-connectivity (scope all) on {len(subnets)} subnet(s) of {zone} "
                 f"({', '.join(self.extra['subnets'])}), {len(self.nodes)} node(s)")
         if self.params.mode == "power":
@@ -70,6 +87,7 @@ class AzLoss(Fault):
         if self.params.zonal_shift:
             self.extra["load_balancer_arn"] = self._load_balancer_arn()
             self.extra["away_from"] = self._zone_id(zone)
+            self._require_zonal_shift_enabled(self.extra["load_balancer_arn"])
             plan += f"; ARC zonal shift of {self.extra['load_balancer_arn']} away from {self.extra['away_from']}"
         self.extra["target_groups"] = self._target_groups()
         self.stop_conditions = fis_stop_conditions(self.ctx)
@@ -85,6 +103,25 @@ class AzLoss(Fault):
                                          nodegroup=labels.get(NODEGROUP), instance_id=instance_id_of(node)))
         return sorted(found, key=lambda n: (n.context, n.name))
 
+    def _zone_subnets(self, zone: str) -> list[dict[str, Any]]:
+        """The zone's subnets in the cluster's VPC only: the VPC the zone's nodes' instances are in (an EKS
+        cluster and its nodes live in one VPC), read from EC2. Other VPCs of the account that have subnets in
+        the zone (another team's, a shared-services VPC) are not this deployment's zone and stay untouched."""
+        ec2 = self.ctx.target.aws("ec2")
+        ids = sorted({n.instance_id for n in self.nodes if n.instance_id})
+        if not ids:
+            raise FaultError(f"no node in {zone} carries an aws:/// providerID: cannot tell the cluster's VPC")
+        reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        vpcs = sorted({i["VpcId"] for r in reservations for i in r["Instances"] if i.get("VpcId")})
+        if not vpcs:
+            raise FaultError(f"EC2 names no VPC for the instances of {zone} ({', '.join(ids)})")
+        subnets = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": [zone]},
+                                                {"Name": "vpc-id", "Values": vpcs}])["Subnets"]
+        if not subnets:
+            raise FaultError(f"no subnet in {zone} in VPC(s) {', '.join(vpcs)}: nothing to disconnect")
+        self.extra["vpcs"] = vpcs
+        return subnets
+
     def _load_balancer_arn(self) -> str:
         name = self.ctx.target.spec.load_balancer.name
         try:
@@ -94,11 +131,31 @@ class AzLoss(Fault):
         return found[0]["LoadBalancerArn"]
 
     def _zone_id(self, zone: str) -> str:
+        """The AZ ID ARC's awayFrom takes (use2-az1). Zone names map to IDs per account, and ARC refuses a
+        name, so there is no falling back to the name: no ID, no shift."""
         try:
             zones = self.ctx.target.aws("ec2").describe_availability_zones(ZoneNames=[zone])["AvailabilityZones"]
-            return zones[0].get("ZoneId") or zone
-        except Exception:
-            return zone
+        except Exception as exc:
+            raise FaultError(f"could not map {zone} to its AZ ID for the zonal shift "
+                             f"(ec2 describe_availability_zones: {exc})") from exc
+        zone_id = next((z.get("ZoneId") for z in zones if z.get("ZoneName") == zone and z.get("ZoneId")), None)
+        if not zone_id:
+            raise FaultError(f"EC2 reports no AZ ID for {zone}: ARC zonal shift takes AZ IDs (such as use2-az1), "
+                             "not zone names")
+        return zone_id
+
+    def _require_zonal_shift_enabled(self, load_balancer_arn: str) -> None:
+        """Preflight: ARC shifts a load balancer only when its `zonal_shift.config.enabled` attribute is true."""
+        elbv2 = self.ctx.target.aws("elbv2")
+        try:
+            attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=load_balancer_arn)["Attributes"]
+        except Exception as exc:
+            raise FaultError(f"could not read the attributes of {load_balancer_arn} "
+                             f"(elbv2 describe_load_balancer_attributes: {exc})") from exc
+        if not zonal_shift_enabled(attributes):
+            raise FaultError(f"zonal shift is not enabled on {load_balancer_arn}: ARC would refuse the shift. "
+                             f"Enable it (elbv2 modify_load_balancer_attributes {ZONAL_SHIFT_ATTRIBUTE}=true) "
+                             "or drop zonal_shift from the scenario")
 
     def _target_groups(self) -> list[str]:
         """Target group ARNs of the load balancer, to read the zone's target health (empty when there is none)."""
@@ -113,17 +170,17 @@ class AzLoss(Fault):
     def inject(self) -> None:
         target = self.ctx.target
         duration = _iso_duration(self.extra["duration_s"])
-        targets: dict[str, Any] = {"subnets": {"resourceType": "aws:ec2:subnet",
-                                               "resourceArns": self.extra["subnet_arns"],
-                                               "selectionMode": f"COUNT({len(self.extra['subnet_arns'])})"}}
-        actions: dict[str, Any] = {"disrupt": {"actionId": "aws:network:disrupt-connectivity",
-                                               "parameters": {"duration": duration, "scope": "all"},
-                                               "targets": {"Subnets": "subnets"}}}
+        # FIS takes at most 5 ARNs per target and one target per action key: a zone of more subnets (or
+        # instances) is several targets, each cut (or stopped) by its own copy of the action, all at once.
+        targets: dict[str, Any] = {}
+        actions: dict[str, Any] = {}
+        grouped_action(targets, actions, target="subnets", action="disrupt", resource_type="aws:ec2:subnet",
+                       arns=self.extra["subnet_arns"], action_id=DISRUPT_ACTION, target_key="Subnets",
+                       parameters={"duration": duration, "scope": "all"})
         if self.params.mode == "power" and self.extra.get("instance_arns"):
-            targets["instances"] = {"resourceType": "aws:ec2:instance", "resourceArns": self.extra["instance_arns"],
-                                    "selectionMode": f"COUNT({len(self.extra['instance_arns'])})"}
-            actions["power"] = {"actionId": "aws:ec2:stop-instances", "targets": {"Instances": "instances"},
-                                "parameters": {"startInstancesAfterDuration": duration}}
+            grouped_action(targets, actions, target="instances", action="power", resource_type="aws:ec2:instance",
+                           arns=self.extra["instance_arns"], action_id=STOP_ACTION, target_key="Instances",
+                           parameters={"startInstancesAfterDuration": duration})
         token = template_token()
         args: dict[str, Any] = {"template_token": token}
         if self.params.zonal_shift:
@@ -134,7 +191,7 @@ class AzLoss(Fault):
         self.extra["template_id"] = template_id
         self.started_at = time.time()
         self.extra["lost_at"] = self.started_at      # the zone may go dark from here on: the failover clock starts
-        self.extra["experiment_id"] = start_experiment(target, template_id)
+        self.extra["experiment_id"] = start_experiment(target, template_id, token=token)
         await_experiment_started(target, self.extra["experiment_id"], time.time() + 10)
         if self.params.zonal_shift:
             try:

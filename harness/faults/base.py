@@ -57,6 +57,7 @@ class Fault(ABC):
     # set by owe_revert(): the journal entry this fault still owes, and exactly the arguments written there
     revert_id: str | None = None
     revert_args: dict[str, Any] | None = None
+    index: int = 0      # position in the scenario's `faults:` list, which checks name it by (set by the runner)
 
     def __init__(self, params: BaseModel, ctx: RunContext):
         self.params = params

@@ -3,12 +3,11 @@
 Why a reboot: it is the everyday event that restarts both. A plugin that starts before the driver has loaded
 finds no GPUs, registers zero `nvidia.com/gpu` and never retries; the node turns Ready and nothing else says
 that its GPUs went missing (the article's "silent capacity loss"). `method: reboot` reboots the node through
-FIS `aws:ec2:reboot-instances` with its explicit instance ARN. `method: plugin-restart` deletes the node's
-device-plugin pod through the Kubernetes API, so its DaemonSet starts a new one that registers against
-whatever driver state it finds (restarting the driver itself needs host access the harness does not take).
+FIS `aws:ec2:reboot-instances` with its explicit instance ARN. Restarting only the plugin is no way to race it:
+on a running node the driver is loaded and a new plugin registers every GPU, gated or not, so the scenario
+model refuses `method: plugin-restart` (docs/FIDELITY.md PLUGIN-1).
 
-Landed: the node went NotReady / rebooted (reboot), or its allocatable `nvidia.com/gpu` dropped or its
-plugin pod was replaced (plugin-restart), as the Kubernetes API shows it.
+Landed: the node went NotReady / rebooted, as the Kubernetes API shows it.
 
 Revert leaves the node as the harness found it: a node that came back Ready with fewer GPUs than it had before
 gets its device-plugin pod deleted, so the DaemonSet starts a fresh one against the now-loaded driver (the
@@ -28,7 +27,6 @@ from kubernetes import client
 
 from harness.faults.base import FaultError, register
 from harness.faults.node_reboot import RebootFault
-from harness.faults.selection import pick_nodes, pod_on_node
 
 GPU = "nvidia.com/gpu"
 
@@ -38,54 +36,15 @@ class DevicePluginRace(RebootFault):
     name = "device-plugin-race"
 
     def plan(self) -> str:
-        plan = self._plan_reboot() if self.params.method == "reboot" else self._plan_plugin_restart()
+        plan = self._plan_reboot()
         self.extra["gpus_before"] = {}
         for node in self.nodes:
             current = client.CoreV1Api(self.ctx.target.kube(node.context)).read_node(node.name)
             self.extra["gpus_before"][node.name] = int((current.status.allocatable or {}).get(GPU, "0") or 0)
         return plan
 
-    def _plan_plugin_restart(self) -> str:
-        self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
-        plugin = self.ctx.target.spec.selectors.device_plugin
-        pods = [pod_on_node(self.ctx.target, n.context, plugin.namespace, plugin.label_selector, n.name)
-                for n in self.nodes]
-        self.extra["plugin_pods"] = {n.name: p.metadata.name for n, p in zip(self.nodes, pods)}
-        return (f"delete device-plugin pod(s) {', '.join(self.extra['plugin_pods'].values())} in "
-                f"{plugin.namespace} on {', '.join(n.describe() for n in self.nodes)}")
-
     def inject(self) -> None:
-        if self.params.method == "reboot":
-            self._inject_reboot()
-            return
-        # The DaemonSet recreates the pod; what the revert owes is a node with its GPUs back.
-        self.owe_revert(self._revert_args())
-        self.started_at = time.time()
-        plugin = self.ctx.target.spec.selectors.device_plugin
-        for node in self.nodes:
-            core = client.CoreV1Api(self.ctx.target.kube(node.context))
-            try:
-                core.delete_namespaced_pod(self.extra["plugin_pods"][node.name], plugin.namespace)
-            except client.ApiException as exc:
-                raise FaultError(f"deleting device-plugin pod on {node.name} failed: HTTP {exc.status}") from exc
-
-    def check_landed(self) -> dict[str, Any] | None:
-        if self.params.method == "reboot":
-            return super().check_landed()
-        seen = {}
-        plugin = self.ctx.target.spec.selectors.device_plugin
-        for node in self.nodes:
-            core = client.CoreV1Api(self.ctx.target.kube(node.context))
-            current = core.read_node(node.name)
-            gpus = (current.status.allocatable or {}).get(GPU)
-            pods = core.list_namespaced_pod(plugin.namespace, label_selector=plugin.label_selector,
-                                            field_selector=f"spec.nodeName={node.name}").items
-            old = self.extra["plugin_pods"][node.name]
-            replaced = all(p.metadata.name != old for p in pods)
-            if gpus not in (None, "0") and not replaced:
-                return None
-            seen[node.name] = {"allocatable_gpus": gpus, "plugin_pod_replaced": replaced}
-        return {"source": "device-plugin", "nodes": seen}
+        self._inject_reboot()
 
     def _revert_args(self) -> dict[str, Any]:
         plugin = self.ctx.target.spec.selectors.device_plugin

@@ -1,243 +1,25 @@
-"""node-reboot: reboot a node's instance through AWS FIS (`aws:ec2:reboot-instances`), and the FIS plumbing the
-instance and network faults share.
+"""node-reboot: reboot a node's instance through AWS FIS (`aws:ec2:reboot-instances`).
 
 Why FIS and not `ec2 reboot-instances`: FIS is what a game day on AWS uses (IAM role, stop conditions, an
 experiment record that says who did what), and an experiment can be stopped from a journal entry alone.
-Targets are always explicit resource ARNs: the harness decided what to touch, FIS never widens it.
-
-The journal-first rule: the revert is on record before FIS holds anything of ours. A run draws a token, owes
-the revert under it, then creates the template tagged with it and starts the experiment; `g7chaos recover` finds
-the template (and through it every experiment it started) by that tag, so a crash anywhere after the journal
-write, even between the template's creation and the experiment's, leaves nothing it cannot find.
+The FIS plumbing every FIS fault shares lives in harness/faults/fis.py; its names stay importable from here.
 """
 from __future__ import annotations
 
-import json
-import re
-import threading
 import time
-import urllib.parse
-import uuid
 from typing import Any
 
 from kubernetes import client
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from harness.alarmwatch import MissingAlarms, alarm_names, resolve_alarms
 from harness.faults.base import Fault, FaultError, register
+from harness.faults.fis import (FIS_PRINCIPAL, MAX_ARNS_PER_TARGET, STOP_WAIT_S, TAG, TERMINAL,  # noqa: F401
+                                TOKEN_TAG, _gone, _trusts_fis, await_experiment_ended, await_experiment_started,
+                                create_template, experiment_state, explicit_targets, fis_role_arn,
+                                fis_stop_conditions, grouped_action, instance_arn, start_experiment, stop_fis_owed,
+                                stops_on, template_token, templates_tagged)
 from harness.faults.selection import pick_nodes
 
-TERMINAL = ("completed", "stopped", "failed", "cancelled")
-STOP_WAIT_S = 120.0      # FIS rolls an action back before it calls the experiment stopped: seconds, at most minutes
-TAG = "g7chaos"
-TOKEN_TAG = "g7chaos:token"     # the tag a journal entry finds its template by
-
-
-# ------------------------------------------------------------------------------------------- FIS plumbing
-
-
-FIS_PRINCIPAL = "fis.amazonaws.com"
-
-
-def _trusts_fis(document: Any) -> bool:
-    """Whether an IAM trust policy (as IAM returns it: URL-encoded JSON, or already parsed) lets FIS assume it."""
-    if isinstance(document, str):
-        try:
-            document = json.loads(urllib.parse.unquote(document))
-        except ValueError:
-            return False
-    statements = (document or {}).get("Statement") or []
-    if isinstance(statements, dict):
-        statements = [statements]
-    for statement in statements:
-        principal = (statement or {}).get("Principal") or {}
-        services = principal.get("Service") if isinstance(principal, dict) else None
-        services = [services] if isinstance(services, str) else services or []
-        if statement.get("Effect", "Allow") == "Allow" and FIS_PRINCIPAL in services:
-            return True
-    return False
-
-
-def fis_role_arn(target: Any) -> str:
-    """The role FIS assumes: the target's `aws.fis_role_arn`, else the one IAM role whose trust policy lets
-    fis.amazonaws.com assume it (a name mentioning `fis` breaks a tie; still ambiguous is an error, since
-    guessing would run the experiment with permissions nobody chose)."""
-    configured = getattr(target.spec.aws, "fis_role_arn", None)
-    if configured:
-        return configured
-    try:
-        trusting = [role for page in target.aws("iam").get_paginator("list_roles").paginate()
-                    for role in page["Roles"] if _trusts_fis(role.get("AssumeRolePolicyDocument"))]
-    except Exception as exc:
-        raise FaultError(f"cannot list IAM roles to find the FIS role ({type(exc).__name__}: {exc}); set "
-                         f"aws.fis_role_arn in the target") from exc
-    if len(trusting) > 1:
-        trusting = [r for r in trusting if "fis" in r["RoleName"].lower()] or trusting
-    if len(trusting) != 1:
-        names = ", ".join(sorted(r["RoleName"] for r in trusting)) or "none"
-        raise FaultError(f"cannot tell which IAM role FIS should assume (roles trusting {FIS_PRINCIPAL}: {names}); "
-                         f"set aws.fis_role_arn in the target")
-    return trusting[0]["Arn"]
-
-
-def fis_stop_conditions(ctx: Any) -> list[dict[str, str]]:
-    """The FIS stop conditions of a run: one `aws:cloudwatch:alarm` per `alarm:` entry of the scenario's
-    stop_when (value = the alarm's ARN), or `source: none` when it names no alarm (FIS wants one entry).
-
-    FIS then stops the experiment on the alarm by itself, even if the harness that started it is gone."""
-    names = alarm_names(getattr(ctx, "stop_when", None) or [])
-    if not names:
-        return [{"source": "none"}]
-    known = getattr(ctx, "alarm_arns", None) or {}
-    if any(name not in known for name in names):
-        try:
-            known = {**known, **resolve_alarms(ctx.target.aws("cloudwatch"), names)}
-        except MissingAlarms as exc:
-            raise FaultError(str(exc)) from exc
-        ctx.alarm_arns = known
-    return [{"source": "aws:cloudwatch:alarm", "value": known[name]} for name in names]
-
-
-def stops_on(stop_conditions: list[dict[str, str]]) -> str:
-    """How a plan line says which alarms stop the experiment (empty when none do)."""
-    arns = [c["value"] for c in stop_conditions if c.get("source") == "aws:cloudwatch:alarm"]
-    return f"; FIS stops it on alarm(s) {', '.join(a.rsplit(':', 1)[-1] for a in arns)}" if arns else ""
-
-
-def explicit_targets(targets: dict[str, Any]) -> dict[str, Any]:
-    """Every FIS target names its resources and how many of them: explicit `resourceArns` with
-    `COUNT(<how many>)` (ALL, or no mode, becomes exactly that count), or a COUNT(n)/PERCENT(n) the caller
-    chose. A target without resourceArns, or selecting ALL of whatever tags or filters match, is refused: the
-    harness decided what to touch, and FIS must never widen it."""
-    out: dict[str, Any] = {}
-    for name, spec in targets.items():
-        arns = list(spec.get("resourceArns") or [])
-        if not arns:
-            raise FaultError(f"FIS target {name!r} names no resourceArns: the harness only builds explicit targets")
-        mode = str(spec.get("selectionMode") or "ALL").strip().upper()
-        if mode == "ALL":
-            mode = f"COUNT({len(arns)})"
-        elif not re.fullmatch(r"(COUNT|PERCENT)\(\d+\)", mode):
-            raise FaultError(f"FIS target {name!r}: selectionMode {mode!r} is not COUNT(n) or PERCENT(n)")
-        out[name] = {**spec, "resourceArns": arns, "selectionMode": mode}
-    return out
-
-
-def template_token() -> str:
-    """A fresh token for one fault's FIS template: owed in the journal first, then tagged on the template."""
-    return uuid.uuid4().hex
-
-
-def create_template(target: Any, token: str, description: str, targets: dict[str, Any], actions: dict[str, Any],
-                    stop_conditions: list[dict[str, str]] | None = None, tags: dict[str, str] | None = None,
-                    role_arn: str | None = None) -> str:
-    """Create the template tagged with `token`, which the caller owes in the journal beforehand."""
-    fis = target.aws("fis")
-    template = fis.create_experiment_template(
-        clientToken=token, description=description[:512], roleArn=role_arn or fis_role_arn(target),
-        stopConditions=stop_conditions or [{"source": "none"}], targets=explicit_targets(targets), actions=actions,
-        tags={TAG: "fault", **(tags or {}), TOKEN_TAG: token})["experimentTemplate"]
-    return template["id"]
-
-
-def templates_tagged(target: Any, token: str) -> list[str]:
-    """Ids of the templates carrying our token (normally one; none if the run died before creating it)."""
-    pages = target.aws("fis").get_paginator("list_experiment_templates").paginate()
-    return [t["id"] for page in pages for t in page.get("experimentTemplates", [])
-            if (t.get("tags") or {}).get(TOKEN_TAG) == token]
-
-
-def start_experiment(target: Any, template_id: str) -> str:
-    fis = target.aws("fis")
-    try:
-        return fis.start_experiment(clientToken=f"g7chaos-{time.time_ns()}", experimentTemplateId=template_id,
-                                    tags={TAG: "fault"})["experiment"]["id"]
-    except Exception as exc:
-        raise FaultError(f"FIS start_experiment({template_id}) failed: {type(exc).__name__}: {exc}") from exc
-
-
-def experiment_state(target: Any, experiment_id: str) -> dict[str, Any]:
-    return target.aws("fis").get_experiment(id=experiment_id)["experiment"]["state"]
-
-
-def stop_fis_owed(target: Any, args: dict[str, Any]) -> list[str]:
-    """The FIS part of a journal entry: every template its token tags (or the id an older entry names), each
-    of their unfinished experiments (and one the entry names) stopped and waited out, then the templates
-    deleted. Idempotent: finished experiments and missing templates are left as they are."""
-    fis = target.aws("fis")
-    template_ids = set(templates_tagged(target, args["template_token"])) if args.get("template_token") else set()
-    if args.get("template_id"):
-        template_ids.add(args["template_id"])
-    experiment_ids: set[str] = {args["experiment_id"]} if args.get("experiment_id") else set()
-    for template_id in template_ids:
-        pages = fis.get_paginator("list_experiments").paginate(experimentTemplateId=template_id)
-        experiment_ids.update(e["id"] for page in pages for e in page.get("experiments", []))
-    stopped = []
-    for eid in sorted(experiment_ids):
-        try:
-            if fis.get_experiment(id=eid)["experiment"]["state"]["status"] in TERMINAL:
-                continue
-            fis.stop_experiment(id=eid)
-            stopped.append(eid)
-        except Exception as exc:
-            if not _gone(exc):
-                raise
-    for eid in stopped:
-        await_experiment_ended(target, eid)
-    for template_id in sorted(template_ids):
-        try:
-            fis.delete_experiment_template(id=template_id)
-        except Exception as exc:
-            if not _gone(exc):
-                raise
-    return stopped
-
-
-def await_experiment_ended(target: Any, experiment_id: str, within_s: float = STOP_WAIT_S) -> None:
-    """Until FIS says the experiment ended: `stop_experiment` answers 'stopping' while the action is still being
-    rolled back (a zone's network still cut), so a revert that returned then would leave the fault in place."""
-    fis = target.aws("fis")
-
-    def status() -> str:
-        try:
-            return fis.get_experiment(id=experiment_id)["experiment"]["state"]["status"]
-        except Exception as exc:
-            if _gone(exc):
-                return "stopped"
-            raise
-
-    try:
-        Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(0.2), reraise=True,
-                 retry=retry_if_result(lambda s: s not in TERMINAL))(status)
-    except Exception as exc:
-        raise FaultError(f"FIS experiment {experiment_id} did not end within {within_s:g} s of its stop "
-                         f"(last state: {exc})") from exc
-
-
-def _gone(exc: Exception) -> bool:
-    """The experiment or template no longer exists (already stopped and cleaned up): nothing left to undo."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "") if hasattr(exc, "response") else ""
-    return code in ("ResourceNotFoundException", "NotFoundException") or "not found" in str(exc).lower()
-
-
-def instance_arn(target: Any, instance_id: str) -> str:
-    account = target.spec.aws.account_id or target.caller_account()
-    return f"arn:aws:ec2:{target.region}:{account}:instance/{instance_id}"
-
-
-def await_experiment_started(target: Any, experiment_id: str, deadline: float) -> dict[str, Any]:
-    """FIS resolves targets and starts actions asynchronously; a failed experiment is an injection error."""
-    stop = threading.Event()
-    while True:
-        state = experiment_state(target, experiment_id)
-        if state.get("status") in ("running", "completed"):
-            return state
-        if state.get("status") in ("failed", "stopped"):
-            raise FaultError(f"FIS experiment {experiment_id} {state.get('status')}: {state.get('reason')}")
-        if time.time() >= deadline:
-            raise FaultError(f"FIS experiment {experiment_id} still {state.get('status')} after the deadline")
-        stop.wait(0.1)
-
+REBOOT_ACTION = "aws:ec2:reboot-instances"
 
 # ------------------------------------------------------------------------------------------- the fault
 
@@ -277,23 +59,24 @@ class RebootFault(Fault):
         arns = [instance_arn(self.ctx.target, n.instance_id) for n in self.nodes]
         self.extra["instance_arns"] = arns
         self.stop_conditions = fis_stop_conditions(self.ctx)
-        return (f"FIS aws:ec2:reboot-instances on {', '.join(n.describe() for n in self.nodes)} ({', '.join(arns)})"
+        return (f"FIS {REBOOT_ACTION} on {', '.join(n.describe() for n in self.nodes)} ({', '.join(arns)})"
                 + stops_on(self.stop_conditions))
 
     def _inject_reboot(self) -> None:
         arns = self.extra["instance_arns"]
         self.extra["template_token"] = template_token()
         self.owe_revert(self._revert_args())
+        targets: dict[str, Any] = {}
+        actions: dict[str, Any] = {}
+        grouped_action(targets, actions, target="nodes", action="reboot", resource_type="aws:ec2:instance",
+                       arns=arns, action_id=REBOOT_ACTION, target_key="Instances")
         template_id = create_template(
             self.ctx.target, self.extra["template_token"],
-            f"g7chaos {self.name}: reboot {', '.join(n.name for n in self.nodes)}",
-            {"nodes": {"resourceType": "aws:ec2:instance", "resourceArns": arns,
-                       "selectionMode": f"COUNT({len(arns)})"}},
-            {"reboot": {"actionId": "aws:ec2:reboot-instances", "targets": {"Instances": "nodes"}}},
+            f"g7chaos {self.name}: reboot {', '.join(n.name for n in self.nodes)}", targets, actions,
             self.stop_conditions)
         self.extra["template_id"] = template_id
         self.started_at = time.time()
-        experiment_id = start_experiment(self.ctx.target, template_id)
+        experiment_id = start_experiment(self.ctx.target, template_id, token=self.extra["template_token"])
         self.extra["experiment_id"] = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
 

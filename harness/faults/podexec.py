@@ -2,11 +2,12 @@
 
 The API server can refuse the handshake (500, 429), and a stream can end without the Status frame that
 carries the exit code (the connection was cut). Both are retried, bounded in attempts and time: every
-command the harness execs is idempotent (`dcgmi test --inject ... -v 1` sets a value, `kill -STOP` of a
-stopped process stops it again), so running one twice is safe where not running it is not.
+command the harness execs is idempotent (`dcgmi test --inject ... -v 1` sets a value, `echo 1 > cgroup.freeze` of a
+frozen cgroup freezes it again), so running one twice is safe where not running it is not.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,7 @@ def pod_exec(api_client: Any, namespace: str, pod: str, command: list[str], cont
                     stdin=False, stdout=True, tty=False, _preload_content=False, **kwargs)
     except client.ApiException as exc:
         exec_client.close()
+        exc.status = exc.status or _handshake_status(exc)
         if exc.status in TRANSIENT_STATUSES:
             raise TransientExecError(str(exc)) from exc
         raise
@@ -71,6 +73,13 @@ def pod_gone(api_client: Any, namespace: str, pod: str) -> bool:
             return True
         raise
     return False
+
+
+def _handshake_status(exc: client.ApiException) -> int:
+    """The HTTP status the API server refused the WebSocket upgrade with (the client reports status 0 and
+    names it only in the reason): a 403 is RBAC saying no, which no retry changes; 0 when it is not there."""
+    match = re.search(r"Handshake status (\d{3})", str(exc.reason or ""))
+    return int(match.group(1)) if match else 0
 
 
 def _exit_code(ws: Any) -> int:

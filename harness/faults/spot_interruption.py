@@ -1,18 +1,25 @@
-"""spot-interruption: the two-minute warning EC2 gives a spot instance, sent the way AWS sends it on demand.
+"""spot-interruption: the warnings EC2 gives a spot instance, sent the way AWS sends them on demand.
 
 AWS Fault Injection Service runs `aws:ec2:send-spot-instance-interruptions` against explicit spot instance
-ARNs: EC2 raises the rebalance recommendation and the interruption notice (IMDS `spot/instance-action`,
-the EventBridge warning) and terminates the instance when `durationBeforeInterruption` is over. That is
-the only way to rehearse a real spot interruption, so the harness builds a one-off experiment template
-for the chosen node's instance, starts it, and stops it (and deletes the template) on revert.
+ARNs. Its `durationBeforeInterruption` (PT2M..PT15M) is the time from the action's start to the
+interruption: EC2 raises the rebalance recommendation (IMDS `events/recommendations/rebalance`) at once, the
+two-minute interruption notice (IMDS `spot/instance-action`, the EventBridge warning) two minutes before the
+interruption, and reclaims the instance at the end. So `notice: 2m` sends both signals together, and
+`rebalance_first: true` with a longer notice gives the deployment the recommendation (notice - 2m) ahead of
+the interruption notice, which is when a managed node group's Capacity Rebalancing launches a replacement
+and a handler with rebalance monitoring cordons. That is the only way to rehearse a real spot interruption,
+so the harness builds a one-off experiment template for the chosen node's instance, starts it, and stops it
+(and deletes the template) on revert.
 
-Landed means FIS reports the action running *and* the outside world shows the notice: the node's
-interruption handler cordoned it, tainted it or posted an Event about it, or EC2 already shows the
+Landed means FIS reports the action running *and* the outside world shows the first signal: the node's
+interruption handler cordoned it, tainted it or posted an Event about it (`RebalanceRecommendation`,
+`SpotInterruption`, as aws-node-termination-handler and Karpenter post them), or EC2 already shows the
 instance shutting down. Each of these is something a real EKS cluster also shows; IMDS is not reachable
 from outside the instance, so it is not used.
 
-The notice end (wall time) goes into `extra["terminate_at"]`, so `node-drained` can judge "drained before
-the notice ran out", which is the whole point of a spot handler.
+The interruption time (wall) goes into `extra["terminate_at"]` and the interruption notice's into
+`extra["notice_at"]`, so `node-drained` can judge "drained before the instance went", which is the whole
+point of a spot handler.
 """
 from __future__ import annotations
 
@@ -27,11 +34,13 @@ from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.node_reboot import (TOKEN_TAG, create_template, fis_role_arn, fis_stop_conditions, stop_fis_owed,
                                         stops_on, template_token)
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
+from harness.faults.fis import grouped_action
 
 SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
 CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
 TAG_KEY = "g7chaos:fault"
 NOTICE_WORDS = ("spot", "interrupt", "termination", "rebalance")
+ITN_LEAD_S = 120.0     # the interruption notice comes this long (deployment time) before the interruption
 
 
 # ------------------------------------------------------------------------------------------- FIS helpers
@@ -78,9 +87,6 @@ class SpotInterruption(Fault):
     name = "spot-interruption"
 
     def plan(self) -> str:
-        if getattr(self.params, "rebalance_first", False):
-            raise FaultError("rebalance_first cannot be honoured: FIS sends the rebalance recommendation together "
-                             f"with the interruption notice ({SPOT_ACTION}); drop the setting")
         selector = self.params.node
         candidates = spot_nodes(self.ctx.target, selector)
         if len(candidates) < selector.count:
@@ -100,7 +106,11 @@ class SpotInterruption(Fault):
         self.stop_conditions = fis_stop_conditions(self.ctx)
         self.extra["instances"] = [n.instance_id for n in self.nodes]
         self.extra["notice_s"] = self.params.notice
-        return (f"FIS {SPOT_ACTION} (durationBeforeInterruption {iso8601_duration(self.params.notice)}) on "
+        self.extra["rebalance_lead_s"] = self.params.notice - ITN_LEAD_S
+        timing = (f"rebalance recommendation at once, interruption notice after {self.params.notice - ITN_LEAD_S:.0f} s"
+                  if self.params.rebalance_first else "rebalance recommendation and interruption notice at once")
+        return (f"FIS {SPOT_ACTION} (durationBeforeInterruption {iso8601_duration(self.params.notice)}: {timing}, "
+                f"interruption after {self.params.notice:.0f} s) on "
                 f"{', '.join(f'{n.describe()} {n.instance_id}' for n in self.nodes)}, role {self.role_arn}"
                 + stops_on(self.stop_conditions))
 
@@ -132,21 +142,27 @@ class SpotInterruption(Fault):
         self.template_token = template_token()
         # the revert is on record before FIS holds anything of ours: recover finds the template by its token
         self.owe_revert(self._revert_args())
+        targets: dict[str, Any] = {}
+        actions: dict[str, Any] = {}
+        grouped_action(targets, actions, target="SpotInstances", action="interrupt",
+                       resource_type="aws:ec2:spot-instance", arns=self._arns(), action_id=SPOT_ACTION,
+                       target_key="SpotInstances",
+                       parameters={"durationBeforeInterruption": iso8601_duration(self.params.notice)})
         self.template_id = create_template(
             self.ctx.target, self.template_token,
             f"g7chaos spot-interruption of {', '.join(n.instance_id or '' for n in self.nodes)}",
-            {"SpotInstances": {"resourceType": "aws:ec2:spot-instance", "resourceArns": self._arns(),
-                               "selectionMode": f"COUNT({len(self.nodes)})"}},
-            {"interrupt": {"actionId": SPOT_ACTION,
-                           "parameters": {"durationBeforeInterruption": iso8601_duration(self.params.notice)},
-                           "targets": {"SpotInstances": "SpotInstances"}}},
-            self.stop_conditions, tags={TAG_KEY: self.name}, role_arn=self.role_arn)
+            targets, actions, self.stop_conditions, tags={TAG_KEY: self.name}, role_arn=self.role_arn)
         started = self._started = time.time()
         experiment = fis.start_experiment(clientToken=self.template_token, experimentTemplateId=self.template_id,
                                           tags={TAG_KEY: self.name, TOKEN_TAG: self.template_token})["experiment"]
         self.experiment_id = experiment["id"]
-        self.extra.update({"experiment_id": self.experiment_id, "template_id": self.template_id,
-                           "terminate_at": started + self.ctx.wall(self.params.notice)})
+        self.extra.update({"experiment_id": self.experiment_id, "template_id": self.template_id})
+        self._set_timeline(started)
+
+    def _set_timeline(self, sent: float) -> None:
+        """Wall times of the interruption notice and the interruption, counted from the action's start."""
+        self.extra["terminate_at"] = sent + self.ctx.wall(self.params.notice)
+        self.extra["notice_at"] = sent + self.ctx.wall(self.params.notice - ITN_LEAD_S)
 
     def _revert_args(self) -> dict[str, Any]:
         return {"template_token": self.template_token, "instances": [n.instance_id for n in self.nodes]}
@@ -170,19 +186,20 @@ class SpotInterruption(Fault):
                 return None
             notices[node.name] = seen
         start = action.get("startTime")
-        return {"source": "fis+node", "experiment": self.experiment_id, "experiment_status": status,
+        signal = "rebalance-recommendation" if self.params.rebalance_first else "interruption-notice"
+        return {"source": "fis+node", "signal": signal, "experiment": self.experiment_id, "experiment_status": status,
                 "action_status": action_status, "action_started": str(start) if start else None,
                 "action_started_at": start.timestamp() if hasattr(start, "timestamp") else None, "nodes": notices}
 
     def await_landed(self, deadline: float, poll_s: float = 0.1) -> dict[str, Any] | None:
-        """The notice landed when FIS sent it (the action's start), not when the harness saw the node react:
-        a spot handler cordons within a second, and the drain must be judged from the notice itself."""
+        """The fault landed when FIS sent its first signal (the action's start), not when the harness saw the node
+        react: a spot handler cordons within a second, and the drain must be judged from the signal itself."""
         evidence = super().await_landed(deadline, poll_s)
         sent = (evidence or {}).get("action_started_at")
         if evidence and sent is not None and self.landed_at is not None:
             floor = self.injected_at if self.injected_at is not None else self._started
             self.landed_at = min(self.landed_at, max(float(sent), floor))
-            self.extra["terminate_at"] = max(float(sent), self._started) + self.ctx.wall(self.params.notice)
+            self._set_timeline(max(float(sent), self._started))
         return evidence
 
     def _notice_seen(self, node: NodeRef) -> dict[str, Any] | None:

@@ -75,6 +75,8 @@ class CanaryOutcome(BaseModel):
     golden: dict[int, CanaryAnswer] = Field(default_factory=dict)
     checked: int = 0
     mismatches: list[CanaryAnswer] = Field(default_factory=list)
+    checked_at: list[float] = Field(default_factory=list)     # when each checked answer ended (wall time)
+    errored_at: list[float] = Field(default_factory=list)     # canaries outside the learning window that failed
     learn_disagreements: int = 0
 
 
@@ -329,14 +331,16 @@ def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutco
     """Golden answer per prompt = the most common successful answer in `learn_window`; every successful
     canary answer outside it that differs is a mismatch (with time, window and served-by).
 
-    If no canary succeeded in `learn_window` (a runner that names its steady state differently), the
-    earliest window with successful canaries is the learning window, and `learn_window` says which.
+    Golden answers come from `learn_window` only: learning them from a later window (the fault's) would take
+    the corrupted answer as the truth. No canary answered there: nothing is learned, and the check says so.
+    Canaries that failed outside it are kept (`errored_at`), so a check can tell "no wrong answer" from "no
+    answer at all".
     """
-    canaries = [r for r in read_records(records_path)
-                if r.get("canary") is not None and r.get("error") is None and r.get("digest")]
-    if canaries and not any(r.get("window") == learn_window for r in canaries):
-        learn_window = min(canaries, key=lambda r: float(r.get("t_end", 0.0))).get("window", learn_window)
+    all_canaries = [r for r in read_records(records_path) if r.get("canary") is not None]
+    canaries = [r for r in all_canaries if r.get("error") is None and r.get("digest")]
     outcome = CanaryOutcome(learn_window=learn_window)
+    outcome.errored_at = sorted(float(r.get("t_end", 0.0)) for r in all_canaries
+                                if (r.get("error") is not None or not r.get("digest")) and r.get("window") != learn_window)
     learning: dict[int, list[dict[str, Any]]] = {}
     for r in canaries:
         if r.get("window") == learn_window:
@@ -355,9 +359,11 @@ def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutco
         if golden is None:
             continue
         outcome.checked += 1
+        outcome.checked_at.append(float(r.get("t_end", 0.0)))
         if r["digest"] != golden.digest:
             outcome.mismatches.append(_answer(r))
     outcome.mismatches.sort(key=lambda a: a.t_end)
+    outcome.checked_at.sort()
     return outcome
 
 

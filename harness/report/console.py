@@ -33,7 +33,12 @@ from rich.text import Text
 from harness.report.model import GamedayResult, RunResult
 from harness.report.redact import Redactor, default_redactor
 
-VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta"}
+VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta",
+                 "inconclusive": "bold yellow"}
+
+# how each check status reads in the console: not-applicable is neither a pass nor a failure
+STATUS_TEXT = {"pass": Text("PASS", style="green"), "fail": Text("FAIL", style="bold red"),
+               "not-applicable": Text("N/A", style="dim"), "inconclusive": Text("INCONCLUSIVE", style="bold yellow")}
 
 
 class LoadFigures(BaseModel):
@@ -233,8 +238,7 @@ class ConsoleView:
         table.add_column("result")
         table.add_column("reason", overflow="fold")
         for check in result.checks:
-            table.add_row(check.name, Text("PASS", style="green") if check.passed else Text("FAIL", style="bold red"),
-                          self.redactor.text(check.reason))
+            table.add_row(check.name, STATUS_TEXT[check.status], self.redactor.text(check.reason))
         return table
 
     def faults_table(self, result: RunResult) -> Table:

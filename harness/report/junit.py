@@ -44,7 +44,14 @@ def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
     failures = errors = 0
     for check in result.checks:
         case = _case(suite, classname, check.name, check.duration_s)
-        if not check.passed:
+        if check.status == "not-applicable":
+            ET.SubElement(case, "skipped", message=redactor.text(f"not applicable: {check.reason}"))
+        elif check.status == "inconclusive":
+            errors += 1     # never green: a gate must not read missing evidence as a pass
+            error = ET.SubElement(case, "error", message=redactor.text(f"inconclusive: {check.reason}"),
+                                  type="Inconclusive")
+            error.text = redactor.text(f"{check.name}: {check.reason}")
+        elif check.failed:
             failures += 1
             failure = ET.SubElement(case, "failure", message=redactor.text(check.reason), type="CheckFailed")
             failure.text = redactor.text(f"{check.name}: {check.reason}")
@@ -57,6 +64,11 @@ def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
         case = _case(suite, classname, f"fault:{fault.name}", None)
         error = ET.SubElement(case, "error", message=redactor.text(fault.not_landed_reason()), type="FaultNotLanded")
         error.text = redactor.text(json.dumps(redactor.data(fault.model_dump(mode="json")), indent=2, sort_keys=True))
+    if result.missing_evidence:
+        errors += 1
+        case = _case(suite, classname, "evidence", None)
+        message = "inconclusive: " + "; ".join(result.missing_evidence)
+        ET.SubElement(case, "error", message=redactor.text(message), type="Inconclusive").text = redactor.text(message)
     if result.verdict == "aborted" or (result.verdict == "error" and result.error):
         errors += 1
         case = _case(suite, classname, "run", result.duration_s)
@@ -72,7 +84,7 @@ def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
     suite.set("tests", str(tests))
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
-    suite.set("skipped", "0")
+    suite.set("skipped", str(sum(1 for c in result.checks if c.status == "not-applicable")))
     suite.set("time", _seconds(result.duration_s))
     suite.set("timestamp", result.started_at.strftime("%Y-%m-%dT%H:%M:%S"))
     if result.measurement_degraded:

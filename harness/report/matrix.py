@@ -23,28 +23,63 @@ from harness.report.model import GamedayResult, RunResult, Verdict
 from harness.report.redact import Redactor, default_redactor
 
 
+# (label, check, evidence field): the counts a cell shows, so a pass is seen to rest on evidence and not on none
+EVIDENCE_COUNTS = (("canaries after fault", "no-corrupted-responses", "checked_after_landing"),
+                   ("retried keys", "idempotent-retries", "retried_keys"),
+                   ("pods drained", "node-drained", "pods_seen"),
+                   ("failover requests", "traffic-failover", "failover_requests"),
+                   ("moved conversations", "session-continuity", "judged"))
+
+
+def _sum_field(value: Any, name: str) -> int:
+    """Every `name` in a check's evidence, however nested (per fault, per node)."""
+    if isinstance(value, dict):
+        return sum(_sum_field(v, name) if k != name else int(v or 0) for k, v in value.items()
+                   if k == name or isinstance(v, (dict, list)))
+    if isinstance(value, list):
+        return sum(_sum_field(v, name) for v in value)
+    return 0
+
+
+def evidence_counts(run: RunResult) -> dict[str, int]:
+    """The evidence counts of a run's judged checks (requests always)."""
+    counts = {"requests": run.metrics.requests}
+    for label, check, name in EVIDENCE_COUNTS:
+        for result in run.checks:
+            if result.name == check and result.status in ("pass", "fail", "inconclusive"):
+                # a per-fault check's judgements hold its evidence (the top level repeats or nests it)
+                source = [j.evidence for j in result.judgements] if result.judgements else result.evidence
+                counts[label] = counts.get(label, 0) + _sum_field(source, name)
+    return counts
+
+
 class MatrixCell(BaseModel):
     verdict: Verdict
     exit_code: int
     failed_checks: list[str] = Field(default_factory=list)
     reason: str | None = None                 # for error/aborted: why; for fail: the failing checks' reasons
+    evidence: dict[str, int] = Field(default_factory=dict)   # what the verdict rests on (see EVIDENCE_COUNTS)
 
     @classmethod
     def of(cls, run: RunResult) -> "MatrixCell":
         failed = run.failed_checks
         if run.verdict == "fail":
             reason = "; ".join(f"{c.name}: {c.reason}" for c in failed)
-        elif run.verdict in ("error", "aborted"):
+        elif run.verdict in ("error", "aborted", "inconclusive"):
             reason = run.summary()
         else:
             reason = None
         return cls(verdict=run.verdict, exit_code=run.exit_code, failed_checks=[c.name for c in failed],
-                   reason=reason)
+                   reason=reason, evidence=evidence_counts(run))
 
     def label(self) -> str:
         if self.verdict == "fail":
             return "fail: " + ", ".join(self.failed_checks)
         return self.verdict
+
+    def counts(self) -> str:
+        """The evidence the verdict rests on, one short line ("requests 812, canaries after fault 21")."""
+        return ", ".join(f"{label} {n}" for label, n in self.evidence.items())
 
 
 class VerdictMatrix(BaseModel):
@@ -80,7 +115,13 @@ class VerdictMatrix(BaseModel):
             row: list[Any] = [scenario]
             for profile in self.profiles:
                 cell = self.cell(scenario, profile)
-                row.append(Text("-", style="dim") if cell is None else Text(cell.label(), style=VERDICT_STYLE[cell.verdict]))
+                if cell is None:
+                    row.append(Text("-", style="dim"))
+                else:
+                    text = Text(cell.label(), style=VERDICT_STYLE[cell.verdict])
+                    if cell.evidence:
+                        text.append("\n" + cell.counts(), style="dim")
+                    row.append(text)
             table.add_row(*row)
         return table
 

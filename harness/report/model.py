@@ -17,7 +17,7 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
-Verdict = Literal["pass", "fail", "aborted", "error"]
+Verdict = Literal["pass", "fail", "aborted", "error", "inconclusive"]
 
 
 class ExitCode(IntEnum):
@@ -27,10 +27,12 @@ class ExitCode(IntEnum):
     CHECK_FAILED = 1     # a check failed
     INVALID_INPUT = 2    # invalid input or usage
     ABORTED = 3          # stop condition or interrupt; faults reverted
-    TARGET_ERROR = 4     # target unreachable or a fault could not be injected / did not land
+    TARGET_ERROR = 4     # target unreachable, a fault could not be injected / did not land, or a revert failed
+    INCONCLUSIVE = 5     # nothing failed, but the evidence a pass needs is missing (see `missing_evidence`)
 
 
-VERDICT_OF_EXIT_CODE: dict[int, Verdict] = {0: "pass", 1: "fail", 2: "error", 3: "aborted", 4: "error"}
+VERDICT_OF_EXIT_CODE: dict[int, Verdict] = {0: "pass", 1: "fail", 2: "error", 3: "aborted", 4: "error",
+                                            5: "inconclusive"}
 
 
 def utcnow() -> datetime:
@@ -52,14 +54,51 @@ class _Model(BaseModel):
         return data
 
 
+CheckStatus = Literal["pass", "fail", "not-applicable", "inconclusive"]
+
+
+class FaultJudgement(_Model):
+    """A check's judgement of one fault of the scenario, by that fault's own rules.
+
+    `index` is the fault's position in the scenario's `faults:` list, so two faults of one kind stay apart.
+    "not-applicable": the check has no rule for this kind of fault (session continuity after a double-bit
+    error, whose KV cache cannot be trusted anyway), or the scenario scoped the check away from it."""
+
+    fault: str
+    index: int
+    status: CheckStatus
+    reason: str = ""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+
+
 class CheckResult(_Model):
-    """One check's outcome. `reason` is a single line with the numbers ("cordoned after 41.2 s, limit 120 s")."""
+    """One check's outcome. `reason` is a single line with the numbers ("cordoned after 41.2 s, limit 120 s").
+
+    `status` is the outcome; `passed` is True exactly when it is "pass". A check none of whose faults it has a
+    rule for is "not-applicable": it neither passes nor fails the run. A check whose minimum evidence was not
+    gathered (no canary answered after the fault, no retried key) is "inconclusive": never a pass, and the run
+    is inconclusive unless something failed outright. `judgements` holds the per-fault outcomes of a check that
+    judges each fault on its own."""
 
     name: str
     passed: bool
+    status: CheckStatus | None = None
     reason: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
+    judgements: list[FaultJudgement] = Field(default_factory=list)
     duration_s: float = 0.0
+
+    @model_validator(mode="after")
+    def _status_matches_passed(self) -> "CheckResult":
+        if self.status is None:
+            object.__setattr__(self, "status", "pass" if self.passed else "fail")
+        elif self.passed != (self.status == "pass"):
+            raise ValueError(f"check {self.name}: passed={self.passed} contradicts status {self.status!r}")
+        return self
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "fail"
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -177,6 +216,10 @@ class RunResult(_Model):
     measurement_degraded: bool = False
     measurement_degraded_reason: str | None = None
     report_dir: str | None = None
+    # why the run cannot pass although nothing failed: run-level evidence that was never gathered (no checks
+    # judged, a load process that left no final figures, a fleet not steady at the end); inconclusive checks
+    # name their own missing evidence
+    missing_evidence: list[str] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -186,8 +229,12 @@ class RunResult(_Model):
         return round((self.ended_at - self.started_at).total_seconds(), 3)
 
     @property
+    def inconclusive_checks(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status == "inconclusive"]
+
+    @property
     def failed_checks(self) -> list[CheckResult]:
-        return [c for c in self.checks if not c.passed]
+        return [c for c in self.checks if c.failed]
 
     def summary(self) -> str:
         """One line for logs and the pytest failure text."""
@@ -199,54 +246,73 @@ class RunResult(_Model):
         if self.verdict == "aborted":
             why = self.stop_condition.reason or self.stop_condition.condition if self.stop_condition else self.error
             return f"{self.scenario}: aborted ({why or 'interrupted'})"
+        if self.verdict == "inconclusive":
+            why = [*self.missing_evidence, *(f"{c.name}: {c.reason}" for c in self.inconclusive_checks)]
+            return f"{self.scenario}: inconclusive ({'; '.join(why)})"
         return f"{self.scenario}: error ({self.error or _fault_error(self.faults) or 'unknown'})"
 
     @classmethod
     def build(cls, *, scenario: str, checks: Iterable[CheckResult] = (), faults: Iterable[FaultRecord] = (),
               stop_condition: StopCondition | None = None, aborted: bool = False, invalid_input: bool = False,
-              unreachable: bool = False, error: str | None = None, **fields: Any) -> "RunResult":
+              unreachable: bool = False, error: str | None = None, missing_evidence: Iterable[str] = (),
+              **fields: Any) -> "RunResult":
         """Build a result whose verdict and exit code follow the contract (see `verdict_and_exit_code`)."""
-        checks, faults = list(checks), list(faults)
+        checks, faults, missing = list(checks), list(faults), list(missing_evidence)
+        if not any(c.status in ("pass", "fail", "inconclusive") for c in checks):
+            missing.append("no check judged anything: " + ("none was evaluated" if not checks else
+                                                          "every check was not applicable to this run's faults"))
         verdict, code = verdict_and_exit_code(checks, faults, stop_condition=stop_condition, aborted=aborted,
-                                              invalid_input=invalid_input, unreachable=unreachable, error=error)
+                                              invalid_input=invalid_input, unreachable=unreachable, error=error,
+                                              missing_evidence=missing)
         if error is None and verdict == "error" and not invalid_input and not unreachable:
             error = _fault_error(faults)
         return cls(scenario=scenario, checks=checks, faults=faults, stop_condition=stop_condition, error=error,
-                   verdict=verdict, exit_code=int(code), **fields)
+                   verdict=verdict, exit_code=int(code), missing_evidence=missing, **fields)
 
 
 def _fault_error(faults: Iterable[FaultRecord]) -> str | None:
+    faults = list(faults)
     reasons = [f.not_landed_reason() for f in faults if not f.did_land]
+    reasons += [f"revert of {f.name} failed ({f.revert_error}): the fault may still be in place; run "
+                f"`g7chaos recover`" for f in faults if f.revert_error]
     return "; ".join(reasons) or None
 
 
 def verdict_and_exit_code(checks: Iterable[CheckResult], faults: Iterable[FaultRecord] = (), *,
                           stop_condition: StopCondition | None = None, aborted: bool = False,
                           invalid_input: bool = False, unreachable: bool = False,
-                          error: str | None = None) -> tuple[Verdict, ExitCode]:
+                          error: str | None = None, missing_evidence: Iterable[str] = ()) -> tuple[Verdict, ExitCode]:
     """The contract, in order of precedence:
 
     2 invalid input (nothing ran) > 3 aborted (stop condition fired or interrupt; faults were reverted) >
-    4 target unreachable, a harness error, or any fault not injected / not proven landed (landed False *or*
-    None) > 1 any check failed > 0 pass.
+    4 target unreachable, a harness error, any fault not injected / not proven landed (landed False *or*
+    None), or a revert that failed (the fault may still be in place) > 1 any check failed > 5 inconclusive: a
+    check lacked its minimum evidence, or the run lacked evidence a pass needs (`missing_evidence`) > 0 pass.
+    A pass therefore always rests on evidence: no check judged, partial load figures or a fleet left unsteady
+    never come out green.
     """
+    checks, faults = list(checks), list(faults)
     if invalid_input:
         return "error", ExitCode.INVALID_INPUT
     if aborted or stop_condition is not None:
         return "aborted", ExitCode.ABORTED
     if unreachable or error:
         return "error", ExitCode.TARGET_ERROR
-    if any(not f.did_land for f in faults):
+    if any(not f.did_land for f in faults) or any(f.revert_error for f in faults):
         return "error", ExitCode.TARGET_ERROR
-    if any(not c.passed for c in checks):
+    if any(c.failed for c in checks):
         return "fail", ExitCode.CHECK_FAILED
+    judged = [c for c in checks if c.status != "not-applicable"]
+    if list(missing_evidence) or not judged or any(c.status == "inconclusive" for c in checks):
+        return "inconclusive", ExitCode.INCONCLUSIVE
     return "pass", ExitCode.PASS
 
 
 # Which run outcome decides a game day's exit code: an interrupt stops the whole day; broken input must be fixed
-# before anything else; then an unreachable target or a fault that did not land; then failed checks.
+# before anything else; then an unreachable target, a fault that did not land or a failed revert; then failed
+# checks; then runs that lacked the evidence to pass.
 _GAMEDAY_PRECEDENCE = [ExitCode.ABORTED, ExitCode.INVALID_INPUT, ExitCode.TARGET_ERROR, ExitCode.CHECK_FAILED,
-                       ExitCode.PASS]
+                       ExitCode.INCONCLUSIVE, ExitCode.PASS]
 
 
 class GamedayResult(_Model):
@@ -276,7 +342,7 @@ class GamedayResult(_Model):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def counts(self) -> dict[str, int]:
-        out = {"pass": 0, "fail": 0, "aborted": 0, "error": 0}
+        out = {"pass": 0, "fail": 0, "inconclusive": 0, "aborted": 0, "error": 0}
         for run in self.runs:
             out[run.verdict] += 1
         return out

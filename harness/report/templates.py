@@ -20,8 +20,8 @@ RUN_TEMPLATE = """<!doctype html>
  th { background: #f4f4f4; }
  .verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: #fff; font-weight: bold; }
  .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
- .v-error { background: #6a1b9a; }
- .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; }
+ .v-error { background: #6a1b9a; } .v-inconclusive { background: #b26a00; }
+ .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; } .na { color: #757575; } .warn { color: #b26a00; font-weight: bold; }
  .warn { color: #ef6c00; font-weight: bold; }
  .muted { color: #777; } pre { white-space: pre-wrap; font-size: 0.85em; margin: 0; }
  details summary { cursor: pointer; color: #555; }
@@ -53,7 +53,7 @@ RUN_TEMPLATE = """<!doctype html>
  {% for c in r.checks %}
  <tr>
   <td>{{ c.name }}</td>
-  <td class="{{ 'ok' if c.passed else 'bad' }}">{{ "PASS" if c.passed else "FAIL" }}</td>
+  <td class="{{ {'pass': 'ok', 'fail': 'bad', 'inconclusive': 'warn'}.get(c.status, 'na') }}">{{ {'pass': 'PASS', 'fail': 'FAIL', 'inconclusive': 'INCONCLUSIVE'}.get(c.status, 'N/A') }}</td>
   <td>{{ c.reason }}{% if c.evidence %}<details><summary>evidence</summary><pre>{{ c.evidence | pretty }}</pre></details>{% endif %}</td>
   <td>{{ "%.2f" | format(c.duration_s) }} s</td>
  </tr>
@@ -119,13 +119,13 @@ GAMEDAY_TEMPLATE = """<!doctype html>
  th { background: #f4f4f4; }
  .verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: #fff; font-weight: bold; }
  .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
- .v-error { background: #6a1b9a; } .muted { color: #777; }
+ .v-error { background: #6a1b9a; } .v-inconclusive { background: #b26a00; } .muted { color: #777; }
 </style>
 </head>
 <body>
 <h1>Game day: {{ g.name }}</h1>
 <p><span class="verdict v-{{ g.verdict }}">{{ g.verdict | upper }}</span> exit code {{ g.exit_code }} ·
- {{ g.counts["pass"] }} pass, {{ g.counts["fail"] }} fail, {{ g.counts["aborted"] }} aborted, {{ g.counts["error"] }} error
+ {{ g.counts["pass"] }} pass, {{ g.counts["fail"] }} fail, {{ g.counts["inconclusive"] }} inconclusive, {{ g.counts["aborted"] }} aborted, {{ g.counts["error"] }} error
  · target {{ g.target or "-" }} · profile {{ g.profile or "-" }}</p>
 <table id="runs">
  <tr><th>scenario</th><th>verdict</th><th>failed checks / reason</th><th>TTFT p99</th><th>TBT p99</th><th>errors</th><th>report</th></tr>

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SerializeAsAny,
-                      ValidationError, WithJsonSchema, model_serializer, model_validator)
+                      ValidationError, WithJsonSchema, field_validator, model_serializer, model_validator)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from harness.scenario.stopwhen import StopCondition, coerce_stop_condition
@@ -179,11 +179,42 @@ class EccDoubleBitErrorParams(FaultParams):
 
 
 class SpotInterruptionParams(FaultParams):
-    """FIS `aws:ec2:send-spot-instance-interruptions` on the chosen spot instances."""
+    """FIS `aws:ec2:send-spot-instance-interruptions` on the chosen spot instances.
+
+    `notice` is FIS's durationBeforeInterruption: the time from the rebalance recommendation (sent at once) to
+    the interruption; the interruption notice comes 2 minutes before the interruption. A notice longer than
+    2m therefore always puts the recommendation first, and a scenario says so with `rebalance_first: true`."""
 
     node: NodeSelector = Field(default_factory=NodeSelector)
-    notice: Duration = Field(120.0, ge=120, le=900, description="durationBeforeInterruption (2m..15m)")
-    rebalance_first: bool = Field(False, description="send a rebalance recommendation before the notice")
+    notice: Duration = Field(120.0, ge=120, le=900, description="durationBeforeInterruption (2m..15m): time from "
+                             "the rebalance recommendation to the interruption; the interruption notice comes 2m "
+                             "before the interruption")
+    rebalance_first: bool = Field(False, description="the rebalance recommendation comes (notice - 2m) before the "
+                                  "interruption notice; needs a notice longer than 2m")
+
+    @field_validator("notice", mode="wrap")
+    @classmethod
+    def _notice_in_fis_range(cls, value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if any(e["type"] in ("greater_than_equal", "less_than_equal") for e in exc.errors()):
+                raise PydanticCustomError(
+                    "spot_notice_range", "notice is FIS durationBeforeInterruption, which AWS accepts only from 2m "
+                    "to 15m (PT2M..PT15M)") from None
+            raise
+
+    @model_validator(mode="after")
+    def _rebalance_first_matches_notice(self) -> "SpotInterruptionParams":
+        if self.rebalance_first and self.notice <= 120:
+            raise ValueError("rebalance_first needs a notice longer than 2m: FIS sends the rebalance recommendation "
+                             "at once and the interruption notice 2m before the interruption, so with notice: 2m "
+                             "both come together")
+        if not self.rebalance_first and self.notice > 120:
+            raise ValueError(f"notice {self.notice:.0f}s is longer than 2m, so FIS sends the rebalance "
+                             "recommendation (notice - 2m) before the interruption notice: set rebalance_first: "
+                             "true to say so, or use notice: 2m")
+        return self
 
 
 class AzLossParams(FaultParams):
@@ -195,23 +226,43 @@ class AzLossParams(FaultParams):
 
 
 class DevicePluginRaceParams(FaultParams):
-    """Reboot the node (FIS aws:ec2:reboot-instances) or restart plugin and driver so they race at start."""
+    """Reboot the node (FIS aws:ec2:reboot-instances) so the device plugin and the driver race at start.
+
+    `method: plugin-restart` is refused: a device plugin restarted on a running node finds the driver already
+    loaded and registers every GPU, whether or not the deployment gates it on the driver, so that method would
+    pass exactly the deployment this fault exists to catch (docs/FIDELITY.md PLUGIN-1)."""
 
     node: NodeSelector = Field(default_factory=NodeSelector)
-    method: Literal["reboot", "plugin-restart"] = "reboot"
+    method: Literal["reboot"] = "reboot"
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _no_plugin_restart(cls, value: Any) -> Any:
+        if value == "plugin-restart":
+            raise PydanticCustomError(
+                "method_cannot_race",
+                "method plugin-restart cannot reproduce the race: on a running node the driver is already loaded, "
+                "so a restarted device plugin registers every GPU even where nothing gates it on the driver; use "
+                "method: reboot (FIS aws:ec2:reboot-instances), which restarts both")
+        return value
 
 
 class EfaSaturationParams(FaultParams):
-    """A competing nccl-tests all_reduce_perf pod requesting vpc.amazonaws.com/efa on the TP group's nodes."""
+    """A competing nccl-tests MPI job (all_reduce_perf) across the TP group's nodes, one worker per node
+    requesting vpc.amazonaws.com/efa."""
 
     tp_group: str | None = Field(None, max_length=128, description="tp-group label; default: the first found")
     load: Percentage = Field(0.9, description="share of the fabric the competing traffic takes")
     image: str = Field("public.ecr.aws/hpc-cloud/nccl-tests:latest", max_length=512)
+    kubectl_image: str = Field("docker.io/dtzar/helm-kubectl:3.15.0", max_length=512,
+                               description="init container of the launcher (without the MPI operator): an image "
+                               "with sh and kubectl, copied in for the kubectl-exec agent mpirun uses")
 
 
 class ReplicaStallParams(FaultParams):
-    """Hang serving replicas (SIGSTOP of the server process by pod exec; SIGCONT on revert), or, mode `io`, stall
-    them on I/O (FIS EBS latency or pause on their nodes' volumes; the experiment stopped on revert)."""
+    """Hang serving replicas (their serving container's cgroup frozen from the node by a privileged helper pod;
+    thawed on revert), or, mode `io`, stall them on I/O (FIS EBS latency or pause on their nodes' volumes; the
+    experiment stopped on revert)."""
 
     model: str | None = Field(None, max_length=128, description="pods labelled model=<this>; default: any")
     zone: str | None = Field(None, max_length=64)
@@ -222,6 +273,21 @@ class ReplicaStallParams(FaultParams):
     io_action: Literal["latency", "pause"] = Field(
         "latency", description="mode io: aws:ebs:volume-io-latency (slow I/O) or aws:ebs:pause-volume-io (none)")
     io_latency: Duration = Field(0.3, gt=0, le=60, description="mode io, latency: added to every read and write")
+    container: str | None = Field(None, max_length=63, description="hang modes: the serving container to freeze; "
+                                  "default: the pod's first container")
+    helper_image: str = Field("public.ecr.aws/docker/library/busybox:1.36", max_length=512,
+                              description="hang modes: image of the node helper pod (needs sh, cat, sleep)")
+    health_port: int = Field(8000, ge=1, le=65535, description="hang modes: the serving port whose readiness "
+                             "endpoint must go silent (Triton HTTP)")
+    health_path: str = Field("v2/health/ready", max_length=256, pattern=r"^[A-Za-z0-9._~/-]+$",
+                             description="hang modes: readiness path probed through the API server's pod proxy")
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> "ReplicaStallParams":
+        hang_only = [f for f in ("container",) if getattr(self, f) is not None]
+        if self.mode == "io" and hang_only:
+            raise ValueError(f"{', '.join(hang_only)} applies to the hang modes (a frozen container), not mode io")
+        return self
 
 
 class GpuThermalThrottleParams(FaultParams):
@@ -336,8 +402,17 @@ class FaultStep(StrictModel):
 # -------------------------------------------------------------------------------------------- checks
 
 
+FaultRef = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)] | Annotated[int, Field(ge=0, lt=MAX_FAULTS)]
+
+
 class CheckParams(StrictModel):
-    """Base of every check's parameters."""
+    """Base of every check's parameters.
+
+    `faults` scopes a check to some of the scenario's faults, by kind (`[spot-interruption]`) or by position
+    in `faults:` (`[1]`, counting from 0); unset, the check judges every fault it has a rule for."""
+
+    faults: list[FaultRef] | None = Field(None, min_length=1, max_length=MAX_FAULTS,
+                                          description="the faults this check judges: kinds or 0-based positions")
 
 
 class FaultLandedParams(CheckParams):
@@ -369,6 +444,8 @@ class NoCorruptedResponsesParams(CheckParams):
     after `within` (default: node-drained's limit)."""
 
     within: Duration | None = Field(None, gt=0)
+    min_canaries_after: int = Field(1, ge=1, le=1_000_000, description="canary answers needed after each fault "
+                                    "landed; fewer and the fault cannot be judged (inconclusive)")
 
 
 class AlarmFiredParams(CheckParams):
@@ -387,7 +464,12 @@ class TrafficFailoverParams(CheckParams):
 
 
 class IdempotentRetriesParams(CheckParams):
-    """No Idempotency-Key executed twice; replays identical."""
+    """No Idempotency-Key executed twice; replays identical.
+
+    `min_retried_keys`: fewer retried keys than this and the check is inconclusive, not a pass (a run in which
+    nothing was retried proves nothing about retries); 0 lets a scenario where retries are incidental pass."""
+
+    min_retried_keys: int = Field(1, ge=0, le=1_000_000)
 
 
 class SessionContinuityParams(CheckParams):
@@ -508,6 +590,14 @@ class Scenario(StrictModel):
             if isinstance(node, NodeSelector) and cap is not None and node.count > cap:
                 raise_at(("faults", index, step.fault, "node", "count"), "blast_radius",
                           f"selects {node.count} nodes, more than blast_radius.max_nodes {cap}", node.count)
+        for index, step in enumerate(self.checks):
+            for position, ref in enumerate(step.params.faults or []):
+                if isinstance(ref, int) and ref >= len(self.faults):
+                    raise_at(("checks", index, step.check, "faults", position), "no_such_fault",
+                             f"there is no fault {ref}: this scenario's faults are 0..{len(self.faults) - 1}", ref)
+                if isinstance(ref, str) and ref not in self.fault_names():
+                    raise_at(("checks", index, step.check, "faults", position), "no_such_fault",
+                             f"this scenario has no {ref} fault; its faults are {', '.join(self.fault_names())}", ref)
         return self
 
     def fault_names(self) -> list[str]:

@@ -8,7 +8,8 @@ Scenario files come from pull requests, so nothing in them is ever evaluated as 
 with a fixed metric set (`error_rate`, `ttft_p99`, `tbt_p99`, `alarm:<CloudWatch alarm name>`), the
 operators `>`, `>=`, `<`, `<=`, and read by a hand-written tokenizer. Error rates take a percentage
 (`20%` or the fraction `0.2`); latencies must carry a unit (`ms` or `s`) because a bare `500` could be
-either. An alarm condition holds while that alarm is in state ALARM (`alarm:x == ALARM` is accepted too).
+either. An alarm condition holds while that alarm is in state ALARM (`alarm:x == ALARM` is accepted too); the
+run resolves the named alarms once before injecting and then reads them by name (`harness.alarmwatch`).
 The `for` duration is deployment time, like every other scenario duration.
 """
 from __future__ import annotations

@@ -157,8 +157,15 @@ class Selectors(StrictModel):
 _ALARM_METRICS = {
     "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": "ecc_dbe",
     "DCGM_FI_DEV_GPU_TEMP": "gpu_temperature",
-    "EFA/ErrorCount": "efa_errors",
 }
+# The CloudWatch agent's EFA metrics (its `efa` section, namespace CWAgent, delta values): FIDELITY EFA-4.
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch-Agent-EFA.html
+CWAGENT_EFA_METRICS = frozenset({
+    "efa_tx_bytes", "efa_rx_bytes", "efa_tx_pkts", "efa_rx_pkts", "efa_rx_dropped", "efa_send_bytes",
+    "efa_send_wrs", "efa_recv_bytes", "efa_recv_wrs", "efa_rdma_read_bytes", "efa_rdma_read_resp_bytes",
+    "efa_rdma_read_wrs", "efa_rdma_read_wr_err", "efa_rdma_write_bytes", "efa_rdma_write_recv_bytes",
+    "efa_rdma_write_wrs", "efa_rdma_write_wr_err", "efa_retrans_bytes", "efa_retrans_pkts",
+    "efa_retrans_timeout_events", "efa_impaired_remote_conn_events", "efa_unresponsive_remote_events"})
 _TEMPLATE_RE = re.compile(r"^([^{}]|\{cluster\})*$")
 
 
@@ -168,6 +175,17 @@ class AlarmNames(StrictModel):
     ecc_dbe: str = Field("{cluster}-gpu-ecc-dbe", max_length=255)
     gpu_temperature: str = Field("{cluster}-gpu-temperature", max_length=255)
     efa_errors: str = Field("{cluster}-efa-errors", max_length=255)
+    efa_metric: str = Field("efa_retrans_pkts", description="the CloudWatch agent EFA metric (namespace `efa_namespace`) "
+                            "the EFA alarm watches, e.g. efa_retrans_pkts or efa_rdma_read_wr_err")
+    efa_namespace: str = Field("CWAgent", max_length=255, description="the CloudWatch agent's namespace")
+
+    @field_validator("efa_metric")
+    @classmethod
+    def _agent_efa_metric(cls, value: str) -> str:
+        if value not in CWAGENT_EFA_METRICS:
+            raise ValueError(f"{value!r} is not an EFA metric the CloudWatch agent exports "
+                             f"(one of {', '.join(sorted(CWAGENT_EFA_METRICS))})")
+        return value
 
     @field_validator("ecc_dbe", "gpu_temperature", "efa_errors")
     @classmethod
@@ -179,6 +197,8 @@ class AlarmNames(StrictModel):
     def for_metric(self, metric: str, cluster: str) -> str | None:
         """The alarm watching `metric` in `cluster`, or None for a metric with no configured alarm."""
         attribute = _ALARM_METRICS.get(metric)
+        if attribute is None and metric in CWAGENT_EFA_METRICS:
+            attribute = "efa_errors"     # any agent EFA metric names the target's one EFA alarm (on `efa_metric`)
         return getattr(self, attribute).replace("{cluster}", cluster) if attribute else None
 
 
@@ -208,8 +228,8 @@ class TargetSpec(StrictModel):
     load_balancer: LoadBalancerSpec = Field(default_factory=LoadBalancerSpec)
     harness_namespace: str = Field("g7chaos", pattern=NAMESPACE_PATTERN,
                                    description="the namespace the harness creates its own pods in (the freeze helper, "
-                                   "nccl-tests launcher and workers); deploy/rbac.yaml grants pod create/delete/exec there "
-                                   "and nowhere else")
+                                   "nccl-tests launcher and workers); deploy/rbac.yaml grants pod creation there and nowhere "
+                                   "else")
     twin_flaky_api: float = Field(0.0, ge=0, lt=1, description="built-in twin only: the fraction of Kubernetes and "
                                   "AWS API calls its control plane fails (`g7chaos twin up --flaky-api`)")
 

@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up.add_argument("--flaky-api", type=float, default=0.0, metavar="FRACTION",
                     help="fail this fraction of Kubernetes and AWS API calls (500s, 429s, timeouts) and cut watch "
                          "streams, to prove a client survives a flaky control plane (default 0: off)")
+    up.add_argument("--rbac", type=Path, default=None, metavar="FILE",
+                    help="enforce this RBAC file (e.g. deploy/rbac.yaml, ServiceAccount g7chaos/g7chaos) on the "
+                         "Kubernetes APIs: a call it does not allow is answered 403 Forbidden, as a real API server "
+                         "answers it (default: everything allowed)")
     up.add_argument("--out", type=Path, default=Path("reports/twin"), help="where kubeconfig and endpoints.json go")
 
 
@@ -33,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.nodes_per_az < 1 or args.time_scale <= 0:
         print("g7chaos: --nodes-per-az must be >= 1 and --time-scale > 0", file=sys.stderr)
+        return 2
+    if args.rbac is not None and not args.rbac.is_file():
+        print(f"g7chaos: --rbac {args.rbac}: no such file", file=sys.stderr)
         return 2
     if not 0.0 <= args.flaky_api < 1.0:
         print("g7chaos: --flaky-api is a fraction of calls in [0, 1), e.g. 0.1", file=sys.stderr)
@@ -46,7 +53,8 @@ async def _up(args: argparse.Namespace) -> int:
     from harness.twin.server import TwinServer
     heap.keep_settled()
     twin = TwinServer(profile=args.profile, nodes_per_az=args.nodes_per_az, time_scale=args.time_scale,
-                      seed=args.seed, out_dir=args.out, flaky_api=args.flaky_api)
+                      seed=args.seed, out_dir=args.out, flaky_api=args.flaky_api,
+                      rbac=str(args.rbac) if args.rbac else None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, twin.request_stop)

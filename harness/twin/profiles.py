@@ -18,6 +18,7 @@ class Behaviour(BaseModel):
 
     dbe_remediation: bool = True          # node monitoring agent + auto repair + canary pulls corrupted replicas
     dbe_alarm: bool = True                # CloudWatch alarm on DCGM_FI_DEV_ECC_DBE_VOL_TOTAL > 0
+    gpu_temp_alarm: bool = True           # CloudWatch alarm on DCGM_FI_DEV_GPU_TEMP above the 83 C slowdown point
     idempotency: bool = True              # gateway idempotency ledger
     kv_offload: bool = True               # KV caches offloaded to NVMe on a spot notice
     topology: Literal["cluster-per-az", "single-multi-az-cluster"] = "cluster-per-az"
@@ -33,6 +34,8 @@ PROFILES: dict[str, tuple[str, dict]] = {
     "no-dbe-remediation": ("Nothing acts on a GPU double-bit error: no condition, cordon, drain, replace or canary pull.",
                            {"dbe_remediation": False}),
     "no-dbe-alarm": ("No CloudWatch alarm on DCGM_FI_DEV_ECC_DBE_VOL_TOTAL.", {"dbe_alarm": False}),
+    "no-gpu-temp-alarm": ("No CloudWatch alarm on DCGM_FI_DEV_GPU_TEMP: a GPU clocking down goes unnoticed.",
+                          {"gpu_temp_alarm": False}),
     "no-idempotency": ("The gateway executes every retry again: no idempotency keys honoured.", {"idempotency": False}),
     "no-kv-offload": ("KV caches are lost on a spot interruption: follow-up turns re-prefill the whole history.",
                       {"kv_offload": False}),

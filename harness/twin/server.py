@@ -81,6 +81,7 @@ class TwinServer:
     seed: int = 7
     out_dir: Path = DEFAULT_OUT
     flaky_api: float = 0.0          # fraction of client calls the Kubernetes and AWS APIs fail (0: reliable)
+    rbac: str | None = None         # an RBAC file (deploy/rbac.yaml) the Kubernetes APIs enforce: 403 otherwise
     world: World | None = None
     fleet: Fleet | None = None
     manager: ControllerManager | None = None
@@ -119,7 +120,8 @@ class TwinServer:
         try:
             for name, cluster in world.clusters.items():
                 handlers = FleetHandlers(fleet, name)
-                kube_app = build_kube_app(cluster.store, exec_handler=handlers.exec, proxy_handler=handlers.proxy)
+                kube_app = build_kube_app(cluster.store, exec_handler=handlers.exec, proxy_handler=handlers.proxy,
+                                          log_handler=handlers.log)
                 self._serve(f"kube:{name}", self._flaky_wrap(kube_app, FlakyKubeApp, f"kube:{name}"))
             gateway = self._gateway(world)
             if gateway is not None:
@@ -140,6 +142,9 @@ class TwinServer:
         fleet.aws_client = self._client_factory(aws_url, world.region)
         from harness.twin.kube.audit import install_audit   # every API call served, read by tests only
         install_audit(self)
+        if self.rbac:                                       # opt-in: refuse what the RBAC file does not allow
+            from harness.twin.kube.rbac import RbacPolicy, install_rbac
+            install_rbac(self, RbacPolicy.from_yaml(Path(self.rbac).read_text()))
         for name in world.clusters:
             self.aws.set_cluster_endpoint(name, next(s.url for s in self._served if s.name == f"kube:{name}"))
         log.info("fleet seeded in %.2fs", asyncio.get_running_loop().time() - started)
@@ -159,7 +164,7 @@ class TwinServer:
             "imds_url_template": f"{urls['imds']}/nodes/{{node}}" if "imds" in urls else "",
             "kube_urls": {name: urls[f"kube:{name}"] for name in world.clusters},
             "aws_access_key_id": AWS_ACCESS_KEY, "aws_secret_access_key": AWS_SECRET_KEY, "account_id": ACCOUNT_ID,
-            "flaky_api": self.flaky_api,
+            "flaky_api": self.flaky_api, "rbac": self.rbac,
         }
         heap.settle()                                # the seeded fleet's heap: no full collection walks it again
         tmp = self.out_dir / "endpoints.json.tmp"
@@ -276,10 +281,10 @@ class TwinServer:
     @classmethod
     def start_in_thread(cls, profile: str = "article", nodes_per_az: int = 2, time_scale: float = 30.0,
                         out_dir: Path | str = DEFAULT_OUT, seed: int = 7, timeout_s: float = 20.0,
-                        flaky_api: float = 0.0) -> "TwinHandle":
+                        flaky_api: float = 0.0, rbac: str | None = None) -> "TwinHandle":
         """Run the twin on its own loop in a daemon thread; returns once every endpoint is serving."""
         twin = cls(profile=profile, nodes_per_az=nodes_per_az, time_scale=time_scale, seed=seed, out_dir=Path(out_dir),
-                   flaky_api=flaky_api)
+                   flaky_api=flaky_api, rbac=rbac)
         started = threading.Event()
         failure: list[BaseException] = []
         holder: dict[str, asyncio.AbstractEventLoop] = {}

@@ -41,8 +41,10 @@ DCGM_FIELD_NAMES = {
     DCGM_FI_DEV_ECC_DBE_VOL_DEV: "DCGM_FI_DEV_ECC_DBE_VOL_DEV",
 }
 
-EFA_COUNTERS = ("rx_drops", "rdma_read_wr_err", "retrans_pkts", "retrans_timeout_events",
+# FIDELITY EFA-2: counters of the kernel EFA driver's hw_counters (no `rdma_read_resp_err`: errors are *_wr_err)
+EFA_COUNTERS = ("rx_drops", "rdma_read_wr_err", "rdma_write_wr_err", "retrans_pkts", "retrans_timeout_events",
                 "unresponsive_remote_events", "impaired_remote_conn_events")
+EFA_TRAFFIC_COUNTERS = ("tx_bytes", "rx_bytes", "tx_pkts", "rx_pkts")
 
 
 @dataclass
@@ -142,6 +144,7 @@ class Node:
     rebalance_at: float | None = None
     efa_load: float = 0.0                     # 0..1 share of fabric bandwidth taken by other traffic
     efa_counters: dict[str, int] = field(default_factory=lambda: {c: 0 for c in EFA_COUNTERS})
+    efa_traffic: dict[str, int] = field(default_factory=lambda: {c: 0 for c in EFA_TRAFFIC_COUNTERS})
     booted_at: float = 0.0
     dcgm_events: list[tuple[int, int, float, float]] = field(default_factory=list)  # (gpu, field, value, at) injected
 

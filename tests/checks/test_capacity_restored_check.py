@@ -54,9 +54,23 @@ def test_never_restored_names_what_is_missing():
     assert "never back to 16 GPUs" in result.reason and "8/16 GPUs" in result.reason
 
 
-def test_no_dip_passes_and_says_so():
+def test_no_dip_passes_and_says_so_when_the_fault_was_seen_acting():
+    """A replacement Ready before the old node left (a rebalance done right): no shortfall, but the fault's node
+    visibly went, so the unbroken capacity is the deployment's doing."""
+    clock = Clock()
+    fleet(clock, [OLD, OTHER])
+    fleet(clock, ["ip-10-0-16-77"], at=11)            # the replacement first, Ready with its replicas
+    clock.see(12, node(OLD), "DELETED")
+    for g in range(8):
+        clock.see(12, pod(f"{OLD}-p{g}", OLD), "DELETED")
+    fault = FakeFault(nodes=[NodeRef(context="g7-use2a", name=OLD)])
+    result = CapacityRestored(CapacityRestoredParams(within=360)).evaluate(evidence(clock.timeline, [fault]))
+    assert result.passed and f"never fell short ({OLD} left)" in result.reason
+
+
+def test_a_fault_with_no_visible_effect_is_inconclusive():
     clock = Clock()
     fleet(clock, [OLD, OTHER])
     fault = FakeFault(nodes=[NodeRef(context="g7-use2a", name=OLD)])
     result = CapacityRestored(CapacityRestoredParams(within=360)).evaluate(evidence(clock.timeline, [fault]))
-    assert result.passed and "never fell short" in result.reason
+    assert result.status == "inconclusive" and "no effect the watches saw" in result.reason

@@ -62,6 +62,7 @@ class StubTarget:
 
     time_scale = 30.0
     contexts = ["g7-use2a"]
+    served_by_headers = ["x-served-by-pod", "x-served-by-node", "x-served-by-az"]
 
     def wall_seconds(self, deployment_seconds: float) -> float:
         return deployment_seconds / self.time_scale

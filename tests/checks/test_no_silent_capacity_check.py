@@ -17,10 +17,11 @@ SCALE = 30.0        # within 120 s deployment time -> 4 s wall
 NODE = "ip-10-0-48-4.us-east-2.compute.internal"
 
 
-def _node(ready: str, gpus: str, itype: str = "g7.48xlarge") -> V1Node:
-    return V1Node(metadata=V1ObjectMeta(name=NODE, labels={"node.kubernetes.io/instance-type": itype}),
+def _node(ready: str, gpus: str, itype: str = "g7.48xlarge", name: str = NODE) -> V1Node:
+    return V1Node(metadata=V1ObjectMeta(name=name, labels={"node.kubernetes.io/instance-type": itype}),
                   spec=V1NodeSpec(),
                   status=V1NodeStatus(allocatable={"nvidia.com/gpu": gpus, "cpu": "192"},
+                                      capacity={"nvidia.com/gpu": gpus, "cpu": "192"},
                                       conditions=[V1NodeCondition(type="Ready", status=ready)]))
 
 
@@ -84,3 +85,20 @@ def test_gpu_pods_running_on_a_node_without_gpus_are_reported():
     result = _evaluate([(0, "Node", _node("False", "0")), (1, "Pod", _pod("p1", node=NODE, phase="Running")),
                         (2, "Node", _node("True", "0"))], end=10.0, within=60.0)
     assert not result.passed and "inference/p1 running on a node without GPUs for 8.00 s" in result.reason
+
+
+def test_an_empty_watch_timeline_is_inconclusive():
+    result = _evaluate([])
+    assert result.status == "inconclusive" and "saw no node" in result.reason
+
+
+def test_an_unknown_gpu_instance_type_is_judged_by_what_its_fleet_registered():
+    """A size missing from the table: another node of that size registered 4 GPUs, so a Ready one with 0 is short."""
+    result = _evaluate([(0, "Node", _node("True", "4", itype="g7.24xlarge-new", name="peer")),
+                        (1, "Node", _node("True", "0", itype="g7.24xlarge-new"))], end=20.0)
+    assert result.failed and "Ready with fewer GPUs than its type has" in result.reason
+
+
+def test_a_gpu_node_whose_count_cannot_be_known_is_inconclusive_not_skipped():
+    result = _evaluate([(0, "Node", _node("True", "0", itype="g9.metal"))])
+    assert result.status == "inconclusive" and "g9.metal" in result.reason

@@ -70,3 +70,11 @@ def test_a_drain_slower_than_the_limit_fails_with_its_time():
     result = _check().evaluate(evidence(clock.timeline, [_fault()]))
     assert not result.passed
     assert "drained 6.30 s" in result.reason and "4.00 s" in result.reason
+
+
+def test_a_node_no_pod_was_ever_seen_on_is_inconclusive_not_drained_in_no_time():
+    clock = Clock()
+    fleet(clock, ["ip-10-0-16-9"])      # the watch saw pods, but none on the fault's node
+    clock.see(12, node(OLD, cordoned=True))
+    result = _check().evaluate(evidence(clock.timeline, [_fault()]))
+    assert result.status == "inconclusive" and f"no pod was ever seen on {OLD}" in result.reason

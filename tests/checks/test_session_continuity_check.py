@@ -39,7 +39,7 @@ def _evaluate(tmp_path, records, cap: float = 2.0):
 def test_restored_caches_pass(tmp_path):
     result = _evaluate(tmp_path, _records(moved_ttft=48.0))
     assert result.passed, result.reason
-    figures = result.evidence["faults"]["spot-interruption"]
+    figures = result.judgements[0].evidence
     assert figures["judged"] == 4 and figures["ratio"] == 1.171 and figures["concurrent_follow_ups"] == 3
     assert "1.17x" in result.reason
 
@@ -74,3 +74,35 @@ def test_no_conversation_moved_is_not_a_pass(tmp_path):
     records = [rec("a", t, 2 + 2 * t, OTHER, 40.0) for t in range(6)]
     result = _evaluate(tmp_path, records)
     assert not result.passed and "moved off" in result.reason
+
+
+def _evaluate_faults(tmp_path, run_faults, records, **params):
+    ev = evidence(Clock().timeline, run_faults, records=records, tmp=tmp_path)
+    return SessionContinuity(SessionContinuityParams(max_ttft_ratio=2.0, **params)).evaluate(ev)
+
+
+def test_a_double_bit_error_is_not_judged_by_the_spot_rule(tmp_path):
+    """After a DBE a re-prefill is right (the GPU's KV cache cannot be trusted): the check has no rule for it."""
+    ecc = FakeFault(name="ecc-double-bit-error", nodes=[NodeRef(context="g7-use2a", name=SPOT)])
+    result = _evaluate_faults(tmp_path, [ecc], _records(moved_ttft=130.0))
+    assert result.status == "not-applicable" and not result.passed and not result.failed
+    assert "no rule for ecc-double-bit-error" in result.reason
+
+
+def test_each_fault_is_judged_by_its_own_rule_when_composed(tmp_path):
+    """An ECC fault and a spot fault in one run: only the spot fault is judged, and it passes on its own."""
+    ecc = FakeFault(name="ecc-double-bit-error", nodes=[NodeRef(context="g7-use2a", name="ip-10-0-16-9")])
+    spot = FakeFault(nodes=[NodeRef(context="g7-use2a", name=SPOT)])
+    spot.index, ecc.index = 1, 0
+    result = _evaluate_faults(tmp_path, [ecc, spot], _records(moved_ttft=48.0))
+    assert result.status == "pass", result.reason
+    assert [(j.index, j.fault, j.status) for j in result.judgements] == [
+        (0, "ecc-double-bit-error", "not-applicable"), (1, "spot-interruption", "pass")]
+
+
+def test_a_scope_that_leaves_the_spot_fault_out_judges_nothing(tmp_path):
+    spot = FakeFault(nodes=[NodeRef(context="g7-use2a", name=SPOT)])
+    result = _evaluate_faults(tmp_path, [spot], _records(moved_ttft=130.0), faults=[3])
+    assert result.status == "not-applicable" and "scope" in result.reason
+    scoped_in = _evaluate_faults(tmp_path, [spot], _records(moved_ttft=130.0), faults=["spot-interruption"])
+    assert scoped_in.failed

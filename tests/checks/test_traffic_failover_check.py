@@ -100,6 +100,24 @@ def test_traffic_that_never_returns_after_the_revert_fails(tmp_path: Path):
     assert _evaluate(tmp_path, records, end=8.5).passed
 
 
-def test_without_a_zone_fault_there_is_nothing_to_judge(tmp_path: Path):
+def test_an_az_loss_that_names_no_zone_fails(tmp_path: Path):
     result = _evaluate(tmp_path, _steady(0, 3), zone=None)
-    assert not result.passed and "no fault took a zone away" in result.reason
+    assert result.failed and "took no zone away" in result.reason
+
+
+def test_a_fault_that_takes_no_zone_away_is_not_judged(tmp_path: Path):
+    """traffic-failover has a rule for az-loss only: a spot interruption in the same run is not applicable."""
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _steady(0, 3)))
+    spot = SimpleNamespace(name="spot-interruption", params=SimpleNamespace(), injected_at=T0, extra={},
+                           landed_at=T0 + 0.1, nodes=[])
+    evidence = Evidence(target=_target(), timeline=Timeline(), faults=[spot],
+                        load=SimpleNamespace(records_path=str(path)), run_ended=T0 + 3)
+    result = CHECKS["traffic-failover"](TrafficFailoverParams()).evaluate(evidence)
+    assert result.status == "not-applicable" and "no rule for spot-interruption" in result.reason
+
+
+def test_no_request_while_the_zone_was_lost_is_inconclusive(tmp_path: Path):
+    """Load that stopped before the loss: no attempt in the failover window is no 0 % error rate."""
+    result = _evaluate(tmp_path, _steady(-2, -0.5), reverted=None)
+    assert result.status == "inconclusive" and "too few to judge a failover" in result.reason

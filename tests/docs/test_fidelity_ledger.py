@@ -30,6 +30,11 @@ class Row:
         return self.cells["ID"]
 
 
+class StrayRow(AssertionError):
+    """A line that looks like a ledger row but is not in a ledger table (a blank line cut it off), so it would
+    silently escape every check below."""
+
+
 def ledger_rows(text: str) -> list[Row]:
     """Every data row of every table whose header is the ledger's six columns."""
     rows: list[Row] = []
@@ -40,6 +45,8 @@ def ledger_rows(text: str) -> list[Row]:
             continue
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if header is None:
+            if ID_RE.match(cells[0]):
+                raise StrayRow(f"line {number}: row {cells[0]} stands outside a ledger table (a blank line above it?)")
             header = cells
             continue
         if set("".join(cells)) <= set("-: "):
@@ -117,6 +124,8 @@ def test_the_parser_reads_a_row_and_rejects_a_sourceless_one():
             "| X-2 | b | a colleague said so | | `harness/twin/clock.py` | `tests/x.py::test_y` |\n")
     rows = ledger_rows(text)
     assert [r.id for r in rows] == ["X-1", "X-2"]
+    with pytest.raises(StrayRow):
+        ledger_rows(text.replace("|\n| X-2", "|\n\n| X-2"))
     assert SOURCE_RE.search(rows[0].cells["Source"])
     assert not SOURCE_RE.search(rows[1].cells["Source"])
     assert SOURCE_RE.search("assumed: no source found")

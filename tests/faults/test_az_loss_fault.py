@@ -4,14 +4,17 @@ experiment, template, shift or cut subnet behind. The harness side talks only th
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 from kubernetes import client
 from faultkit import run_context, until as _until
 
 from harness.faults import FAULTS, FaultError
 from harness.faults.az_loss import AzLoss
+from harness.faults.fis import fis_role_arn
 from harness.journal import owed_reverts
 from harness.scenario.model import AzLossParams
 from harness.target.target import Target
@@ -68,6 +71,7 @@ def test_network_loss_with_zonal_shift_lands_and_reverts_clean(target: Target, t
     assert experiment["targets"]["subnets"]["resourceArns"] == fault.extra["subnet_arns"]     # explicit, never "all"
     _until(lambda: twin.world.disrupted_subnets == subnets, 6, "exactly the zone's subnets cut")
     shifts = target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"]
+    assert fault.extra["away_from"] == "use2-az1"                # the AZ ID EC2 reports, never the zone name
     assert [s["awayFrom"] for s in shifts] == [fault.extra["away_from"]]
 
     evidence = fault.await_landed(time.time() + 10)
@@ -95,3 +99,114 @@ def test_revert_owed_from_the_journal_alone_after_a_crash(target: Target, twin: 
     _until(lambda: all(n.power in ("running", "rebooting") for n in twin.world.nodes_in(ZONE)), 6,
            "stopped instances started again")
     _until(lambda: _zone_ready(target, True), 20, "the zone's nodes Ready again")      # a boot: 90 s at 30x
+
+
+def _extra_subnets(target: Target, vpc: str, count: int, third_octet: int) -> list[str]:
+    ec2 = target.aws("ec2")
+    return [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.{vpc_octet(target, vpc)}.{third_octet + n}.0/24",
+                              AvailabilityZone=ZONE)["Subnet"]["SubnetId"] for n in range(count)]
+
+
+def vpc_octet(target: Target, vpc: str) -> int:
+    cidr = target.aws("ec2").describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["CidrBlock"]
+    return int(cidr.split(".")[1])
+
+
+def _cluster_vpc(target: Target, twin: TwinHandle) -> str:
+    subnet = twin.world.subnets[ZONE][0]
+    return target.aws("ec2").describe_subnets(SubnetIds=[subnet])["Subnets"][0]["VpcId"]
+
+
+def test_a_twelve_subnet_zone_is_cut_through_targets_of_at_most_five(target: Target, twin: TwinHandle,
+                                                                     tmp_path: Path):
+    """FIS rejects a target of more than 5 ARNs: the zone's 12 subnets go in 3 targets, each cut by its own
+    action, and the twin (which refuses the old one-target shape) accepts the template and cuts all 12."""
+    ec2, fis = target.aws("ec2"), target.aws("fis")
+    vpc = _cluster_vpc(target, twin)
+    extra = _extra_subnets(target, vpc, 10, 112)
+    try:
+        fault = _fault(target, tmp_path)
+        fault.plan()
+        assert len(fault.extra["subnet_arns"]) == 12 and set(extra) <= set(fault.extra["subnets"])
+        with pytest.raises(ClientError) as refused:        # the one-target shape the harness used to send
+            fis.create_experiment_template(
+                description="one target for the whole zone", roleArn=fis_role_arn(target),
+                stopConditions=[{"source": "none"}],
+                targets={"subnets": {"resourceType": "aws:ec2:subnet", "resourceArns": fault.extra["subnet_arns"],
+                                     "selectionMode": "COUNT(12)"}},
+                actions={"disrupt": {"actionId": "aws:network:disrupt-connectivity", "targets": {"Subnets": "subnets"},
+                                     "parameters": {"duration": "PT10M", "scope": "all"}}})
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+        fault.inject()
+        template = fis.get_experiment_template(id=fault.extra["template_id"])["experimentTemplate"]
+        assert [len(t["resourceArns"]) for t in template["targets"].values()] == [5, 5, 2]
+        assert {a["actionId"] for a in template["actions"].values()} == {"aws:network:disrupt-connectivity"}
+        assert sorted(a["targets"]["Subnets"] for a in template["actions"].values()) == sorted(template["targets"])
+        _until(lambda: twin.world.disrupted_subnets == set(fault.extra["subnets"]), 6, "all 12 subnets cut")
+        fault.revert()
+        _clean(target, twin)
+    finally:
+        for subnet in extra:
+            ec2.delete_subnet(SubnetId=subnet)
+
+
+def test_only_the_clusters_vpc_is_cut(target: Target, twin: TwinHandle, tmp_path: Path):
+    """Another VPC with subnets in the same zone (another team's) is not this deployment's zone."""
+    ec2 = target.aws("ec2")
+    other = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    foreign = _extra_subnets(target, other, 2, 1)
+    try:
+        fault = _fault(target, tmp_path)
+        fault.plan()
+        assert fault.extra["vpcs"] == [_cluster_vpc(target, twin)]
+        assert set(fault.extra["subnets"]) == set(twin.world.subnets[ZONE])
+        assert not set(foreign) & set(fault.extra["subnets"])
+        assert not any(s in arn for s in foreign for arn in fault.extra["subnet_arns"])
+    finally:
+        for subnet in foreign:
+            ec2.delete_subnet(SubnetId=subnet)
+        ec2.delete_vpc(VpcId=other)
+
+
+def test_a_step_longer_than_fis_can_hold_a_zone_is_refused_at_plan(target: Target, tmp_path: Path):
+    """disrupt-connectivity lasts PT1M..PT12H: a step FIS cannot cover is refused before anything is created,
+    and a step within it plans an experiment that outlasts the step."""
+    fault = _fault(target, tmp_path)
+    fault.step = SimpleNamespace(duration=12 * 3600.0)
+    with pytest.raises(FaultError, match="PT12H"):
+        fault.plan()
+    fault.step = SimpleNamespace(duration=600.0)
+    fault.plan()
+    assert fault.extra["duration_s"] == 720.0
+    assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
+
+
+def test_zonal_shift_preflight_refuses_a_load_balancer_without_it(target: Target, tmp_path: Path):
+    """zonal_shift.config.enabled false: the plan fails with the fix in its message, before anything is injected."""
+    elbv2 = target.aws("elbv2")
+    nlb = elbv2.describe_load_balancers(Names=[target.spec.load_balancer.name])["LoadBalancers"][0]["LoadBalancerArn"]
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=nlb, Attributes=[
+        {"Key": "zonal_shift.config.enabled", "Value": "false"}])
+    try:
+        with pytest.raises(FaultError, match="zonal shift is not enabled.*zonal_shift.config.enabled=true"):
+            _fault(target, tmp_path, zonal_shift=True).plan()
+        _fault(target, tmp_path).plan()                         # without a shift the zone loss still plans
+    finally:
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=nlb, Attributes=[
+            {"Key": "zonal_shift.config.enabled", "Value": "true"}])
+    assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
+    assert _fault(target, tmp_path, zonal_shift=True).plan()
+
+
+def test_a_zone_without_an_az_id_is_refused_not_sent_by_name(tmp_path: Path):
+    """No fallback to the zone name: ARC refuses names, so an EC2 answer without ZoneId stops the plan."""
+    from types import SimpleNamespace
+
+    ec2 = SimpleNamespace(describe_availability_zones=lambda **_: {"AvailabilityZones": [{"ZoneName": ZONE}]})
+    fault = AzLoss.__new__(AzLoss)
+    fault.ctx = SimpleNamespace(target=SimpleNamespace(aws=lambda service: ec2))
+    with pytest.raises(FaultError, match="AZ IDs"):
+        fault._zone_id(ZONE)
+    ec2.describe_availability_zones = lambda **_: {"AvailabilityZones": [{"ZoneName": ZONE, "ZoneId": "use2-az1"}]}
+    assert fault._zone_id(ZONE) == "use2-az1"

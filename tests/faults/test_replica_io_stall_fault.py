@@ -119,3 +119,39 @@ def test_io_pause_holds_requests_until_recover_stops_the_experiment(target: Targ
     FAULTS[owed.fault].revert_owed(target, owed.args)
     _left_clean(target, twin)
     assert _ttft(twin) < 0.3
+
+
+def test_count_all_over_more_than_five_volumes_goes_in_targets_of_five_per_zone(target: Target, twin: TwinHandle,
+                                                                               tmp_path: Path):
+    """`count: all` used to put every volume in one target, which FIS rejects beyond 5 ARNs (and EBS actions
+    want one target's volumes in one zone): with 6 volumes per serving node, the template has targets of at most
+    5 volumes of one zone each, the twin accepts it, and every volume is slowed."""
+    ec2 = target.aws("ec2")
+    serving = [n for n in twin.world.nodes.values() if n.role == "13b"]
+    attached: list[dict[str, str]] = []
+    try:
+        for node in serving:
+            for device in "fghij":
+                volume = ec2.create_volume(AvailabilityZone=node.az, Size=10)["VolumeId"]
+                attached.append({"VolumeId": volume, "InstanceId": node.instance_id, "Device": f"/dev/sd{device}"})
+                ec2.attach_volume(**attached[-1])
+        extra = [a["VolumeId"] for a in attached]
+        ctx = _ctx(target, tmp_path)
+        fault = FAULTS["replica-stall"](ReplicaStallParams(model="llama-13b-fp8", count="all", mode="io",
+                                                           io_latency=0.4), ctx)
+        fault.plan()
+        assert len(fault.extra["volume_arns"]) == 6 * len(serving) and set(extra) <= set(fault.extra["volumes"])
+        fault.inject()
+        template = target.aws("fis").get_experiment_template(id=fault.extra["template_id"])["experimentTemplate"]
+        zone_of = {v["VolumeId"]: v["AvailabilityZone"] for v in ec2.describe_volumes()["Volumes"]}
+        groups = [t["resourceArns"] for t in template["targets"].values()]
+        assert all(len(g) <= 5 for g in groups) and len(groups) == 2 * len(serving), groups
+        assert all(len({zone_of[a.rsplit("/", 1)[-1]] for a in g}) == 1 for g in groups), groups
+        evidence = fault.await_landed(time.time() + 5)
+        assert evidence and set(evidence["volumes"]) == set(fault.extra["volumes"]), evidence
+        fault.revert()
+        _left_clean(target, twin)
+    finally:
+        for attachment in attached:
+            ec2.detach_volume(**attachment)
+            ec2.delete_volume(VolumeId=attachment["VolumeId"])

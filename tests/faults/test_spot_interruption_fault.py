@@ -102,3 +102,42 @@ def test_notice_lands_on_the_node_and_revert_stops_the_experiment(target: Target
 def threading_wait(seconds: float) -> None:
     import threading
     threading.Event().wait(seconds)
+
+
+def test_rebalance_first_lands_on_the_recommendation_before_the_notice(target: Target, tmp_path: Path):
+    """notice 5m with rebalance_first: FIS gets PT5M; the handler's RebalanceRecommendation Event (or cordon) proves
+    the landing while the interruption notice is still 3 minutes away, and the timeline says when each comes."""
+    ctx = _ctx(target, tmp_path)
+    params = SpotInterruptionParams(node=NodeSelector(zone="us-east-2b", model="llama-13b-fp8"), notice=300,
+                                    rebalance_first=True)
+    fault = FAULTS["spot-interruption"](params, ctx)
+    plan = fault.plan()
+    assert "PT5M" in plan and "interruption notice after 180 s" in plan
+    node = fault.nodes[0]
+    fault.inject()
+    fault.injected_at = time.time()
+    try:
+        evidence = fault.await_landed(time.time() + 3.0)
+        assert evidence is not None, "the rebalance recommendation never showed on the node"
+        assert evidence["signal"] == "rebalance-recommendation"
+        sent = evidence["action_started_at"]
+        assert abs(fault.extra["notice_at"] - (sent + 6.0)) < 0.05          # 3 minutes at 30x
+        assert abs(fault.extra["terminate_at"] - (sent + 10.0)) < 0.05      # 5 minutes at 30x
+        core = client.CoreV1Api(target.kube(node.context))
+        reasons = {e.reason for e in core.list_event_for_all_namespaces(
+            field_selector=f"involvedObject.name={node.name}").items}
+        assert "RebalanceRecommendation" in reasons
+        assert time.time() < fault.extra["notice_at"], "the check ran too late to see the lead"
+        assert "SpotInterruption" not in reasons, "the interruption notice came with the recommendation"
+        template = target.aws("fis").get_experiment_template(id=fault.template_id)["experimentTemplate"]
+        assert template["actions"]["interrupt"]["parameters"] == {"durationBeforeInterruption": "PT5M"}
+    finally:
+        fault.revert()
+    assert owed_reverts(ctx.journal.path) == []
+    # stopping the experiment during the lead recalls nothing: the interruption notice still comes at its time
+    deadline = fault.extra["notice_at"] + 3.0
+    while "SpotInterruption" not in {e.reason for e in core.list_event_for_all_namespaces(
+            field_selector=f"involvedObject.name={node.name}").items}:
+        assert time.time() < deadline, "the interruption notice never came after the experiment was stopped"
+        threading_wait(0.1)
+    assert time.time() >= fault.extra["notice_at"] - 0.2

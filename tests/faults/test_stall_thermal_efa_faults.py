@@ -1,6 +1,6 @@
 """replica-stall, gpu-thermal-throttle and efa-saturation against one twin in this process: each lands
-through its real mechanism (pod exec of kill, dcgmi inject, nccl-tests pods driven by exec), shows on the
-fleet, and its revert leaves the twin as it was (no stopped process, no injected field, no competing pod,
+through its real mechanism (the cgroup freezer from a node helper pod, dcgmi inject, nccl-tests pods driven by
+exec), shows on the fleet, and its revert leaves the twin as it was (no frozen container, no injected field, no competing pod,
 no owed revert in the journal)."""
 from __future__ import annotations
 
@@ -69,27 +69,95 @@ def test_replica_stall_freezes_the_chosen_pods_and_thaws_them(target: Target, tw
     fault.revert()      # idempotent
 
 
-def test_efa_saturation_loads_the_pairs_fabric_and_leaves_nothing_behind(target: Target, twin: TwinHandle,
-                                                                          tmp_path: Path):
+def _nccl_pods(core, namespace: str = "g7chaos") -> list:
+    return core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/name=nccl-tests").items
+
+
+def test_efa_saturation_mpi_job_spans_the_nodes_and_lands_on_busbw_and_counters(target: Target, twin: TwinHandle,
+                                                                                tmp_path: Path):
     ctx = _ctx(target, tmp_path)
     fault = FAULTS["efa-saturation"](EfaSaturationParams(load=0.75), ctx)
     plan = fault.plan()
-    assert "-g 6" in plan and len(fault.nodes) == 2
+    assert len(fault.nodes) == 2 and not fault.use_mpijob and "sharing GPUs" in plan   # the TP pair holds every GPU
     nodes = [twin.world.nodes[n.name] for n in fault.nodes]
-    counters = [sum(n.efa_counters.values()) for n in nodes]
+    errors = [sum(n.efa_counters.values()) for n in nodes]
 
     fault.inject()
     evidence = fault.await_landed(time.time() + 10)
-    assert evidence and set(evidence["nodes"]) == {n.name for n in nodes}, fault.run_errors
+    assert evidence and set(evidence["nodes"]) == {n.name for n in nodes}, evidence
+    assert evidence["avg_bus_bandwidth_GBps"] > 0
+    assert all(d["tx_bytes"] > 0 and d["rx_bytes"] > 0 for d in evidence["efa_counter_deltas"].values())
     assert all(0.7 < n.efa_load < 0.95 for n in nodes), [n.efa_load for n in nodes]
-    _until(lambda: all(sum(n.efa_counters.values()) > c for n, c in zip(nodes, counters)), 5,
+    _until(lambda: all(sum(n.efa_counters.values()) > c for n, c in zip(nodes, errors)), 5,
            "EFA error counters growing on both nodes")
     core = client.CoreV1Api(target.kube(fault.context))
-    placed = {p.spec.node_name for p in core.list_namespaced_pod("default", label_selector="app.kubernetes.io/name=nccl-tests").items}
-    assert placed == {n.name for n in nodes}
+    workers = [p for p in _nccl_pods(core) if p.metadata.name in fault.workers]
+    assert sorted(p.spec.node_name for p in workers) == sorted(n.name for n in nodes)   # one worker per node
+    log = core.read_namespaced_pod_log(fault.launcher, "g7chaos", container="launcher")
+    assert "NET/OFI" in log and "# Avg bus bandwidth" in log
 
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
-    _until(lambda: not core.list_namespaced_pod("default", label_selector="app.kubernetes.io/name=nccl-tests").items, 5,
-           "the nccl-tests pods deleted")
+    _until(lambda: not _nccl_pods(core), 5, "the launcher and workers deleted")
     _until(lambda: all(n.efa_load == 0.0 for n in nodes), 5, "the fabric idle again")
+
+
+def test_efa_saturation_is_not_landed_when_mpirun_cannot_reach_the_workers(target: Target, twin: TwinHandle,
+                                                                          tmp_path: Path, monkeypatch):
+    """Without the kubectl-exec agent mpirun tries ssh to the worker pods and fails: no bandwidth, not landed."""
+    from harness.faults import efa_saturation as efa
+    real = efa.nccl_command
+    monkeypatch.setattr(efa, "nccl_command", lambda ranks, workers: [
+        a for a in real(ranks, workers)[:2]] + [real(ranks, workers)[2].replace(f"--mca plm_rsh_agent {efa.KUBEXEC} ", "")])
+    ctx = _ctx(target, tmp_path)
+    fault = FAULTS["efa-saturation"](EfaSaturationParams(load=0.75), ctx)
+    fault.plan()
+    fault.inject()
+    try:
+        assert fault.await_landed(time.time() + 1.5) is None
+        core = client.CoreV1Api(target.kube(fault.context))
+        assert "ssh: Could not resolve hostname" in core.read_namespaced_pod_log(fault.launcher, "g7chaos")
+    finally:
+        fault.revert()
+
+
+def test_efa_saturation_is_not_landed_when_the_efa_counters_do_not_move(target: Target, twin: TwinHandle,
+                                                                       tmp_path: Path, monkeypatch):
+    """Workers without an EFA device: NCCL runs over TCP sockets and reports a bandwidth, but the fabric's
+    counters stay still, so the fault has not landed."""
+    from harness.faults import efa_saturation as efa
+    real = efa._worker_container
+
+    def no_efa(image, gpus, share):
+        container = real(image, gpus, share)
+        for key in ("requests", "limits"):
+            container["resources"][key].pop(efa.EFA)
+        return container
+    monkeypatch.setattr(efa, "_worker_container", no_efa)
+    ctx = _ctx(target, tmp_path)
+    fault = FAULTS["efa-saturation"](EfaSaturationParams(load=0.75), ctx)
+    fault.plan()
+    fault.inject()
+    try:
+        core = client.CoreV1Api(target.kube(fault.context))
+        _until(lambda: "# Avg bus bandwidth" in core.read_namespaced_pod_log(fault.launcher, "g7chaos"), 5,
+               "the socket run reporting its bandwidth")
+        assert fault.await_landed(time.time() + 1.0) is None
+        assert all(twin.world.nodes[n.name].efa_load == 0.0 for n in fault.nodes)
+    finally:
+        fault.revert()
+
+
+def test_efa_saturation_recover_from_the_journal_alone_deletes_the_job(target: Target, twin: TwinHandle,
+                                                                      tmp_path: Path):
+    ctx = _ctx(target, tmp_path)
+    fault = FAULTS["efa-saturation"](EfaSaturationParams(load=0.75), ctx)
+    fault.plan()
+    fault.inject()
+    core = client.CoreV1Api(target.kube(fault.context))
+    _until(lambda: len(_nccl_pods(core)) == 3, 5, "the launcher and two workers created")
+    owed = owed_reverts(ctx.journal.path)
+    assert [o.fault for o in owed] == ["efa-saturation"]
+    type(fault).revert_owed(target, owed[0].args)     # what `g7chaos recover` runs after a crash
+    _until(lambda: not _nccl_pods(core), 5, "every pod of the job deleted")
+    _until(lambda: all(twin.world.nodes[n.name].efa_load == 0.0 for n in fault.nodes), 5, "the fabric idle again")

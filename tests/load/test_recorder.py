@@ -130,14 +130,14 @@ def test_values_beyond_range_are_clamped_not_dropped() -> None:
     assert clamp_us(-0.5) == 1 and clamp_us(1e9) == HIGHEST_US
 
 
-def test_canary_analysis_learns_mode_and_falls_back_to_first_window(tmp_path) -> None:
+def test_canary_analysis_learns_the_mode_of_the_steady_window_only(tmp_path) -> None:
     import json as _json
 
     from harness.load.process import analyse_canaries
     rows = [
-        {"canary": 0, "error": None, "digest": "a", "window": "baseline", "t_end": 1.0, "text": "A"},
-        {"canary": 0, "error": None, "digest": "a", "window": "baseline", "t_end": 2.0, "text": "A"},
-        {"canary": 0, "error": None, "digest": "x", "window": "baseline", "t_end": 3.0, "text": "X"},
+        {"canary": 0, "error": None, "digest": "a", "window": "steady", "t_end": 1.0, "text": "A"},
+        {"canary": 0, "error": None, "digest": "a", "window": "steady", "t_end": 2.0, "text": "A"},
+        {"canary": 0, "error": None, "digest": "x", "window": "steady", "t_end": 3.0, "text": "X"},
         {"canary": 0, "error": "stall", "digest": None, "window": "fault", "t_end": 4.0},
         {"canary": 0, "error": None, "digest": "b", "window": "fault", "t_end": 5.0, "text": "B",
          "served_by": {"x-served-by-node": "n1"}},
@@ -147,7 +147,11 @@ def test_canary_analysis_learns_mode_and_falls_back_to_first_window(tmp_path) ->
     path = tmp_path / "records.jsonl"
     path.write_text("".join(_json.dumps(r) + "\n" for r in rows) + '{"cut short')
     out = analyse_canaries(path, "steady")
-    assert out.learn_window == "baseline" and out.learned
+    assert out.learn_window == "steady" and out.learned
     assert out.golden[0].digest == "a" and out.learn_disagreements == 1
-    assert out.checked == 2
+    assert out.checked == 2 and out.checked_at == [5.0, 6.0] and out.errored_at == [4.0]
     assert [(m.window, m.digest, m.served_by) for m in out.mismatches] == [("fault", "b", {"x-served-by-node": "n1"})]
+    # nothing answered in the steady window: nothing is learned from the fault's answers instead
+    path.write_text("".join(_json.dumps({**r, "window": "fault" if r["window"] == "steady" else r["window"]}) + "\n"
+                            for r in rows))
+    assert not analyse_canaries(path, "steady").learned

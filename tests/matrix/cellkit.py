@@ -14,12 +14,12 @@ from ahead import Job, Ran
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def scenario_run(scenario: str, profile: str) -> Job:
-    """`g7chaos run scenarios/<scenario>.yaml --profile <profile>` on a twin of its own."""
+def scenario_run(scenario: str, profile: str, folder: Path = ROOT / "scenarios", timeout_s: float = 240) -> Job:
+    """`g7chaos run <folder>/<scenario>.yaml --profile <profile>` on a twin of its own."""
     return Job(f"{scenario}-on-{profile}",
-               lambda report: [sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / f"{scenario}.yaml"),
+               lambda report: [sys.executable, "-m", "harness", "run", str(folder / f"{scenario}.yaml"),
                                "--profile", profile, "--report-dir", str(report)],
-               timeout_s=240, cwd=ROOT)
+               timeout_s=timeout_s, cwd=ROOT)
 
 
 def failing_checks(ran: Ran, scenario: str, profile: str) -> dict[str, dict[str, Any]]:
@@ -29,7 +29,7 @@ def failing_checks(ran: Ran, scenario: str, profile: str) -> dict[str, dict[str,
     (result_path,) = ran.report_dir.glob(f"*-{scenario}/result.json")
     result = json.loads(result_path.read_text())
     assert result["verdict"] == "fail" and result["profile"] == profile
-    return {c["name"]: c for c in result["checks"] if not c["passed"]}
+    return {c["name"]: c for c in result["checks"] if c["status"] == "fail"}
 
 
 def assert_reasons_carry_numbers(failed: dict[str, dict[str, Any]]) -> None:

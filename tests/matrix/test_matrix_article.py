@@ -27,3 +27,12 @@ def test_every_scenario_passes_on_article(ahead_run: Ran) -> None:
     assert {s: c["verdict"] for s, c in cells.items() if c["verdict"] != "pass"} == {}, \
         {s: c.get("reason") for s, c in cells.items() if c["verdict"] != "pass"}
     assert out.returncode == 0, out.stderr[-2000:]
+    # a pass rests on evidence: what each cell judged, not only the word "pass"
+    evidence = {scenario: cell["evidence"] for scenario, cell in cells.items()}
+    assert all(counts["requests"] > 0 for counts in evidence.values()), evidence
+    assert evidence["ecc-double-bit-error"]["canaries after fault"] > 0, evidence["ecc-double-bit-error"]
+    assert evidence["ecc-double-bit-error"]["pods drained"] > 0, evidence["ecc-double-bit-error"]
+    assert evidence["spot-interruption"]["pods drained"] > 0, evidence["spot-interruption"]
+    assert evidence["spot-interruption"]["moved conversations"] > 0, evidence["spot-interruption"]
+    assert evidence["retry-storm"]["retried keys"] > 0, evidence["retry-storm"]
+    assert evidence["az-loss"]["failover requests"] > 0, evidence["az-loss"]

@@ -28,7 +28,7 @@ def test_scale_on_saturation_fails_slo_when_replicas_scale_on_gpu_utilisation(tm
     (result_path,) = tmp_path.glob("*-scale-on-saturation/result.json")
     result = json.loads(result_path.read_text())
     assert result["verdict"] == "fail" and result["profile"] == "gpu-util-autoscaling"
-    failed = {c["name"]: c for c in result["checks"] if not c["passed"]}
+    failed = {c["name"]: c for c in result["checks"] if c["status"] == "fail"}
     assert set(failed) == {"slo"}, {n: c.get("reason") for n, c in failed.items()}
     reason = failed["slo"]["reason"]
     ttft = re.search(r"ttft_p99 (\d+(?:\.\d+)?) ms > 500 ms", reason)

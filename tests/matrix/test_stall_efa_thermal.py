@@ -1,8 +1,10 @@
-"""Matrix cells of retry-storm and efa-saturation on the profiles that break their prescriptions.
+"""Matrix cells of retry-storm, efa-saturation and gpu-thermal-throttle on the profiles that break their
+prescriptions.
 
 A gateway without an idempotency ledger lets a hung replica finish a request its client already retried
 (the server completes more requests than clients receive); a tensor-parallel pair outside a placement
-group cannot keep the TBT SLO under competing EFA traffic; without EFA monitoring nothing alarms. Each
+group cannot keep the TBT SLO under competing EFA traffic; without EFA monitoring, or without the GPU
+temperature alarm, nothing alarms. Each
 fails through the check of the property its profile breaks, with numbers, and through no other.
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ CELLS = {
     ("retry-storm", "no-idempotency"): {"idempotent-retries"},
     ("efa-saturation", "no-placement-group"): {"slo"},
     ("efa-saturation", "no-efa-monitoring"): {"alarm-fired"},
+    ("gpu-thermal-throttle", "no-gpu-temp-alarm"): {"alarm-fired"},
 }
 """(scenario, profile) -> the checks allowed to fail; at least one of them must."""
 

@@ -55,3 +55,20 @@ def test_table_rows_scenarios_columns_profiles(tmp_path):
     path = write_matrix(_matrix(), tmp_path)
     assert json.loads(path.read_text())["profiles"][2] == "no-dbe-alarm"
     assert "fail: alarm-fired" in (tmp_path / "matrix.txt").read_text()
+
+
+def test_a_cell_carries_the_evidence_counts_its_verdict_rests_on():
+    from harness.report.matrix import MatrixCell
+    from harness.report.model import CheckResult, FaultJudgement, RunMetrics, RunResult
+
+    checks = [CheckResult(name="no-corrupted-responses", passed=True, evidence={},
+                          judgements=[FaultJudgement(fault="ecc-double-bit-error", index=0, status="pass",
+                                                     evidence={"checked_after_landing": 21})]),
+              CheckResult(name="idempotent-retries", passed=True, evidence={"retried_keys": 14}),
+              CheckResult(name="node-drained", passed=True,
+                          evidence={"nodes": {"n1": {"pods_seen": 8}, "n2": {"pods_seen": 7}}}),
+              CheckResult(name="session-continuity", passed=False, status="not-applicable", evidence={"judged": 9})]
+    run = RunResult.build(scenario="s", checks=checks, metrics=RunMetrics(requests=812))
+    cell = MatrixCell.of(run)
+    assert cell.evidence == {"requests": 812, "canaries after fault": 21, "retried keys": 14, "pods drained": 15}
+    assert cell.counts() == "requests 812, canaries after fault 21, retried keys 14, pods drained 15"

@@ -14,13 +14,23 @@ LANDED = FaultRecord(name="ecc-double-bit-error", injected_at=T0, landed=True, l
 NOT_LANDED = FaultRecord(name="ecc-double-bit-error", injected_at=T0, landed=False)
 UNPROVEN = FaultRecord(name="ecc-double-bit-error", injected_at=T0, landed=None)
 NOT_INJECTED = FaultRecord(name="ecc-double-bit-error", injected_at=None)
+REVERT_FAILED = FaultRecord(name="ecc-double-bit-error", injected_at=T0, landed=True, landed_at=T0 + 1,
+                            revert_error="ApiException: 503")
+NA = CheckResult(name="session-continuity", passed=False, status="not-applicable", reason="no rule for it")
+UNSURE = CheckResult(name="idempotent-retries", passed=False, status="inconclusive", reason="0 retried keys")
 STOP = StopCondition(condition="error_rate > 20% for 30s", observed=0.34, threshold=0.2, held_for_s=30.4,
                      reason="error_rate 34.0% > 20% for 30.4 s")
 
 
 @pytest.mark.parametrize("checks, faults, kwargs, expected", [
     ([OK], [LANDED], {}, ("pass", 0)),
-    ([], [], {}, ("pass", 0)),
+    ([], [], {}, ("inconclusive", 5)),             # no check judged anything: no evidence, no pass
+    ([NA], [LANDED], {}, ("inconclusive", 5)),     # every check not applicable: nothing was judged either
+    ([OK, NA], [LANDED], {}, ("pass", 0)),
+    ([OK, UNSURE], [LANDED], {}, ("inconclusive", 5)),
+    ([BAD, UNSURE], [LANDED], {}, ("fail", 1)),    # a proven failure outranks missing evidence
+    ([OK], [LANDED], {"missing_evidence": ["load process 1 left no final figures"]}, ("inconclusive", 5)),
+    ([OK], [REVERT_FAILED], {}, ("error", 4)),     # a fault that may still be in place is never a pass
     ([OK, BAD], [LANDED], {}, ("fail", 1)),
     ([OK], [NOT_LANDED], {}, ("error", 4)),
     ([OK], [UNPROVEN], {}, ("error", 4)),           # never proven landed is not a pass
@@ -68,9 +78,11 @@ def test_round_trip_through_json(failing_run):
     ([0, 3, 2], False, 3),
     ([0, 0], True, 3),
     ([], False, 0),
+    ([0, 5], False, 5),
+    ([5, 1], False, 1),
 ])
 def test_gameday_exit_code_is_its_worst_run(codes, aborted, expected):
-    verdict_of = {0: "pass", 1: "fail", 2: "error", 3: "aborted", 4: "error"}
+    verdict_of = {0: "pass", 1: "fail", 2: "error", 3: "aborted", 4: "error", 5: "inconclusive"}
     runs = [RunResult(scenario=f"s{i}", verdict=verdict_of[c], exit_code=c) for i, c in enumerate(codes)]
     assert int(gameday_exit_code(runs, aborted=aborted)) == expected
     day = GamedayResult.from_runs(runs, aborted=aborted)
@@ -88,3 +100,16 @@ def test_window_metrics_accept_the_load_recorders_degraded_reason():
     assert window.degraded is True and window.degraded_reason == "loop lag p99 6.1 ms > 5 ms"
     assert window.model_dump()["retries"] == 2      # the recorder's extra figures are kept in result.json
     assert WindowMetrics.model_validate({**load_window, "degraded": None}).degraded is False
+
+
+def test_a_run_without_judged_checks_names_the_missing_evidence():
+    run = RunResult.build(scenario="s", checks=[], faults=[LANDED])
+    assert (run.verdict, run.exit_code) == ("inconclusive", 5)
+    assert run.missing_evidence == ["no check judged anything: none was evaluated"]
+    assert "inconclusive (no check judged anything" in run.summary()
+
+
+def test_a_failed_revert_is_an_error_that_says_to_recover():
+    run = RunResult.build(scenario="s", checks=[OK], faults=[REVERT_FAILED])
+    assert (run.verdict, run.exit_code) == ("error", 4)
+    assert "revert of ecc-double-bit-error failed" in run.error and "g7chaos recover" in run.error

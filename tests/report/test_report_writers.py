@@ -125,7 +125,7 @@ def test_gameday_combines_runs_one_suite_each(tmp_path, passing_run, failing_run
     artifacts = write_gameday(day, tmp_path)
     data = json.loads(artifacts.result_json.read_text())
     assert data["kind"] == "gameday" and data["exit_code"] == 4 and len(data["runs"]) == 3
-    assert data["counts"] == {"pass": 1, "fail": 1, "aborted": 0, "error": 1}
+    assert data["counts"] == {"pass": 1, "fail": 1, "inconclusive": 0, "aborted": 0, "error": 1}
     root, suites = _suite_counts(artifacts.junit_xml)
     assert [s.get("name") for s in suites] == ["ecc-double-bit-error", "ecc-double-bit-error", "spot-interruption"]
     assert root.get("tests") == str(5 + 5 + 7) and root.get("failures") == "2" and root.get("errors") == "2"
@@ -139,7 +139,7 @@ def test_gameday_html_links_each_run_report(tmp_path, passing_run, failing_run):
             failing_run.model_copy(update={"report_dir": str(tmp_path / "runs" / "b")})]
     html = write_gameday(GamedayResult.from_runs(runs), tmp_path / "day").report_html.read_text()
     assert '<a href="../runs/a/report.html">' in html and '<a href="../runs/b/report.html">' in html
-    assert "1 pass, 1 fail, 0 aborted, 0 error" in html
+    assert "1 pass, 1 fail, 0 inconclusive, 0 aborted, 0 error" in html
     assert "<b>node-drained</b>: node-drained: 3 corrupted answers" in html
     assert first.report_html.exists()
 

@@ -57,7 +57,7 @@ def test_valid_text_loads():
 def test_misspelt_key_names_file_line_column_and_allowed_keys():
     text = VALID.replace("ttft_p99: 500ms", "ttft_p9: 500ms")
     assert problems(text) == [
-        "scenarios/x.yaml:9:7: unknown key 'ttft_p9' in slo; allowed: ttft_p99, tbt_p99, error_rate, window"]
+        "scenarios/x.yaml:9:7: unknown key 'ttft_p9' in slo; allowed: faults, ttft_p99, tbt_p99, error_rate, window"]
 
 
 def test_misspelt_fault_and_check_names_list_the_registry():
@@ -216,7 +216,7 @@ def test_validate_command_exit_codes(tmp_path, capsys):
     assert "OK" in capsys.readouterr().out
     assert main(["validate", str(good), str(bad)]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}:9:7: unknown key 'ttft_p9' in slo; allowed: ttft_p99, tbt_p99, error_rate, window" in err
+    assert f"{bad}:9:7: unknown key 'ttft_p9' in slo; allowed: faults, ttft_p99, tbt_p99, error_rate, window" in err
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read" in capsys.readouterr().err
     assert main(["validate", str(good.parent)]) == 2   # a folder: every scenario in it

@@ -38,7 +38,7 @@ FAULT_CASES = [
     ("spot-interruption", {"node": {"nodegroup": "g7-use2a-13b", "count": 2}, "notice": "2m"}, {"notice": "1m"},
      "notice"),
     ("az-loss", {"zone": "us-east-2a", "mode": "power", "zonal_shift": True}, {"mode": "flood", "zone": "a"}, "mode"),
-    ("device-plugin-race", {"method": "plugin-restart"}, {"method": "sledgehammer"}, "method"),
+    ("device-plugin-race", {"method": "reboot"}, {"method": "plugin-restart"}, "method"),
     ("efa-saturation", {"tp_group": "llama-70b", "load": "95%"}, {"load": "150%"}, "load"),
     ("replica-stall", {"model": "llama-13b-fp8", "count": 2, "mode": "mid-stream"}, {"count": 0}, "count"),
     ("gpu-thermal-throttle", {"gpu": "all", "temperature": 92, "sm_clock_mhz": 900}, {"gpu": "some"}, "gpu"),
@@ -189,3 +189,39 @@ def test_scenario_load_becomes_the_load_process_spec():
     assert spec.canary.every_s == 0.5 and len(set(spec.canary.prompts)) == 5
     assert (spec.chat, spec.conversations, spec.turns, spec.duration_s, spec.seed) == (True, 5, 3, 16.0, 7)
     assert to_load_spec(LoadSpec()).canary.every_s is None
+
+
+def test_a_check_can_be_scoped_to_faults_by_kind_or_position():
+    two = [{"at": "1m", "ecc-double-bit-error": {}}, {"at": "3m", "spot-interruption": {}}]
+    ok = scenario(faults=two, checks=[{"session-continuity": {"faults": ["spot-interruption"]}},
+                                      {"node-drained": {"faults": [0, 1]}}])
+    assert ok.checks[0].params.faults == ["spot-interruption"] and ok.checks[1].params.faults == [0, 1]
+    assert Scenario.model_validate(ok.model_dump(mode="json")) == ok
+
+
+def test_a_scope_naming_a_fault_the_scenario_lacks_is_refused_where_it_stands():
+    problems = errors_of(lambda: scenario(checks=[{"node-drained": {"faults": ["az-loss"]}}]))
+    assert problems[0]["loc"] == ("checks", 0, "node-drained", "faults", 0)
+    assert "no az-loss fault" in problems[0]["msg"] and "node-reboot" in problems[0]["msg"]
+    problems = errors_of(lambda: scenario(checks=[{"fault-landed": {"faults": [1]}}]))
+    assert problems[0]["loc"] == ("checks", 0, "fault-landed", "faults", 0) and "0..0" in problems[0]["msg"]
+
+
+def test_plugin_restart_is_refused_with_the_reason():
+    problems = errors_of(lambda: scenario(faults=[{"at": "1m", "device-plugin-race": {"method": "plugin-restart"}}]))
+    assert problems[0]["loc"] == ("faults", 0, "device-plugin-race", "method")
+    assert "cannot reproduce the race" in problems[0]["msg"] and "method: reboot" in problems[0]["msg"]
+
+
+def test_spot_notice_outside_fis_range_and_rebalance_first_are_refused_clearly():
+    for notice in ("1m", "16m"):
+        problems = errors_of(lambda: FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": notice}}))
+        assert problems[0]["loc"][:2] == ("spot-interruption", "notice")
+        assert "PT2M..PT15M" in problems[0]["msg"]
+    same_time = errors_of(lambda: FaultStep.model_validate(
+        {"at": 0, "spot-interruption": {"notice": "2m", "rebalance_first": True}}))
+    assert "rebalance_first needs a notice longer than 2m" in same_time[0]["msg"]
+    implicit = errors_of(lambda: FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": "5m"}}))
+    assert "set rebalance_first: true" in implicit[0]["msg"]
+    lead = FaultStep.model_validate({"at": 0, "spot-interruption": {"notice": "5m", "rebalance_first": True}})
+    assert lead.params.notice == 300.0 and lead.params.rebalance_first

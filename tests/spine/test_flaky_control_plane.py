@@ -67,7 +67,7 @@ def test_verdicts_hold_when_the_control_plane_fails_a_tenth_of_calls(profile: st
     for scenario, failing in scenarios.items():
         (result_path,) = (tmp_path / "reports").glob(f"*-{scenario}/result.json")
         result = json.loads(result_path.read_text())
-        failed = {c["name"]: c.get("reason") for c in result["checks"] if not c["passed"]}
+        failed = {c["name"]: c.get("reason") for c in result["checks"] if c["status"] == "fail"}
         assert result["verdict"] == ("fail" if failing else "pass"), (scenario, failed, injected)
         assert set(failed) == failing, (scenario, failed, injected)
         journal = (result_path.parent / "journal.jsonl").read_text().splitlines()

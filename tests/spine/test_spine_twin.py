@@ -116,7 +116,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(twin: TwinHandle, tmp_path:
 REPLICA_STALL_COUNTS = {          # replica-stall's `count` as users write it, and what the plan must say
     "count: all": "in 32 pod(s)",
     "count: all\n      pick: first\n      zone: us-east-2b": "in 16 pod(s)",
-    "count: 'all'\n      mode: mid-stream": "kill -STOP 1 (mid-stream) in 32 pod(s)",
+    "count: 'all'\n      mode: mid-stream": "cgroup freeze (mid-stream) of the serving container in 32 pod(s)",
     "count: '3'": "in 3 pod(s)",
     "count: all\n      mode: io\n      io_action: pause\n      seed: 4": "aws:ebs:pause-volume-io",
     "count: 999": "CANNOT RESOLVE: replica-stall needs 999 Ready inference pod(s)",

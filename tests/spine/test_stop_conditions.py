@@ -36,7 +36,8 @@ ALARM = "g7chaos-run-stop-probe"
 ABORT_WITHIN_S = 1.0
 
 
-def scenario_text(stop_when: list[str], fault: str, *, blast_radius: str = "{}", duration: str = "10m") -> str:
+def scenario_text(stop_when: list[str], fault: str, *, blast_radius: str = "{}", duration: str = "10m",
+                  checks: str = "fault-landed: {within: 1m}") -> str:
     return f"""\
 name: stop-probe
 description: a fault held in place until a stop condition ends the run
@@ -48,7 +49,7 @@ faults:
   - at: 30s
     {fault}
 checks:
-  - fault-landed: {{within: 1m}}
+  - {checks}
 stop_when: {json.dumps(stop_when)}
 blast_radius: {blast_radius}
 """
@@ -221,8 +222,10 @@ CASES = {
     "scenario-percent": (scenario_text([], "az-loss: {zone: us-east-2a}", blast_radius="{max_fleet_percent: 50%}"),
                          [], "max_fleet_percent 50%"),
     # the scenario's own cap: a spot notice takes a whole node, all 8 of its GPUs
+    # (a check that watches from the start, never started when the run is refused, is not stopped either)
     "scenario-gpus": (scenario_text([], "spot-interruption: {node: {zone: us-east-2b}, notice: 2m}",
-                                    blast_radius="{max_gpus: 4}"), [], "8 GPUs exceed max_gpus 4"),
+                                    blast_radius="{max_gpus: 4}", checks="alarm-fired: {metric: DCGM_FI_DEV_GPU_TEMP}"),
+                      [], "8 GPUs exceed max_gpus 4"),
     # the target's cap: one node per run, the scenario asks for two
     "target-nodes": (scenario_text([], "node-reboot: {node: {zone: us-east-2b, count: 2}}"),
                      ["--target", "capped"], "2 nodes exceed max_nodes 1"),

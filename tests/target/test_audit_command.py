@@ -14,8 +14,9 @@ from harness.twin.server import TwinServer
 
 pytestmark = pytest.mark.slow
 BROKEN = "no-dbe-alarm,no-placement-group,single-multi-az-cluster,no-efa-monitoring,no-dbe-remediation"
+
 RULES = {"dbe-alarm", "gpu-temperature-alarm", "efa-alarm", "placement-group", "cluster-per-az", "dcgm-exporter-dbe",
-         "node-auto-repair"}
+         "node-auto-repair", "zonal-shift", "scenario-alarms"}
 
 
 def audit(profile: str, tmp_path: Path, before: Callable[[Any], None] | None = None) -> tuple[int, dict[str, str], list]:
@@ -40,8 +41,8 @@ def test_article_passes_every_rule_with_reads_only(tmp_path: Path) -> None:
     assert code == 0 and set(verdicts.values()) == {"PASS"}, verdicts
     assert set(verdicts) == RULES
     assert calls and [c.action for c in calls if c.mutating] == []
-    assert {"cloudwatch:DescribeAlarms", "ec2:DescribePlacementGroups", "list nodes",
-            "eks:DescribeNodegroup"} <= {c.action for c in calls}
+    assert {"cloudwatch:DescribeAlarms", "ec2:DescribePlacementGroups", "list nodes", "eks:DescribeNodegroup",
+            "elasticloadbalancing:DescribeLoadBalancerAttributes"} <= {c.action for c in calls}
 
 
 def test_each_broken_prescription_is_flagged_and_only_those(tmp_path: Path) -> None:
@@ -49,7 +50,7 @@ def test_each_broken_prescription_is_flagged_and_only_those(tmp_path: Path) -> N
     assert code == 1
     assert verdicts == {"dbe-alarm": "FAIL", "gpu-temperature-alarm": "PASS", "efa-alarm": "FAIL",
                         "placement-group": "FAIL", "cluster-per-az": "FAIL", "dcgm-exporter-dbe": "PASS",
-                        "node-auto-repair": "FAIL"}, verdicts
+                        "node-auto-repair": "FAIL", "zonal-shift": "PASS", "scenario-alarms": "FAIL"}, verdicts
     assert [c.action for c in calls if c.mutating] == []
 
 
@@ -70,3 +71,47 @@ def test_an_exporter_without_the_dbe_counter_is_flagged(tmp_path: Path) -> None:
     code, verdicts, _ = audit("article", tmp_path, before=_default_counters)
     assert code == 1
     assert {rule for rule, verdict in verdicts.items() if verdict == "FAIL"} == {"dcgm-exporter-dbe"}, verdicts
+
+
+SCENARIO_WITH_OWN_ALARMS = """
+name: own-alarms
+description: alarms of its own
+target: twin
+duration: 2m
+load: {users: 1, spawn_rate: 1}
+faults:
+  - at: 1m
+    gpu-thermal-throttle: {gpu: 0}
+checks:
+  - alarm-fired: {metric: DCGM_FI_DEV_GPU_TEMP}
+  - alarm-fired: {metric: DCGM_FI_DEV_GPU_TEMP, alarm: team-gpu-hot}
+stop_when: ["alarm:team-stop"]
+"""
+
+
+def test_zonal_shift_and_scenario_alarm_rules_pass_and_fail(tmp_path: Path) -> None:
+    """On article both pass for the shipped scenarios; a load balancer without zonal shift and a scenario naming
+    alarms CloudWatch lacks each fail their own rule, naming what is missing."""
+    scenario = tmp_path / "own-alarms.yaml"
+    scenario.write_text(SCENARIO_WITH_OWN_ALARMS)
+    twin = TwinServer.start_in_thread(profile="article", nodes_per_az=1, time_scale=30.0, out_dir=tmp_path / "t")
+    try:
+        def findings(paths: list[str]) -> dict[str, str]:
+            lines: list[str] = []
+            run(argparse.Namespace(target="twin", targets_file=None, json=False, scenarios=paths,
+                                   twin_endpoints=Path(twin.twin.out_dir) / "endpoints.json"), out=lines.append)
+            return {line.split()[1]: line for line in lines[1:]}
+
+        good = findings(["scenarios"])
+        assert good["zonal-shift"].split()[0] == "PASS" and good["scenario-alarms"].split()[0] == "PASS", good
+        aws = twin.twin.aws
+        elbv2 = aws.client("elbv2")
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=aws.seeded.nlb_arn, Attributes=[
+            {"Key": "zonal_shift.config.enabled", "Value": "false"}])
+        bad = findings([str(scenario)])
+        assert bad["zonal-shift"].split()[0] == "FAIL" and "zonal_shift.config.enabled=true" in bad["zonal-shift"]
+        assert bad["scenario-alarms"].split()[0] == "FAIL"
+        assert "team-gpu-hot (own-alarms)" in bad["scenario-alarms"] and "team-stop" in bad["scenario-alarms"]
+        assert "g7-use2a-gpu-temperature" not in bad["scenario-alarms"]      # the target's alarm exists
+    finally:
+        twin.stop()

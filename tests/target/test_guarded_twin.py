@@ -9,7 +9,8 @@ process for refusals (which start nothing). Proved here:
 - a token and a client key planted in the kubeconfig, and AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN in the
   environment, appear in no file of a game day's reports (result.json, junit.xml, report.html, journal.jsonl,
   load records), while the run did use them;
-- every call the harness made in that game day and the dry run is allowed by deploy/rbac.yaml and
+- every call the harness made in that game day and the dry run is allowed by deploy/rbac.yaml (in the
+  namespace it was made in; the twin enforces the file, so a refused call would also have been a 403) and
   deploy/iam-policy.json (their static match with the code is tests/deploy/test_deploy_policies.py).
 The game day is one shipped scenario shortened (2 minutes at time scale 30); the FIS and ARC faults are
 injected, landed and reverted directly through the harness's fault classes, without load, to keep it cheap.
@@ -28,7 +29,9 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from harness.twin.aws.iam import IamPolicy
 from harness.twin.kube.audit import ApiCall, audit_of, read_audit
+from harness.twin.kube.rbac import RbacPolicy
 from harness.twin.server import TwinHandle, TwinServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +58,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwinHandle]:
+    # the twin enforces deploy/rbac.yaml as an API server would: a call it does not allow is answered 403
     handle = TwinServer.start_in_thread(profile="article", nodes_per_az=2, time_scale=30.0,
+                                        rbac=str(ROOT / "deploy" / "rbac.yaml"),
                                         out_dir=tmp_path_factory.mktemp("guarded-twin") / "twin")
     try:
         yield handle
@@ -198,15 +203,16 @@ def test_planted_secrets_appear_in_no_report_file(gameday: dict[str, Any]) -> No
     assert any(c.api == "kube" for c in gameday["calls"]) and any(c.api == "aws" for c in gameday["calls"])
 
 
-def rbac_grants() -> set[tuple[str, str]]:
-    role = next(d for d in yaml.safe_load_all((ROOT / "deploy" / "rbac.yaml").read_text()) if d["kind"] == "ClusterRole")
-    return {(resource, verb) for rule in role["rules"] if rule["apiGroups"] == [""]
-            for resource in rule["resources"] for verb in rule["verbs"]}
+def rbac_policy() -> RbacPolicy:
+    """deploy/rbac.yaml as the API server's authorizer reads it: a call in namespace X is allowed only by a
+    Role bound in X or by the ClusterRole."""
+    return RbacPolicy.from_yaml((ROOT / "deploy" / "rbac.yaml").read_text(), ("g7chaos", "g7chaos"))
 
 
 def iam_allows(action: str) -> bool:
-    policy = json.loads((ROOT / "deploy" / "iam-policy.json").read_text())
-    return any(s["Effect"] == "Allow" and action in s["Action"] for s in policy["Statement"])
+    """Some statement of deploy/iam-policy.json allows the action (the audit log names no resource or tags:
+    their scoping is held in tests/deploy/test_deploy_policies.py)."""
+    return action in IamPolicy.from_json((ROOT / "deploy" / "iam-policy.json").read_text()).actions()
 
 
 @pytest.fixture(scope="module")
@@ -257,18 +263,19 @@ def test_every_call_the_harness_made_is_allowed_by_the_deploy_policies(gameday: 
                                                                         dry_run_calls: list[ApiCall],
                                                                         fault_calls: list[ApiCall]) -> None:
     calls = [*gameday["calls"], *dry_run_calls, *fault_calls]
-    grants = rbac_grants()
+    rbac = rbac_policy()
     denied = []
     for call in calls:
         if call.api == "kube":
             if not call.resource:
                 continue                   # discovery and /version: open to every authenticated user
             resource = f"{call.resource}/{call.subresource}" if call.subresource else call.resource
-            if call.group or (resource, call.verb) not in grants:
-                denied.append(f"{call.verb} {call.group}/{resource} ({call.path})")
+            if not rbac.allows(call.verb, call.group, resource, call.namespace, call.name):
+                denied.append(f"{call.verb} {call.group}/{resource} in {call.namespace or '(cluster)'} ({call.path})")
         elif not iam_allows(f"{call.endpoint}:{call.verb}"):
             denied.append(f"{call.endpoint}:{call.verb}")
     assert sorted(set(denied)) == []
+    assert [c.path for c in calls if c.api == "kube" and c.status == 403] == []   # the twin refused none either
     made = {c.action for c in calls}
     # the run reached the calls that matter for least privilege, so the check above is not vacuous
     assert {"get pods/exec", "fis:CreateExperimentTemplate", "fis:StartExperiment",

@@ -4,7 +4,10 @@ moto stores metric data and alarms but never evaluates an alarm. Every scaled AL
 (1) publishes, per running node, what the node's dcgm-exporter shows (the agent scrapes it: a field the exporter
 does not export, or an injection its embedded hostengine cannot see, never reaches CloudWatch), namespace G7/GPU with dimensions ClusterName + InstanceId, and the same
 series aggregated by ClusterName alone (the agent's aggregation_dimensions), so one alarm per cluster
-watches every node of it; (2) evaluates every metric alarm in moto the way CloudWatch does: the statistic
+watches every node of it; the EFA counters go out as the CloudWatch agent's `efa` section exports them
+(FIDELITY EFA-4): namespace `CWAgent`, `efa_<hw counter>` (`rx_drops` as `efa_rx_dropped`), delta values,
+summed over the node's devices and ports (the agent's own dimensions are device, port and eniId; the
+deployment appends InstanceId and ClusterName and aggregates by them, as for the GPU metrics); (2) evaluates every metric alarm in moto the way CloudWatch does: the statistic
 per period over the last EvaluationPeriods periods (periods scaled by time_scale), M-of-N breaching
 datapoints, TreatMissingData, and sets the state with a reason only when it changes. Alarm history, which
 moto cannot answer (describe_alarm_history 500s), is served from the alarms' own state-change records.
@@ -21,14 +24,15 @@ from harness.twin import hardware
 from harness.twin.aws import backends
 from harness.twin.clock import TwinClock
 from harness.twin.fleet.exporter import collected, exporter_config, exporter_pod
-from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP, World
+from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP, EFA_COUNTERS, World
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "G7/GPU"
 METRIC_DBE = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
 METRIC_TEMP = "DCGM_FI_DEV_GPU_TEMP"
-METRIC_EFA = "EFA/ErrorCount"
+EFA_NAMESPACE = "CWAgent"
+METRIC_EFA = "efa_retrans_pkts"          # FIDELITY EFA-4: the EFA alarm's metric, as the CloudWatch agent names it
 RETENTION_PERIODS = 120          # metric datapoints older than this many scaled periods are dropped
 
 OPERATORS = {
@@ -37,6 +41,14 @@ OPERATORS = {
     "LessThanThreshold": (lambda v, t: v < t, "less than"),
     "LessThanOrEqualToThreshold": (lambda v, t: v <= t, "less than or equal to"),
 }
+
+
+def agent_efa_metric(counter: str) -> str:
+    """The CloudWatch agent's name for a kernel EFA hw counter (FIDELITY EFA-4)."""
+    return "efa_rx_dropped" if counter == "rx_drops" else f"efa_{counter}"
+
+
+EFA_PUBLISHED = (*EFA_COUNTERS, "tx_bytes", "rx_bytes")
 
 
 def utcnow() -> dt.datetime:
@@ -54,11 +66,13 @@ def alarm_specs(cluster: str, behaviour: Any) -> list[dict[str, Any]]:
         specs.append(dict(common, AlarmName=f"{cluster}-gpu-ecc-dbe", MetricName=METRIC_DBE, Statistic="Maximum",
                           ComparisonOperator="GreaterThanThreshold", Threshold=0.0,
                           AlarmDescription="Uncorrectable (double-bit) ECC error on a GPU: replace the node."))
-    specs.append(dict(common, AlarmName=f"{cluster}-gpu-temperature", MetricName=METRIC_TEMP, Statistic="Maximum",
-                      ComparisonOperator="GreaterThanThreshold", Threshold=hardware.GPU_THERMAL_LIMIT_C,
-                      AlarmDescription="GPU above 83 C: thermal slowdown."))
+    if behaviour.gpu_temp_alarm:
+        specs.append(dict(common, AlarmName=f"{cluster}-gpu-temperature", MetricName=METRIC_TEMP,
+                          Statistic="Maximum", ComparisonOperator="GreaterThanThreshold",
+                          Threshold=hardware.GPU_THERMAL_LIMIT_C, AlarmDescription="GPU above 83 C: thermal slowdown."))
     if behaviour.efa_monitoring:
-        specs.append(dict(common, AlarmName=f"{cluster}-efa-errors", MetricName=METRIC_EFA, Statistic="Sum",
+        specs.append(dict(common, AlarmName=f"{cluster}-efa-errors", Namespace=EFA_NAMESPACE, MetricName=METRIC_EFA,
+                          Statistic="Sum",
                           ComparisonOperator="GreaterThanThreshold", Threshold=0.0,
                           AlarmDescription="EFA error counters increasing: fabric saturated or impaired."))
     return specs
@@ -69,7 +83,7 @@ class CloudWatchTwin:
         self.world = world
         self.region = region
         self.clock = clock
-        self._efa_seen: dict[str, int] = {}
+        self._efa_seen: dict[tuple[str, str], int] = {}
         self._next_at = 0.0
 
     @property
@@ -88,15 +102,17 @@ class CloudWatchTwin:
 
     # -- the agent -----------------------------------------------------------------------------------------
     def publish(self) -> None:
-        per_cluster: dict[str, dict[str, list[float]]] = {}
-        data: list[dict[str, Any]] = []
+        per_cluster: dict[tuple[str, str], dict[str, list[float]]] = {}
+        data: dict[str, list[dict[str, Any]]] = {NAMESPACE: [], EFA_NAMESPACE: []}
         for node in list(self.world.nodes.values()):
-            errors = sum(node.efa_counters.values())
-            increment = max(0, errors - self._efa_seen.get(node.instance_id, errors))
-            self._efa_seen[node.instance_id] = errors
+            counts = {**node.efa_counters, **node.efa_traffic}
+            deltas = {}
+            for counter in EFA_PUBLISHED:    # the agent's cumulative-to-delta conversion
+                seen = self._efa_seen.get((node.instance_id, counter), counts.get(counter, 0))
+                deltas[agent_efa_metric(counter)] = float(max(0, counts.get(counter, 0) - seen))
+                self._efa_seen[(node.instance_id, counter)] = counts.get(counter, 0)
             if node.power != "running" or not node.network_reachable or not node.gpus:
                 continue   # an agent on a node that is off or cut off publishes nothing
-            values: dict[str, float] = {METRIC_EFA: float(increment)}
             cluster = self.world.clusters.get(node.cluster)
             pod = exporter_pod(cluster.store, node.name) if cluster is not None else None
             if cluster is None:
@@ -108,29 +124,35 @@ class CloudWatchTwin:
                 shown = collected(node, exporter_config(cluster.store, pod), self.clock.time_scale, self.clock.now())
             else:
                 shown = {}
-            if shown:
-                for fid, metric in ((DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, METRIC_DBE), (DCGM_FI_DEV_GPU_TEMP, METRIC_TEMP)):
-                    if fid in shown:
-                        values[metric] = max(shown[fid].values())
+            # the CloudWatch side publishes only what the node's dcgm-exporter shows
+            gpu_values = {metric: max(shown[fid].values())
+                          for fid, metric in ((DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, METRIC_DBE),
+                                              (DCGM_FI_DEV_GPU_TEMP, METRIC_TEMP)) if shown.get(fid)}
             dims = [{"Name": "ClusterName", "Value": node.cluster}, {"Name": "InstanceId", "Value": node.instance_id}]
-            for name, value in values.items():
-                data.append({"MetricName": name, "Dimensions": dims, "Value": value})
-                per_cluster.setdefault(node.cluster, {}).setdefault(name, []).append(value)
-        for cluster, metrics in per_cluster.items():
+            published = [(NAMESPACE, gpu_values)] if gpu_values else []
+            if hardware.INSTANCE_TYPES.get(node.instance_type) and hardware.INSTANCE_TYPES[node.instance_type].efa_interfaces:
+                published.append((EFA_NAMESPACE, deltas))
+            for namespace, values in published:
+                for name, value in values.items():
+                    data[namespace].append({"MetricName": name, "Dimensions": dims, "Value": value})
+                    per_cluster.setdefault((namespace, node.cluster), {}).setdefault(name, []).append(value)
+        for (namespace, cluster), metrics in per_cluster.items():
             dims = [{"Name": "ClusterName", "Value": cluster}]
             for name, values in metrics.items():
-                data.append({"MetricName": name, "Dimensions": dims, "StatisticValues": {
+                data[namespace].append({"MetricName": name, "Dimensions": dims, "StatisticValues": {
                     "SampleCount": float(len(values)), "Sum": float(sum(values)),
                     "Minimum": float(min(values)), "Maximum": float(max(values))}})
         cw = self._cw()
-        if data:
-            cw.put_metric_data(NAMESPACE, data)
+        for namespace, items in data.items():
+            if items:
+                cw.put_metric_data(namespace, items)
         horizon = utcnow() - dt.timedelta(seconds=self.period_wall * RETENTION_PERIODS)
         current = backends.snapshot(lambda: cw.metric_data)
-        oldest = next((d for d in current if d.namespace == NAMESPACE), None)
+        ours = (NAMESPACE, EFA_NAMESPACE)
+        oldest = next((d for d in current if d.namespace in ours), None)
         if oldest is not None and oldest.timestamp < horizon:
             # rebuilt only when something expired: a user's put_metric_data racing this is rare and harmless
-            cw.metric_data = [d for d in current if d.namespace != NAMESPACE or d.timestamp >= horizon]
+            cw.metric_data = [d for d in current if d.namespace not in ours or d.timestamp >= horizon]
 
     # -- the evaluator -------------------------------------------------------------------------------------
     def evaluate(self) -> None:

@@ -10,6 +10,13 @@ or a stop-condition alarm goes to ALARM; stopping reverts what can be reverted (
 instances started). Instance actions go through the EC2 API, so the hooks learn of them like of any
 other API call; spot notices and connectivity changes go to the hooks directly.
 
+CreateExperimentTemplate rejects what the real FIS rejects, with its ValidationException, before moto records
+anything (`validate_template`): a target of more than 5 resourceArns (botocore's fis model), a target with both
+or neither of resourceArns and resourceTags, a selectionMode other than ALL / COUNT(n) / PERCENT(n), and for
+every action the twin runs: an unknown parameter, a missing required one, a value outside the range the FIS
+actions reference documents (one table, `PARAMETER_RULES`), a target key the action does not have, a target
+name the template does not define, or a target whose resourceType is not the one the action's key takes.
+
 EBS actions (aws:ebs:pause-volume-io, aws:ebs:volume-io-latency) resolve aws:ec2:ebs-volume targets through
 describe_volumes and act on the nodes the volumes are attached to (every instance has its root volume):
 while one runs, every read on that node's volume waits the added latency (or never returns, paused), which
@@ -24,6 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from harness.twin import hardware
 from harness.twin.aws import backends
 from harness.twin.aws.asg import ScalingGroups
 from harness.twin.aws.hooks import AwsHooks
@@ -46,6 +54,10 @@ SUPPORTED = (SPOT, DISRUPT, REBOOT, STOP, TERMINATE, WAIT, PAUSE_IO, IO_LATENCY)
 TARGET_KEY = {SPOT: "SpotInstances", DISRUPT: "Subnets", REBOOT: "Instances", STOP: "Instances",
               TERMINATE: "Instances", PAUSE_IO: "Volumes", IO_LATENCY: "Volumes"}
 _DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+# FIDELITY SPOT-1: durationBeforeInterruption is the time from the action's start to the interruption, PT2M..PT15M;
+# the rebalance recommendation comes at once, the interruption notice SPOT_NOTICE_S before the interruption.
+SPOT_MIN_S, SPOT_MAX_S = 120.0, 900.0
+SPOT_NOTICE_S = hardware.SPOT_NOTICE_S
 
 
 def parse_duration(text: str) -> float:
@@ -66,7 +78,7 @@ def _read_latency_s(parameters: dict[str, str]) -> float:
     (the twin's readers see the mean, not the spread)."""
     try:
         share = float(parameters.get("readIOPercentage", "100")) / 100.0
-        latency_ms = float(parameters["readIOLatencyMilliseconds"])
+        latency_ms = float(parameters.get("readIOLatencyMilliseconds", "100"))     # the reference's default
     except (KeyError, ValueError) as exc:
         raise ExperimentFailed(f"aws:ebs:volume-io-latency needs readIOPercentage and "
                                f"readIOLatencyMilliseconds: {exc}") from exc
@@ -101,6 +113,7 @@ def select(candidates: list[str], mode: str, rng: Any) -> list[str]:
 
 
 # What the twin's FIS can run, as get_action / list_actions describe it (moto answers neither).
+# FIDELITY FIS-5: each action's target key and the one resource type it takes, from the FIS actions reference.
 ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
     SPOT: {"description": "Send a spot instance interruption notice to target spot instances; they are "
                           "interrupted when durationBeforeInterruption ends.",
@@ -110,7 +123,10 @@ ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
     DISRUPT: {"description": "Deny traffic to and from the target subnets for the duration.",
               "targets": {"Subnets": "aws:ec2:subnet"},
               "parameters": {"duration": ("How long the disruption lasts, ISO 8601.", True),
-                             "scope": ("all | availability-zone | prefix-list | s3 | dynamodb.", False)}},
+                             "scope": ("all | availability-zone | dynamodb | prefix-list | s3 | s3express | vpc.",
+                                       False),
+                             "prefixListIdentifier": ("The customer managed prefix list, for scope prefix-list.",
+                                                      False)}},
     REBOOT: {"description": "Reboot the target instances.", "targets": {"Instances": "aws:ec2:instance"},
              "parameters": {}},
     STOP: {"description": "Stop the target instances, and start them again after startInstancesAfterDuration.",
@@ -124,14 +140,151 @@ ACTION_CATALOGUE: dict[str, dict[str, Any]] = {
                "parameters": {"duration": ("How long I/O stays paused, ISO 8601 (up to PT12H).", True)}},
     IO_LATENCY: {"description": "Add latency to a share of the read and write I/O of the target EBS volumes.",
                  "targets": {"Volumes": "aws:ec2:ebs-volume"},
-                 "parameters": {"readIOPercentage": ("Share of read I/O that gets the latency, 0.1..100.", True),
-                                "readIOLatencyMilliseconds": ("Latency added to those reads, 10..60000 ms.", True),
-                                "writeIOPercentage": ("Share of write I/O that gets the latency, 0.1..100.", True),
-                                "writeIOLatencyMilliseconds": ("Latency added to those writes, 10..60000 ms.", True),
+                 "parameters": {"readIOPercentage": ("Share of read I/O that gets the latency, 0.1..100.", False),
+                                "readIOLatencyMilliseconds": ("Latency added to those reads, 1..60000 ms.", False),
+                                "writeIOPercentage": ("Share of write I/O that gets the latency, 0.1..100.", False),
+                                "writeIOLatencyMilliseconds": ("Latency added to those writes, 1..60000 ms.", False),
                                 "duration": ("How long the latency lasts, ISO 8601.", True)}},
     WAIT: {"description": "Wait for the duration.", "targets": {},
            "parameters": {"duration": ("How long to wait, ISO 8601.", True)}},
 }
+
+
+MAX_ARNS_PER_TARGET = 5     # FIDELITY FIS-1: botocore fis model, CreateExperimentTemplateTargetInput.resourceArns max 5
+HOURS_12 = 12 * 3600.0
+
+
+@dataclass(frozen=True)
+class Param:
+    """What one action parameter accepts: an ISO 8601 duration or a number within [low, high], or one of
+    `choices`, or any non-empty text."""
+
+    kind: str                                  # duration | number | choice | text
+    low: float = 0.0
+    high: float = math.inf
+    choices: tuple[str, ...] = ()
+
+
+# FIDELITY FIS-3: the parameters of every action the twin runs and the values the FIS actions reference documents
+# for them (https://docs.aws.amazon.com/fis/latest/userguide/fis-actions-reference.html). The only place a range
+# lives: a parameter not listed here is unknown, a value outside its range is a ValidationException at
+# CreateExperimentTemplate. Required-ness comes from ACTION_CATALOGUE.
+PARAMETER_RULES: dict[str, dict[str, Param]] = {
+    SPOT: {"durationBeforeInterruption": Param("duration", 120.0, 900.0)},               # PT2M..PT15M
+    DISRUPT: {"duration": Param("duration", 60.0, HOURS_12),                             # PT1M..PT12H
+              "scope": Param("choice", choices=("all", "availability-zone", "dynamodb", "prefix-list", "s3",
+                                                "s3express", "vpc")),
+              "prefixListIdentifier": Param("text")},
+    REBOOT: {},
+    STOP: {"startInstancesAfterDuration": Param("duration", 60.0, HOURS_12),             # PT1M..PT12H
+           "completeIfInstancesTerminated": Param("choice", choices=("true", "false"))},
+    TERMINATE: {},
+    PAUSE_IO: {"duration": Param("duration", 1.0, HOURS_12)},                            # PT1S..PT12H
+    IO_LATENCY: {"readIOPercentage": Param("number", 0.1, 100.0),
+                 "readIOLatencyMilliseconds": Param("number", 1.0, 60000.0),             # 1 ms (io2) / 10 ms .. 60 s
+                 "writeIOPercentage": Param("number", 0.1, 100.0),
+                 "writeIOLatencyMilliseconds": Param("number", 1.0, 60000.0),
+                 "duration": Param("duration", 1.0, HOURS_12)},                          # PT1S..PT12H
+    WAIT: {"duration": Param("duration", 60.0, HOURS_12)},                               # PT1M..PT12H
+}
+_SELECTION_MODE = re.compile(r"^(ALL|COUNT\((\d+)\)|PERCENT\((\d+)\))$")
+
+
+class TemplateInvalid(ValueError):
+    """What FIS answers a malformed CreateExperimentTemplate with (ValidationException)."""
+
+
+def _check_value(action_id: str, name: str, value: Any, rule: Param) -> None:
+    text = str(value).strip()
+    where = f"parameter {name} of {action_id}"
+    if not text:
+        raise TemplateInvalid(f"The value of {where} is empty")
+    if rule.kind == "choice":
+        if text not in rule.choices:
+            raise TemplateInvalid(f"The value {text!r} of {where} is not one of {', '.join(rule.choices)}")
+        return
+    if rule.kind == "text":
+        return
+    try:
+        number = parse_duration(text) if rule.kind == "duration" else float(text)
+    except ValueError:
+        raise TemplateInvalid(f"The value {text!r} of {where} is not "
+                              f"{'an ISO 8601 duration' if rule.kind == 'duration' else 'a number'}") from None
+    if not rule.low <= number <= rule.high:
+        raise TemplateInvalid(f"The value {text!r} of {where} is out of range ({rule.low:g}..{rule.high:g}"
+                              f"{' s' if rule.kind == 'duration' else ''})")
+
+
+def validate_template(targets: dict[str, Any], actions: dict[str, Any]) -> None:
+    """Raise TemplateInvalid for what the real CreateExperimentTemplate rejects (see the module docstring).
+    Actions the twin does not run are left for the experiment to fail on, as before: their rules are not known."""
+    for name, target in (targets or {}).items():
+        arns = list(target.get("resourceArns") or [])
+        tags = dict(target.get("resourceTags") or {})
+        if len(arns) > MAX_ARNS_PER_TARGET:
+            raise TemplateInvalid(f"1 validation error detected: Value at 'targets.{name}.member.resourceArns' "
+                                  f"failed to satisfy constraint: Member must have length less than or equal "
+                                  f"to {MAX_ARNS_PER_TARGET}")
+        if bool(arns) == bool(tags) and not target.get("parameters"):      # FIDELITY FIS-2
+            raise TemplateInvalid(f"Target {name}: specify resourceArns or resourceTags, not "
+                                  f"{'both' if arns else 'neither'}")
+        mode = str(target.get("selectionMode") or "")
+        match = _SELECTION_MODE.match(mode)
+        number = int(match.group(2) or match.group(3) or 1) if match else 0
+        if not match or number < 1 or (match.group(3) is not None and number > 100):
+            raise TemplateInvalid(f"Target {name}: selectionMode {mode!r} is not ALL, COUNT(n) or PERCENT(n)")
+    for name, action in (actions or {}).items():
+        action_id = action.get("actionId", "")
+        for after in action.get("startAfter") or []:
+            if after not in actions:
+                raise TemplateInvalid(f"Action {name} starts after {after}, which the template does not define")
+        if action_id not in PARAMETER_RULES:
+            continue
+        rules, catalogue = PARAMETER_RULES[action_id], ACTION_CATALOGUE[action_id]
+        parameters = dict(action.get("parameters") or {})
+        unknown = sorted(set(parameters) - set(rules))
+        if unknown:
+            raise TemplateInvalid(f"Action {name}: {action_id} has no parameter {', '.join(unknown)}")
+        missing = sorted(p for p, (_text, required) in catalogue["parameters"].items()
+                         if required and p not in parameters)
+        if missing:
+            raise TemplateInvalid(f"Action {name}: {action_id} requires parameter {', '.join(missing)}")
+        for parameter, value in parameters.items():
+            _check_value(action_id, parameter, value, rules[parameter])
+        keys: dict[str, str] = catalogue["targets"]
+        given = dict(action.get("targets") or {})
+        if keys and not given:
+            raise TemplateInvalid(f"Action {name}: {action_id} needs a {', '.join(keys)} target")
+        for key, target_name in given.items():
+            if key not in keys:
+                raise TemplateInvalid(f"Action {name}: {action_id} has no target key {key} "
+                                      f"({', '.join(keys) or 'it takes no target'})")
+            if target_name not in (targets or {}):
+                raise TemplateInvalid(f"Action {name}: target {target_name} is not defined in the template")
+            kind = (targets or {})[target_name].get("resourceType")
+            if kind != keys[key]:
+                raise TemplateInvalid(f"Action {name}: target {target_name} has resourceType {kind}, but "
+                                      f"{action_id} takes {keys[key]} for {key}")
+
+
+def install_template_validation() -> None:
+    """CreateExperimentTemplate answers ValidationException as FIS does, before moto records the template."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.fis.models import FISBackend
+
+    if getattr(FISBackend.create_experiment_template, "_validated", False):
+        return
+    create = FISBackend.create_experiment_template
+
+    def create_experiment_template(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            validate_template(kwargs.get("targets") or {}, kwargs.get("actions") or {})
+        except TemplateInvalid as exc:
+            raise JsonRESTError("ValidationException", str(exc)) from None
+        return create(self, *args, **kwargs)
+
+    create_experiment_template._validated = True  # type: ignore[attr-defined]
+    FISBackend.create_experiment_template = create_experiment_template  # type: ignore[method-assign]
 
 
 def _action_json(action_id: str, region: str, full: bool) -> dict[str, Any]:
@@ -208,6 +361,7 @@ class FisEngine:
         self.ec2 = ec2_client
         self.runs: dict[str, Run] = {}
         self.spot_terminations: dict[str, float] = {}      # instance id -> wall time, not revertable
+        self.spot_notices: dict[str, tuple[float, float]] = {}   # instance id -> (notice, interruption) wall
         self._disruptions: dict[str, int] = {}              # subnet -> active disrupting actions
         self._volume_io: dict[str, dict[int, float]] = {}    # node -> {action run id: added read latency (s)}
 
@@ -219,6 +373,7 @@ class FisEngine:
         state_manager.set_transition(model_name="fis::experiment",
                                      transition={"progression": "manual", "times": 10**12})
         install_action_catalogue()
+        install_template_validation()
 
     def _fis(self) -> Any:
         return backends.backend("fis", self.region)
@@ -240,6 +395,7 @@ class FisEngine:
             except Exception as exc:
                 log.exception("experiment %s", run.experiment.id)
                 await self._finish(run, "failed", f"Experiment failed: {exc}")
+        self._send_due_notices(now)
         for instance_id, at in list(self.spot_terminations.items()):
             if at <= now:
                 del self.spot_terminations[instance_id]
@@ -331,12 +487,12 @@ class FisEngine:
         ids = self._ids(run, action)
         if action.action_id == SPOT:
             before = parse_duration(action.parameters.get("durationBeforeInterruption", "PT2M"))
-            if not 120 <= before <= 900:
-                raise ExperimentFailed("durationBeforeInterruption must be between PT2M and PT15M")
-            wall = self.clock.wall(before)
-            terminate_at = now + wall
+            terminate_at = now + self.clock.wall(before)
+            notice_at = now + self.clock.wall(before - SPOT_NOTICE_S)
             for instance_id in ids:
-                self._notify_spot(instance_id, now, terminate_at)
+                self._recommend_rebalance(instance_id, now)
+                self.spot_notices[instance_id] = (notice_at, terminate_at)
+            self._send_due_notices(now)
             action.ends_at = terminate_at
         elif action.action_id == DISRUPT:
             action.ends_at = now + self.clock.wall(parse_duration(action.parameters["duration"]))
@@ -376,15 +532,35 @@ class FisEngine:
                 await result
         action.state, action.reason, action.ended_at = state, reason, self.clock.now()
 
-    def _notify_spot(self, instance_id: str, now: float, terminate_at: float) -> None:
+    def _recommend_rebalance(self, instance_id: str, now: float) -> None:
+        """The EC2 rebalance recommendation FIS sends the moment the spot action starts (IMDS
+        events/recommendations/rebalance); Capacity Rebalancing launches the replacement from here."""
         instance = self.watcher.instances.get(instance_id)
-        if instance is not None:
-            instance.rebalance_at, instance.spot_notice_at, instance.spot_terminate_at = now, now, terminate_at
+        if instance is not None and instance.rebalance_at is None:
+            instance.rebalance_at = now
         node = self.world.node_by_instance(instance_id)
-        if node is not None:
-            node.rebalance_at, node.spot_notice_at, node.spot_terminate_at = now, now, terminate_at
+        if node is not None and node.rebalance_at is None:
+            node.rebalance_at = now
         self.groups.rebalance(instance_id)
         self.hooks.rebalance(instance_id)
+
+    def _send_due_notices(self, now: float) -> None:
+        """The two-minute interruption notice (IMDS spot/instance-action), sent SPOT_NOTICE_S before the
+        interruption; from then on the instance is reclaimed at its time whatever happens to the experiment.
+        A notice still pending when the experiment is stopped is sent all the same (FIDELITY SPOT-4: assumed,
+        the stricter reading: no source says stopping the experiment recalls a scheduled interruption)."""
+        for instance_id, (notice_at, terminate_at) in list(self.spot_notices.items()):
+            if notice_at <= now:
+                del self.spot_notices[instance_id]
+                self._notify_spot(instance_id, notice_at, terminate_at)
+
+    def _notify_spot(self, instance_id: str, notice_at: float, terminate_at: float) -> None:
+        instance = self.watcher.instances.get(instance_id)
+        if instance is not None:
+            instance.spot_notice_at, instance.spot_terminate_at = notice_at, terminate_at
+        node = self.world.node_by_instance(instance_id)
+        if node is not None:
+            node.spot_notice_at, node.spot_terminate_at = notice_at, terminate_at
         self.hooks.spot_notice(instance_id, terminate_at)
         self.spot_terminations[instance_id] = terminate_at
 
@@ -393,6 +569,9 @@ class FisEngine:
         if not volume_ids:
             return []
         volumes = self.ec2.describe_volumes(VolumeIds=volume_ids)["Volumes"]
+        zones = sorted({v.get("AvailabilityZone", "") for v in volumes})
+        if len(zones) > 1:     # FIDELITY FIS-6: an EBS action's target volumes must be in one Availability Zone
+            raise ExperimentFailed(f"The target volumes must be in the same Availability Zone, not {', '.join(zones)}")
         nodes = []
         for volume in volumes:
             for attachment in volume.get("Attachments") or []:

@@ -37,7 +37,7 @@ from harness.twin.aws.fis import FisEngine
 from harness.twin.aws.hooks import AwsHooks, GuardedHooks
 from harness.twin.aws.imds import Imds
 from harness.twin.aws.instances import InstanceWatcher, ManagedInstance
-from harness.twin.aws.zonal_shift import ZonalShifts
+from harness.twin.aws.zonal_shift import ZONAL_SHIFT_ATTRIBUTE, ZonalShifts
 from harness.twin.world import World
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,15 @@ VPC_CIDR = "10.0.0.0/16"
 NLB_NAME = "g7-inference"
 SERVING_PORT = 8000
 FIS_ROLE = "g7chaos-fis"
+FIS_SERVICE = "fis.amazonaws.com"
+FIS_SERVICE_LINKED_ROLE = "AWSServiceRoleForFIS"     # FIDELITY FIS-4: path /aws-service-role/fis.amazonaws.com/
 KUBERNETES_VERSION = "1.31"
+
+
+def trust_policy(service: str) -> str:
+    """A role trust policy letting one AWS service principal assume the role."""
+    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                       "Principal": {"Service": service}}]})
 
 
 def az_short(az: str) -> str:
@@ -82,7 +90,7 @@ class AwsTwin:
         self.watcher = InstanceWatcher(self.region, self.hooks)
         self.elb = TargetHealth(world, self.region, world.clock)
         self.cloudwatch = CloudWatchTwin(world, self.region, world.clock)
-        self.zonal = ZonalShifts(world, world.clock)
+        self.zonal = ZonalShifts(world, world.clock, region=self.region)
         self.imds = Imds(world, self.watcher)
         self.groups: ScalingGroups | None = None
         self.fis: FisEngine | None = None
@@ -169,11 +177,16 @@ class AwsTwin:
                                                {"Key": "Name", "Value": f"g7-private-{az_short(az)}-{n + 1}"},
                                                {"Key": "kubernetes.io/role/internal-elb", "Value": "1"}]}])
                 world.subnets[az].append(subnet["Subnet"]["SubnetId"])
-        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                            "Principal": {"Service": "fis.amazonaws.com"}}]})
-        self.seeded.fis_role_arn = iam.create_role(RoleName=FIS_ROLE, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-        cluster_role = iam.create_role(RoleName="g7-eks-cluster", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-        node_role = iam.create_role(RoleName="g7-eks-node", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        self.seeded.fis_role_arn = iam.create_role(RoleName=FIS_ROLE,
+                                                   AssumeRolePolicyDocument=trust_policy(FIS_SERVICE))["Role"]["Arn"]
+        # FIDELITY FIS-4: an account that has used FIS holds FIS's service-linked role, which trusts FIS too
+        iam.create_role(RoleName=FIS_SERVICE_LINKED_ROLE, Path=f"/aws-service-role/{FIS_SERVICE}/",
+                        AssumeRolePolicyDocument=trust_policy(FIS_SERVICE),
+                        Description="Service-linked role of AWS Fault Injection Service")
+        cluster_role = iam.create_role(RoleName="g7-eks-cluster",
+                                       AssumeRolePolicyDocument=trust_policy("eks.amazonaws.com"))["Role"]["Arn"]
+        node_role = iam.create_role(RoleName="g7-eks-node",
+                                    AssumeRolePolicyDocument=trust_policy("ec2.amazonaws.com"))["Role"]["Arn"]
 
         clusters: dict[str, list[str]] = {name: list(c.azs) for name, c in world.clusters.items()}
         for group in world.nodegroups.values():
@@ -279,6 +292,9 @@ class AwsTwin:
                                   DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": forward}}])
         except Exception:   # a listener is cosmetic for the twin: routing is the gateway's
             log.debug("NLB listener not created", exc_info=True)
+        # the deployment opted its NLB in to ARC zonal shift (disabled by default on every load balancer)
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=self.seeded.nlb_arn, Attributes=[
+            {"Key": ZONAL_SHIFT_ATTRIBUTE, "Value": "true"}])
         self.zonal.add_resource(self.seeded.nlb_arn, NLB_NAME, list(self.world.azs))
 
     # -- callbacks -----------------------------------------------------------------------------------------
@@ -299,6 +315,7 @@ class AwsTwin:
             self.groups.rebalancing.discard(instance.instance_id)
         if self.fis is not None:
             self.fis.spot_terminations.pop(instance.instance_id, None)
+            self.fis.spot_notices.pop(instance.instance_id, None)
 
     # -- the behaviour loop --------------------------------------------------------------------------------
     async def run(self) -> None:

@@ -2,8 +2,13 @@
 
 The managed resources are the twin's load balancers. An active shift moves traffic away from one AZ:
 its AZ is in world.zonal_shift_away until the shift is cancelled or expires. `expiresIn` ("30m", "2h") is
-real-world time and is scaled by time_scale like every other control-plane duration. `awayFrom` accepts
-the AZ ID boto3 users pass in production (use2-az1) and the AZ name.
+real-world time and is scaled by time_scale like every other control-plane duration.
+
+As on AWS, `awayFrom` takes an AZ *ID* (use2-az1): an AZ name (us-east-2a) is refused with a
+ValidationException (reason InvalidAz). A load balancer is a resource ARC can shift only while its
+`zonal_shift.config.enabled` attribute is true (zonal shift is disabled by default on every NLB/ALB and
+enabled per load balancer through elbv2 modify_load_balancer_attributes); the twin reads that attribute
+from the load balancer itself, and treats a load balancer without it like an unregistered resource.
 """
 from __future__ import annotations
 
@@ -58,14 +63,34 @@ class Shift:
     status: str = "ACTIVE"
 
 
-def _error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": kind})
+# FIDELITY ARC-1: awayFrom is an AZ ID such as use2-az1; anything else is ValidationException, reason InvalidAz.
+_AZ_ID = re.compile(r"^[a-z]{2,4}[0-9]-az[0-9]+$")
+# FIDELITY ARC-2: a load balancer is shiftable only with this attribute true (disabled by default).
+ZONAL_SHIFT_ATTRIBUTE = "zonal_shift.config.enabled"
+
+
+def _error(status: int, kind: str, message: str, reason: str | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"message": message}
+    if reason:
+        body["reason"] = reason
+    return JSONResponse(body, status_code=status, headers={"x-amzn-ErrorType": kind})
+
+
+def zonal_shift_enabled(region: str, arn: str) -> bool:
+    """The load balancer's own `zonal_shift.config.enabled` attribute, as elbv2 stores it."""
+    from harness.twin.aws import backends
+
+    balancer = backends.backend("elbv2", region).load_balancers.get(arn)
+    if balancer is None:
+        return False
+    return str((balancer.attrs or {}).get(ZONAL_SHIFT_ATTRIBUTE, "false")).lower() == "true"
 
 
 @dataclass
 class ZonalShifts:
     world: World
     clock: TwinClock
+    region: str | None = None      # where the load balancers live; None: every resource counts as enabled
     resources: dict[str, ManagedResource] = field(default_factory=dict)
     shifts: dict[str, Shift] = field(default_factory=dict)
     _applied: set[str] = field(default_factory=set)
@@ -84,10 +109,17 @@ class ZonalShifts:
         self._applied = wanted
 
     def _az_name(self, resource: ManagedResource, away: str) -> str | None:
+        """The AZ (name) of the resource whose ID is `away`; an AZ name is not accepted, as on AWS."""
         for az in resource.azs:
-            if away in (az, az_id(az)):
+            if away == az_id(az):
                 return az
         return None
+
+    def _enabled(self, resource: ManagedResource) -> bool:
+        return self.region is None or zonal_shift_enabled(self.region, resource.arn)
+
+    def _managed(self) -> list[ManagedResource]:
+        return [r for r in self.resources.values() if self._enabled(r)]
 
     def _shift_json(self, shift: Shift) -> dict[str, Any]:
         resource = self.resources.get(shift.resource)
@@ -111,11 +143,17 @@ class ZonalShifts:
     async def start(self, request: Request) -> JSONResponse:
         body = await request.json()
         resource = self.resources.get(body.get("resourceIdentifier", ""))
-        if resource is None:
+        if resource is None or not self._enabled(resource):
+            # a load balancer without zonal shift enabled is no managed resource of ARC
             return _error(404, "ResourceNotFoundException", f"Resource {body.get('resourceIdentifier')} not found")
-        away = self._az_name(resource, body.get("awayFrom", ""))
+        away_from = str(body.get("awayFrom", ""))
+        if not _AZ_ID.match(away_from):
+            return _error(400, "ValidationException", f"awayFrom {away_from!r} is not an Availability Zone ID "
+                          "(for example use2-az1)", reason="InvalidAz")
+        away = self._az_name(resource, away_from)
         if away is None:
-            return _error(400, "ValidationException", f"awayFrom {body.get('awayFrom')} is not an AZ of the resource")
+            return _error(400, "ValidationException", f"awayFrom {away_from} is not an AZ of the resource",
+                          reason="UnsupportedAz")
         try:
             expires = parse_expires_in(body.get("expiresIn", ""))
         except ValueError as exc:
@@ -172,13 +210,13 @@ class ZonalShifts:
         self.tick(self.clock.now())
         ident = request.path_params["resource"]
         resource = self.resources.get(ident) or next((r for r in self.resources.values() if r.name == ident), None)
-        if resource is None:
+        if resource is None or not self._enabled(resource):
             return _error(404, "ResourceNotFoundException", f"Resource {ident} not found")
         return JSONResponse(self._in_resource(resource))
 
     async def list_resources(self, request: Request) -> JSONResponse:
         self.tick(self.clock.now())
-        return JSONResponse({"items": [self._in_resource(r) for r in self.resources.values()]})
+        return JSONResponse({"items": [self._in_resource(r) for r in self._managed()]})
 
     def app(self) -> Starlette:
         return Starlette(routes=[

@@ -8,6 +8,7 @@ from harness.twin.controllers.deviceplugin import DevicePluginController
 from harness.twin.controllers.disruption import Drainer, DisruptionController
 from harness.twin.controllers.efaphysics import EfaPhysics
 from harness.twin.controllers.gpuphysics import GpuPhysics
+from harness.twin.controllers.mpilauncher import MpiLauncher
 from harness.twin.controllers.nodemonitor import NodeMonitoringAgent
 from harness.twin.controllers.nodestatus import NodeStatusController
 from harness.twin.controllers.podlifecycle import PodLifecycleController
@@ -21,6 +22,7 @@ def build_manager(fleet: Fleet) -> ControllerManager:
     drainer = Drainer(fleet)
     return ControllerManager(fleet, [
         GpuPhysics(fleet),
+        MpiLauncher(fleet),
         EfaPhysics(fleet),
         DevicePluginController(fleet),
         NodeStatusController(fleet),

@@ -63,7 +63,8 @@ class Fleet:
     hw_reason: dict[str, str] = field(default_factory=dict)         # node -> the reason the agent reported with it
     pod_started: dict[tuple[str, str, str], float] = field(default_factory=dict)
     terminated_instances: set[str] = field(default_factory=set)
-    efa_jobs: dict[str, int] = field(default_factory=dict)          # node -> collective runs loading its fabric
+    frozen_cgroups: dict[str, set[str]] = field(default_factory=dict)   # node -> cgroups whose cgroup.freeze is 1
+    pod_logs: dict[tuple[str, str, str], str] = field(default_factory=dict)   # (cluster, ns, pod) -> its log
     aws_client: Callable[[str], Any] | None = None   # service name -> boto3 client against the twin's AWS
     serving: Any = None                              # the serving fleet (replica signals), when present
     hooks: Any = None                                # the FleetHooks acting on this fleet

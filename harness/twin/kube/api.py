@@ -77,8 +77,9 @@ class KubeApi:
     """Request handling over one cluster's store; `build_kube_app` wraps it in Starlette routes."""
 
     def __init__(self, store: ObjectStore, exec_handler: ExecHandler | None, proxy_handler: ProxyHandler | None,
-                 deletion_grace_seconds: float):
+                 deletion_grace_seconds: float, log_handler: Callable[[str, str], str] | None = None):
         self.store = store
+        self.log_handler = log_handler
         self.exec_handler = exec_handler
         self.proxy_handler = proxy_handler
         self.grace = deletion_grace_seconds
@@ -179,7 +180,7 @@ class KubeApi:
             return await self.proxy(t)
         elif t.resource is PODS and t.sub == "log" and method == "GET":
             self._must_get(t.resource, t.namespace, t.name)
-            return PlainTextResponse("")
+            return PlainTextResponse(self.log_handler(t.namespace, t.name) if self.log_handler else "")
         elif t.resource is PODS and t.sub in ("exec", "attach"):
             raise ApiError(400, "BadRequest", "Upgrade request required")
         raise ApiError(405, "MethodNotAllowed", f"{method} {t.sub or ''} is not supported")
@@ -678,9 +679,10 @@ async def _body(request: Request, allow_empty: bool = False) -> Any:
 
 
 def build_kube_app(store: ObjectStore, *, exec_handler: ExecHandler | None = None,
-                   proxy_handler: ProxyHandler | None = None, deletion_grace_seconds: float = 0.2) -> Starlette:
+                   proxy_handler: ProxyHandler | None = None, deletion_grace_seconds: float = 0.2,
+                   log_handler: Callable[[str, str], str] | None = None) -> Starlette:
     """The Kubernetes API for one cluster. Any bearer token is accepted (the twin binds 127.0.0.1 only)."""
-    api = KubeApi(store, exec_handler, proxy_handler, deletion_grace_seconds)
+    api = KubeApi(store, exec_handler, proxy_handler, deletion_grace_seconds, log_handler)
 
     async def version(_: Request) -> Response:
         # kubectl's dispatcher picks its minor from /version and caches it unless told not to

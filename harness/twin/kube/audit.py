@@ -173,7 +173,7 @@ class KubeAuditApp:
         async def recording_send(message: dict[str, Any]) -> None:
             kind = message.get("type")
             if call.status is None:
-                if kind == "http.response.start":
+                if kind in ("http.response.start", "websocket.http.response.start"):   # the latter: a refused upgrade
                     call.status = int(message.get("status", 0))
                 elif kind == "websocket.accept":
                     call.status = 101

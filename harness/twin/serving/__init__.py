@@ -1,7 +1,7 @@
 """The twin's inference path: Triton-like replicas on G7 GPUs behind a regional NLB-style gateway.
 
 Public API: `ServingFleet(world)` (replicas derived from the clusters' Kubernetes stores and the World's
-physics; `signal(pod, "STOP"|"CONT")` for the exec handler) and `build_gateway_app(fleet)` (the Starlette
+physics; `freeze(pod, frozen)` for the cgroup freezer the exec handler drives) and `build_gateway_app(fleet)` (the Starlette
 app the twin serves on world.serving_url).
 """
 from harness.twin.serving.fleet import ServingFleet

@@ -157,6 +157,8 @@ class ServingFleet:
                 node = self.world.nodes.get(r.node)
                 r.az = node.az if node is not None else r.az
                 r.set_stopped(any(p in self.stopped_pods for p in r.pods))
+        live = {p for r in self.replicas.values() if r.key in seen for p in r.pods}
+        self.stopped_pods &= live               # a deleted pod's cgroup, and its freeze, are gone with it
         for key in [k for k in self.replicas if k not in seen]:
             r = self.replicas.pop(key)
             r.kill("pod deleted")
@@ -314,18 +316,29 @@ class ServingFleet:
         return sorted(present or MODELS)
 
     # -- faults --------------------------------------------------------------------------------------
-    def signal(self, pod_name: str, sig: str) -> bool:
-        """`kill -STOP 1` / `kill -CONT 1` in a triton pod: freeze or thaw its replica. False if no such pod."""
-        sig = sig.upper().removeprefix("SIG")
-        if sig not in ("STOP", "CONT"):
-            raise ValueError(f"unsupported signal {sig!r}")
-        (self.stopped_pods.add if sig == "STOP" else self.stopped_pods.discard)(pod_name)
+    def freeze(self, pod_name: str, frozen: bool) -> bool:
+        """The pod's serving container was frozen (cgroup.freeze 1) or thawed: its replica stops mid-step, sends
+        nothing (not even response headers) and resumes where it was. False if no replica has that pod."""
+        (self.stopped_pods.add if frozen else self.stopped_pods.discard)(pod_name)
         found = False
         for r in self.replicas.values():
             if pod_name in r.pods:
                 r.set_stopped(any(p in self.stopped_pods for p in r.pods))
                 found = True
         return found
+
+    def replica_of(self, pod_name: str) -> Replica | None:
+        return next((r for r in self.replicas.values() if pod_name in r.pods), None)
+
+    async def await_answering(self, pod_name: str, limit_s: float) -> bool:
+        """Whether the pod's server can answer within `limit_s`: at once unless it is frozen, then at its thaw."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while pod_name in self.stopped_pods:
+            if loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
 
     # -- health and canary ---------------------------------------------------------------------------
     def canary_text(self, r: Replica) -> str:

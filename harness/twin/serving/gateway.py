@@ -204,7 +204,7 @@ class Gateway:
                    stamp=request.headers.get(STAMP_HEADER, "") not in ("", "0"))
         if body.stream:
             headers["cache-control"] = "no-cache"
-            # A frozen (SIGSTOPped) replica sends nothing, not even its response headers, so the client
+            # A frozen (cgroup.freeze) replica sends nothing, not even its response headers, so the client
             # sees silence from the first byte on; a running one answers headers at once.
             return _SSEResponse(ctx.sse(), headers, ctx.seq if ctx.cancel_on_leave else None,  # type: ignore[return-value]
                                 withhold_headers=lambda: replica.stopped)

@@ -39,7 +39,7 @@ KV_BYTES_PER_ELEMENT: dict[str, float] = {"llama-13b-fp8": 1.0, "llama-70b-fp16"
 PCIE_ALLREDUCE_LATENCY_S = 20e-6
 EFA_ALLREDUCE_LATENCY_S = 30e-6
 EFA_NO_PLACEMENT_GROUP_FACTOR = 6.0       # latency multiplier outside a cluster placement group
-EFA_NO_PLACEMENT_GROUP_BW_SHARE = 0.5     # share of EFA bandwidth reachable across spines
+EFA_NO_PLACEMENT_GROUP_BW_SHARE = 0.5     # FIDELITY EFA-7: share of EFA bandwidth reachable across spines
 ALLREDUCES_PER_LAYER = 2
 
 # Largest batch a replica runs at once; later arrivals queue (nv_inference_queue_duration_us).

@@ -153,7 +153,7 @@ class Replica:
                 self._thawed.set()
 
     def set_stopped(self, stopped: bool) -> None:
-        """SIGSTOP / SIGCONT of the Triton process: the batch freezes mid-step and resumes where it was."""
+        """The Triton container frozen / thawed (cgroup freezer): the batch stops mid-step and resumes where it was."""
         self._stopped = stopped
         if self._thawed is not None:
             (self._thawed.clear if stopped else self._thawed.set)()

@@ -127,9 +127,11 @@ class RunningTwin:
 
 
 @pytest.fixture(scope="session")
-def twin() -> Iterator[RunningTwin]:
+def twin(twin_pool) -> Iterator[RunningTwin]:
     """One article twin shared by the modules (starting one costs seconds); tests use disjoint nodes.
-    Modules that need another profile stop it first: moto's backends hold one twin per process."""
+    Modules that need another profile stop it first: moto's backends hold one twin per process. A twin the pool
+    still runs goes first: stopping it later would reset moto under this one and wipe what it seeded."""
+    twin_pool.release()
     running = RunningTwin().start()
     yield running
     running.stop()

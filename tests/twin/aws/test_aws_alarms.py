@@ -33,9 +33,17 @@ def test_dbe_alarm_fires_for_its_cluster_only_and_has_history(twin: RunningTwin)
 def test_temperature_and_efa_alarms(twin: RunningTwin) -> None:
     node = node_in(twin, "g7-use2b")
     twin.call(lambda: node.gpus[0].fields.__setitem__(DCGM_FI_DEV_GPU_TEMP, 90.0))
-    twin.call(lambda: node.efa_counters.__setitem__("rx_drops", node.efa_counters["rx_drops"] + 40))
+    twin.call(lambda: node.efa_counters.__setitem__("retrans_pkts", node.efa_counters["retrans_pkts"] + 40))
     wait_for(lambda: state(twin, "g7-use2b-gpu-temperature") == "ALARM", 4, "temperature alarm")
     wait_for(lambda: state(twin, "g7-use2b-efa-errors") == "ALARM", 4, "EFA alarm")
+    # as the CloudWatch agent exports it: efa_retrans_pkts in CWAgent, a delta (40 retransmits, then none)
+    cw = twin.aws.client("cloudwatch")
+    alarm = cw.describe_alarms(AlarmNames=["g7-use2b-efa-errors"])["MetricAlarms"][0]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("CWAgent", "efa_retrans_pkts")
+    assert json.loads(alarm["StateReasonData"])["recentDatapoints"] == [40.0]
+    listed = {m["MetricName"] for m in cw.list_metrics(Namespace="CWAgent")["Metrics"]}
+    assert {"efa_retrans_pkts", "efa_rx_dropped", "efa_rdma_read_wr_err", "efa_rdma_write_wr_err",
+            "efa_tx_bytes", "efa_rx_bytes"} <= listed and not any("resp_err" in m for m in listed)
     twin.call(lambda: node.gpus[0].fields.__setitem__(DCGM_FI_DEV_GPU_TEMP, 50.0))
     # counters that stop increasing are no longer errors
     wait_for(lambda: state(twin, "g7-use2b-efa-errors") == "OK", 4, "EFA back to OK")

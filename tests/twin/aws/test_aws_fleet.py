@@ -6,6 +6,8 @@ import time
 from harness.twin.aws.asg import ASG_LAUNCH_DELAY_S
 
 import httpx
+import pytest
+from botocore.exceptions import ClientError
 
 from conftest import RunningTwin, stays, wait_for
 
@@ -190,20 +192,59 @@ def test_an_unsupported_action_fails_the_experiment_with_a_reason(twin: RunningT
     assert "aws:eks:inject-kubernetes-custom-resource" in state["reason"]
 
 
-def test_a_spot_notice_shorter_than_two_minutes_is_refused(twin: RunningTwin) -> None:
+def test_a_spot_duration_outside_pt2m_pt15m_is_refused_at_template_creation(twin: RunningTwin) -> None:
+    """FIS validates action parameters when the template is created: nothing exists and nothing is sent."""
     fis = twin.aws.client("fis")
-    notices = len(twin.hooks.named("spot_notice"))
+    notices, templates = len(twin.hooks.named("spot_notice")), len(fis.list_experiment_templates()["experimentTemplates"])
+    for duration in ("PT30S", "PT1M59S", "PT16M", "soon"):
+        with pytest.raises(ClientError) as refused:
+            fis.create_experiment_template(
+                description="out of range", roleArn=twin.aws.seeded.fis_role_arn, stopConditions=[{"source": "none"}],
+                targets={"spot": {"resourceType": "aws:ec2:spot-instance", "selectionMode": "COUNT(1)",
+                                  "resourceTags": {"eks:nodegroup-name": "g7-use2b-13b"}}},
+                actions={"interrupt": {"actionId": "aws:ec2:send-spot-instance-interruptions",
+                                       "parameters": {"durationBeforeInterruption": duration},
+                                       "targets": {"SpotInstances": "spot"}}})
+        assert refused.value.response["Error"]["Code"] == "ValidationException", duration
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert len(fis.list_experiment_templates()["experimentTemplates"]) == templates
+    assert len(twin.hooks.named("spot_notice")) == notices
+
+
+def test_fis_spot_rebalance_at_once_notice_two_minutes_before_the_interruption(twin: RunningTwin) -> None:
+    """PT5M at 60x: the rebalance recommendation at the action's start, the interruption notice 3 min later (2 min
+    before the interruption), the instance reclaimed at 5 min; IMDS shows each signal only from its time on."""
+    fis = twin.aws.client("fis")
+    node = next(n for n in twin.world.nodes.values() if n.nodegroup == "g7-use2b-13b" and n.power == "running"
+                and n.rebalance_at is None)
+    arn = f"arn:aws:ec2:us-east-2:123456789012:instance/{node.instance_id}"
     template = fis.create_experiment_template(
-        description="too short", roleArn=twin.aws.seeded.fis_role_arn, stopConditions=[{"source": "none"}],
+        description="spot interruption with a rebalance lead", roleArn=twin.aws.seeded.fis_role_arn,
+        stopConditions=[{"source": "none"}],
         targets={"spot": {"resourceType": "aws:ec2:spot-instance", "selectionMode": "COUNT(1)",
-                          "resourceTags": {"eks:nodegroup-name": "g7-use2b-13b"}}},
+                          "resourceArns": [arn]}},
         actions={"interrupt": {"actionId": "aws:ec2:send-spot-instance-interruptions",
-                               "parameters": {"durationBeforeInterruption": "PT30S"},
+                               "parameters": {"durationBeforeInterruption": "PT5M"},
                                "targets": {"SpotInstances": "spot"}}})["experimentTemplate"]
-    experiment = fis.start_experiment(experimentTemplateId=template["id"])["experiment"]
-    state = wait_for(lambda: (s := fis.get_experiment(id=experiment["id"])["experiment"]["state"])["status"] == "failed"
-                     and s, 3, "failed")
-    assert "PT2M" in state["reason"] and len(twin.hooks.named("spot_notice")) == notices
+    started = time.time()
+    fis.start_experiment(experimentTemplateId=template["id"])
+    base = f"{twin.urls['imds']}/nodes/{node.name}/latest/meta-data"
+    wait_for(lambda: (node.instance_id,) in twin.hooks.named("rebalance"), 2, "the rebalance recommendation")
+    rebalanced = time.time()
+    assert rebalanced - started < 1.0
+    assert httpx.get(f"{base}/events/recommendations/rebalance").status_code == 200
+    assert httpx.get(f"{base}/spot/instance-action").status_code == 404          # no notice yet
+    assert not [n for n in twin.hooks.named("spot_notice") if n[0] == node.instance_id]
+    notice = wait_for(lambda: [n for n in twin.hooks.named("spot_notice") if n[0] == node.instance_id], 5,
+                      "the interruption notice")
+    noticed = time.time()
+    assert 3.0 - 0.3 <= noticed - started <= 3.0 + 1.0, f"notice after {noticed - started:.2f} s, not 3 s"
+    terminate_at = notice[0][1]
+    assert abs(terminate_at - (started + 5.0)) < 1.0                                  # PT5M at 60x
+    action = httpx.get(f"{base}/spot/instance-action")
+    assert action.status_code == 200 and action.json()["action"] == "terminate"
+    wait_for(lambda: (node.instance_id,) in twin.hooks.named("terminated"), 4, "the interruption")
+    assert time.time() >= terminate_at - 0.1, "interrupted before its time"
 
 
 def test_imds_answers_like_imds(twin: RunningTwin) -> None:

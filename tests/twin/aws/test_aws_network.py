@@ -83,6 +83,7 @@ def _disrupt_template(twin: RunningTwin, az: str, duration: str) -> str:
         description=f"power interruption of {az}", roleArn=twin.aws.seeded.fis_role_arn,
         stopConditions=[{"source": "none"}],
         targets={"subnets": {"resourceType": "aws:ec2:subnet", "selectionMode": "ALL",
+                             "resourceTags": {"kubernetes.io/role/internal-elb": "1"},
                              "filters": [{"path": "AvailabilityZone", "values": [az]}]}},
         actions={"cut": {"actionId": "aws:network:disrupt-connectivity", "targets": {"Subnets": "subnets"},
                          "parameters": {"duration": duration, "scope": "all"}}})["experimentTemplate"]["id"]
@@ -132,7 +133,7 @@ def test_zonal_shift_through_boto3(twin: RunningTwin) -> None:
     assert twin.world.zonal_shift_away == {"us-east-2a"}
     assert arc.get_managed_resource(resourceIdentifier=nlb)["appliedWeights"] == {"use2-az1": 0.0, "use2-az2": 1.0}
     with pytest.raises(arc.exceptions.ConflictException):
-        arc.start_zonal_shift(resourceIdentifier=nlb, awayFrom="us-east-2b", expiresIn="30m", comment="twice")
+        arc.start_zonal_shift(resourceIdentifier=nlb, awayFrom="use2-az2", expiresIn="30m", comment="twice")
     with pytest.raises(arc.exceptions.ResourceNotFoundException):
         arc.start_zonal_shift(resourceIdentifier="arn:aws:nope", awayFrom="use2-az1", expiresIn="30m", comment="x")
     assert [s["zonalShiftId"] for s in arc.list_zonal_shifts(status="ACTIVE")["items"]] == [shift["zonalShiftId"]]
@@ -140,7 +141,49 @@ def test_zonal_shift_through_boto3(twin: RunningTwin) -> None:
     cancelled = arc.cancel_zonal_shift(zonalShiftId=shift["zonalShiftId"])
     assert cancelled["status"] == "CANCELED" and twin.world.zonal_shift_away == set()
     # expiresIn is real-world time, scaled: 1m at 60x is one wall second
-    short = arc.start_zonal_shift(resourceIdentifier=nlb, awayFrom="us-east-2b", expiresIn="1m", comment="brief")
+    short = arc.start_zonal_shift(resourceIdentifier=nlb, awayFrom="use2-az2", expiresIn="1m", comment="brief")
     assert twin.world.zonal_shift_away == {"us-east-2b"}
     wait_for(lambda: not twin.world.zonal_shift_away, 3, "expiry")
     assert arc.list_zonal_shifts(status="EXPIRED")["items"][0]["zonalShiftId"] == short["zonalShiftId"]
+
+
+def test_zonal_shift_refuses_az_names(twin: RunningTwin) -> None:
+    """awayFrom is an AZ ID; the zone name a person would type is a ValidationException, and nothing shifts."""
+    arc = boto3.client("arc-zonal-shift", endpoint_url=twin.urls["zonal"], region_name="us-east-2",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    nlb = twin.aws.seeded.nlb_arn
+    for away in ("us-east-2a", "use2-az9"):
+        with pytest.raises(arc.exceptions.ValidationException) as refused:
+            arc.start_zonal_shift(resourceIdentifier=nlb, awayFrom=away, expiresIn="30m", comment="by name")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert refused.value.response["reason"] == "UnsupportedAz"
+    assert arc.list_zonal_shifts(status="ACTIVE")["items"] == [] and twin.world.zonal_shift_away == set()
+
+
+def test_zonal_shift_needs_the_load_balancer_attribute(twin: RunningTwin) -> None:
+    """With zonal_shift.config.enabled false the NLB is no managed resource of ARC: start_zonal_shift is
+    ResourceNotFoundException; set it true again and the same call works."""
+    arc = boto3.client("arc-zonal-shift", endpoint_url=twin.urls["zonal"], region_name="us-east-2",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    elbv2 = twin.aws.client("elbv2")
+    nlb = twin.aws.seeded.nlb_arn
+
+    def enabled() -> str:
+        attributes = elbv2.describe_load_balancer_attributes(LoadBalancerArn=nlb)["Attributes"]
+        return next(a["Value"] for a in attributes if a["Key"] == "zonal_shift.config.enabled")
+
+    assert enabled() == "true"                                        # the article deployment opted in
+    elbv2.modify_load_balancer_attributes(LoadBalancerArn=nlb, Attributes=[
+        {"Key": "zonal_shift.config.enabled", "Value": "false"}])
+    try:
+        with pytest.raises(arc.exceptions.ResourceNotFoundException):
+            arc.start_zonal_shift(resourceIdentifier=nlb, awayFrom="use2-az1", expiresIn="30m", comment="off")
+        assert arc.list_managed_resources()["items"] == []
+        assert twin.world.zonal_shift_away == set()
+    finally:
+        elbv2.modify_load_balancer_attributes(LoadBalancerArn=nlb, Attributes=[
+            {"Key": "zonal_shift.config.enabled", "Value": "true"}])
+    shift = arc.start_zonal_shift(resourceIdentifier=nlb, awayFrom="use2-az1", expiresIn="30m", comment="on")
+    assert twin.world.zonal_shift_away == {"us-east-2a"}
+    arc.cancel_zonal_shift(zonalShiftId=shift["zonalShiftId"])
+    assert twin.world.zonal_shift_away == set()

@@ -37,21 +37,21 @@ def test_kubectl_exec_runs_dcgmi_in_the_dcgm_pod(twin, tmp_path):
     assert bad.returncode != 0 and "Unable to inject info" in bad.stdout     # dcgmi prints it on stdout
 
 
-def test_exec_dispatch_reaches_the_serving_layer_and_the_fabric(twin):
+def test_exec_dispatch_reaches_the_serving_layer_and_one_process_all_reduce_stays_on_its_node(twin):
     tp_node = twin.nodes(A, f"{A}-70b-tp")[0].metadata.name
     tp_pod = twin.pod_on(A, "inference", "app=triton", tp_node).metadata.name
     serving = twin.handle.twin.serving
+    # the container's PID 1 is its namespace's init: SIGSTOP from inside is dropped, and kill still exits 0
     assert exec_in(twin, A, tp_pod, "inference", ["kill", "-STOP", "1"])[0] == 0
-    assert tp_pod in serving.stopped_pods
-    assert exec_in(twin, A, tp_pod, "inference", ["kill", "-CONT", "1"])[0] == 0
     assert tp_pod not in serving.stopped_pods
     assert exec_in(twin, A, tp_pod, "inference", ["rm", "-rf", "/"])[0] == 127
 
+    node = twin.world.nodes[tp_node]
+    before = ({**node.efa_counters}, {**node.efa_traffic})
     code, out, _ = exec_in(twin, A, tp_pod, "inference", ["all_reduce_perf", "-b", "8", "-e", "1M", "-f", "2", "-g", "8", "-n", "20"])
     assert code == 0 and "Avg bus bandwidth" in out
-    assert twin.world.nodes[tp_node].efa_counters["retrans_pkts"] > 0 and twin.world.nodes[tp_node].efa_load < 0.7
-    wait_for(lambda: twin.alarm_state(f"{A}-efa-errors") == "ALARM", twin.wall(3 * hardware.ALARM_PERIOD_S) + 3,
-             "the EFA alarm")
+    # one process moves data between its node's GPUs only: the fabric and its counters stay still
+    assert node.efa_load == 0.0 and (node.efa_counters, node.efa_traffic) == before
 
 
 def test_az_connectivity_loss_and_recovery(twin):

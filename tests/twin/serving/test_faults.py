@@ -46,23 +46,21 @@ def test_stop_freezes_streams_and_cont_resumes(gateway, sse):
     _only_az_a(gw)
     t, box = _in_thread(gw, sse, {"prompt": "stall me", "max_tokens": 20})
     _wait_tokens(gw, "triton-13b-a00", 3)
-    assert gw.call(lambda: gw.fleet.signal("triton-13b-a00", "STOP"))
+    assert gw.call(lambda: gw.fleet.freeze("triton-13b-a00", True))
     t2, box2 = _in_thread(gw, sse, {"prompt": "new while stopped", "max_tokens": 3})
     time.sleep(0.5)
-    assert gw.call(lambda: gw.fleet.signal("triton-13b-a00", "CONT"))
+    assert gw.call(lambda: gw.fleet.freeze("triton-13b-a00", False))
     t.join(10), t2.join(10)
     res, res2 = box["res"], box2["res"]
     assert res.done and len(res.events) == 20
     assert max(res.gaps) > 0.4                                 # hung mid-stream for the stop
     assert res2.done and res2.ttft > 0.4                       # a new request hangs before its first token
-    assert gw.call(lambda: gw.fleet.signal("triton-no-such-pod", "STOP")) is False
-    with pytest.raises(ValueError):
-        gw.fleet.signal("triton-13b-a00", "KILL")
+    assert gw.call(lambda: gw.fleet.freeze("triton-no-such-pod", True)) is False
 
 
 def test_stopped_replicas_fail_the_node_health_check(gateway):
     gw = gateway(gpus_per_node=1)
-    gw.call(lambda: gw.fleet.signal("triton-13b-a00", "STOP"))
+    gw.call(lambda: gw.fleet.freeze("triton-13b-a00", True))
     with gw.client() as c:
         assert c.get(f"/targets/{NODE_A}/v2/health/ready").status_code == 503
         assert c.get(f"/targets/{NODE_B}/v2/health/ready").status_code == 200
