@@ -42,7 +42,7 @@ RUNS_SOMETHING = {"pods/exec", "pods/attach", "pods/portforward", "pods/proxy", 
 # must leave this list the moment the code calls it: test_awaiting_entries_are_not_called_yet fails then.
 AWAITING_KUBE: set[tuple[str, str, str]] = set()
 LAUNCHER = "g7chaos-mpi-launcher"     # efa-saturation's launcher pod runs as this ServiceAccount
-AWAITING_AWS = {"eks:DescribeNodegroup", "iam:GetRole"}
+AWAITING_AWS = {"iam:GetRole"}
 
 # The grants deploy/ shipped before it was scoped: what the scope checks below must refuse.
 OLD_RBAC = """
