@@ -151,7 +151,7 @@ def _alarm_events(target: Any, audit: AuditClock, n: int) -> tuple[list[float], 
                                     ComparisonOperator="GreaterThanThreshold", TreatMissingData="ignore")
     check = AlarmFired(AlarmFiredParams(metric=ALARM_METRIC))
     sampled = threading.Condition()
-    real = check._matching
+    real = check._read
 
     def matching() -> list[dict]:     # let the wait below wake on each sample instead of polling it
         found = real()
@@ -159,7 +159,7 @@ def _alarm_events(target: Any, audit: AuditClock, n: int) -> tuple[list[float], 
             sampled.notify_all()
         return found
 
-    check._matching = matching        # type: ignore[method-assign]
+    check._read = matching            # type: ignore[method-assign]
     check.start(_Ctx(target))
     out: list[float] = []
     missed = 0
