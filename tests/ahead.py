@@ -8,7 +8,7 @@ a `Job` for each test that takes the `ahead_run` fixture. The session then runs 
 1. modules marked `quiet` (they measure time to the millisecond), with nothing in the background;
 2. every other module, while the background works through the jobs one at a time, the longest first, so at
    most one background run shares the machine with the foreground;
-3. the modules whose tests take `ahead_run`, reading their results (two runs at a time once nothing else is
+3. the modules whose tests take `ahead_run`, reading their results (three runs at a time once nothing else is
    left, or when only these modules were selected).
 """
 from __future__ import annotations
@@ -111,7 +111,7 @@ class AheadRuns:
                 future.set_exception(exc)
 
     def result(self, nodeid: str) -> Ran:
-        self.add_worker(most=2)                 # nothing else runs now: two at a time
+        self.add_worker(most=3)                 # nothing else runs now: three at a time (each mostly waits)
         return self._futures.pop(nodeid).result()
 
     def close(self) -> None:

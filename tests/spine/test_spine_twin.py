@@ -235,11 +235,21 @@ def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_
                                     "headers": {**fields.get("headers", {}), "x-g7-stamp": "1"}})
     target = Target.from_twin_endpoints(endpoints_file(twin))
     load = LoadProcess()
-    # as MEASURING.md measured it: server (the twin, in this process) on one core, load generator on the other
+    # as MEASURING.md measured it: server (the twin, in this process) on one core, load generator on the other.
+    # Affinity is per thread on Linux: every thread of this process (the twin's loop, moto's server) is pinned,
+    # not only this one, or the twin's control loops run on the load generator's core and its lag is theirs.
     affinity = os.sched_getaffinity(0)
     cores = sorted(affinity)
+
+    def pin_process(cpus: set[int]) -> None:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:      # a thread that ended meanwhile
+                pass
+
     if len(cores) >= 2:
-        os.sched_setaffinity(0, {cores[0]})
+        pin_process({cores[0]})
     load.start(target.inference_url, spec, tmp_path / "load", first_window="warmup")
     if len(cores) >= 2:
         os.sched_setaffinity(load.procs[0].pid, {cores[1]})
@@ -255,7 +265,7 @@ def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_
         load.mark_window("cooldown")
     finally:
         result = load.stop(timeout_s=20)
-        os.sched_setaffinity(0, affinity)
+        pin_process(affinity)
     windows = [result.window(f"measure-{i}") for i in range(WINDOWS)]
     assert all(w is not None and w.requests >= 10 for w in windows), [w and w.requests for w in windows]
     figures = [(w.window, w.lag_p99_ms, w.loop_lag_p99_ms, w.degraded, w.ttft_p99_ms, w.tbt_p99_ms) for w in windows]

@@ -7,6 +7,7 @@ the session ends with one metav1.Status on channel 3, whose ExitCode cause becom
 """
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Awaitable, Callable
@@ -15,6 +16,11 @@ from starlette.websockets import WebSocket
 
 SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDOUT, STDERR, STATUS = 1, 2, 3
+# A process in a container takes milliseconds to start and print; the twin's commands answer at once. kubectl's
+# websocket executor reads frames before it has registered its streams, and a frame that comes in that gap is
+# dropped ("websocket.go: Unknown stream id 1, discarding message", seen on a busy machine: the command's whole
+# output lost, exit 0). Output waits this long after the upgrade, as a real process's would (assumed figure).
+PROCESS_START_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,14 @@ async def serve_exec(ws: WebSocket, run: Callable[[], Awaitable[ExecResult]]) ->
     """
     subprotocol = choose_subprotocol(ws.headers.get("sec-websocket-protocol"))
     await ws.accept(subprotocol=subprotocol)
+    started = asyncio.get_running_loop().time()
     try:
         result = await run()
     except Exception as exc:   # the handler's failure is the command's failure, not a dropped socket
         result = ExecResult(1, b"", f"{type(exc).__name__}: {exc}\n".encode())
+    ready = started + PROCESS_START_S - asyncio.get_running_loop().time()
+    if ready > 0:
+        await asyncio.sleep(ready)      # the process's own start-up time, not a wait on cluster state
     if result.stdout:
         await ws.send_bytes(bytes([STDOUT]) + result.stdout)
     if result.stderr:
