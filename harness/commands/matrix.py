@@ -11,9 +11,11 @@ game day spends most of its wall time waiting on scenario time, not computing: t
 two cores. A worker's live console goes to `<report-dir>/<profile>/console.log`; this process prints one
 line per column as it ends.
 
-Exit 0 when every cell reached a verdict (pass or fail), 3 when interrupted, 4 when a cell ended in error
-(a twin that did not start, a fault that did not land), 5 when a cell lacked the evidence to judge: those
-cells prove nothing either way.
+Exit 0 when every cell reached a verdict (pass, fail or inconclusive), 3 when interrupted, 4 when a cell ended in
+error (a twin that did not start, a fault that did not land): those cells prove nothing either way. An
+inconclusive cell is a verdict of its own: a column whose profile leaves lasting damage (`plugin-before-driver`
+leaves a replaced node without GPUs, `cold-start-from-s3` leaves replicas loading for minutes) shows the scenarios
+that ran on the damaged fleet as inconclusive, since the fleet was not steady when they ended.
 """
 from __future__ import annotations
 
@@ -88,12 +90,10 @@ def run(args: argparse.Namespace) -> int:
                 break
             if any(r.verdict == "error" for r in gameday.runs):
                 exit_code = 4
-            elif exit_code == 0 and any(r.verdict == "inconclusive" for r in gameday.runs):
-                exit_code = 5
     matrix = VerdictMatrix.from_gamedays(gamedays)
     path = write_matrix(matrix, args.report_dir)
     from rich.console import Console
-    matrix.render(Console())
+    matrix.render(Console(width=None if sys.stdout.isatty() else 240))   # a log keeps the cells on one line
     print(f"matrix: {path}")
     return exit_code
 
@@ -179,7 +179,8 @@ def _columns_in_workers(scenarios: list, profiles: list[str], args: argparse.Nam
                 except Exception as exc:     # the worker process itself died (killed, out of memory)
                     gameday = _error_column(scenarios, profile, f"matrix worker died: {type(exc).__name__}: {exc}")
                 console.event(f"profile {profile}: {gameday.counts['pass']} pass, {gameday.counts['fail']} fail, "
-                              f"{gameday.counts['error']} error, {gameday.counts['aborted']} aborted")
+                              f"{gameday.counts['inconclusive']} inconclusive, {gameday.counts['error']} error, "
+                              f"{gameday.counts['aborted']} aborted")
                 yield profile, gameday
     finally:
         if pending:     # left early (a column aborted, or the caller stopped reading): end the running columns
