@@ -55,7 +55,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import urllib3
-from kubernetes import client
+from kubernetes import client, watch
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.faults.base import Fault, FaultError, NodeRef, register, revert_each
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions,
@@ -143,15 +144,25 @@ def helper_manifest(name: str, namespace: str, node: str, image: str, run: str) 
     }
 
 
+THAW_READBACK_S = 10.0      # the kernel thaws at once; a bound on the readback, not a wait
+
 def _await_running(core: Any, namespace: str, name: str, deadline: float) -> None:
-    while True:
-        pod = core.read_namespaced_pod(name, namespace)
-        phase = pod.status.phase if pod.status else None
-        if phase == "Running":
-            return
+    """Follow the helper pod on a watch until it runs, ends, or the deadline passes."""
+    pod = core.read_namespaced_pod(name, namespace)
+    phase = pod.status.phase if pod.status else None
+    version = pod.metadata.resource_version
+    while phase != "Running":
         if phase in ("Succeeded", "Failed") or time.time() >= deadline:
             raise FaultError(f"freeze helper {namespace}/{name} on {pod.spec.node_name} is {phase}, not Running")
-        time.sleep(0.1)
+        stream = watch.Watch().stream(core.list_namespaced_pod, namespace, field_selector=f"metadata.name={name}",
+                                      resource_version=version,
+                                      timeout_seconds=max(1, int(deadline - time.time()) + 1))
+        for event in stream:
+            pod = event["object"]
+            version = pod.metadata.resource_version
+            phase = pod.status.phase if pod.status else None
+            if phase in ("Running", "Succeeded", "Failed") or time.time() >= deadline:
+                break
 
 
 def start_helper(target: Any, context: str, namespace: str, node: str, image: str, run: str) -> str:
@@ -491,11 +502,13 @@ def thaw_node(target: Any, entry: dict[str, Any]) -> None:
             if setting.exit_code == 0 and setting.stdout.strip() == "0":
                 break
             write_freeze(target, context, namespace, helper, path, 0)
-            deadline = time.time() + 10.0     # the kernel thaws at once; a bound, not a wait
-            while (read_events(target, context, namespace, helper, path) or {}).get("frozen") == "1":
-                if time.time() >= deadline:
-                    raise FaultError(f"{owed['pod']}: {path} still reads frozen 1 after writing 0")
-                time.sleep(0.05)
+            # the kernel thaws at once: re-read for a bounded while, never longer than THAW_READBACK_S
+            still_frozen = Retrying(stop=stop_after_delay(THAW_READBACK_S), wait=wait_fixed(0.05),
+                                    retry=retry_if_result(bool))
+            try:
+                still_frozen(lambda: (read_events(target, context, namespace, helper, path) or {}).get("frozen") == "1")
+            except RetryError:
+                raise FaultError(f"{owed['pod']}: {path} still reads frozen 1 after writing 0") from None
             break
     _delete_helpers(core, entry)
 
