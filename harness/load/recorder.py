@@ -159,7 +159,7 @@ class Recorder:
 
 
 class WindowMetrics(BaseModel):
-    """Figures of one window over all processes (DESIGN.md section 6 `metrics`)."""
+    """Figures of one window over all processes (docs/CONTRACTS.md section 4, `metrics`)."""
 
     window: str
     requests: int = 0

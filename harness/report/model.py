@@ -1,7 +1,7 @@
 """What a run produced: the models the runner fills and every report is written from.
 
 These models are the boundary between the runner and its readers (result.json, junit.xml, report.html, the
-console, the verdict matrix, `pytest -m chaos`). Field names follow DESIGN.md section 6, which is contract:
+console, the verdict matrix, `pytest -m chaos`). Field names follow docs/CONTRACTS.md section 4, which is contract:
 CI gates parse result.json, so fields are only ever added, never renamed.
 
 The verdict and exit code are computed in one place, `verdict_and_exit_code`, so every entry point (CLI,
@@ -21,7 +21,7 @@ Verdict = Literal["pass", "fail", "aborted", "error", "inconclusive"]
 
 
 class ExitCode(IntEnum):
-    """Process exit codes (contract, DESIGN.md section 6)."""
+    """Process exit codes (contract, docs/CONTRACTS.md section 3)."""
 
     PASS = 0             # every check passed
     CHECK_FAILED = 1     # a check failed
@@ -197,7 +197,7 @@ class StopCondition(_Model):
 
 
 class RunResult(_Model):
-    """Everything one scenario run produced. Written as result.json (contract fields: DESIGN.md section 6)."""
+    """Everything one scenario run produced. Written as result.json (contract fields: docs/CONTRACTS.md section 4)."""
 
     scenario: str
     description: str = ""

@@ -36,7 +36,7 @@ REPORT_HTML = "report.html"
 
 
 def run_dir(base: str | Path, scenario: str, started_at: datetime | None = None) -> Path:
-    """`<base>/<UTC time>-<scenario>/` (DESIGN.md section 6): sortable by time, safe as a path component."""
+    """`<base>/<UTC time>-<scenario>/` (docs/CONTRACTS.md section 4): sortable by time, safe as a path component."""
     when = (started_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", scenario).strip(".-")[:80] or "scenario"
     return Path(base) / f"{when.strftime('%Y%m%dT%H%M%SZ')}-{safe}"

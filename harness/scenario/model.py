@@ -1,7 +1,7 @@
 """The scenario file schema: strict, declarative, and the single source of the JSON Schema.
 
 Every model forbids unknown keys, because a misspelt key that is silently ignored (`ttft_p9: 100ms`)
-turns a gate into a rubber stamp. Names of faults and checks are contract (DESIGN.md section 5).
+turns a gate into a rubber stamp. Names of faults and checks are contract (docs/CONTRACTS.md section 1).
 
 Time. Scenario durations (`duration`, `at`, a fault's `duration`, checks' `within`, `stop_when ... for`,
 fault parameters such as a spot notice) are *deployment time*, stated as they would last on AWS; the
@@ -36,7 +36,7 @@ MAX_FAULTS = 32
 MAX_CHECKS = 64
 MAX_STOP_CONDITIONS = 16
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$"
-ARTICLE_TTFT_P99_S = 0.5     # the article's SLOs (DESIGN.md section 5)
+ARTICLE_TTFT_P99_S = 0.5     # the article's SLOs (docs/CONTRACTS.md section 1)
 ARTICLE_TBT_P99_S = 0.05
 
 

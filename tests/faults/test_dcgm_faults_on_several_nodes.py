@@ -21,14 +21,8 @@ pytestmark = pytest.mark.slow
 TWO_NODES = NodeSelector(model="llama-13b-fp8", count=2)     # one per zone with one 13b node per zone
 
 
-@pytest.fixture(scope="module")
-def twin(twin_pool):
-    return twin_pool.get("no-dbe-remediation", nodes_per_az=1, time_scale=30.0, leaves_marks=True)
-
-
-@pytest.fixture()
-def target(twin) -> Target:
-    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
+TWIN_PROFILE = "no-dbe-remediation"     # nothing repairs the node, so the injected fields stay to be read
+TWIN_LEAVES_MARKS = True
 
 
 def _recover(target: Target, journal: Path) -> None:

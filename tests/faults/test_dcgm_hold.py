@@ -24,14 +24,8 @@ pytestmark = pytest.mark.slow
 ONE_NODE = NodeSelector(zone="us-east-2b", model="llama-13b-fp8")
 
 
-@pytest.fixture(scope="module")
-def twin(twin_pool):
-    return twin_pool.get("no-dbe-remediation", nodes_per_az=1, time_scale=30.0, leaves_marks=True)
-
-
-@pytest.fixture()
-def target(twin) -> Target:
-    return Target.from_twin_endpoints(Path(twin.twin.out_dir) / "endpoints.json")
+TWIN_PROFILE = "no-dbe-remediation"     # nothing repairs the node, so the injected fields stay to be read
+TWIN_LEAVES_MARKS = True
 
 
 def exporter_dbe(fault: EccDoubleBitError, gpu: int) -> float:

@@ -1,4 +1,4 @@
-"""The verdict and exit-code contract (DESIGN.md section 6), and result models round-tripping through JSON."""
+"""The verdict and exit-code contract (docs/CONTRACTS.md section 3), and result models round-tripping through JSON."""
 from __future__ import annotations
 
 import pytest
