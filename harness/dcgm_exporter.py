@@ -107,3 +107,14 @@ def exporter_views(target: Any, context: str, node: str | None = None) -> list[E
     kwargs = {"field_selector": f"spec.nodeName={node}"} if node else {}
     pods = core.list_namespaced_pod(selector.namespace, label_selector=selector.label_selector, **kwargs).items
     return [exporter_view(core, pod) for pod in pods]
+
+
+def blind_spots(target: Any, context: str, node: str, metric: str) -> tuple[list[ExporterView], list[str]]:
+    """The node's exporter pods, and why each cannot show `metric` (a fault records these as unobservable
+    rather than letting an alarm on the metric be blamed for a silence nobody could see)."""
+    from kubernetes import client
+    try:
+        views = exporter_views(target, context, node)
+    except client.ApiException as exc:
+        return [], [f"dcgm-exporter configuration unreadable ({exc.status})"]
+    return views, [v.why_not(metric) for v in views if not v.shows(metric)]

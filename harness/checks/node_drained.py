@@ -72,16 +72,15 @@ class NodeDrained(Check):
         notice_end = fault.extra.get("terminate_at")
         details, failures, unseen = {}, [], []
         for node in fault.nodes:
-            if not any(obs.obj.spec.node_name == node.name for obs in evidence.timeline.select(
-                    "Pod", lambda o, c=node.context: o.context == c)):
+            seen_pods = {obs.name for obs in evidence.timeline.select(
+                "Pod", lambda o, c=node.context, n=node.name: o.context == c and o.obj.spec.node_name == n)}
+            if not seen_pods:
                 unseen.append(node.name)
                 continue
             cordon = cordoned_at(evidence, node.context, node.name, start - 0.001)
             drained, remaining = gpu_pods_gone_at(evidence, node.context, node.name, start - 0.001)
             took_cordon = None if cordon is None else cordon - start
             took_drain = None if drained is None else max(0.0, drained - start)
-            seen_pods = {obs.name for obs in evidence.timeline.select(
-                "Pod", lambda o, c=node.context, n=node.name: o.context == c and o.obj.spec.node_name == n)}
             details[node.name] = {"cordoned_after_s": took_cordon, "drained_after_s": took_drain,
                                   "pods_left": remaining, "pods_seen": len(seen_pods)}
             ok = took_cordon is not None and took_cordon <= limit and took_drain is not None and took_drain <= limit

@@ -19,7 +19,7 @@ from typing import Any
 
 from kubernetes import client
 
-from harness.dcgm_exporter import exporter_views
+from harness.dcgm_exporter import blind_spots
 from harness.faults.base import Fault, register, revert_each
 from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
 from harness.faults.podexec import pod_gone
@@ -47,15 +47,11 @@ class EccDoubleBitError(Fault):
             node.gpus = [self.params.gpu]
             self.dcgm_pods[node.name] = pod_on_node(self.ctx.target, node.context, dcgm.namespace,
                                                     dcgm.label_selector, node.name)
-            try:
-                views = exporter_views(self.ctx.target, node.context, node.name)
-            except client.ApiException as exc:
-                views, unobservable[node.name] = [], f"dcgm-exporter configuration unreadable ({exc.status})"
-            blind = [v.why_not(ALARM_METRIC) for v in views if not v.shows(ALARM_METRIC)]
+            views, blind = blind_spots(self.ctx.target, node.context, node.name, ALARM_METRIC)
+            if not views and not blind:
+                blind.append(f"no dcgm-exporter pod on {node.name}")
             if FIELD_DBE_VOL_TOTAL not in self.fields:
                 blind.append(f"field {FIELD_DBE_VOL_TOTAL} ({ALARM_METRIC}) is not injected")
-            if not views and node.name not in unobservable:
-                blind.append(f"no dcgm-exporter pod on {node.name}")
             if blind:
                 unobservable[node.name] = "; ".join(blind)
         if unobservable:

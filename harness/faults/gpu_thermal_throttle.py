@@ -17,7 +17,7 @@ from typing import Any
 
 from kubernetes import client
 
-from harness.dcgm_exporter import exporter_views
+from harness.dcgm_exporter import blind_spots
 from harness.faults.base import Fault, FaultError, register, revert_each
 from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
 from harness.faults.podexec import pod_gone
@@ -76,11 +76,7 @@ class GpuThermalThrottle(Fault):
                 else [int(gpu)]
             self.dcgm_pods[node.name] = pod_on_node(self.ctx.target, node.context, dcgm.namespace,
                                                     dcgm.label_selector, node.name)
-            try:
-                views = exporter_views(self.ctx.target, node.context, node.name)
-            except client.ApiException as exc:
-                views, unobservable[node.name] = [], f"dcgm-exporter configuration unreadable ({exc.status})"
-            blind = [v.why_not(TEMP_METRIC) for v in views if not v.shows(TEMP_METRIC)]
+            _, blind = blind_spots(self.ctx.target, node.context, node.name, TEMP_METRIC)
             if blind:
                 unobservable[node.name] = "; ".join(blind)
         if unobservable:

@@ -15,6 +15,7 @@ import random
 
 from harness.twin import hardware
 from harness.twin.clock import TwinClock
+from harness.twin.fleet.exporter import DEFAULT_COUNTERS_CSV, counters_turned_on
 from harness.twin.kube import objects as kobj
 from harness.twin.kube.store import ObjectStore, resource
 from harness.twin.profiles import Behaviour
@@ -45,16 +46,9 @@ TRITON_TERMINATION_GRACE_S = 120
 # node monitoring agent use) and exports DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, which the default counters leave out.
 EXPORTER_COUNTERS_CM = "dcgm-exporter-metrics"
 EXPORTER_COUNTERS_DIR = "/etc/dcgm-exporter/custom"
-EXPORTER_COUNTERS = """# default-counters.csv, with the double-bit ECC counter the DBE alarm watches turned on
-DCGM_FI_DEV_SM_CLOCK,  gauge, SM clock frequency (in MHz).
-DCGM_FI_DEV_GPU_TEMP,    gauge, GPU temperature (in C).
-DCGM_FI_DEV_POWER_USAGE,              gauge, Power draw (in W).
-DCGM_FI_DEV_GPU_UTIL,      gauge, GPU utilization (in %).
-DCGM_FI_DEV_XID_ERRORS,            gauge,   Value of the last XID error encountered.
-DCGM_FI_DEV_ECC_SBE_VOL_TOTAL, counter, Total number of single-bit volatile ECC errors.
-DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, counter, Total number of double-bit volatile ECC errors.
-DCGM_FI_DEV_ECC_DBE_AGG_TOTAL, counter, Total number of double-bit persistent ECC errors.
-"""
+EXPORTER_COUNTERS = counters_turned_on(DEFAULT_COUNTERS_CSV, ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+                                                            "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+                                                            "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL"))
 
 
 def _configure_exporter(ds: dict) -> None:

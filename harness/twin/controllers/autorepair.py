@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from harness.twin import hardware
@@ -97,15 +98,6 @@ class NodeAutoRepair(Controller):
         AWS side runs (a unit rig)."""
         if nodegroup in self._reading:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if self.fleet.aws_client is None or loop is None:
-            group = self.world.nodegroups.get(nodegroup)
-            self.configs[nodegroup] = group.repair_config if group is not None else None
-            return
-        self._reading.add(nodegroup)
 
         async def read() -> None:
             try:
@@ -116,9 +108,25 @@ class NodeAutoRepair(Controller):
                 log.warning("auto repair: describe_nodegroup %s failed; retrying", nodegroup, exc_info=True)
             finally:
                 self._reading.discard(nodegroup)
-        task = loop.create_task(read())
+        if self._spawn(read):
+            self._reading.add(nodegroup)
+        else:
+            group = self.world.nodegroups.get(nodegroup)
+            self.configs[nodegroup] = group.repair_config if group is not None else None
+
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Run `work` on the controller's loop through the twin's AWS API; False where no AWS side or loop runs
+        (a unit rig), so the caller acts on the world directly."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self.fleet.aws_client is None:
+            return False
+        task = loop.create_task(work())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return True
 
     def _reboot(self, instance_id: str) -> None:
         if self.fleet.hooks is not None:
@@ -129,16 +137,8 @@ class NodeAutoRepair(Controller):
 
     def _terminate(self, instance_id: str) -> None:
         self.replaced.append(instance_id)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        if self.fleet.aws_client is None or loop is None:
+        if not self._spawn(lambda: self._terminate_via_aws(instance_id)):
             self._gone(instance_id)
-            return
-        task = loop.create_task(self._terminate_via_aws(instance_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _terminate_via_aws(self, instance_id: str) -> None:
         assert self.fleet.aws_client is not None

@@ -50,6 +50,15 @@ DCGM_FI_DEV_XID_ERRORS,            gauge,   Value of the last XID error encounte
 FIELD_IDS = {name: fid for fid, name in DCGM_FIELD_NAMES.items()}
 
 
+def counters_turned_on(text: str, names: tuple[str, ...]) -> str:
+    """A counters file with the commented-out lines of `names` turned on, as an operator edits the default file."""
+    out = []
+    for line in text.splitlines():
+        body = line.lstrip("# ")
+        out.append(body if line.startswith("#") and body.split(",", 1)[0].strip() in names else line)
+    return "\n".join(out) + "\n"
+
+
 @dataclass
 class ExporterConfig:
     counters: dict[int, tuple[str, str, str]] = field(default_factory=dict)   # field -> (metric, type, help)
