@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import pytest
 from kubernetes import client
+from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from harness.faults import FAULTS, RunContext
 from harness.journal import Journal, owed_reverts, read_records
@@ -32,6 +33,7 @@ from harness.observe import Timeline
 from harness.prometheus import parse_samples
 from harness.scenario.loader import load_scenario
 from harness.target.target import Target
+from harness.twin import hardware
 from harness.twin.server import TwinHandle, TwinServer
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
 
@@ -206,9 +208,14 @@ def test_interrupt_during_the_fault_reverts_and_exits_3(twin: TwinHandle, tmp_pa
             proc.wait()
     assert proc.returncode == 3, output[-2000:]
     assert "Traceback" not in output
-    target = Target.from_twin_endpoints(endpoints_file(twin))
-    assert all(v == 0 for v in exporter_dbe(target, gpu["context"], node).values())
     assert dbe_fields(twin)[(node, 0)] == (0.0, 0.0)
+    # dcgm-exporter serves the values of its last collection (every 30 s, `hardware.DCGM_EXPORTER_INTERVAL_S`):
+    # the cleared counter shows at the next one, as it would to an operator watching the exporter.
+    target = Target.from_twin_endpoints(endpoints_file(twin))
+    interval_wall = hardware.DCGM_EXPORTER_INTERVAL_S / twin.twin.time_scale
+    for attempt in Retrying(stop=stop_after_delay(3 * interval_wall + 2), wait=wait_fixed(0.1), reraise=True):
+        with attempt:
+            assert all(v == 0 for v in exporter_dbe(target, gpu["context"], node).values())
     records = list(read_records(only_journal(reports)))
     events = [r["event"] for r in records]
     assert {"signal", "reverted", "fault-reverted"} <= set(events), events
