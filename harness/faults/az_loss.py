@@ -31,6 +31,7 @@ from harness.faults.node_reboot import (await_experiment_started, create_templat
                                         start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
 from harness.faults.fis import grouped_action
+from harness.loadbalancer import LoadBalancerNotFound, load_balancer_arn, target_groups
 
 ARC = "arc-zonal-shift"
 DISRUPT_ACTION = "aws:network:disrupt-connectivity"
@@ -123,12 +124,10 @@ class AzLoss(Fault):
         return subnets
 
     def _load_balancer_arn(self) -> str:
-        name = self.ctx.target.spec.load_balancer.name
         try:
-            found = self.ctx.target.aws("elbv2").describe_load_balancers(Names=[name])["LoadBalancers"]
-        except Exception as exc:
-            raise FaultError(f"load balancer {name!r} not found ({exc}); set load_balancer.name in the target") from exc
-        return found[0]["LoadBalancerArn"]
+            return load_balancer_arn(self.ctx.target)
+        except LoadBalancerNotFound as exc:
+            raise FaultError(str(exc)) from exc
 
     def _zone_id(self, zone: str) -> str:
         """The AZ ID ARC's awayFrom takes (use2-az1). Zone names map to IDs per account, and ARC refuses a
@@ -160,11 +159,10 @@ class AzLoss(Fault):
     def _target_groups(self) -> list[str]:
         """Target group ARNs of the load balancer, to read the zone's target health (empty when there is none)."""
         try:
-            elbv2 = self.ctx.target.aws("elbv2")
-            lb = self.extra.get("load_balancer_arn") or self._load_balancer_arn()
-            return [tg["TargetGroupArn"] for tg in elbv2.describe_target_groups(LoadBalancerArn=lb)["TargetGroups"]]
+            groups = target_groups(self.ctx.target, self.extra.get("load_balancer_arn"))
         except Exception:
             return []
+        return [tg["TargetGroupArn"] for tg in groups]
 
     # ---------------------------------------------------------------------------------------- inject
     def inject(self) -> None:

@@ -24,7 +24,7 @@ from harness.report.redact import Redactor, default_redactor
 
 
 # (label, check, evidence field): the counts a cell shows, so a pass is seen to rest on evidence and not on none
-EVIDENCE_COUNTS = (("canaries after fault", "no-corrupted-responses", "checked_after_landing"),
+EVIDENCE_COUNTS = (("canaries after fault", "no-corrupted-responses", "checked_after_knowing"),
                    ("retried keys", "idempotent-retries", "retried_keys"),
                    ("pods drained", "node-drained", "pods_seen"),
                    ("failover requests", "traffic-failover", "failover_requests"),
@@ -59,6 +59,9 @@ class MatrixCell(BaseModel):
     failed_checks: list[str] = Field(default_factory=list)
     reason: str | None = None                 # for error/aborted: why; for fail: the failing checks' reasons
     evidence: dict[str, int] = Field(default_factory=dict)   # what the verdict rests on (see EVIDENCE_COUNTS)
+    # an error only because a fault never showed to the detectors it trusts (fault-landed failed, every revert
+    # held): the profile hid the fault, and the harness said so rather than judge a deployment that never saw it
+    fault_hidden: bool = False
 
     @classmethod
     def of(cls, run: RunResult) -> "MatrixCell":
@@ -69,12 +72,15 @@ class MatrixCell(BaseModel):
             reason = run.summary()
         else:
             reason = None
-        return cls(verdict=run.verdict, exit_code=run.exit_code, failed_checks=[c.name for c in failed],
-                   reason=reason, evidence=evidence_counts(run))
+        names = [c.name for c in failed]
+        hidden = (run.verdict == "error" and names == ["fault-landed"] and bool(run.faults)
+                  and all(f.injected_at is not None and not f.revert_error for f in run.faults))
+        return cls(verdict=run.verdict, exit_code=run.exit_code, failed_checks=names, reason=reason,
+                   evidence=evidence_counts(run), fault_hidden=hidden)
 
     def label(self) -> str:
-        if self.verdict == "fail":
-            return "fail: " + ", ".join(self.failed_checks)
+        if self.verdict in ("fail", "error") and self.failed_checks:
+            return f"{self.verdict}: " + ", ".join(self.failed_checks)
         return self.verdict
 
     def counts(self) -> str:

@@ -440,12 +440,16 @@ class CapacityRestoredParams(CheckParams):
 
 
 class NoCorruptedResponsesParams(CheckParams):
-    """No canary answer differs from its golden answer after the fault landed; nothing served by the bad GPU
+    """No canary answer differs from its golden answer once the deployment had the means to know of the fault
+    (its landing; for a double-bit error, its landing plus one health-check probe); nothing served by the bad GPU
     after `within` (default: node-drained's limit)."""
 
     within: Duration | None = Field(None, gt=0)
-    min_canaries_after: int = Field(1, ge=1, le=1_000_000, description="canary answers needed after each fault "
-                                    "landed; fewer and the fault cannot be judged (inconclusive)")
+    probe_interval: Duration | None = Field(None, gt=0, description="how often the deployment's canary health check "
+                                            "runs; default: the longest HealthCheckIntervalSeconds of the target's "
+                                            "load balancer target groups")
+    min_canaries_after: int = Field(1, ge=1, le=1_000_000, description="canary answers needed once the deployment "
+                                    "could know of each fault; fewer and the fault cannot be judged (inconclusive)")
 
 
 class AlarmFiredParams(CheckParams):

@@ -1,5 +1,6 @@
-"""no-corrupted-responses judges each fault by its own rule: canary answers its node served after it landed, and,
-for a double-bit error only, no answer at all from that node after the grace limit."""
+"""no-corrupted-responses judges each fault by its own rule: canary answers its node served once the deployment
+could know (the landing; for a double-bit error the landing plus one health-check probe), and, for a double-bit
+error only, no answer at all from that node after the grace limit."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ EVERY_HALF_SECOND = [T0 + i / 2 for i in range(80)]      # canary answers checke
 
 
 def _judge(tmp_path, faults, mismatches, records, limit_s: float = 60.0, limits=None,
-           checked_at=EVERY_HALF_SECOND, errored_at=()):
+           checked_at=EVERY_HALF_SECOND, errored_at=(), **params):
     records = records or [_served(0.5, OTHER)]
     ev = evidence(Clock().timeline, faults, records=records, tmp=tmp_path,
                   limits=limits if limits is not None else [("node-drained", None, limit_s)])
@@ -41,7 +42,7 @@ def _judge(tmp_path, faults, mismatches, records, limit_s: float = 60.0, limits=
                                                              checked=len(checked_at), mismatches=mismatches,
                                                              checked_at=list(checked_at),
                                                              errored_at=list(errored_at)))
-    return NoCorruptedResponses(NoCorruptedResponsesParams()).evaluate(ev)
+    return NoCorruptedResponses(NoCorruptedResponsesParams(**params)).evaluate(ev)
 
 
 def _faults():
@@ -111,7 +112,7 @@ def test_no_canary_answered_after_the_fault_is_inconclusive_not_a_pass(tmp_path)
     before = [t for t in EVERY_HALF_SECOND if t < T0 + 10]
     result = _judge(tmp_path, [ecc], [], [], checked_at=before, errored_at=[T0 + 11, T0 + 12])
     assert result.status == "inconclusive"
-    assert "0 canary answer(s) checked after the fault landed (2 errored)" in result.reason
+    assert "0 canary answer(s) checked after the landing (2 errored)" in result.reason
 
 
 def test_without_a_node_header_the_dbe_node_rule_is_inconclusive(tmp_path):
@@ -127,3 +128,52 @@ def test_canaries_never_learned_is_inconclusive(tmp_path):
     ev.load = CanaryLoad(ev.load.records_path, CanaryOutcome(learn_window="steady", learned=False))
     result = NoCorruptedResponses(NoCorruptedResponsesParams()).evaluate(ev)
     assert result.status == "inconclusive" and "never learned in steady state" in result.reason
+
+
+def test_corruption_before_the_deployment_could_know_is_reported_not_failed(tmp_path):
+    """Landed at 10.2 s; a 60 s probe is 2 s wall at the twin's scale, so the deployment could know at 12.2 s."""
+    ecc, _ = _faults()
+    early = [_mismatch(10.5, ECC_NODE), _mismatch(11.9, ECC_NODE)]
+    result = _judge(tmp_path, [ecc], early, [], probe_interval=60.0)
+    assert result.status == "pass", result.reason
+    figures = result.judgements[0].evidence
+    assert (figures["corrupted"], figures["corrupted_before_knowing"]) == (0, 2)
+    assert (figures["probe_interval_s"], figures["knows_after_landing_s"]) == (60.0, 2.0)
+    assert figures["probe_interval_source"] == "the check's probe_interval"
+    assert "2 reached clients before that" in result.reason and "one 60 s probe" in result.reason
+
+
+def test_corruption_after_the_probe_fails_and_counts_both_sides(tmp_path):
+    ecc, _ = _faults()
+    result = _judge(tmp_path, [ecc], [_mismatch(11, ECC_NODE), _mismatch(12.5, ECC_NODE)], [], probe_interval=60.0)
+    assert result.failed
+    figures = result.judgements[0].evidence
+    assert (figures["corrupted"], figures["corrupted_before_knowing"]) == (1, 1)
+    assert "1 corrupted canary answer(s)" in result.reason and "1 reached clients before that" in result.reason
+
+
+def test_an_unreadable_probe_interval_judges_from_the_landing(tmp_path):
+    """The stub target has no load balancer to read: the strict reading, and the evidence says so."""
+    ecc, _ = _faults()
+    result = _judge(tmp_path, [ecc], [_mismatch(10.5, ECC_NODE)], [])
+    assert result.failed
+    figures = result.judgements[0].evidence
+    assert figures["probe_interval_s"] == 0.0 and figures["probe_interval_source"].startswith("unknown")
+
+
+def test_a_probe_interval_gives_no_window_to_a_fault_that_corrupts_nothing(tmp_path):
+    """A spot notice corrupts no answer: one corrupted half a second after it landed fails it, probe or not."""
+    ecc, spot = _faults()
+    result = _judge(tmp_path, [ecc, spot], [_mismatch(20.6, SPOT_NODE)], [], probe_interval=60.0)
+    statuses = {j.fault: j.status for j in result.judgements}
+    assert statuses == {"ecc-double-bit-error": "pass", "spot-interruption": "fail"}
+    assert result.judgements[1].evidence["probe_interval_s"] == 0.0
+
+
+def test_canaries_must_be_checked_after_the_deployment_could_know(tmp_path):
+    """Answers checked only inside the window say nothing of what followed it."""
+    ecc, _ = _faults()
+    inside = [T0 + 10.5, T0 + 11, T0 + 12]
+    result = _judge(tmp_path, [ecc], [], [], probe_interval=60.0, checked_at=inside)
+    assert result.status == "inconclusive"
+    assert "0 canary answer(s) checked after the landing + one 60 s probe" in result.reason

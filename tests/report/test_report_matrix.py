@@ -63,7 +63,7 @@ def test_a_cell_carries_the_evidence_counts_its_verdict_rests_on():
 
     checks = [CheckResult(name="no-corrupted-responses", passed=True, evidence={},
                           judgements=[FaultJudgement(fault="ecc-double-bit-error", index=0, status="pass",
-                                                     evidence={"checked_after_landing": 21})]),
+                                                     evidence={"checked_after_knowing": 21})]),
               CheckResult(name="idempotent-retries", passed=True, evidence={"retried_keys": 14}),
               CheckResult(name="node-drained", passed=True,
                           evidence={"nodes": {"n1": {"pods_seen": 8}, "n2": {"pods_seen": 7}}}),
@@ -72,3 +72,21 @@ def test_a_cell_carries_the_evidence_counts_its_verdict_rests_on():
     cell = MatrixCell.of(run)
     assert cell.evidence == {"requests": 812, "canaries after fault": 21, "retried keys": 14, "pods drained": 15}
     assert cell.counts() == "requests 812, canaries after fault 21, retried keys 14, pods drained 15"
+
+
+def test_a_fault_hidden_from_its_detectors_is_told_apart_from_a_broken_run():
+    """Not landed and judged so by fault-landed alone, every revert held: the harness telling (the matrix exits
+    0 for it). Not landed with a failed revert, or an error with no check behind it: a cell that proves nothing."""
+    from harness.report.matrix import MatrixCell
+
+    hidden = make_run(scenario="gpu-thermal-throttle", landed=False, profile="embedded-dcgm-exporter")
+    hidden = hidden.model_copy(update={"checks": [c.model_copy(update={"passed": False, "status": "fail"})
+                                                  for c in hidden.checks if c.name == "fault-landed"]})
+    cell = MatrixCell.of(hidden)
+    assert hidden.verdict == "error" and cell.fault_hidden and cell.label() == "error: fault-landed"
+    stuck = hidden.model_copy(update={"faults": [hidden.faults[0].model_copy(update={"revert_error": "timed out"})]})
+    assert not MatrixCell.of(stuck).fault_hidden
+    broken = make_run(error="twin did not start: port in use")
+    broken = broken.model_copy(update={"checks": []})
+    assert broken.verdict == "error" and not MatrixCell.of(broken).fault_hidden
+    assert MatrixCell.of(broken).label() == "error"

@@ -277,21 +277,14 @@ class ServingFleet:
         """Kubernetes would list it as an endpoint and it has not been pulled."""
         return r.ready and not r.draining and not r.pulled and not r.dead
 
-    def gpu_reports_dbe(self, r: Replica) -> bool:
-        """DCGM's health watch on the replica's GPUs: an uncorrectable ECC error (Xid 48) is an event, not a sample."""
-        nodes = self.world.nodes
-        return any((node := nodes.get(name)) is not None and idx < len(node.gpus) and node.gpus[idx].double_bit_error
-                   for name, idx in r.gpus)
-
     def routable(self, r: Replica) -> bool:
+        """Whether new requests may go to `r`. A replica whose GPU took a double-bit error stays routable (and
+        answers corrupted) until a detector the deployment runs pulls it: its canary, which the load balancer's
+        health check runs on the node every HealthCheckIntervalSeconds (`node_healthy`, FIDELITY ELB-1). No
+        readiness probe reads DCGM, so nothing pulls it sooner."""
         if not self.serving(r) or not self.powered(r):
             return False
         w = self.world
-        if w.behaviour.dbe_remediation and self.gpu_reports_dbe(r):
-            # the deployment's readiness follows DCGM's DBE event at once; the canary probe (node_healthy) is the
-            # second line, for corruption no counter reports, and is what pulls the replica for good. Without
-            # this, every answer in the gap between the error and the next probe reached a client corrupted.
-            return False
         if r.az in w.zonal_shift_away:
             return False
         if w.behaviour.topology == "cluster-per-az":

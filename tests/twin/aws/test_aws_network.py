@@ -77,6 +77,38 @@ def test_target_health_follows_real_health_checks(twin: RunningTwin, gateway: He
     assert twin.world.target_health[victim.name] == "healthy"
 
 
+def test_probes_follow_the_groups_interval_and_the_harness_reads_it(twin: RunningTwin, gateway: HealthEndpoint) -> None:
+    """Each target is probed once per HealthCheckIntervalSeconds (scaled), and the interval the harness reads for
+    the deployment's canary window is the longest of the load balancer's target groups (FIDELITY ELB-1)."""
+    from types import SimpleNamespace
+
+    from harness.loadbalancer import health_check_interval
+    from harness.target.model import LoadBalancerSpec
+    from harness.twin.aws.twin import NLB_NAME
+
+    target = SimpleNamespace(spec=SimpleNamespace(load_balancer=LoadBalancerSpec(name=NLB_NAME)),
+                             aws=twin.aws.client)
+    assert health_check_interval(target) == (10.0, "g7-13b-use2a")
+    elbv2 = twin.aws.client("elbv2")
+    slow = twin.aws.seeded.target_groups["us-east-2b"]
+    elbv2.modify_target_group(TargetGroupArn=slow, HealthCheckIntervalSeconds=30)
+    try:
+        assert health_check_interval(target) == (30.0, "g7-13b-use2b")
+        named = SimpleNamespace(spec=SimpleNamespace(load_balancer=LoadBalancerSpec(
+            name=NLB_NAME, target_groups={"us-east-2a": "g7-13b-use2a"})), aws=twin.aws.client)
+        assert health_check_interval(named) == (10.0, "g7-13b-use2a")     # the groups the target names, only
+        fast = twin.world.node_by_instance(sorted(health(twin, "us-east-2a"))[0])
+        assert fast is not None
+        interval_wall = twin.world.clock.wall(10.0)
+        start = gateway.hits.get(fast.name, 0)
+        wait_for(lambda: gateway.hits.get(fast.name, 0) >= start + 3, 4 * interval_wall + 2, "three more probes")
+    finally:
+        elbv2.modify_target_group(TargetGroupArn=slow, HealthCheckIntervalSeconds=10)
+    missing = SimpleNamespace(spec=SimpleNamespace(load_balancer=LoadBalancerSpec(name="no-such-nlb")),
+                              aws=twin.aws.client)
+    assert health_check_interval(missing) is None
+
+
 def _disrupt_template(twin: RunningTwin, az: str, duration: str) -> str:
     fis = twin.aws.client("fis")
     return fis.create_experiment_template(
