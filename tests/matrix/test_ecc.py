@@ -10,7 +10,7 @@ from cellkit import Ran, assert_reasons_carry_numbers, failing_checks, scenario_
 
 SCENARIO = "ecc-double-bit-error"
 CELLS = {
-    "no-dbe-remediation": {"node-drained", "no-corrupted-responses"},
+    "no-dbe-remediation": {"node-drained", "node-replaced", "no-corrupted-responses"},
     "no-dbe-alarm": {"alarm-fired"},
 }
 

@@ -26,10 +26,11 @@ FLAKY_RATE = 0.1
 EXPECTED: dict[str, dict[str, set[str]]] = {
     # profile -> scenario -> checks that fail without a flaky control plane
     "article": {"ecc-double-bit-error": set(), "spot-interruption": set()},
-    "no-dbe-remediation": {"ecc-double-bit-error": {"node-drained", "no-corrupted-responses"}},
+    "no-dbe-remediation": {"ecc-double-bit-error": {"node-drained", "node-replaced", "no-corrupted-responses"}},
     "no-kv-offload": {"spot-interruption": {"session-continuity"}},
 }
-TRIMMED_DURATION = {"ecc-double-bit-error": "6m", "spot-interruption": "7m"}
+# past the last limit: node-replaced's 6m after a landing at about 2m06s
+TRIMMED_DURATION = {"ecc-double-bit-error": "510s", "spot-interruption": "7m"}
 
 pytestmark = pytest.mark.slow
 
