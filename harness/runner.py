@@ -23,7 +23,7 @@ from kubernetes import client
 
 from harness.alarmwatch import AlarmWatch, MissingAlarms, alarm_names, resolve_alarms
 from harness.checks import CHECKS, Evidence
-from harness.faults import FAULTS, Fault, FaultError, RunContext
+from harness.faults import FAULTS, Fault, FaultError, FaultNotLanded, RunContext
 from harness.journal import Journal
 from harness.load.process import LoadProcess
 from harness.load.spec import LoadSpec
@@ -111,7 +111,7 @@ class Runner:
                            twin_pid=self.options.twin_pid, harness_pid=os.getpid())
         error: str | None = None
         stop: StopRecord | None = None
-        aborted = unreachable = refused = False
+        aborted = unreachable = refused = not_landed = False
         load_result = None
         with self._signals():
             try:
@@ -126,6 +126,8 @@ class Runner:
                 aborted, stop, error = True, exc.stop, str(exc)
             except KeyboardInterrupt:
                 aborted, error = True, "interrupted"
+            except FaultNotLanded as exc:      # the deployment hid the fault from every detector it has
+                not_landed, error = True, str(exc)
             except (TargetUnreachable, FaultError) as exc:
                 unreachable, error = True, str(exc)
             except Exception as exc:  # an unexpected harness failure is an error, never a pass
@@ -141,7 +143,7 @@ class Runner:
                     for observer in self.observers:
                         observer.stop()
         return self.verdict(load_result, error=error, stop=stop, aborted=aborted, unreachable=unreachable,
-                            refused=refused)
+                            refused=refused, not_landed=not_landed)
 
     def preflight(self) -> None:
         self.phase("preflight")
@@ -248,8 +250,10 @@ class Runner:
             self.journal.write("fault-landed" if evidence else "fault-not-landed", fault=fault.name, evidence=evidence)
             fault.landed_evidence = evidence or {}
             if not evidence:
-                raise FaultError(f"{fault.name} did not land within {landed_within:.1f} s "
-                                 f"(nothing in dcgm-exporter or node conditions)")
+                blind = "; ".join(f"{metric} unobservable on {node}: {why}" for metric, nodes in
+                                  (fault.extra.get("unobservable") or {}).items() for node, why in nodes.items())
+                raise FaultNotLanded(f"{fault.name} did not land within {landed_within:.1f} s (no detector it "
+                                     f"trusts showed it{': ' + blind if blind else ''})")
             if fault.step.duration is not None:
                 reverts.append((fault.injected_at + self.target.wall_seconds(fault.step.duration), fault))
         self.phase("observe")
@@ -354,7 +358,10 @@ class Runner:
 
     # ---------------------------------------------------------------------------------------- verdict
     def verdict(self, load_result: Any, *, error: str | None, stop: StopRecord | None, aborted: bool,
-                unreachable: bool, refused: bool = False) -> RunResult:
+                unreachable: bool, refused: bool = False, not_landed: bool = False) -> RunResult:
+        """Every check on a run that went its course. On a run stopped because a fault never landed, only
+        `fault-landed` is judged (it says which fault and how long it was given); the others would judge a
+        deployment that never saw the fault. The verdict is an error either way."""
         self.phase("verdict")
         checks: list[CheckResult] = []
         if load_result is not None and not unreachable and not aborted and not refused:
@@ -366,6 +373,8 @@ class Runner:
                                         for step in self.scenario.checks
                                         if getattr(step.params, "within", None) is not None])
             for check in self.checks:
+                if not_landed and check.name != "fault-landed":
+                    continue
                 started = time.time()
                 try:
                     result = check.evaluate(evidence)
@@ -373,7 +382,7 @@ class Runner:
                     result = CheckResult(name=check.name, passed=False, reason=f"check failed to run: {exc}")
                 result.duration_s = round(time.time() - started, 3)
                 checks.append(result)
-            for name in self.unknown_checks:
+            for name in [] if not_landed else self.unknown_checks:
                 checks.append(CheckResult(name=name, passed=False, reason=f"check {name!r} is not implemented"))
         faults = [FaultRecord(name=f.name, params=f.params.model_dump(mode="json"),
                               target=", ".join(n.describe() for n in f.nodes), injected_at=f.injected_at,

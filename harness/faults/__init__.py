@@ -3,10 +3,10 @@ so adding a fault is adding one module."""
 import importlib
 import pkgutil
 
-from harness.faults.base import FAULTS, Fault, FaultError, NodeRef, RunContext
+from harness.faults.base import FAULTS, Fault, FaultError, FaultNotLanded, NodeRef, RunContext
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in ("base", "selection", "podexec"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["FAULTS", "Fault", "FaultError", "NodeRef", "RunContext"]
+__all__ = ["FAULTS", "Fault", "FaultError", "FaultNotLanded", "NodeRef", "RunContext"]

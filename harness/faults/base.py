@@ -22,6 +22,11 @@ class FaultError(Exception):
     """The fault could not be injected (exit 4)."""
 
 
+class FaultNotLanded(FaultError):
+    """The fault was injected, but no detector it trusts showed it within the limit (exit 4): a deployment
+    cannot be credited for surviving a fault it never saw."""
+
+
 @dataclass
 class RunContext:
     target: Any                     # harness.target.Target

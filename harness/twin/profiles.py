@@ -27,6 +27,7 @@ class Behaviour(BaseModel):
     efa_monitoring: bool = True           # CloudWatch alarm on EFA error counters
     autoscale_metric: Literal["queue-depth", "gpu-util"] = "queue-depth"
     model_source: Literal["nvme", "s3"] = "nvme"
+    exporter_hostengine: Literal["node", "embedded"] = "node"   # dcgm-exporter reads the node's DCGM (-r)
 
 
 PROFILES: dict[str, tuple[str, dict]] = {
@@ -51,6 +52,10 @@ PROFILES: dict[str, tuple[str, dict]] = {
                              {"autoscale_metric": "gpu-util"}),
     "cold-start-from-s3": ("Replacement replicas load weights from S3 (minutes) instead of local NVMe.",
                            {"model_source": "s3"}),
+    "embedded-dcgm-exporter": ("dcgm-exporter runs its own embedded hostengine instead of reading the node's "
+                               "(no -r): its GPU figures are real, but nothing injected into the node's DCGM reaches "
+                               "them, so a fault seen only through the exporter cannot be shown to land.",
+                               {"exporter_hostengine": "embedded"}),
 }
 
 

@@ -51,13 +51,15 @@ EXPORTER_COUNTERS = counters_turned_on(DEFAULT_COUNTERS_CSV, ("DCGM_FI_DEV_ECC_S
                                                             "DCGM_FI_DEV_ECC_DBE_AGG_TOTAL"))
 
 
-def _configure_exporter(ds: dict) -> None:
-    """Point the exporter at the node's hostengine (hostPort 5555 of the DCGM pod) and at the counters ConfigMap."""
+def _configure_exporter(ds: dict, hostengine: str) -> None:
+    """Point the exporter at the counters ConfigMap and, unless the profile embeds its own hostengine, at the
+    node's (hostPort 5555 of the DCGM pod)."""
     spec = ds["spec"]["template"]["spec"]
     container = spec["containers"][0]
     container["args"] = ["-f", f"{EXPORTER_COUNTERS_DIR}/metrics.csv"]
-    container["env"] = [{"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
-                        {"name": "DCGM_REMOTE_HOSTENGINE_INFO", "value": "$(NODE_IP):5555"}]
+    container["env"] = [{"name": "NODE_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}}]
+    if hostengine == "node":
+        container["env"].append({"name": "DCGM_REMOTE_HOSTENGINE_INFO", "value": "$(NODE_IP):5555"})
     container["volumeMounts"] = [{"name": "counters", "mountPath": EXPORTER_COUNTERS_DIR, "readOnly": True}]
     spec["volumes"] = [{"name": "counters", "configMap": {"name": EXPORTER_COUNTERS_CM}}]
 
@@ -121,7 +123,7 @@ def seed_workloads(world: World, cluster: Cluster) -> None:
             store.create(resource("configmaps"), {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
                 "name": EXPORTER_COUNTERS_CM, "namespace": "kube-system"}, "data": {"metrics.csv": EXPORTER_COUNTERS}},
                 actor="kubectl")
-            _configure_exporter(ds)
+            _configure_exporter(ds, world.behaviour.exporter_hostengine)
         store.create(resource("daemonsets.apps"), ds, actor="eks-addon")
     for group in (g for g in world.nodegroups.values() if g.cluster == cluster.name):
         gpus_per_node = hardware.INSTANCE_TYPES[group.instance_type].gpus

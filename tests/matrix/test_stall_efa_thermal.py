@@ -20,9 +20,12 @@ CELLS = {
     ("gpu-thermal-throttle", "no-gpu-temp-alarm"): {"alarm-fired"},
 }
 """(scenario, profile) -> the checks allowed to fail; at least one of them must."""
+HIDDEN = ("gpu-thermal-throttle", "embedded-dcgm-exporter")     # the one detector never sees the fault
 
 
 def ahead_job(test: str, params: dict):
+    if "scenario" not in params:
+        return scenario_run(*HIDDEN)
     return scenario_run(params["scenario"], params["profile"])
 
 
@@ -36,3 +39,26 @@ def test_stall_efa_cell_fails_only_through_the_broken_property(scenario: str, pr
     if scenario == "retry-storm":
         server = failed["idempotent-retries"]["evidence"]["server"]
         assert server["server_completed"] > server["client_delivered"], server
+
+
+
+
+@pytest.mark.slow
+def test_a_thermal_fault_the_exporter_cannot_show_fails_fault_landed_and_judges_nothing_else(ahead_run: Ran) -> None:
+    """The exporter reads its own hostengine: the injected temperature never reaches its one detector. The run
+    is an error through `fault-landed` alone, naming why; no other check judges a deployment that never saw the
+    fault, and the matrix counts the cell as the harness telling, not as a broken run."""
+    from harness.report.matrix import MatrixCell
+    from harness.report.model import RunResult
+
+    out = ahead_run.out
+    assert out.returncode == 4, out.stdout[-3000:] + out.stderr[-2000:]
+    (path,) = ahead_run.report_dir.glob(f"*-{HIDDEN[0]}/result.json")
+    run = RunResult.model_validate_json(path.read_text())
+    assert run.verdict == "error" and run.profile == HIDDEN[1]
+    assert [c.name for c in run.checks] == ["fault-landed"] and run.checks[0].status == "fail"
+    assert "not landed: gpu-thermal-throttle" in run.checks[0].reason
+    assert "embedded hostengine" in (run.error or ""), run.error
+    assert all(f.injected_at is not None and f.reverted_at is not None for f in run.faults)
+    cell = MatrixCell.of(run)
+    assert cell.fault_hidden and cell.label() == "error: fault-landed"

@@ -63,7 +63,7 @@ def test_plugin_before_driver_loses_gpus_silently_after_a_reboot(tmp_path):
 
 
 COMPOSED = ("single-multi-az-cluster,no-dbe-alarm,no-efa-monitoring,no-placement-group,no-idempotency,"
-            "no-kv-offload,gpu-util-autoscaling,cold-start-from-s3")
+            "no-kv-offload,gpu-util-autoscaling,cold-start-from-s3,embedded-dcgm-exporter")
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +120,35 @@ def test_cold_start_from_s3_keeps_a_replacement_loading_for_minutes(composed):
     wait_for(replacement, 3, "a replacement running")
     time.sleep(nvme * 3)
     assert replacement(), "an NVMe load would be done by now; S3 takes minutes"
+
+
+def test_embedded_dcgm_exporter_cannot_show_an_injection_and_the_harness_reads_why(composed):
+    """The exporter runs without DCGM_REMOTE_HOSTENGINE_INFO: a DBE injected into the node's DCGM never reaches its
+    counter, and the harness, reading the same DaemonSet pod through the API, says so (FIDELITY DCGM-6)."""
+    from pathlib import Path
+
+    from harness.dcgm_exporter import blind_spots
+    from harness.target.target import Target
+
+    context = composed.e["contexts"][0]
+    node = composed.nodes(context, f"{context}-13b")[0].metadata.name
+    exporter = composed.pod_on(context, "kube-system", "app.kubernetes.io/name=dcgm-exporter", node)
+    assert "DCGM_REMOTE_HOSTENGINE_INFO" not in {e.name for e in exporter.spec.containers[0].env or []}
+    target = Target.from_twin_endpoints(Path(composed.handle.twin.out_dir) / "endpoints.json")
+    views, blind = blind_spots(target, context, node, "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL")
+    assert len(views) == 1 and len(blind) == 1 and "embedded hostengine" in blind[0], blind
+    dcgm = composed.pod_on(context, "kube-system", "k8s-app=dcgm-server", node).metadata.name
+    code, out, _ = exec_in(composed, context, dcgm, "kube-system", ["dcgmi", "test", "--inject", "--gpuid", "0", "-f",
+                                                                    "311", "-v", "1", "--offset", "3600"])
+    assert code == 0, out
+
+    def counter() -> str:
+        text = composed.core(context).connect_get_namespaced_pod_proxy_with_path(
+            f"{exporter.metadata.name}:9400", "kube-system", "metrics")
+        return next(ln for ln in text.splitlines() if ln.startswith('DCGM_FI_DEV_ECC_DBE_VOL_TOTAL{gpu="0"'))
+    # two collections later the embedded hostengine still reads the hardware's 0
+    collected = wait_for(lambda: counter(), composed.wall(hardware.DCGM_EXPORTER_INTERVAL_S) + 2, "an exporter line")
+    time.sleep(2 * composed.wall(hardware.DCGM_EXPORTER_INTERVAL_S))
+    assert collected.endswith(" 0") and counter().endswith(" 0")
+    exec_in(composed, context, dcgm, "kube-system", ["dcgmi", "test", "--inject", "--gpuid", "0", "-f", "311", "-v",
+                                                     "0", "--offset", "3600"])
