@@ -6,15 +6,17 @@ a `Job` for each test that takes the `ahead_run` fixture. The session then runs 
 (tests/conftest.py orders them, whole modules at a time):
 
 1. modules marked `quiet` (they measure time to the millisecond), with nothing in the background;
-2. every other module, while the background works through the jobs one at a time, the longest first, so at
-   most one background run shares the machine with the foreground;
+2. every other module, while the background works through the jobs two at a time, the longest first, so at
+   most two background runs share the machine with the foreground;
 3. the modules whose tests take `ahead_run`, reading their results (three runs at a time once nothing else is
    left, or when only these modules were selected).
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ class Job:
     argv: Callable[[Path], list[str]]     # the command, given the report folder it writes into
     timeout_s: float
     cwd: Path | None = None
+    env: dict[str, str] | None = None      # added to the session's environment
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,9 @@ class Ran:
 def run(job: Job, report_dir: Path, running: set[subprocess.Popen] | None = None) -> Ran:
     """The job's command to its end (or its timeout); `running` holds it meanwhile, for a session that ends early."""
     argv = job.argv(report_dir)
-    with subprocess.Popen(argv, cwd=job.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    env = {**os.environ, **job.env} if job.env else None
+    with subprocess.Popen(argv, cwd=job.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as proc:
         if running is not None:
             running.add(proc)
         try:
@@ -75,17 +80,26 @@ def phase_of(item: pytest.Item, ahead_modules: set[str]) -> int:
 
 
 class AheadRuns:
-    """The session's background jobs, worked through by one thread beside the foreground, two after it."""
+    """The session's background jobs, worked through by two threads beside the foreground, three after it."""
 
     def __init__(self, items: list[pytest.Item], tmp_path_factory: pytest.TempPathFactory):
+        """One run per job name: tests whose module names the same job (a fixture shared by a module's tests)
+        read the same run."""
         self._tmp = tmp_path_factory
-        self._jobs = {item.nodeid: job for item in items if (job := job_of(item)) is not None}
-        self._queue = sorted(self._jobs, key=lambda nodeid: -self._jobs[nodeid].timeout_s)   # the longest first
-        self._futures: dict[str, Future] = {nodeid: Future() for nodeid in self._jobs}
+        self._job_of: dict[str, str] = {}                    # test nodeid -> job name
+        self._jobs: dict[str, Job] = {}
+        for item in items:
+            if (job := job_of(item)) is not None:
+                self._job_of[item.nodeid] = job.name
+                self._jobs.setdefault(job.name, job)
+        self._queue = sorted(self._jobs, key=lambda name: -self._jobs[name].timeout_s)   # the longest first
+        self._futures: dict[str, Future] = {name: Future() for name in self._jobs}
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._running: set[subprocess.Popen] = set()
-        self.ahead_modules = {module_of(item) for item in items if item.nodeid in self._jobs}
+        self.took: list[tuple[str, float, float]] = []      # (job, started, ended), seconds from the first job
+        self._t0: float | None = None
+        self.ahead_modules = {module_of(item) for item in items if item.nodeid in self._job_of}
 
     def add_worker(self, most: int) -> None:
         """One more thread taking queued jobs, up to `most` in all."""
@@ -101,18 +115,25 @@ class AheadRuns:
             with self._lock:
                 if not self._queue:
                     return
-                nodeid = self._queue.pop(0)
-            job, future = self._jobs[nodeid], self._futures[nodeid]
+                name = self._queue.pop(0)
+            job, future = self._jobs[name], self._futures[name]
             if not future.set_running_or_notify_cancel():
                 continue
+            with self._lock:
+                self._t0 = self._t0 if self._t0 is not None else time.monotonic()
+            started = time.monotonic() - self._t0
             try:
-                future.set_result(run(job, self._tmp.mktemp(job.name[:40]), self._running))
+                with self._lock:          # pytest's temporary folders are not made safely from two threads at once
+                    folder = self._tmp.mktemp(job.name[:40])
+                future.set_result(run(job, folder, self._running))
             except BaseException as exc:        # noqa: BLE001 - the reading test reports it
                 future.set_exception(exc)
+            finally:
+                self.took.append((job.name, started, time.monotonic() - self._t0))
 
     def result(self, nodeid: str) -> Ran:
         self.add_worker(most=3)                 # nothing else runs now: three at a time (each mostly waits)
-        return self._futures.pop(nodeid).result()
+        return self._futures[self._job_of[nodeid]].result()
 
     def close(self) -> None:
         with self._lock:

@@ -85,20 +85,38 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.timeout(AHEAD_READER_TIMEOUT_S))
 
 
+_SESSION_RUNS: list[AheadRuns] = []
+
+
 @pytest.fixture(scope="session")
 def _ahead_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AheadRuns]:
     runs = AheadRuns(request.session.items, tmp_path_factory)
+    _SESSION_RUNS.append(runs)
     try:
         yield runs
     finally:
         runs.close()
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How long each background run took, and when: beside --durations, what the session's length is made of."""
+    took = [t for runs in _SESSION_RUNS for t in runs.took]
+    if not took:
+        return
+    terminalreporter.section("background runs")
+    for name, started, ended in sorted(took, key=lambda t: t[1]):
+        terminalreporter.write_line(f"{ended - started:7.1f}s  from {started:6.1f}s  {name}")
+    terminalreporter.write_line(f"{sum(e - s for _, s, e in took):7.1f}s  in all, last ended "
+                                f"{max(e for _, _, e in took):.1f}s after the first began")
+
+
 @pytest.fixture(autouse=True)
 def _background_after_the_quiet_part(request: pytest.FixtureRequest, _ahead_runs: AheadRuns) -> None:
-    """The first test past the quiet part starts the background runs."""
+    """The first test past the quiet part starts the background runs, two at a time: a scenario run uses about
+    two thirds of a core, mostly waiting on scenario time, and the foreground about one."""
     if phase_of(request.node, _ahead_runs.ahead_modules) >= 1:
-        _ahead_runs.add_worker(most=1)
+        _ahead_runs.add_worker(most=2)
+        _ahead_runs.add_worker(most=2)
 
 
 @pytest.fixture()

@@ -1,15 +1,17 @@
 """Every benchmark once at a tiny size: proves `make bench` still works. No timing is asserted here.
 
 Generic on purpose: a benchmark is a module in bench/, so a new one is covered by this test as soon as it
-exists. The run happens once per test session (module fixture) and every check reads its output.
+exists. The run is one command, run once per session in the background (tests/ahead.py); every check reads its
+output.
 """
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ahead import Job, Ran
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,13 +23,17 @@ def _discovered() -> list[str]:
     return proc.stdout.split()
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench") / "latest.json"
-    proc = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--out", str(out)], capture_output=True, text=True,
-                          timeout=280, cwd=ROOT, env=dict(os.environ, COLUMNS="200"))
+def ahead_job(test: str, params: dict) -> Job:
+    return Job("bench-tiny", lambda report: [sys.executable, "-m", "bench", "--tiny", "--out",
+                                             str(report / "latest.json")],
+               timeout_s=280, cwd=ROOT, env={"COLUMNS": "200"})
+
+
+@pytest.fixture()
+def tiny_run(ahead_run: Ran):
+    proc = ahead_run.out
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, json.loads(out.read_text())
+    return proc, json.loads((ahead_run.report_dir / "latest.json").read_text())
 
 
 def test_every_discovered_benchmark_produced_its_result(tiny_run):
