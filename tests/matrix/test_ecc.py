@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cellkit import Ran, assert_reasons_carry_numbers, failing_checks, scenario_run
+from jobs import pytest_chaos_ecc
 
 SCENARIO = "ecc-double-bit-error"
 CELLS = {
@@ -16,6 +17,8 @@ CELLS = {
 
 
 def ahead_job(test: str, params: dict):
+    if params["profile"] == "no-dbe-remediation":     # the run tests/spine/test_spine_runs.py reads through pytest
+        return pytest_chaos_ecc("no-dbe-remediation")
     return scenario_run(SCENARIO, params["profile"])
 
 

@@ -4,17 +4,15 @@ for the next)."""
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 from cellkit import ROOT, Job, Ran
+from jobs import article_column
 
 
 def ahead_job(test: str, params: dict) -> Job:
-    return Job("article-column", lambda report: [sys.executable, "-m", "harness", "matrix", str(ROOT / "scenarios"),
-                                                 "--profiles", "article", "--report-dir", str(report)],
-               timeout_s=600, cwd=ROOT)
+    return article_column()
 
 
 @pytest.mark.slow

@@ -1,38 +1,24 @@
-"""The spine end to end as users drive it: `g7chaos run` (what `make demo` does per scenario) and `pytest -m chaos`.
+"""The spine end to end as users drive it: the game day `make demo` runs, and `pytest -m chaos`.
 
-Each test starts the built-in twin target in a child process, exactly as a user's command does; the commands run
-in the background ahead of their tests (tests/ahead.py).
+Each command starts the built-in twin target in a child process, exactly as a user's command does; the commands
+run in the background ahead of their tests (tests/ahead.py), and other modules read the same runs
+(tests/jobs.py): the demo's game day is the matrix's article column, the anti-pattern run its ECC cell.
 """
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from ahead import Job, Ran
-
-ROOT = Path(__file__).resolve().parents[2]
-ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
+from jobs import article_column, pytest_chaos_ecc
 
 pytestmark = pytest.mark.slow
 
-
-def _pytest_chaos(*extra: str) -> Job:
-    return Job("-".join(["pytest-chaos", *extra[1:2]]),
-               lambda report: [sys.executable, "-m", "pytest", "-m", "chaos", "-p", "no:cacheprovider", "-q",
-                               "--chaos-report-dir", str(report / "reports"), str(ECC), *extra],
-               timeout_s=240, cwd=ROOT)
-
-
 JOBS = {
-    "test_demo_run_of_the_ecc_scenario_passes_with_every_report_file":
-        Job("demo-ecc", lambda report: [sys.executable, "-m", "harness", "run", str(ECC), "--report-dir", str(report)],
-            timeout_s=240, cwd=ROOT),
-    "test_pytest_chaos_collects_and_passes_the_scenario": _pytest_chaos(),
-    "test_pytest_chaos_fails_naming_the_checks_on_the_anti_pattern":
-        _pytest_chaos("--chaos-profile", "no-dbe-remediation"),
+    "test_the_demo_game_day_passes_the_ecc_scenario_with_every_report_file": article_column(),
+    "test_pytest_chaos_collects_and_passes_the_scenario": pytest_chaos_ecc(),
+    "test_pytest_chaos_fails_naming_the_checks_on_the_anti_pattern": pytest_chaos_ecc("no-dbe-remediation"),
 }
 
 
@@ -40,18 +26,19 @@ def ahead_job(test: str, params: dict) -> Job:
     return JOBS[test]
 
 
-def test_demo_run_of_the_ecc_scenario_passes_with_every_report_file(ahead_run: Ran) -> None:
-    out, tmp_path = ahead_run.out, ahead_run.report_dir
+def test_the_demo_game_day_passes_the_ecc_scenario_with_every_report_file(ahead_run: Ran) -> None:
+    out, column = ahead_run.out, ahead_run.report_dir / "article"
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    assert "checks: ecc-double-bit-error" in out.stdout and "verdict PASS" in out.stdout   # the checks table
-    (run,) = [p for p in tmp_path.iterdir() if p.name.endswith("-ecc-double-bit-error")]
+    # one column runs in the matrix's own process: its console is the command's output, as `make demo` shows it
+    assert "checks: ecc-double-bit-error" in out.stdout and "verdict PASS  ecc-double-bit-error" in out.stdout
+    (run,) = [p for p in column.iterdir() if p.name.endswith("-ecc-double-bit-error")]
     for name in ("result.json", "junit.xml", "report.html", "journal.jsonl"):
         assert (run / name).stat().st_size > 0, name
     assert list(run.rglob("*stats*.csv")), "Locust's raw stats are missing"
     result = json.loads((run / "result.json").read_text())
     assert result["verdict"] == "pass" and result["exit_code"] == 0
-    assert {c["name"] for c in result["checks"]} >= {"fault-landed", "node-drained", "no-corrupted-responses",
-                                                      "alarm-fired", "slo"}
+    assert {c["name"] for c in result["checks"]} >= {"fault-landed", "node-drained", "node-replaced",
+                                                      "no-corrupted-responses", "alarm-fired", "slo"}
     assert result["faults"][0]["landed"] and result["faults"][0]["reverted_at"]
     events = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
     names = [e["event"] for e in events]
@@ -73,3 +60,4 @@ def test_pytest_chaos_fails_naming_the_checks_on_the_anti_pattern(ahead_run: Ran
     assert "1 failed" in out.stdout
     assert "verdict fail" in out.stdout
     assert "node-drained:" in out.stdout and "no-corrupted-responses:" in out.stdout, out.stdout[-3000:]
+    assert list(ahead_run.report_dir.glob("*-ecc-double-bit-error/result.json")), "no run folder written"

@@ -186,8 +186,9 @@ def gameday(twin: TwinHandle, targets_file: Path, tmp_path_factory: pytest.TempP
 
 def test_planted_secrets_appear_in_no_report_file(gameday: dict[str, Any]) -> None:
     out, reports = gameday["out"], gameday["reports"]
-    # a verdict, or an error a busy machine can cause (no first answer in time): the reports are written either way
-    assert out.returncode in (0, 1, 4), out.stdout[-3000:] + out.stderr[-3000:]
+    # a verdict (inconclusive too: a busy machine can degrade the load's measurement), or an error a busy machine
+    # can cause (no first answer in time): the reports are written either way
+    assert out.returncode in (0, 1, 4, 5), out.stdout[-3000:] + out.stderr[-3000:]
     files = [p for p in reports.rglob("*") if p.is_file()]
     names = {p.name for p in files}
     assert {"result.json", "junit.xml", "report.html", "journal.jsonl"} <= names, names
