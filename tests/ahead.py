@@ -5,7 +5,9 @@ core. A test module that asserts on such runs says what it runs up front: `ahead
 a `Job` for each test that takes the `ahead_run` fixture. The session then runs in three parts
 (tests/conftest.py orders them, whole modules at a time):
 
-1. modules marked `quiet` (they measure time to the millisecond), with nothing in the background;
+1. modules marked `quiet` (they measure time to the millisecond), with nothing in the background, then those
+   marked `alone` (whole runs whose verdict a busy machine could degrade), still with nothing beside them, and
+   after the quiet ones so that nothing they leave behind disturbs a measurement;
 2. every other module, while the background works through the jobs two at a time, the longest first, so at
    most two background runs share the machine with the foreground;
 3. the modules whose tests take `ahead_run`, reading their results (three runs at a time once nothing else is
@@ -72,11 +74,16 @@ def module_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
+FOREGROUND = 2      # the first part with background runs beside it
+
+
 def phase_of(item: pytest.Item, ahead_modules: set[str]) -> int:
-    """0 quiet, 1 foreground beside the background runs, 2 readers of the background runs."""
+    """0 quiet, 1 alone (after the quiet ones), 2 foreground beside the background runs, 3 their readers."""
     if module_of(item) in ahead_modules:
-        return 2
-    return 0 if item.get_closest_marker("quiet") else 1
+        return 3
+    if item.get_closest_marker("quiet"):
+        return 0
+    return 1 if item.get_closest_marker("alone") else FOREGROUND
 
 
 class AheadRuns:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ahead import AheadRuns, Ran, module_of, phase_of
+from ahead import FOREGROUND, AheadRuns, Ran, module_of, phase_of
 
 AHEAD_READER_TIMEOUT_S = 900     # a reader waits for its run, which may still be queued behind the longest ones
 
@@ -75,7 +75,8 @@ def _one_in_process_twin_at_a_time(request: pytest.FixtureRequest) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Quiet modules first, modules that read background runs last (tests/ahead.py); whole modules move."""
+    """Quiet modules first, then those run alone, modules that read background runs last (tests/ahead.py); whole
+    modules move."""
     from ahead import job_of
 
     ahead = {module_of(item) for item in items if job_of(item) is not None}
@@ -114,7 +115,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def _background_after_the_quiet_part(request: pytest.FixtureRequest, _ahead_runs: AheadRuns) -> None:
     """The first test past the quiet part starts the background runs, two at a time: a scenario run uses about
     two thirds of a core, mostly waiting on scenario time, and the foreground about one."""
-    if phase_of(request.node, _ahead_runs.ahead_modules) >= 1:
+    if phase_of(request.node, _ahead_runs.ahead_modules) >= FOREGROUND:
         _ahead_runs.add_worker(most=2)
         _ahead_runs.add_worker(most=2)
 

@@ -35,8 +35,8 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
 # past the last limit: node-replaced's 6m after a landing at about 2m06s
 TRIMMED_DURATION = {"ecc-double-bit-error": "510s", "spot-interruption": "7m"}
 
-# quiet (tests/ahead.py): article must pass, and a pass needs load figures no background run disturbed
-pytestmark = [pytest.mark.slow, pytest.mark.quiet]
+# alone (tests/ahead.py): article must pass, and a pass needs load figures no background run disturbed
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 
 def trimmed(scenario: str, folder: Path) -> Path:

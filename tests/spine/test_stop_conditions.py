@@ -34,6 +34,7 @@ from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_
 pytestmark = pytest.mark.slow
 ALARM = "g7chaos-run-stop-probe"
 ABORT_WITHIN_S = 1.0
+CLOCK_GRAIN_S = 0.005   # the stop's hold and the journal's stamp of it are two readings of the clock, ms apart either way
 
 
 def scenario_text(stop_when: list[str], fault: str, *, blast_radius: str = "{}", duration: str = "10m",
@@ -169,7 +170,7 @@ def test_an_alarm_in_alarm_aborts_within_a_second_and_reverts(hold: str, twin, t
           f"(for window {for_wall:.1f} s), fault reverted +{reverted_at - changed:.3f} s")
     assert abs(served - changed) < 0.5                       # the two twin clocks agree
     assert for_wall <= aborted_at - changed < for_wall + ABORT_WITHIN_S
-    assert for_wall <= stop.held_for_s <= aborted_at - changed
+    assert for_wall <= stop.held_for_s <= aborted_at - changed + CLOCK_GRAIN_S
     assert aborted_at <= reverted_at < changed + for_wall + ABORT_WITHIN_S + 1.0
 
 
