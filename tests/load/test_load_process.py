@@ -22,6 +22,7 @@ pytestmark = pytest.mark.quiet   # its bias figures are to the millisecond
 
 SERVED_BY = ["x-served-by"]
 BIAS_WINDOWS = 6              # 1.5 s windows; a window the server or the load generator ran late in is not judged
+BIAS_ROUNDS = 3               # rounds of BIAS_WINDOWS, until one judged window is within the bound
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
@@ -143,16 +144,12 @@ def server_lateness_p99_ms(records: list[dict], served: dict, window: str) -> fl
     return late[int(len(late) * 0.99)] * 1000 if late else float("inf")
 
 
-def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServer, tmp_path: Path) -> None:
-    """Bias against the server's send stamps within 2 ms at p50 and p99, 32 concurrent streams.
+def measure_bias_round(server: SSEServer, tmp_path: Path) -> tuple[list, list]:
+    """One round of BIAS_WINDOWS 1.5-second windows at 32 streams: (judged, disturbed) windows with their bias.
 
-    The machine is shared: a neighbour's CPU burst delays server and client alike, and then nobody can
-    measure to 2 ms. So six 1.5-second windows are measured; a window in which the server itself ran more
-    than 5 ms late on its own schedule (p99) is disturbed and not judged. At least one judged window must
-    meet the bound (a systematic error, like `iter_lines`' +80 ms, fails every window); if the machine
-    was busy throughout, the test fails with the figures: it measured nothing.
+    The systematic properties hold in every window, judged or not: the recorder's TTFT histogram agrees with
+    its records, and the TBT median is not off (`iter_lines`-style reading is off by tens of ms there).
     """
-    server = sse_server
     server.reset()
     load = LoadProcess()
     load.start(server.url, spec(users=32, max_tokens=10), tmp_path, SERVED_BY, first_window="warmup")
@@ -172,22 +169,41 @@ def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServ
     for i in range(BIAS_WINDOWS):
         m = result.window(f"measure-{i}")
         assert m is not None and m.requests >= 100 and m.errors == 0
-        # the recorder's own TTFT histogram agrees with the records
-        recorded = decode_histogram(result.histograms[m.window]["ttft"])
-        from_records = [r["ttft_ms"] for r in records if r["window"] == m.window and r["ttft_ms"] is not None]
-        # (requests straddling a window switch land by first token in one and by start in the other: 5% slack)
-        median = sorted(from_records)[len(from_records) // 2]
-        assert abs(recorded.get_value_at_percentile(50) / 1000 - median) < max(1.0, 0.05 * median)
+        # The recorder's own TTFT histogram agrees with the records. A record belongs to the window its
+        # request started in, a histogram sample to the window its first token arrived in: the few requests
+        # straddling a switch (TTFT / window, under 5 %) may move. So the histogram's median must lie within
+        # the records' 40th..60th percentiles (1 ms for the histogram's precision): a rank bound, which a
+        # busy machine's slow straddlers cannot break and a histogram fed wrong values does.
+        recorded = decode_histogram(result.histograms[m.window]["ttft"]).get_value_at_percentile(50) / 1000
+        from_records = sorted(r["ttft_ms"] for r in records if r["window"] == m.window and r["ttft_ms"] is not None)
+        low, high = from_records[int(len(from_records) * 0.4)], from_records[int(len(from_records) * 0.6)]
+        assert low - 1.0 <= recorded <= high + 1.0, (m.window, recorded, low, high)
         bias = bias_ms(records, served, result, m.window)
-        # no window is systematically off (iter_lines-style reading is off by tens of ms at the median)
         assert abs(bias["tbt_p50"]) <= 1.0, (m.window, bias)
         late = server_lateness_p99_ms(records, served, m.window)
-        # a window the load process itself calls degraded is not a measurement it stands behind (nor do we)
         # (the load process's own degraded mark is shown, not obeyed: the server's stamps decide the bias)
         (judged if late <= 5.0 else disturbed).append((m.window, bias, round(late, 2), m.lag_p99_ms, m.degraded))
-    print("judged:", judged, "disturbed:", disturbed)
-    assert judged, f"no window to measure 2 ms in: the server ran late in every one {disturbed}"
-    assert any(all(abs(v) <= 2.0 for v in b.values()) for _, b, _, _, _ in judged), judged
+    return judged, disturbed
+
+
+def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServer, tmp_path: Path) -> None:
+    """Bias against the server's send stamps within 2 ms at p50 and p99, 32 concurrent streams.
+
+    The machine is shared: a neighbour's CPU burst delays server and client alike, and then nobody can
+    measure to 2 ms. So windows of 1.5 s are measured, six per round; a window in which the server itself ran
+    more than 5 ms late on its own schedule (p99) is disturbed and not judged. One judged window within the
+    bound ends the test; a busy round is followed by another, at most BIAS_ROUNDS. A systematic error (like
+    `iter_lines`' +80 ms) fails every window of every round; a machine busy throughout fails with the
+    figures: it measured nothing.
+    """
+    rounds = []
+    for n in range(BIAS_ROUNDS):
+        judged, disturbed = measure_bias_round(sse_server, tmp_path / f"round-{n}")
+        print(f"round {n}: judged:", judged, "disturbed:", disturbed)
+        rounds.append((judged, disturbed))
+        if any(all(abs(v) <= 2.0 for v in b.values()) for _, b, _, _, _ in judged):
+            return
+    raise AssertionError(f"no window within 2 ms in {BIAS_ROUNDS} rounds (judged, disturbed): {rounds}")
 
 
 def test_two_workers_merge_exactly(server: SSEServer, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_
 ROOT = Path(__file__).resolve().parents[2]
 ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
 WINDOWS = 10                                  # 2 s windows of which at least one must be a clean measurement
+WINDOW_ROUNDS = 3                             # rounds of WINDOWS, until one window is a clean measurement
 HARNESS_ACTORS = {"kube-api", "eviction"}     # store writes that came in through the API, not from controllers
 
 pytestmark = [pytest.mark.slow, pytest.mark.quiet]   # it measures TTFT and TBT against the twin's stamps
@@ -227,11 +228,12 @@ def test_interrupt_during_the_fault_reverts_and_exits_3(twin: TwinHandle, tmp_pa
     assert result["faults"][0]["reverted_at"] is not None
 
 
-def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_path: Path) -> None:
-    """At the demo's load (32 streaming users, 256-token prompts, 128 tokens), every content event's receive
-    time minus the gateway's own send stamp is the measurement's bias for TTFT (first event) and TBT (gaps):
-    p99 within 2 ms. A shared machine can disturb a window, so ten windows are measured and one must hold;
-    a systematic reading error (buffered line iteration adds tens of ms) fails all of them."""
+def measure_stamp_lag(twin: TwinHandle, out: Path) -> list:
+    """One round of WINDOWS 2-second windows at the demo's load; each window's stamp lag and own loop lag.
+
+    The properties that do not depend on a quiet machine hold in every window of every round: stamps were
+    read, a clean window is within 2 ms, and a window called degraded really had its own loop run late.
+    """
     from harness.load.process import LoadProcess
     from harness.load.spec import LoadSpec
     from harness.scenario.loadspec import load_spec_fields
@@ -257,7 +259,7 @@ def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_
 
     if len(cores) >= 2:
         pin_process({cores[0]})
-    load.start(target.inference_url, spec, tmp_path / "load", first_window="warmup")
+    load.start(target.inference_url, spec, out, first_window="warmup")
     if len(cores) >= 2:
         os.sched_setaffinity(load.procs[0].pid, {cores[1]})
     try:
@@ -283,6 +285,21 @@ def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_
     assert all(w.lag_p99_ms <= 2.0 for w in judged), figures
     # ... and a window it calls degraded must really have been (its own loop ran late), not a cover for bias.
     assert all("load generator" in str(w.degraded) or "cpu" in str(w.degraded).lower() for w in windows if w.degraded), figures
-    # ... and the measurement is within 2 ms in at least one window. The degraded mark is the load process's
-    # own caution (its loop lag over the 2 ms this test sets), not proof of a bias: the stamps decide.
-    assert any(w.lag_p99_ms <= 2.0 for w in windows), f"no window measured within 2 ms {figures}"
+    return figures
+
+
+def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_path: Path) -> None:
+    """At the demo's load (32 streaming users, 256-token prompts, 128 tokens), every content event's receive
+    time minus the gateway's own send stamp is the measurement's bias for TTFT (first event) and TBT (gaps):
+    p99 within 2 ms. A shared machine can disturb a window, so windows are measured ten per round, and rounds
+    go on (at most WINDOW_ROUNDS) until one window holds; a systematic reading error (buffered line
+    iteration adds tens of ms) fails every window of every round."""
+    rounds = []
+    for n in range(WINDOW_ROUNDS):
+        figures = measure_stamp_lag(twin, tmp_path / f"load-{n}")
+        rounds.append(figures)
+        # The degraded mark is the load process's own caution (its loop lag over the 2 ms this test sets),
+        # not proof of a bias: the stamps decide.
+        if any(lag <= 2.0 for _, lag, *_ in figures):
+            return
+    raise AssertionError(f"no window measured within 2 ms in {WINDOW_ROUNDS} rounds {rounds}")
