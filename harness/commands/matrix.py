@@ -35,7 +35,7 @@ from typing import Any
 from harness.cli import UsageError
 from harness.commands.run import TargetStartError, load_all, run_many
 from harness.report.console import ConsoleView
-from harness.report.matrix import MatrixCell, VerdictMatrix, write_matrix
+from harness.report.matrix import VerdictMatrix, write_matrix
 from harness.report.model import GamedayResult, RunResult
 from harness.report.writers import run_dir, write_gameday
 
@@ -79,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1 (got {args.workers})")
 
     gamedays: list[tuple[str, GamedayResult]] = []
-    exit_code = 0
     with ConsoleView() as console:
         columns = _columns_in_workers if args.workers > 1 and len(profiles) > 1 else _columns_in_turn
         for profile, gameday in columns(scenarios, profiles, args, console):
@@ -88,17 +87,14 @@ def run(args: argparse.Namespace) -> int:
             gamedays.sort(key=lambda item: order[item[0]])
             matrix = VerdictMatrix.from_gamedays(gamedays)
             write_matrix(matrix, args.report_dir)     # after every column: an interrupted matrix keeps its cells
-            if any(r.verdict == "aborted" for r in gameday.runs):
-                exit_code = 3
+            if any(c.verdict == "aborted" for c in matrix.column(profile)):
                 break
-            if any(r.verdict == "error" and not MatrixCell.of(r).fault_hidden for r in gameday.runs):
-                exit_code = 4
     matrix = VerdictMatrix.from_gamedays(gamedays)
     path = write_matrix(matrix, args.report_dir)
     from rich.console import Console
     matrix.render(Console(width=None if sys.stdout.isatty() else 240))   # a log keeps the cells on one line
     print(f"matrix: {path}")
-    return exit_code
+    return matrix.exit_code()
 
 
 def _column(scenarios: list, profile: str, args: argparse.Namespace, console: ConsoleView) -> GamedayResult:

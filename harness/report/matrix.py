@@ -108,6 +108,21 @@ class VerdictMatrix(BaseModel):
     def cell(self, scenario: str, profile: str) -> MatrixCell | None:
         return self.cells.get(scenario, {}).get(profile)
 
+    def column(self, profile: str) -> list[MatrixCell]:
+        """One profile's cells, in scenario order."""
+        return [c for c in (self.cell(s, profile) for s in self.scenarios) if c is not None]
+
+    def exit_code(self) -> int:
+        """3 when a run was aborted, 4 when one could not be judged for a reason other than a fault its
+        profile hid from the detectors (that cell is the harness telling, as designed), else 0: failed checks
+        are the matrix's content, not its failure (docs/CONTRACTS.md)."""
+        cells = [c for row in self.cells.values() for c in row.values()]
+        if any(c.verdict == "aborted" for c in cells):
+            return 3
+        if any(c.verdict == "error" and not c.fault_hidden for c in cells):
+            return 4
+        return 0
+
     def to_json(self, redactor: Redactor | None = None) -> dict[str, Any]:
         redactor = redactor or default_redactor()
         return redactor.data(self.model_dump(mode="json"))

@@ -8,7 +8,7 @@ import re
 from rich.console import Console
 
 from harness.report.matrix import VerdictMatrix, write_matrix
-from harness.report.model import GamedayResult
+from harness.report.model import GamedayResult, StopCondition
 
 from report_factory import make_run
 
@@ -90,3 +90,25 @@ def test_a_fault_hidden_from_its_detectors_is_told_apart_from_a_broken_run():
     broken = broken.model_copy(update={"checks": []})
     assert broken.verdict == "error" and not MatrixCell.of(broken).fault_hidden
     assert MatrixCell.of(broken).label() == "error"
+
+
+def test_the_matrix_exits_4_for_a_run_it_could_not_judge_but_not_for_a_hidden_fault():
+    """A hidden fault is the cell the harness is meant to show (exit 0); a broken run is 4; an aborted one 3."""
+    from harness.report.matrix import VerdictMatrix
+
+    hidden = make_run(scenario="gpu-thermal-throttle", landed=False, profile="embedded-dcgm-exporter")
+    hidden = hidden.model_copy(update={"checks": [c.model_copy(update={"passed": False, "status": "fail"})
+                                                  for c in hidden.checks if c.name == "fault-landed"]})
+    broken = make_run(scenario="ecc-double-bit-error", error="twin did not start: port in use").model_copy(
+        update={"checks": []})
+    aborted = make_run(scenario="spot-interruption", stop=StopCondition(
+        condition="error_rate > 20% for 30s", observed=0.41, threshold=0.2, held_for_s=30.4, at=1000.0))
+
+    def matrix(*runs):
+        gameday = GamedayResult.from_runs(runs)
+        return VerdictMatrix.from_gamedays([("p", gameday)])
+
+    assert matrix(hidden).exit_code() == 0
+    assert matrix(hidden, broken).exit_code() == 4
+    assert matrix(hidden, broken, aborted).exit_code() == 3
+    assert matrix(hidden, broken, aborted).column("p")[1].verdict == "error"
