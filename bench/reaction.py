@@ -28,9 +28,8 @@ from typing import Any, Callable
 from kubernetes import client
 
 from bench._twinbench import AuditClock, summary_ms, twin_target
-from harness.checks.alarm_fired import AlarmFired
+from harness.checks.alarm_fired import AlarmFired, AlarmFiredParams
 from harness.observe import ClusterObserver, Observation, Timeline
-from harness.scenario.model import AlarmFiredParams
 from harness.twin.kube.audit import read_audit
 
 NAME = "reaction"

@@ -1,13 +1,17 @@
 """`g7chaos`: the command line. Each subcommand lives in the module that owns it; this file only wires them.
 
-Exit codes (contract): 0 every check passed; 1 a check failed; 2 invalid input or usage;
-3 aborted (stop condition or interrupt; faults reverted); 4 target unreachable or fault not injectable.
+Exit codes (contract, harness.errors.ExitCode): 0 every check passed; 1 a check failed; 2 invalid input or
+usage; 3 aborted (stop condition or interrupt; faults reverted); 4 target unreachable or fault not injectable;
+5 inconclusive. A subcommand returns its code, or raises a `G7ChaosError`, which is printed without a traceback
+and exits with the code the error carries.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+
+from harness.errors import ExitCode, G7ChaosError
 
 # subcommand -> module exposing `add_arguments(parser)` and `run(args) -> int`
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -46,20 +50,16 @@ def twin_profiles() -> dict[str, str]:
     return {name: description for name, (description, _) in PROFILES.items()}
 
 
-class UsageError(Exception):
-    """Raised by subcommands for bad input: printed without a traceback, exit 2."""
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except UsageError as exc:
+    except G7ChaosError as exc:
         print(f"g7chaos: {exc}", file=sys.stderr)
-        return 2
+        return int(exc.exit_code)
     except KeyboardInterrupt:
-        return 3
+        return int(ExitCode.ABORTED)
 
 
 if __name__ == "__main__":

@@ -251,7 +251,7 @@ class Runner:
             fault.landed_evidence = evidence or {}
             if not evidence:
                 blind = "; ".join(f"{metric} unobservable on {node}: {why}" for metric, nodes in
-                                  (fault.extra.get("unobservable") or {}).items() for node, why in nodes.items())
+                                  fault.unobservable.items() for node, why in nodes.items())
                 raise FaultNotLanded(f"{fault.name} did not land within {landed_within:.1f} s (no detector it "
                                      f"trusts showed it{': ' + blind if blind else ''})")
             if fault.step.duration is not None:
@@ -264,8 +264,7 @@ class Runner:
         self.revert_all()
         self.phase("recovery")
         self._window("recovery")
-        self.recovery_started = max([time.time()] + [f.reverted_at for f in self.state.faults
-                                                     if getattr(f, "reverted_at", None)])
+        self.recovery_started = max([time.time()] + [f.reverted_at for f in self.state.faults if f.reverted_at])
         limit_s = self._recovery_limit()
         started = time.time()
         self.recovered_at, detail = self._await_steady(started + self.target.wall_seconds(limit_s), slo=True,
@@ -330,7 +329,7 @@ class Runner:
 
     def revert_all(self) -> None:
         for fault in reversed(self.state.faults):
-            if fault.injected_at is None or getattr(fault, "reverted_at", None):
+            if fault.injected_at is None or fault.reverted_at:
                 continue
             self._revert(fault, "end of run")
 
@@ -387,8 +386,8 @@ class Runner:
         faults = [FaultRecord(name=f.name, params=f.params.model_dump(mode="json"),
                               target=", ".join(n.describe() for n in f.nodes), injected_at=f.injected_at,
                               landed=None if f.injected_at is None else f.landed_at is not None,
-                              landed_at=f.landed_at, landed_evidence=getattr(f, "landed_evidence", {}) or {},
-                              reverted_at=getattr(f, "reverted_at", None), revert_error=getattr(f, "revert_error", None))
+                              landed_at=f.landed_at, landed_evidence=f.landed_evidence,
+                              reverted_at=f.reverted_at, revert_error=f.revert_error)
                   for f in self.state.faults]
         metrics = RunMetrics()
         if load_result is not None:

@@ -20,8 +20,12 @@ import threading
 import time
 from typing import Any
 
+from pydantic import Field
+
 from harness.alarmwatch import describe_by_name
 from harness.checks.base import Check, Evidence, register
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
 
 # One DescribeAlarms call by name every half second: an entry into ALARM is stamped within 0.5 s of wall time,
 # and with stop_when's watch (0.4 s) a run makes 4.5 calls a second, half the account's default quota.
@@ -67,17 +71,26 @@ def unobservable_metric(evidence: Evidence, metric: str | None) -> str | None:
     can see; `g7chaos audit` flags the exporter configuration."""
     if not metric:
         return None
-    blind = {node: why for fault in evidence.faults
-             for node, why in (getattr(fault, "extra", {}).get("unobservable", {}).get(metric) or {}).items()}
+    blind = {node: why for fault in evidence.faults for node, why in fault.unobservable.get(metric, {}).items()}
     if not blind:
         return None
     return (f"{metric} is not observable with this dcgm-exporter configuration, so no alarm on it can fire: "
             + "; ".join(f"{node}: {why}" for node, why in sorted(blind.items())))
 
 
+class AlarmFiredParams(CheckParams):
+    """A CloudWatch alarm on `metric` (or the alarm named `alarm`) is in ALARM within the limit."""
+
+    metric: str = Field(..., min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_./:\-]+$")
+    alarm: str | None = Field(None, max_length=255, description="alarm name; default: the target's alarm for metric")
+    within: Duration = Field(60.0, gt=0)
+
+
 @register
 class AlarmFired(Check):
     name = "alarm-fired"
+    params_model = AlarmFiredParams
+    params: AlarmFiredParams
     POLL_S = POLL_S
 
     def start(self, ctx: Any) -> None:

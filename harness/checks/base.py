@@ -4,26 +4,31 @@ Checks read the evidence gathered during the run (the watch timeline, the faults
 times, the load's per-window figures and per-request records) and may make read-only calls to the
 target at the end (alarm history). Limits in scenario files are deployment time; `Evidence.wall`
 converts them with the target's time scale.
+
+A check is one module: its parameter model (`params_model`, a `CheckParams`) next to its code, registered by
+`@register` under its contract name; what it reads of a fault is the typed attributes of
+`harness.faults.base.Fault`.
 """
 from __future__ import annotations
 
 import json
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pydantic import BaseModel
-
+from harness.faults.base import Fault
 from harness.observe import Timeline
 from harness.report.model import CheckResult, FaultJudgement
+from harness.strict.params import CheckParams, ParamsOf, register_into
 
 
 @dataclass
 class Evidence:
     target: Any
     timeline: Timeline
-    faults: list[Any]                       # harness.faults.base.Fault instances, after the run
+    faults: list[Fault]                     # after the run
     load: Any                               # harness.load.process.LoadResult
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)   # name -> (start, end) wall time
     run_started: float = 0.0
@@ -74,9 +79,10 @@ class Check(ABC):
     and implements `evaluate`."""
 
     name: ClassVar[str]
+    params_model: ClassVar[type[CheckParams]]
     applies_to: ClassVar[frozenset[str] | None] = None
 
-    def __init__(self, params: BaseModel):
+    def __init__(self, params: CheckParams):
         self.params = params
 
     def scoped(self, evidence: Evidence) -> list[Judged]:
@@ -156,11 +162,15 @@ class Check(ABC):
 
 
 CHECKS: dict[str, type[Check]] = {}
+"""Check name (contract) -> class, filled by `@register` as each check module is imported."""
+
+CHECK_PARAMS: Mapping[str, type[CheckParams]] = ParamsOf(CHECKS)
+"""Check name -> its parameter model, read through CHECKS (what scenario validation and the schema use)."""
 
 
 def register(cls: type[Check]) -> type[Check]:
-    CHECKS[cls.name] = cls
-    return cls
+    """Class decorator: the check under its contract name, with the parameter model it declares."""
+    return register_into(CHECKS, cls, CheckParams, "check")
 
 
 def fmt_s(seconds: float | None) -> str:

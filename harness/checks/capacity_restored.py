@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
+from pydantic import Field
 
 from harness.checks.base import Check, Evidence, register
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
 
 GPU = "nvidia.com/gpu"
 
@@ -144,9 +147,17 @@ def fault_node_effects(evidence: Evidence, since: float) -> str:
     return ", ".join(seen)
 
 
+class CapacityRestoredParams(CheckParams):
+    """Allocatable nvidia.com/gpu back to the expected count, nodes Ready, within the limit."""
+
+    within: Duration = Field(600.0, gt=0)
+
+
 @register
 class CapacityRestored(Check):
     name = "capacity-restored"
+    params_model = CapacityRestoredParams
+    params: CapacityRestoredParams
 
     def evaluate(self, evidence: Evidence):
         limit = evidence.wall(self.params.within)

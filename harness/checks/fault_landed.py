@@ -2,12 +2,24 @@
 error, never a pass: a deployment cannot be credited for surviving a fault it never saw."""
 from __future__ import annotations
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, register
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
+
+
+class FaultLandedParams(CheckParams):
+    """The fault really landed (DCGM field reads back, notice seen, targets unhealthy). Not landed = error."""
+
+    within: Duration = Field(60.0, gt=0)
 
 
 @register
 class FaultLanded(Check):
     name = "fault-landed"
+    params_model = FaultLandedParams
+    params: FaultLandedParams
 
     def evaluate(self, evidence: Evidence):
         limit = evidence.wall(self.params.within)

@@ -22,9 +22,11 @@ from collections import defaultdict
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from harness.checks.base import Check, Evidence, register
 from harness.prometheus import parse_samples
+from harness.strict.params import CheckParams
 
 REPLAY_HEADER = "idempotent-replayed"
 SUCCESS_METRIC = "nv_inference_request_success"
@@ -43,9 +45,20 @@ def _delivered(record: dict[str, Any]) -> bool:
     return record.get("status") == 200 and not record.get("error") and bool(record.get("tokens"))
 
 
+class IdempotentRetriesParams(CheckParams):
+    """No Idempotency-Key executed twice; replays identical.
+
+    `min_retried_keys`: fewer retried keys than this and the check is inconclusive, not a pass (a run in which
+    nothing was retried proves nothing about retries); 0 lets a scenario where retries are incidental pass."""
+
+    min_retried_keys: int = Field(1, ge=0, le=1_000_000)
+
+
 @register
 class IdempotentRetries(Check):
     name = "idempotent-retries"
+    params_model = IdempotentRetriesParams
+    params: IdempotentRetriesParams
 
     def start(self, ctx: Any) -> None:
         self.samples: list[tuple[float, float]] = []

@@ -28,15 +28,34 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, register
 from harness.loadbalancer import health_check_interval
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
 
 OUT_OF_SERVICE_KINDS = frozenset({"ecc-double-bit-error"})   # faults whose node must stop answering
+
+
+class NoCorruptedResponsesParams(CheckParams):
+    """No canary answer differs from its golden answer once the deployment had the means to know of the fault
+    (its landing; for a double-bit error, its landing plus one health-check probe); nothing served by the bad GPU
+    after `within` (default: node-drained's limit)."""
+
+    within: Duration | None = Field(None, gt=0)
+    probe_interval: Duration | None = Field(None, gt=0, description="how often the deployment's canary health check "
+                                            "runs; default: the longest HealthCheckIntervalSeconds of the target's "
+                                            "load balancer target groups")
+    min_canaries_after: int = Field(1, ge=1, le=1_000_000, description="canary answers needed once the deployment "
+                                    "could know of each fault; fewer and the fault cannot be judged (inconclusive)")
 
 
 @register
 class NoCorruptedResponses(Check):
     name = "no-corrupted-responses"
+    params_model = NoCorruptedResponsesParams
+    params: NoCorruptedResponsesParams
     applies_to = None     # a corrupted answer is wrong after any fault; the node rule is ECC's only
 
     def evaluate(self, evidence: Evidence):

@@ -24,7 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, register
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
 
 GPU = "nvidia.com/gpu"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
@@ -110,9 +114,17 @@ class _Tracker:
         return out
 
 
+class NoSilentCapacityLossParams(CheckParams):
+    """No node with fewer allocatable GPUs than its instance type has, no Pending for Insufficient GPUs."""
+
+    within: Duration = Field(300.0, gt=0)
+
+
 @register
 class NoSilentCapacityLoss(Check):
     name = "no-silent-capacity-loss"
+    params_model = NoSilentCapacityLossParams
+    params: NoSilentCapacityLossParams
 
     def evaluate(self, evidence: Evidence):
         limit = evidence.wall(self.params.within)

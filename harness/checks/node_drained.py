@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, fmt_s, register
 from harness.observe import Observation
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
 
 
 def cordoned_at(evidence: Evidence, context: str, node: str, after: float) -> float | None:
@@ -53,12 +57,20 @@ def gpu_pods_gone_at(evidence: Evidence, context: str, node: str, after: float) 
     return max(t for t in on_node.values() if t is not None), []
 
 
+class NodeDrainedParams(CheckParams):
+    """Faulty node cordoned and its GPU pods evicted within the limit (and before a spot notice ends)."""
+
+    within: Duration = Field(120.0, gt=0)
+
+
 @register
 class NodeDrained(Check):
     """Judges the faults that must take a node out of service: a double-bit ECC error (the node computes wrong
     answers) and a spot interruption (the node is reclaimed at the notice's end, which also bounds the drain)."""
 
     name = "node-drained"
+    params_model = NodeDrainedParams
+    params: NodeDrainedParams
     applies_to = frozenset({"ecc-double-bit-error", "spot-interruption"})
 
     def evaluate(self, evidence: Evidence):
@@ -69,7 +81,7 @@ class NodeDrained(Check):
         start = fault.landed_at or fault.injected_at
         if start is None or not fault.nodes:
             return self.missing(fault, index, "the fault touched no node: nothing to judge", limit_s=limit)
-        notice_end = fault.extra.get("terminate_at")
+        notice_end = fault.times.notice_end_at
         details, failures, unseen = {}, [], []
         for node in fault.nodes:
             seen_pods = {obs.name for obs in evidence.timeline.select(

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, fmt_s, register
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
 
 NODEGROUP = "eks.amazonaws.com/nodegroup"
 
@@ -49,12 +53,20 @@ def replacement(evidence: Evidence, context: str, nodegroup: str | None, old: se
     return None, None, None
 
 
+class NodeReplacedParams(CheckParams):
+    """A replacement node joined and is Ready within the limit."""
+
+    within: Duration = Field(600.0, gt=0)
+
+
 @register
 class NodeReplaced(Check):
     """Judges the faults after which the node must be replaced: a double-bit ECC error (auto repair replaces it)
     and a spot interruption (the instance is reclaimed)."""
 
     name = "node-replaced"
+    params_model = NodeReplacedParams
+    params: NodeReplacedParams
     applies_to = frozenset({"ecc-double-bit-error", "spot-interruption"})
 
     def evaluate(self, evidence: Evidence):

@@ -1,8 +1,8 @@
 """recovery-time: from the end of the fault to steady state again, against a limit.
 
 The fault ends when it has done its damage: when the harness reverted it, or earlier when the fault says
-so itself (a spot interruption is over once EC2 reclaimed the instance at the end of its notice:
-`extra["terminate_at"]`). Steady state is what the runner waits for in its recovery phase (every node Ready
+so itself (a spot interruption is over once EC2 reclaimed the instance at the end of its notice: its
+`times.notice_end_at`). Steady state is what the runner waits for in its recovery phase (every node Ready
 with its GPUs, no fault's cordon left, every inference pod Ready, the SLO holding in the recovery window);
 it reports the moment as `Evidence.recovered_at`. That moment cannot be earlier than the recovery phase,
 so when the fleet was already whole by then, the watch timeline says when it became whole (the capacity
@@ -12,20 +12,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, register
 from harness.checks.capacity_restored import capacity_series, fault_window, restored_after, state_at
+from harness.faults.base import Fault
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration
 
 
-def fault_ended_at(fault: Any, fallback: float | None) -> float | None:
-    own = fault.extra.get("ended_at") or fault.extra.get("terminate_at")
-    reverted = getattr(fault, "reverted_at", None)
-    candidates = [t for t in (own, reverted) if t is not None]
+def fault_ended_at(fault: Fault, fallback: float | None) -> float | None:
+    """The earlier of the fault's revert and the end of its own notice, else `fallback`."""
+    candidates = [t for t in (fault.times.notice_end_at, fault.reverted_at) if t is not None]
     return min(candidates) if candidates else fallback
+
+
+class RecoveryTimeParams(CheckParams):
+    """Time from revert to steady state again is within the limit."""
+
+    within: Duration = Field(300.0, gt=0)
 
 
 @register
 class RecoveryTime(Check):
     name = "recovery-time"
+    params_model = RecoveryTimeParams
+    params: RecoveryTimeParams
 
     def evaluate(self, evidence: Evidence):
         limit = evidence.wall(self.params.within)

@@ -19,7 +19,10 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, register
+from harness.strict.params import CheckParams
 
 MIN_HISTORY_TURNS = 2      # a follow-up with fewer finished turns has too little history to tell
 MIN_CONCURRENT = 3         # follow-ups that stayed put, alongside the moved ones, for a median worth comparing
@@ -73,6 +76,12 @@ def _reference(entry: dict[str, Any]) -> str:
     return "before"
 
 
+class SessionContinuityParams(CheckParams):
+    """Follow-up turns after the fault do not pay a full re-prefill: TTFT ratio vs before stays below the cap."""
+
+    max_ttft_ratio: float = Field(2.0, gt=0, le=1000)
+
+
 @register
 class SessionContinuity(Check):
     """Judges spot interruptions only: the article prescribes KV-cache offload for a notice that leaves two
@@ -80,6 +89,8 @@ class SessionContinuity(Check):
     full re-prefill is the right behaviour, so the check has no rule for it (not applicable)."""
 
     name = "session-continuity"
+    params_model = SessionContinuityParams
+    params: SessionContinuityParams
     applies_to = frozenset({"spot-interruption"})
 
     def evaluate(self, evidence: Evidence):

@@ -3,12 +3,32 @@ window. A window where the load generator itself was saturated is reported as de
 the deployment."""
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, register
+from harness.strict.params import ARTICLE_TBT_P99_S, ARTICLE_TTFT_P99_S, CheckParams
+from harness.strict.units import Duration, Percentage
+
+
+Window = Literal["whole", "steady", "fault", "recovery", "each"]
+
+
+class SloParams(CheckParams):
+    """TTFT/TBT p99 and error rate judged on a window: whole run, steady state, during faults, recovery, or each."""
+
+    ttft_p99: Duration = Field(ARTICLE_TTFT_P99_S, gt=0)
+    tbt_p99: Duration = Field(ARTICLE_TBT_P99_S, gt=0)
+    error_rate: Percentage = 0.01
+    window: Window = "whole"
 
 
 @register
 class Slo(Check):
     name = "slo"
+    params_model = SloParams
+    params: SloParams
 
     def _windows(self, evidence: Evidence):
         load = evidence.load

@@ -3,8 +3,8 @@ time, the error budget holds meanwhile, and traffic comes back once the zone doe
 
 Judged on the load's per-attempt records (start time, served-by AZ header, error), so it measures what clients
 saw, not what the control plane claims. The clock starts when the zone may have gone dark (the fault's
-`lost_at`, else its injection), because that is when a real NLB's detection time starts too, and the zone may
-serve again from the moment the revert began (`revert_started_at`, else `reverted_at`).
+`times.lost_at`, else its injection), because that is when a real NLB's detection time starts too, and the zone
+may serve again from the moment the revert began (`times.revert_started_at`, else `reverted_at`).
 
 - Failover: no attempt that started more than `within` after the loss was served by the lost zone, and none
   hung without an answer (a request sent to a dead zone gets no byte back: that is what "sent there" looks like
@@ -21,7 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from harness.checks.base import Check, Evidence, register
+from harness.strict.params import CheckParams
+from harness.strict.units import Duration, Percentage
 
 HUNG_ERRORS = ("timeout", "connect", "stall")
 
@@ -43,11 +47,20 @@ def _hung(record: dict[str, Any], header: str) -> bool:
         and any(word in str(record.get("error")) for word in HUNG_ERRORS)
 
 
+class TrafficFailoverParams(CheckParams):
+    """Share of requests served by the lost AZ falls to 0 within the limit; error budget holds meanwhile."""
+
+    within: Duration = Field(60.0, gt=0)
+    error_budget: Percentage = 0.05
+
+
 @register
 class TrafficFailover(Check):
     """Judges the faults that take a zone away (az-loss)."""
 
     name = "traffic-failover"
+    params_model = TrafficFailoverParams
+    params: TrafficFailoverParams
     applies_to = frozenset({"az-loss"})
 
     def evaluate(self, evidence: Evidence):
@@ -57,7 +70,7 @@ class TrafficFailover(Check):
     def judge(self, fault: Any, index: int, evidence: Evidence):
         limit = evidence.wall(self.params.within)
         budget = self.params.error_budget
-        zone = fault.extra.get("zone") or getattr(fault.params, "zone", None)
+        zone = fault.params.zone
         if not zone or fault.injected_at is None:
             return self.verdict(fault, index, False, "the fault took no zone away: nothing to fail over from")
         header = _zone_header(evidence)
@@ -68,8 +81,8 @@ class TrafficFailover(Check):
             return self.verdict(fault, index, False, "no request records: the load recorded nothing to judge")
         end = evidence.run_ended or max(r.get("t_end", 0.0) for r in records)
         failures = []
-        loss = fault.extra.get("lost_at") or fault.injected_at
-        reverted = fault.extra.get("revert_started_at") or getattr(fault, "reverted_at", None)
+        loss = fault.times.lost_at or fault.injected_at
+        reverted = fault.times.revert_started_at or fault.reverted_at
         back = reverted or end
         during = [r for r in records if loss <= r.get("t_start", 0.0) < back]
 

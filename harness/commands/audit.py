@@ -320,7 +320,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
         print(f"g7chaos audit: target unreachable: {exc}", file=sys.stderr)
         return 4
     except Exception as exc:
-        from harness.cli import UsageError
+        from harness.errors import UsageError
         if isinstance(exc, UsageError):
             raise
         print(f"g7chaos audit: could not read the deployment: {type(exc).__name__}: {target_redact(exc)}",

@@ -102,7 +102,7 @@ def dry_run(scenarios: list[tuple[Path, Scenario]], args: argparse.Namespace) ->
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
         return 4
     except Exception as exc:   # an unreachable API while resolving: the target, not the input
-        from harness.cli import UsageError
+        from harness.errors import UsageError
         if isinstance(exc, UsageError):
             raise
         print(f"g7chaos: dry run could not resolve the plan: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from harness.scenario.errors import ScenarioError
+from harness.strict.problems import ScenarioError
 from harness.scenario.loader import load_scenario
 
 SECTIONS = ("faults", "checks", "scenarios", "profiles")

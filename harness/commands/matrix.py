@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.cli import UsageError
+from harness.errors import UsageError
 from harness.commands.run import TargetStartError, load_all, run_many
 from harness.report.console import ConsoleView
 from harness.report.matrix import VerdictMatrix, write_matrix

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from harness.cli import UsageError
+from harness.errors import UsageError
 from harness.report.console import ConsoleView
 from harness.report.model import GamedayResult, RunResult, gameday_exit_code
 from harness.report.writers import run_dir, write_gameday

@@ -22,16 +22,18 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
+from pydantic import Field
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
+from harness.faults.fis import grouped_action
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions, instance_arn,
                                         start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
-from harness.faults.fis import grouped_action
 from harness.loadbalancer import LoadBalancerNotFound, load_balancer_arn, target_groups
+from harness.strict.params import FaultParams
 
 ARC = "arc-zonal-shift"
 DISRUPT_ACTION = "aws:network:disrupt-connectivity"
@@ -55,9 +57,34 @@ def _expires_in(seconds: float) -> str:
     return f"{max(1, math.ceil(seconds / 60))}m"
 
 
+class AzLossParams(FaultParams):
+    """FIS `aws:network:disrupt-connectivity` (scope all) on one AZ's subnets, or the power-interruption variant."""
+
+    zone: str = Field(..., max_length=64)
+    mode: Literal["network", "power"] = "network"
+    zonal_shift: bool = Field(False, description="also start an ARC zonal shift away from the zone")
+
+
 @register
 class AzLoss(Fault):
     name = "az-loss"
+    params_model = AzLossParams
+    params: AzLossParams
+    # resolved by plan()
+    subnets: list[str]                 # the zone's subnet ids, in the cluster's VPC only
+    subnet_arns: list[str]
+    vpcs: list[str]                    # the cluster's VPC(s), named by EC2 for the zone's nodes' instances
+    instance_arns: list[str]           # mode power: the zone's instances FIS stops
+    target_groups: list[str]           # the load balancer's target groups, to read the zone's target health
+    duration_s: float                  # FIS's own duration, longer than the step: the dead man's switch
+    load_balancer_arn: str | None = None   # zonal_shift: the load balancer ARC shifts away from the zone
+    away_from: str | None = None           # zonal_shift: the zone's AZ ID (use2-az1), as ARC takes it
+    stop_conditions: list[dict[str, str]]
+    # started by inject()
+    template_id: str | None = None
+    experiment_id: str | None = None
+    zonal_shift_id: str | None = None
+    zonal_shift_at: float | None = None
 
     # ------------------------------------------------------------------------------------------ plan
     def plan(self) -> str:
@@ -68,29 +95,28 @@ class AzLoss(Fault):
         if not self.nodes:
             raise FaultError(f"no Kubernetes node in {zone} in contexts {', '.join(target.contexts)}")
         subnets = self._zone_subnets(zone)
-        self.extra["zone"] = zone
-        self.extra["subnets"] = sorted(s["SubnetId"] for s in subnets)
-        self.extra["subnet_arns"] = [s.get("SubnetArn") or
-                                     f"arn:aws:ec2:{target.region}:{s['OwnerId']}:subnet/{s['SubnetId']}"
-                                     for s in sorted(subnets, key=lambda s: s["SubnetId"])]
+        self.subnets = sorted(s["SubnetId"] for s in subnets)
+        self.subnet_arns = [s.get("SubnetArn") or f"arn:aws:ec2:{target.region}:{s['OwnerId']}:subnet/{s['SubnetId']}"
+                            for s in sorted(subnets, key=lambda s: s["SubnetId"])]
         # FIS's own duration is the dead man's switch: longer than the step, so the harness's revert (which
         # stop_experiment does) is what ends the loss, and a crashed harness still gets the zone back.
-        step_duration = getattr(getattr(self, "step", None), "duration", None)
-        self.extra["duration_s"] = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
-        if self.extra["duration_s"] > FIS_MAX_DURATION_S:
+        step_duration = self.step.duration if self.step is not None else None
+        self.duration_s = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
+        if self.duration_s > FIS_MAX_DURATION_S:
             raise FaultError(f"FIS holds a zone down for at most PT12H; the step lasts {step_duration:g} s")
         plan = (f"FIS aws:network:disrupt-connectivity (scope all) on {len(subnets)} subnet(s) of {zone} "
-                f"({', '.join(self.extra['subnets'])}), {len(self.nodes)} node(s)")
+                f"({', '.join(self.subnets)}), {len(self.nodes)} node(s)")
+        self.instance_arns = []
         if self.params.mode == "power":
             ids = [n.instance_id for n in self.nodes if n.instance_id]
-            self.extra["instance_arns"] = [instance_arn(target, i) for i in ids]
+            self.instance_arns = [instance_arn(target, i) for i in ids]
             plan += f"; aws:ec2:stop-instances on {len(ids)} instance(s), started again on revert"
         if self.params.zonal_shift:
-            self.extra["load_balancer_arn"] = self._load_balancer_arn()
-            self.extra["away_from"] = self._zone_id(zone)
-            self._require_zonal_shift_enabled(self.extra["load_balancer_arn"])
-            plan += f"; ARC zonal shift of {self.extra['load_balancer_arn']} away from {self.extra['away_from']}"
-        self.extra["target_groups"] = self._target_groups()
+            self.load_balancer_arn = self._load_balancer_arn()
+            self.away_from = self._zone_id(zone)
+            self._require_zonal_shift_enabled(self.load_balancer_arn)
+            plan += f"; ARC zonal shift of {self.load_balancer_arn} away from {self.away_from}"
+        self.target_groups = self._target_groups()
         self.stop_conditions = fis_stop_conditions(self.ctx)
         return plan + stops_on(self.stop_conditions)
 
@@ -120,7 +146,7 @@ class AzLoss(Fault):
                                                 {"Name": "vpc-id", "Values": vpcs}])["Subnets"]
         if not subnets:
             raise FaultError(f"no subnet in {zone} in VPC(s) {', '.join(vpcs)}: nothing to disconnect")
-        self.extra["vpcs"] = vpcs
+        self.vpcs = vpcs
         return subnets
 
     def _load_balancer_arn(self) -> str:
@@ -159,7 +185,7 @@ class AzLoss(Fault):
     def _target_groups(self) -> list[str]:
         """Target group ARNs of the load balancer, to read the zone's target health (empty when there is none)."""
         try:
-            groups = target_groups(self.ctx.target, self.extra.get("load_balancer_arn"))
+            groups = target_groups(self.ctx.target, self.load_balancer_arn)
         except Exception:
             return []
         return [tg["TargetGroupArn"] for tg in groups]
@@ -167,39 +193,38 @@ class AzLoss(Fault):
     # ---------------------------------------------------------------------------------------- inject
     def inject(self) -> None:
         target = self.ctx.target
-        duration = _iso_duration(self.extra["duration_s"])
+        duration = _iso_duration(self.duration_s)
         # FIS takes at most 5 ARNs per target and one target per action key: a zone of more subnets (or
         # instances) is several targets, each cut (or stopped) by its own copy of the action, all at once.
         targets: dict[str, Any] = {}
         actions: dict[str, Any] = {}
         grouped_action(targets, actions, target="subnets", action="disrupt", resource_type="aws:ec2:subnet",
-                       arns=self.extra["subnet_arns"], action_id=DISRUPT_ACTION, target_key="Subnets",
+                       arns=self.subnet_arns, action_id=DISRUPT_ACTION, target_key="Subnets",
                        parameters={"duration": duration, "scope": "all"})
-        if self.params.mode == "power" and self.extra.get("instance_arns"):
+        if self.params.mode == "power" and self.instance_arns:
             grouped_action(targets, actions, target="instances", action="power", resource_type="aws:ec2:instance",
-                           arns=self.extra["instance_arns"], action_id=STOP_ACTION, target_key="Instances",
+                           arns=self.instance_arns, action_id=STOP_ACTION, target_key="Instances",
                            parameters={"startInstancesAfterDuration": duration})
         token = template_token()
         args: dict[str, Any] = {"template_token": token}
         if self.params.zonal_shift:
-            args.update(load_balancer_arn=self.extra["load_balancer_arn"], away_from=self.extra["away_from"])
+            args.update(load_balancer_arn=self.load_balancer_arn, away_from=self.away_from)
         self.owe_revert(args)
         template_id = create_template(target, token, f"g7chaos az-loss of {self.params.zone} ({self.params.mode})",
                                       targets, actions, self.stop_conditions)
-        self.extra["template_id"] = template_id
-        self.started_at = time.time()
-        self.extra["lost_at"] = self.started_at      # the zone may go dark from here on: the failover clock starts
-        self.extra["experiment_id"] = start_experiment(target, template_id, token=token)
-        await_experiment_started(target, self.extra["experiment_id"], time.time() + 10)
+        self.template_id = template_id
+        self.times.lost_at = time.time()      # the zone may go dark from here on: the failover clock starts
+        self.experiment_id = start_experiment(target, template_id, token=token)
+        await_experiment_started(target, self.experiment_id, time.time() + 10)
         if self.params.zonal_shift:
             try:
                 shift = target.aws(ARC).start_zonal_shift(
-                    resourceIdentifier=self.extra["load_balancer_arn"], awayFrom=self.extra["away_from"],
-                    expiresIn=_expires_in(self.extra["duration_s"]), comment=f"g7chaos az-loss {self.params.zone}")
+                    resourceIdentifier=self.load_balancer_arn, awayFrom=self.away_from,
+                    expiresIn=_expires_in(self.duration_s), comment=f"g7chaos az-loss {self.params.zone}")
             except Exception as exc:
-                raise FaultError(f"ARC start_zonal_shift away from {self.extra['away_from']} failed: {exc}") from exc
-            self.extra["zonal_shift_id"] = shift["zonalShiftId"]
-            self.extra["zonal_shift_at"] = time.time()
+                raise FaultError(f"ARC start_zonal_shift away from {self.away_from} failed: {exc}") from exc
+            self.zonal_shift_id = shift["zonalShiftId"]
+            self.zonal_shift_at = time.time()
 
     # ---------------------------------------------------------------------------------------- landed
     def check_landed(self) -> dict[str, Any] | None:
@@ -223,11 +248,11 @@ class AzLoss(Fault):
 
     def _unhealthy_targets(self) -> dict[str, Any] | None:
         zone_instances = {n.instance_id for n in self.nodes if n.instance_id}
-        if not zone_instances or not self.extra.get("target_groups"):
+        if not zone_instances or not self.target_groups:
             return None
         elbv2 = self.ctx.target.aws("elbv2")
         total = unhealthy = 0
-        for tg in self.extra["target_groups"]:
+        for tg in self.target_groups:
             for desc in elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]:
                 if desc["Target"]["Id"] in zone_instances:
                     total += 1
@@ -235,9 +260,6 @@ class AzLoss(Fault):
         return {"targets": total, "unhealthy": unhealthy}
 
     # ---------------------------------------------------------------------------------------- revert
-    def before_revert(self) -> None:
-        self.extra.setdefault("revert_started_at", time.time())   # the zone may come back from here on
-
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
         """Stop the experiment (FIS restores the network and starts what it stopped), cancel our zonal shift."""

@@ -3,23 +3,29 @@
 A fault writes its revert into the run journal before it changes anything, so that a crash at any
 moment leaves a record `g7chaos recover` can finish from (`revert_owed` must work in a fresh process
 from the journal's arguments alone).
+
+A fault is one module: its parameter model (`params_model`, a `FaultParams`) next to its code, registered by
+`@register` under its contract name. What checks may read of a fault is declared here, typed: the nodes it
+touched, when it was injected, landed and reverted, `times` (moments some checks judge by) and
+`unobservable` (what no detector could show); anything else a fault keeps is its own business.
 """
 from __future__ import annotations
 
 import random
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Protocol
 
-from pydantic import BaseModel
-
+from harness.errors import TargetError
 from harness.journal import Journal
 from harness.observe import Timeline
+from harness.strict.params import FaultParams, ParamsOf, register_into
 
 
-class FaultError(Exception):
-    """The fault could not be injected (exit 4)."""
+class FaultError(TargetError):
+    """The fault could not be injected, or its revert failed (exit 4)."""
 
 
 class FaultNotLanded(FaultError):
@@ -57,20 +63,51 @@ class NodeRef:
         return f"{self.context}/{self.name}{gpus} ({self.zone or '?'})"
 
 
+class Scheduled(Protocol):
+    """Where a fault sits on the scenario's timeline (a scenario's `FaultStep`): deployment seconds."""
+
+    @property
+    def at(self) -> float: ...
+
+    @property
+    def duration(self) -> float | None: ...
+
+
+@dataclass
+class FaultTimes:
+    """Wall-clock moments of a fault, beyond its injection and landing, that checks judge by (None: the fault
+    has no such moment)."""
+
+    lost_at: float | None = None            # service may be gone from here on (az-loss: the experiment's start)
+    notice_at: float | None = None          # the warning the deployment gets (spot: the interruption notice)
+    notice_end_at: float | None = None      # the notice runs out and the fault has done its damage by itself
+    #                                         (spot: EC2 reclaims the instance); a drain must be done by then
+    revert_started_at: float | None = None  # the revert began: the target may come back from here on
+
+
 class Fault(ABC):
     name: ClassVar[str]
+    params_model: ClassVar[type[FaultParams]]
     # set by owe_revert(): the journal entry this fault still owes, and exactly the arguments written there
     revert_id: str | None = None
     revert_args: dict[str, Any] | None = None
-    index: int = 0      # position in the scenario's `faults:` list, which checks name it by (set by the runner)
 
-    def __init__(self, params: BaseModel, ctx: RunContext):
+    def __init__(self, params: FaultParams, ctx: RunContext):
         self.params = params
         self.ctx = ctx
         self.nodes: list[NodeRef] = []      # what the fault touches, for checks
-        self.extra: dict[str, Any] = {}     # fault-specific facts checks may read (subnets, pods, experiment ids)
+        # metric -> node -> why no detector on that metric could show this fault there (a DCGM injection the
+        # node's exporter cannot see): checks on the metric report it unobservable instead of failing it
+        self.unobservable: dict[str, dict[str, str]] = {}
+        self.times = FaultTimes()
         self.injected_at: float | None = None
         self.landed_at: float | None = None
+        # set by the runner
+        self.step: Scheduled | None = None      # where the fault sits on the scenario's timeline
+        self.index = 0                          # position in the scenario's `faults:`, which checks name it by
+        self.landed_evidence: dict[str, Any] = {}
+        self.reverted_at: float | None = None
+        self.revert_error: str | None = None    # the last revert attempt's failure, None once one went through
 
     @abstractmethod
     def plan(self) -> str:
@@ -99,6 +136,8 @@ class Fault(ABC):
         `g7chaos recover` can still finish it."""
         if self.revert_id is None:
             return
+        if self.times.revert_started_at is None:
+            self.times.revert_started_at = time.time()
         self.before_revert()
         self.revert_owed(self.ctx.target, self.revert_args or {})
         self.ctx.journal.reverted(self.revert_id)
@@ -106,8 +145,7 @@ class Fault(ABC):
         self.after_revert()
 
     def before_revert(self) -> None:
-        """Hook: what the fault's own process must do before the target is put back (stop its threads, note
-        when the revert began)."""
+        """Hook: what the fault's own process must do before the target is put back (stop its threads)."""
 
     def after_revert(self) -> None:
         """Hook: in-process tidying once the target is put back."""
@@ -159,8 +197,12 @@ def _stopper():
 
 
 FAULTS: dict[str, type[Fault]] = {}
+"""Fault name (contract) -> class, filled by `@register` as each fault module is imported."""
+
+FAULT_PARAMS: Mapping[str, type[FaultParams]] = ParamsOf(FAULTS)
+"""Fault name -> its parameter model, read through FAULTS (what scenario validation and the schema use)."""
 
 
 def register(cls: type[Fault]) -> type[Fault]:
-    FAULTS[cls.name] = cls
-    return cls
+    """Class decorator: the fault under its contract name, with the parameter model it declares."""
+    return register_into(FAULTS, cls, FaultParams, "fault")

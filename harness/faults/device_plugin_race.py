@@ -21,26 +21,54 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from harness.faults.base import FaultError, register
 from harness.faults.node_reboot import RebootFault
+from harness.strict.params import FaultParams, NodeSelector
 
 GPU = "nvidia.com/gpu"
+
+
+class DevicePluginRaceParams(FaultParams):
+    """Reboot the node (FIS aws:ec2:reboot-instances) so the device plugin and the driver race at start.
+
+    `method: plugin-restart` is refused: a device plugin restarted on a running node finds the driver already
+    loaded and registers every GPU, whether or not the deployment gates it on the driver, so that method would
+    pass exactly the deployment this fault exists to catch (docs/FIDELITY.md PLUGIN-1)."""
+
+    node: NodeSelector = Field(default_factory=NodeSelector)
+    method: Literal["reboot"] = "reboot"
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _no_plugin_restart(cls, value: Any) -> Any:
+        if value == "plugin-restart":
+            raise PydanticCustomError(
+                "method_cannot_race",
+                "method plugin-restart cannot reproduce the race: on a running node the driver is already loaded, "
+                "so a restarted device plugin registers every GPU even where nothing gates it on the driver; use "
+                "method: reboot (FIS aws:ec2:reboot-instances), which restarts both")
+        return value
 
 
 @register
 class DevicePluginRace(RebootFault):
     name = "device-plugin-race"
+    params_model = DevicePluginRaceParams
+    params: DevicePluginRaceParams
+    gpus_before: dict[str, int]     # node -> allocatable nvidia.com/gpu before the reboot: what the revert restores
 
     def plan(self) -> str:
         plan = self._plan_reboot()
-        self.extra["gpus_before"] = {}
+        self.gpus_before = {}
         for node in self.nodes:
             current = client.CoreV1Api(self.ctx.target.kube(node.context)).read_node(node.name)
-            self.extra["gpus_before"][node.name] = int((current.status.allocatable or {}).get(GPU, "0") or 0)
+            self.gpus_before[node.name] = int((current.status.allocatable or {}).get(GPU, "0") or 0)
         return plan
 
     def inject(self) -> None:
@@ -48,9 +76,9 @@ class DevicePluginRace(RebootFault):
 
     def _revert_args(self) -> dict[str, Any]:
         plugin = self.ctx.target.spec.selectors.device_plugin
-        fis = super()._revert_args() if "template_token" in self.extra else {}
+        fis = super()._revert_args() if self.template_token is not None else {}
         return {**fis, "plugin": {"namespace": plugin.namespace, "selector": plugin.label_selector},
-                "nodes": [{"context": n.context, "name": n.name, "gpus": self.extra["gpus_before"].get(n.name, 0)}
+                "nodes": [{"context": n.context, "name": n.name, "gpus": self.gpus_before.get(n.name, 0)}
                           for n in self.nodes]}
 
     @classmethod

@@ -10,14 +10,15 @@ Two fields, because two detectors read two different ones (NVIDIA/DCGM dcgmlib/d
 for as long as the fault lasts (an injected value stands only until a newer real sample replaces it); the
 revert injects 0 the same way. It has landed when a detector an operator uses shows it: the node's
 condition, or the exporter's DBE counter where the exporter reads that hostengine and exports the counter.
-Where it cannot, the fault says so (`extra["unobservable"]`), so `alarm-fired` reports an alarm on 311 as
+Where it cannot, the fault says so (its `unobservable`), so `alarm-fired` reports an alarm on 311 as
 unobservable with this exporter rather than as a deployment that failed to alarm.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
+from pydantic import Field
 
 from harness.dcgm_exporter import blind_spots
 from harness.faults.base import Fault, register, revert_each
@@ -25,6 +26,7 @@ from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
 from harness.faults.podexec import pod_gone
 from harness.faults.selection import pick_nodes, pod_on_node
 from harness.prometheus import parse_samples
+from harness.strict.params import FaultParams, GpuIndex, NodeSelector
 
 FIELD_DBE_VOL_DEV = 319         # DCGM_FI_DEV_ECC_DBE_VOL_DEV: the DBE policy
 FIELD_DBE_VOL_TOTAL = 311       # DCGM_FI_DEV_ECC_DBE_VOL_TOTAL: the MEM health watch and the alarm metric
@@ -32,9 +34,23 @@ ALARM_METRIC = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
 NODE_REASONS = ("NvidiaDoubleBitError", "DCGMHealthCode4")
 
 
+class EccDoubleBitErrorParams(FaultParams):
+    """Exec `dcgmi test --inject --gpuid G -f FIELD -v 1 --offset 60` in the node's DCGM pod for each field, held
+    while the fault lasts; revert with -v 0."""
+
+    node: NodeSelector = Field(default_factory=NodeSelector)
+    gpu: GpuIndex = 0
+    fields: list[Literal[319, 311]] = Field(
+        default_factory=lambda: [319, 311], min_length=1,
+        description="319 (DCGM_FI_DEV_ECC_DBE_VOL_DEV) trips DCGM's DBE policy and the node condition; 311 "
+                    "(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) is the MEM health watch's and the alarm's metric")
+
+
 @register
 class EccDoubleBitError(Fault):
     name = "ecc-double-bit-error"
+    params_model = EccDoubleBitErrorParams
+    params: EccDoubleBitErrorParams
     holder: Holder | None = None
 
     def plan(self) -> str:
@@ -55,7 +71,7 @@ class EccDoubleBitError(Fault):
             if blind:
                 unobservable[node.name] = "; ".join(blind)
         if unobservable:
-            self.extra["unobservable"] = {ALARM_METRIC: unobservable}
+            self.unobservable[ALARM_METRIC] = unobservable
         return "; ".join(f"dcgmi test --inject --gpuid {self.params.gpu} -f {'/'.join(map(str, self.fields))} -v 1 "
                          f"--offset {HOLD_S} (held) in {dcgm.namespace}/{self.dcgm_pods[n.name].metadata.name} on "
                          f"{n.describe()}" for n in self.nodes)
@@ -100,7 +116,7 @@ class EccDoubleBitError(Fault):
             if condition.type == "AcceleratedHardwareReady" and condition.status == "False" \
                     and condition.reason in NODE_REASONS:
                 return {"source": "node-condition", "reason": condition.reason, "message": condition.message}
-        if node.name in self.extra.get("unobservable", {}).get(ALARM_METRIC, {}):
+        if node.name in self.unobservable.get(ALARM_METRIC, {}):
             return None            # the exporter cannot show an injection: only the node condition can
         return self._exporter_shows(core, node)
 

@@ -40,9 +40,12 @@ import uuid
 from typing import Any
 
 from kubernetes import client
+from pydantic import Field
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
 from harness.faults.podexec import pod_exec
+from harness.strict.params import FaultParams
+from harness.strict.units import Percentage
 
 ZONE = "topology.kubernetes.io/zone"
 NODEGROUP = "eks.amazonaws.com/nodegroup"
@@ -186,9 +189,23 @@ def bus_bandwidths(log: str) -> list[float]:
     return [float(m.group(1)) for m in BUSBW_RE.finditer(log)]
 
 
+class EfaSaturationParams(FaultParams):
+    """A competing nccl-tests MPI job (all_reduce_perf) across the TP group's nodes, one worker per node
+    requesting vpc.amazonaws.com/efa."""
+
+    tp_group: str | None = Field(None, max_length=128, description="tp-group label; default: the first found")
+    load: Percentage = Field(0.9, description="share of the fabric the competing traffic takes")
+    image: str = Field("public.ecr.aws/hpc-cloud/nccl-tests:latest", max_length=512)
+    kubectl_image: str = Field("docker.io/dtzar/helm-kubectl:3.15.0", max_length=512,
+                               description="init container of the launcher (without the MPI operator): an image "
+                               "with sh and kubectl, copied in for the kubectl-exec agent mpirun uses")
+
+
 @register
 class EfaSaturation(Fault):
     name = "efa-saturation"
+    params_model = EfaSaturationParams
+    params: EfaSaturationParams
 
     def plan(self) -> str:
         target = self.ctx.target
@@ -236,7 +253,6 @@ class EfaSaturation(Fault):
         else:
             self.launcher = f"{self.job}-launcher"
             self.workers = [f"{self.job}-worker-{i}" for i in range(len(self.nodes))]
-        self.extra.update(tp_group=group, job=self.job, mpijob=self.use_mpijob, pods=self._pods())
         gpus = (f"requesting {GPU}: {self.gpu_request}" if self.gpu_request
                 else f"sharing GPUs 0-{self.ranks - 1} with serving (none free)")
         how = (f"MPIJob {self.namespace}/{self.job}" if self.use_mpijob

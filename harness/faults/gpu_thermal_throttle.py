@@ -9,13 +9,14 @@ fault exercises detection and alerting, never the slowdown itself. `gpu: all` me
 advertises (`nvidia.com/gpu` capacity). The values it overwrites are read from dcgm-exporter first and written
 to the journal, so revert (even `g7chaos recover` in a fresh process) puts back exactly what was there.
 Landed = dcgm-exporter reports the injected temperature; where the exporter cannot see injections (embedded
-hostengine, or no GPU_TEMP counter) the fault says so in `extra["unobservable"]`.
+hostengine, or no GPU_TEMP counter) the fault says so in its `unobservable`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from kubernetes import client
+from pydantic import Field
 
 from harness.dcgm_exporter import blind_spots
 from harness.faults.base import Fault, FaultError, register, revert_each
@@ -23,6 +24,7 @@ from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
 from harness.faults.podexec import pod_gone
 from harness.faults.selection import pod_on_node, pick_nodes
 from harness.prometheus import parse_samples
+from harness.strict.params import FaultParams, GpuIndex, NodeSelector
 
 FIELD_SM_CLOCK = 100           # DCGM_FI_DEV_SM_CLOCK
 FIELD_GPU_TEMP = 150           # DCGM_FI_DEV_GPU_TEMP
@@ -61,9 +63,21 @@ def exporter_fields(target: Any, context: str, node: str) -> dict[tuple[str, int
     return out
 
 
+class GpuThermalThrottleParams(FaultParams):
+    """DCGM field injection of GPU temperature above the 83 °C alarm and the matching SM clock."""
+
+    node: NodeSelector = Field(default_factory=NodeSelector)
+    gpu: GpuIndex | Literal["all"] = 0
+    temperature: float = Field(90.0, gt=0, le=150, description="°C injected into DCGM_FI_DEV_GPU_TEMP")
+    sm_clock_mhz: int | None = Field(None, ge=100, le=5000, description="throttled SM clock; default derived")
+
+
 @register
 class GpuThermalThrottle(Fault):
     name = "gpu-thermal-throttle"
+    params_model = GpuThermalThrottleParams
+    params: GpuThermalThrottleParams
+    holder: Holder | None = None
 
     def plan(self) -> str:
         self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
@@ -80,7 +94,7 @@ class GpuThermalThrottle(Fault):
             if blind:
                 unobservable[node.name] = "; ".join(blind)
         if unobservable:
-            self.extra["unobservable"] = {TEMP_METRIC: unobservable}
+            self.unobservable[TEMP_METRIC] = unobservable
         self.clock = self.params.sm_clock_mhz or THROTTLED_SM_CLOCK_MHZ
         return "; ".join(
             f"dcgmi test --inject -f {FIELD_GPU_TEMP} -v {self.params.temperature:g} and -f {FIELD_SM_CLOCK} "
@@ -117,9 +131,8 @@ class GpuThermalThrottle(Fault):
                              FIELD_SM_CLOCK, self.clock)
 
     def before_revert(self) -> None:
-        holder = getattr(self, "holder", None)
-        if holder is not None:
-            holder.stop()
+        if self.holder is not None:
+            self.holder.stop()
 
     def check_landed(self) -> dict[str, Any] | None:
         return self.landed_on_every_node(self._landed_on)

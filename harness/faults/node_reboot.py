@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from kubernetes import client
+from pydantic import Field
 
 from harness.faults.base import Fault, FaultError, register
 from harness.faults.fis import (FIS_PRINCIPAL, MAX_ARNS_PER_TARGET, STOP_WAIT_S, TAG, TERMINAL,  # noqa: F401
@@ -18,6 +19,7 @@ from harness.faults.fis import (FIS_PRINCIPAL, MAX_ARNS_PER_TARGET, STOP_WAIT_S,
                                 fis_stop_conditions, grouped_action, instance_arn, start_experiment, stop_fis_owed,
                                 stops_on, template_token, templates_tagged)
 from harness.faults.selection import pick_nodes
+from harness.strict.params import FaultParams, NodeSelector
 
 REBOOT_ACTION = "aws:ec2:reboot-instances"
 
@@ -51,33 +53,40 @@ def node_rebooted_since(target: Any, context: str, node: str, since: float) -> d
 class RebootFault(Fault):
     """Shared by node-reboot and device-plugin-race: one FIS experiment rebooting the chosen nodes."""
 
+    instance_arns: list[str]               # the chosen nodes' instances (plan)
+    stop_conditions: list[dict[str, str]]
+    template_token: str | None = None      # names the experiment template, for the revert (inject)
+    template_id: str | None = None
+    experiment_id: str | None = None
+    started_at: float                      # when the reboot was asked for: landing evidence must be newer
+
     def _plan_reboot(self) -> str:
         self.nodes = pick_nodes(self.ctx.target, self.params.node, self.ctx.rng)
         missing = [n.name for n in self.nodes if not n.instance_id]
         if missing:
             raise FaultError(f"node(s) {', '.join(missing)} carry no aws:/// providerID: cannot reboot through FIS")
         arns = [instance_arn(self.ctx.target, n.instance_id) for n in self.nodes]
-        self.extra["instance_arns"] = arns
+        self.instance_arns = arns
         self.stop_conditions = fis_stop_conditions(self.ctx)
         return (f"FIS {REBOOT_ACTION} on {', '.join(n.describe() for n in self.nodes)} ({', '.join(arns)})"
                 + stops_on(self.stop_conditions))
 
     def _inject_reboot(self) -> None:
-        arns = self.extra["instance_arns"]
-        self.extra["template_token"] = template_token()
+        arns = self.instance_arns
+        self.template_token = template_token()
         self.owe_revert(self._revert_args())
         targets: dict[str, Any] = {}
         actions: dict[str, Any] = {}
         grouped_action(targets, actions, target="nodes", action="reboot", resource_type="aws:ec2:instance",
                        arns=arns, action_id=REBOOT_ACTION, target_key="Instances")
         template_id = create_template(
-            self.ctx.target, self.extra["template_token"],
+            self.ctx.target, self.template_token,
             f"g7chaos {self.name}: reboot {', '.join(n.name for n in self.nodes)}", targets, actions,
             self.stop_conditions)
-        self.extra["template_id"] = template_id
+        self.template_id = template_id
         self.started_at = time.time()
-        experiment_id = start_experiment(self.ctx.target, template_id, token=self.extra["template_token"])
-        self.extra["experiment_id"] = experiment_id
+        experiment_id = start_experiment(self.ctx.target, template_id, token=self.template_token)
+        self.experiment_id = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
 
     def check_landed(self) -> dict[str, Any] | None:
@@ -87,11 +96,11 @@ class RebootFault(Fault):
             if evidence is None:
                 return None
             seen[node.name] = evidence
-        return {"experiment": self.extra.get("experiment_id"), "nodes": seen}
+        return {"experiment": self.experiment_id, "nodes": seen}
 
     def _revert_args(self) -> dict[str, Any]:
         """Everything the revert needs, from the journal alone (written before the template exists)."""
-        return {"template_token": self.extra["template_token"]}
+        return {"template_token": self.template_token}
 
     @classmethod
     def revert_owed(cls, target: Any, args: dict[str, Any]) -> None:
@@ -99,9 +108,17 @@ class RebootFault(Fault):
         stop_fis_owed(target, args)
 
 
+class NodeRebootParams(FaultParams):
+    """FIS `aws:ec2:reboot-instances` on the chosen node's instance."""
+
+    node: NodeSelector = Field(default_factory=NodeSelector)
+
+
 @register
 class NodeReboot(RebootFault):
     name = "node-reboot"
+    params_model = NodeRebootParams
+    params: NodeRebootParams
 
     def plan(self) -> str:
         return self._plan_reboot()

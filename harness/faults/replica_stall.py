@@ -52,19 +52,22 @@ import math
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import urllib3
 from kubernetes import client, watch
+from pydantic import Field, model_validator
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.faults.base import Fault, FaultError, NodeRef, register, revert_each
+from harness.faults.fis import grouped_action, targeted_arns
 from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions,
                                         start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.podexec import pod_exec
-from harness.faults.fis import grouped_action, targeted_arns
 from harness.faults.selection import instance_id_of
 from harness.prometheus import parse_samples
+from harness.strict.params import FaultParams
+from harness.strict.units import Duration
 
 ZONE = "topology.kubernetes.io/zone"
 NODEGROUP = "eks.amazonaws.com/nodegroup"
@@ -231,9 +234,53 @@ def _ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or []))
 
 
+class ReplicaStallParams(FaultParams):
+    """Hang serving replicas (their serving container's cgroup frozen from the node by a privileged helper pod;
+    thawed on revert), or, mode `io`, stall them on I/O (FIS EBS latency or pause on their nodes' volumes; the
+    experiment stopped on revert)."""
+
+    model: str | None = Field(None, max_length=128, description="pods labelled model=<this>; default: any")
+    zone: str | None = Field(None, max_length=64)
+    count: Annotated[int, Field(ge=1, le=1000)] | Literal["all"] = Field(1, description="how many pods, or all that match")
+    pick: Literal["random", "first"] = "random"
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    mode: Literal["before-first-token", "mid-stream", "io"] = "before-first-token"
+    io_action: Literal["latency", "pause"] = Field(
+        "latency", description="mode io: aws:ebs:volume-io-latency (slow I/O) or aws:ebs:pause-volume-io (none)")
+    io_latency: Duration = Field(0.3, gt=0, le=60, description="mode io, latency: added to every read and write")
+    container: str | None = Field(None, max_length=63, description="hang modes: the serving container to freeze; "
+                                  "default: the pod's first container")
+    helper_image: str = Field("public.ecr.aws/docker/library/busybox:1.36", max_length=512,
+                              description="hang modes: image of the node helper pod (needs sh, cat, sleep)")
+    health_port: int = Field(8000, ge=1, le=65535, description="hang modes: the serving port whose readiness "
+                             "endpoint must go silent (Triton HTTP)")
+    health_path: str = Field("v2/health/ready", max_length=256, pattern=r"^[A-Za-z0-9._~/-]+$",
+                             description="hang modes: readiness path probed through the API server's pod proxy")
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> "ReplicaStallParams":
+        hang_only = [f for f in ("container",) if getattr(self, f) is not None]
+        if self.mode == "io" and hang_only:
+            raise ValueError(f"{', '.join(hang_only)} applies to the hang modes (a frozen container), not mode io")
+        return self
+
+
 @register
 class ReplicaStall(Fault):
     name = "replica-stall"
+    params_model = ReplicaStallParams
+    params: ReplicaStallParams
+    # mode io: resolved by plan()
+    volumes: list[str]                     # EBS volume ids attached to the chosen pods' nodes
+    volume_arns: list[str]
+    volume_groups: list[list[str]]         # the ARNs by Availability Zone: one FIS target per zone (and per five)
+    duration_s: float                      # FIS's own duration, longer than the step: the dead man's switch
+    action: str                            # the FIS EBS action id
+    stop_conditions: list[dict[str, str]]
+    # mode io: started by inject()
+    stall_actions: list[str] | None = None
+    template_id: str | None = None
+    experiment_id: str | None = None
 
     def _candidates(self) -> list[tuple[str, Any, Any]]:
         """(context, pod, node) of every Ready inference pod matching model and zone, in a stable order."""
@@ -274,7 +321,6 @@ class ReplicaStall(Fault):
             seen.setdefault((c, n.metadata.name), NodeRef(context=c, name=n.metadata.name, zone=labels.get(ZONE),
                                                           nodegroup=labels.get(NODEGROUP)))
         self.nodes = list(seen.values())
-        self.extra["pods"] = [f"{p['context']}/{p['pod']}" for p in self.pods]
         if self.params.mode == "io":
             return self._plan_io(chosen)
         for (_c, pod, _n), entry in zip(chosen, self.pods):
@@ -282,7 +328,7 @@ class ReplicaStall(Fault):
             entry["cgroups"] = cgroup_candidates(pod.status.qos_class, pod.metadata.uid, container_id)
         return (f"cgroup freeze ({self.params.mode}) of the serving container in {len(self.pods)} pod(s), from a "
                 f"privileged helper pod per node in {self.ctx.target.spec.harness_namespace}: "
-                f"{', '.join(self.extra['pods'])}")
+                f"{', '.join(p['context'] + '/' + p['pod'] for p in self.pods)}")
 
     def _serving_container(self, pod: Any) -> tuple[str, str]:
         """(name, containerID) of the container to freeze: `container`, or the pod's first."""
@@ -313,26 +359,25 @@ class ReplicaStall(Fault):
             raise FaultError(f"no EBS volume attached to {', '.join(sorted(by_instance.values()))}")
         account = target.spec.aws.account_id or target.caller_account()
         arn = lambda v: f"arn:aws:ec2:{target.region}:{account}:volume/{v}"  # noqa: E731
-        self.extra["volumes"] = volumes
-        self.extra["volume_arns"] = [arn(v) for v in volumes]
+        self.volumes = volumes
+        self.volume_arns = [arn(v) for v in volumes]
         # FIS EBS actions want the volumes of one target in one Availability Zone, and a target holds at most
         # 5 ARNs: one group per zone, cut into fives by grouped_action.
-        self.extra["volume_groups"] = [[arn(v) for v in volumes if zone_of[v] == zone]
-                                       for zone in sorted(set(zone_of.values()))]
-        step_duration = getattr(getattr(self, "step", None), "duration", None)
-        self.extra["duration_s"] = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
-        if self.extra["duration_s"] > 12 * 3600:      # FIS EBS actions: duration PT1S..PT12H
+        self.volume_groups = [[arn(v) for v in volumes if zone_of[v] == zone] for zone in sorted(set(zone_of.values()))]
+        step_duration = self.step.duration if self.step is not None else None
+        self.duration_s = float(step_duration) + FIS_MARGIN_S if step_duration else 3600.0
+        if self.duration_s > 12 * 3600:      # FIS EBS actions: duration PT1S..PT12H
             raise FaultError(f"FIS slows EBS volumes for at most PT12H; the step lasts {step_duration:g} s")
-        self.extra["action"] = PAUSE_IO if self.params.io_action == "pause" else IO_LATENCY
+        self.action = PAUSE_IO if self.params.io_action == "pause" else IO_LATENCY
         self.stop_conditions = fis_stop_conditions(self.ctx)
         what = "paused" if self.params.io_action == "pause" else f"+{self.params.io_latency * 1000:g} ms per I/O"
-        return (f"FIS {self.extra['action']} ({what}) on {len(volumes)} EBS volume(s) of {len(self.nodes)} node(s) "
+        return (f"FIS {self.action} ({what}) on {len(volumes)} EBS volume(s) of {len(self.nodes)} node(s) "
                 f"serving {len(self.pods)} pod(s): {', '.join(n.describe() for n in self.nodes)}"
                 + stops_on(self.stop_conditions))
 
     def _inject_io(self) -> None:
-        duration = _iso_duration(self.extra["duration_s"])
-        if self.extra["action"] == PAUSE_IO:
+        duration = _iso_duration(self.duration_s)
+        if self.action == PAUSE_IO:
             parameters = {"duration": duration}
         else:
             latency_ms = str(max(10, round(self.params.io_latency * 1000)))
@@ -342,29 +387,29 @@ class ReplicaStall(Fault):
         self.owe_revert({"template_token": token})
         targets: dict[str, Any] = {}
         actions: dict[str, Any] = {}
-        self.extra["stall_actions"] = grouped_action(
+        self.stall_actions = grouped_action(
             targets, actions, target="volumes", action="stall", resource_type="aws:ec2:ebs-volume",
-            arns=self.extra.get("volume_groups") or self.extra["volume_arns"], action_id=self.extra["action"],
+            arns=self.volume_groups or self.volume_arns, action_id=self.action,
             target_key="Volumes", parameters=parameters)
         template_id = create_template(
             self.ctx.target, token, f"g7chaos {self.name} io: {', '.join(n.name for n in self.nodes)}",
             targets, actions, self.stop_conditions)
-        self.extra["template_id"] = template_id
+        self.template_id = template_id
         experiment_id = start_experiment(self.ctx.target, template_id, token=token)
-        self.extra["experiment_id"] = experiment_id
+        self.experiment_id = experiment_id
         await_experiment_started(self.ctx.target, experiment_id, time.time() + 10)
 
     def _landed_io(self) -> dict[str, Any] | None:
-        experiment_id = self.extra.get("experiment_id")
+        experiment_id = self.experiment_id
         if not experiment_id:
             return None
         experiment = self.ctx.target.aws("fis").get_experiment(id=experiment_id)["experiment"]
-        names = self.extra.get("stall_actions") or ["stall"]
+        names = self.stall_actions or ["stall"]
         actions = experiment.get("actions") or {}
         if experiment["state"].get("status") != "running" or \
                 any((actions.get(n) or {}).get("state", {}).get("status") != "running" for n in names):
             return None
-        if targeted_arns(experiment, names) != set(self.extra["volume_arns"]):
+        if targeted_arns(experiment, names) != set(self.volume_arns):
             return None
         utilisation = {}
         for node in self.nodes:
@@ -372,9 +417,9 @@ class ReplicaStall(Fault):
                 utilisation[node.name] = gpu_utilisation(self.ctx.target, node.context, node.name)
             except client.ApiException:
                 continue
-        return {"source": "fis-experiment", "experiment": experiment_id, "action": self.extra["action"],
-                "volumes": self.extra["volumes"], "nodes": [n.name for n in self.nodes],
-                "io_latency_ms": None if self.extra["action"] == PAUSE_IO else self.params.io_latency * 1000,
+        return {"source": "fis-experiment", "experiment": experiment_id, "action": self.action,
+                "volumes": self.volumes, "nodes": [n.name for n in self.nodes],
+                "io_latency_ms": None if self.action == PAUSE_IO else self.params.io_latency * 1000,
                 "gpu_utilisation": utilisation}
 
     # ------------------------------------------------------------------------------------------ hang modes

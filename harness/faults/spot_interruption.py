@@ -17,9 +17,9 @@ interruption handler cordoned it, tainted it or posted an Event about it (`Rebal
 instance shutting down. Each of these is something a real EKS cluster also shows; IMDS is not reachable
 from outside the instance, so it is not used.
 
-The interruption time (wall) goes into `extra["terminate_at"]` and the interruption notice's into
-`extra["notice_at"]`, so `node-drained` can judge "drained before the instance went", which is the whole
-point of a spot handler.
+The interruption time (wall) is the fault's `times.notice_end_at` and the interruption notice's its
+`times.notice_at`, so `node-drained` can judge "drained before the instance went", which is the whole point of a
+spot handler, and `recovery-time` counts from the interruption.
 """
 from __future__ import annotations
 
@@ -29,12 +29,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from kubernetes import client
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
+from harness.faults.fis import grouped_action
 from harness.faults.node_reboot import (TOKEN_TAG, create_template, fis_role_arn, fis_stop_conditions, stop_fis_owed,
                                         stops_on, template_token)
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
-from harness.faults.fis import grouped_action
+from harness.strict.params import FaultParams, NodeSelector
+from harness.strict.units import Duration
 
 SPOT_ACTION = "aws:ec2:send-spot-instance-interruptions"
 CAPACITY_TYPE = "eks.amazonaws.com/capacityType"
@@ -82,9 +86,52 @@ def spot_nodes(target: Any, selector: Any) -> list[tuple[NodeRef, Any]]:
     return sorted(found, key=lambda pair: (pair[0].context, pair[0].name))
 
 
+class SpotInterruptionParams(FaultParams):
+    """FIS `aws:ec2:send-spot-instance-interruptions` on the chosen spot instances.
+
+    `notice` is FIS's durationBeforeInterruption: the time from the rebalance recommendation (sent at once) to
+    the interruption; the interruption notice comes 2 minutes before the interruption. A notice longer than
+    2m therefore always puts the recommendation first, and a scenario says so with `rebalance_first: true`."""
+
+    node: NodeSelector = Field(default_factory=NodeSelector)
+    notice: Duration = Field(120.0, ge=120, le=900, description="durationBeforeInterruption (2m..15m): time from "
+                             "the rebalance recommendation to the interruption; the interruption notice comes 2m "
+                             "before the interruption")
+    rebalance_first: bool = Field(False, description="the rebalance recommendation comes (notice - 2m) before the "
+                                  "interruption notice; needs a notice longer than 2m")
+
+    @field_validator("notice", mode="wrap")
+    @classmethod
+    def _notice_in_fis_range(cls, value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            if any(e["type"] in ("greater_than_equal", "less_than_equal") for e in exc.errors()):
+                raise PydanticCustomError(
+                    "spot_notice_range", "notice is FIS durationBeforeInterruption, which AWS accepts only from 2m "
+                    "to 15m (PT2M..PT15M)") from None
+            raise
+
+    @model_validator(mode="after")
+    def _rebalance_first_matches_notice(self) -> "SpotInterruptionParams":
+        if self.rebalance_first and self.notice <= 120:
+            raise ValueError("rebalance_first needs a notice longer than 2m: FIS sends the rebalance recommendation "
+                             "at once and the interruption notice 2m before the interruption, so with notice: 2m "
+                             "both come together")
+        if not self.rebalance_first and self.notice > 120:
+            raise ValueError(f"notice {self.notice:.0f}s is longer than 2m, so FIS sends the rebalance "
+                             "recommendation (notice - 2m) before the interruption notice: set rebalance_first: "
+                             "true to say so, or use notice: 2m")
+        return self
+
+
 @register
 class SpotInterruption(Fault):
     name = "spot-interruption"
+    params_model = SpotInterruptionParams
+    params: SpotInterruptionParams
+    template_id: str | None = None
+    experiment_id: str | None = None
 
     def plan(self) -> str:
         selector = self.params.node
@@ -104,9 +151,6 @@ class SpotInterruption(Fault):
         self._check_spot_lifecycle()
         self.role_arn = fis_role_arn(self.ctx.target)
         self.stop_conditions = fis_stop_conditions(self.ctx)
-        self.extra["instances"] = [n.instance_id for n in self.nodes]
-        self.extra["notice_s"] = self.params.notice
-        self.extra["rebalance_lead_s"] = self.params.notice - ITN_LEAD_S
         timing = (f"rebalance recommendation at once, interruption notice after {self.params.notice - ITN_LEAD_S:.0f} s"
                   if self.params.rebalance_first else "rebalance recommendation and interruption notice at once")
         return (f"FIS {SPOT_ACTION} (durationBeforeInterruption {iso8601_duration(self.params.notice)}: {timing}, "
@@ -156,13 +200,12 @@ class SpotInterruption(Fault):
         experiment = fis.start_experiment(clientToken=self.template_token, experimentTemplateId=self.template_id,
                                           tags={TAG_KEY: self.name, TOKEN_TAG: self.template_token})["experiment"]
         self.experiment_id = experiment["id"]
-        self.extra.update({"experiment_id": self.experiment_id, "template_id": self.template_id})
         self._set_timeline(started)
 
     def _set_timeline(self, sent: float) -> None:
         """Wall times of the interruption notice and the interruption, counted from the action's start."""
-        self.extra["terminate_at"] = sent + self.ctx.wall(self.params.notice)
-        self.extra["notice_at"] = sent + self.ctx.wall(self.params.notice - ITN_LEAD_S)
+        self.times.notice_end_at = sent + self.ctx.wall(self.params.notice)
+        self.times.notice_at = sent + self.ctx.wall(self.params.notice - ITN_LEAD_S)
 
     def _revert_args(self) -> dict[str, Any]:
         return {"template_token": self.template_token, "instances": [n.instance_id for n in self.nodes]}

@@ -12,24 +12,13 @@ not happen proves nothing.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from enum import IntEnum
 from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
+from harness.errors import ExitCode
+
 Verdict = Literal["pass", "fail", "aborted", "error", "inconclusive"]
-
-
-class ExitCode(IntEnum):
-    """Process exit codes (contract, docs/CONTRACTS.md section 3)."""
-
-    PASS = 0             # every check passed
-    CHECK_FAILED = 1     # a check failed
-    INVALID_INPUT = 2    # invalid input or usage
-    ABORTED = 3          # stop condition or interrupt; faults reverted
-    TARGET_ERROR = 4     # target unreachable, a fault could not be injected / did not land, or a revert failed
-    INCONCLUSIVE = 5     # nothing failed, but the evidence a pass needs is missing (see `missing_evidence`)
-
 
 VERDICT_OF_EXIT_CODE: dict[int, Verdict] = {0: "pass", 1: "fail", 2: "error", 3: "aborted", 4: "error",
                                             5: "inconclusive"}

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.scenario.errors import ScenarioError
+from harness.strict.problems import ScenarioError
 from harness.scenario.loader import load_scenario, scenario_files
 
 
@@ -25,7 +25,7 @@ def run_validate(args: argparse.Namespace) -> int:
     paths = scenario_files(list(args.files))
     if not paths:
         print("g7chaos validate: no scenario files found", file=sys.stderr)
-        return 2
+        return ScenarioError.exit_code
     failed = 0
     for path in paths:
         try:
@@ -48,7 +48,7 @@ def run_validate(args: argparse.Namespace) -> int:
             print(f"OK {path}: {scenario.name} ({len(scenario.faults)} fault(s), {len(scenario.checks)} check(s))")
     if failed:
         print(f"{failed} of {len(paths)} file(s) invalid", file=sys.stderr)
-        return 2
+        return ScenarioError.exit_code
     return 0
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.scenario.errors import Problem, ScenarioError
+from harness.strict.problems import Problem, ScenarioError
 from harness.scenario.model import Scenario
-from harness.scenario.yamlsafe import DEFAULT_LIMITS, Limits, parse_yaml, read_bounded, validate_document
+from harness.strict.yamlsafe import DEFAULT_LIMITS, Limits, parse_yaml, read_bounded, validate_document
 
 __all__ = ["Problem", "ScenarioError", "load_scenario", "load_scenario_text", "scenario_files"]
 

@@ -1,8 +1,9 @@
 """JSON Schema of scenario files, for editors (yaml-language-server) and for review tools.
 
 Pydantic generates the schema of every model; the two dynamic shapes are then written by hand from the
-registries, because in YAML a fault step is `{at, duration?, <one fault name>: params}` and a check is
-`{<one check name>: params}`, not the Python attributes `fault`/`params` the models keep.
+fault and check registries (every fault and check registered when the schema is built), because in YAML a
+fault step is `{at, duration?, <one fault name>: params}` and a check is `{<one check name>: params}`, not the
+Python attributes `fault`/`params` the models keep.
 """
 from __future__ import annotations
 
@@ -12,24 +13,16 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from harness.scenario.model import CHECK_PARAMS, FAULT_PARAMS, CheckStep, FaultStep, Scenario
+from harness.checks import CHECK_PARAMS
+from harness.faults import FAULT_PARAMS
+from harness.scenario.model import CheckStep, FaultStep, Scenario
+from harness.strict.jsonschema import json_schema_for
 
 SCHEMA_ID = "https://g7chaos.dev/schema/scenario.json"
 
 
 def _nullable(ref: dict[str, Any]) -> dict[str, Any]:
     return {"anyOf": [ref, {"type": "null"}]}
-
-
-def json_schema_for(root: type[BaseModel], extra_models: list[type[BaseModel]], title: str) -> dict[str, Any]:
-    """Schema of `root` with `extra_models` in the same `$defs` (so dynamic shapes can reference them)."""
-    keys, combined = models_json_schema([(model, "validation") for model in [root, *extra_models]],
-                                        ref_template="#/$defs/{model}")
-    defs: dict[str, Any] = combined.get("$defs", {})
-    root_name = keys[(root, "validation")]["$ref"].rsplit("/", 1)[-1]
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **defs.pop(root_name), "title": title}
-    schema["$defs"] = defs
-    return schema
 
 
 def scenario_json_schema() -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from harness.scenario.units import parse_duration
+from harness.strict.units import parse_duration
 
 MAX_CONDITION_CHARS = 256
 NUMERIC_METRICS = ("error_rate", "ttft_p99", "tbt_p99")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.errors import TargetError
+
 DEFAULT_ENDPOINTS_PATH = Path("reports/twin/endpoints.json")
 TWIN_ACCESS_KEY = "testing"      # moto's well-known dummy credentials; not a secret
 TWIN_SECRET_KEY = "testing"
@@ -47,7 +49,5 @@ class TwinEndpoints(BaseModel):
             raise EndpointsError(f"twin endpoints file {path} is not valid: {str(exc).splitlines()[0]}") from None
 
 
-class EndpointsError(Exception):
+class EndpointsError(TargetError):
     """The twin's endpoints file is missing or unusable: the target cannot be reached (exit 4)."""
-
-    exit_code = 4

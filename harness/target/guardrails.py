@@ -9,15 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from harness.cli import UsageError
-from harness.scenario.model import BlastRadius
+from harness.errors import TargetError, UsageError
+from harness.strict.params import BlastRadius
 from harness.target.model import TargetSpec
 
 
 class GuardrailError(UsageError):
     """A run was refused before it touched anything (exit 2)."""
-
-    exit_code = 2
 
 
 def _spec(target: Any) -> TargetSpec:
@@ -89,7 +87,7 @@ def require_confirmation(target: Any, confirm: str | None, is_tty: bool,
                              f"nothing was touched")
 
 
-class TargetUnreachableError(Exception):
+class TargetUnreachableError(TargetError):
     """The target's API did not answer a read-only pre-flight call (exit 4, not bad input)."""
 
 

@@ -28,9 +28,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from harness.scenario.errors import ScenarioError
-from harness.scenario.model import NAME_PATTERN, BlastRadius, StrictModel, raise_at
-from harness.scenario.yamlsafe import DEFAULT_LIMITS, Limits, parse_yaml, read_bounded, validate_document
+from harness.strict.jsonschema import json_schema_for
+from harness.strict.model import NAME_PATTERN, StrictModel, raise_at
+from harness.strict.params import BlastRadius
+from harness.strict.problems import ScenarioError
+from harness.strict.yamlsafe import DEFAULT_LIMITS, Limits, parse_yaml, read_bounded, validate_document
 
 TARGETS_ENV = "G7CHAOS_TARGETS"
 DEFAULT_TARGETS_PATH = Path("targets.yaml")
@@ -344,5 +346,4 @@ def find_target_spec(name: str, path: Path | str | None = None) -> TargetSpec:
 
 
 def targets_json_schema() -> dict[str, Any]:
-    from harness.scenario.schema import json_schema_for
     return json_schema_for(TargetsFile, [], "g7chaos targets")

@@ -15,9 +15,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness.checks.alarm_fired import AlarmFired, resolve_alarm_names
+from harness.checks.alarm_fired import AlarmFired, AlarmFiredParams, resolve_alarm_names
 from harness.checks.base import Evidence
-from harness.scenario.model import AlarmFiredParams
 from harness.target.model import AlarmNames
 from harness.target.target import Target
 from harness.twin.kube.audit import audit_of
@@ -95,7 +94,7 @@ def test_a_configured_alarm_cloudwatch_lacks_fails_with_its_name():
                                                                    "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "ALARM")})
     check = AlarmFired(AlarmFiredParams(metric="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"))
     _run(check, _target(cloudwatch), 0.2)
-    fault = SimpleNamespace(injected_at=time.time() - 5, landed_at=time.time() - 4)
+    fault = SimpleNamespace(injected_at=time.time() - 5, landed_at=time.time() - 4, unobservable={})
     evidence = Evidence(target=SimpleNamespace(wall_seconds=lambda s: s / 30.0), timeline=None, faults=[fault],
                         load=None)
     result = check.evaluate(evidence)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from types import SimpleNamespace
 
-from harness.checks.alarm_fired import AlarmFired
+from harness.checks.alarm_fired import AlarmFired, AlarmFiredParams
 from harness.checks.base import Evidence
-from harness.scenario.model import AlarmFiredParams
+
 
 INJECTED, LANDED = 1000.0, 1001.2       # an all_reduce_perf run confirms the fault 1.2 s after it began:
                                         # an ALARM seen at 1000.1 came more than a second before that
@@ -28,7 +28,7 @@ def _check(*samples: tuple[float, str, float | None]) -> AlarmFired:
 
 
 def _evidence() -> Evidence:
-    fault = SimpleNamespace(injected_at=INJECTED, landed_at=LANDED)
+    fault = SimpleNamespace(injected_at=INJECTED, landed_at=LANDED, unobservable={})
     target = SimpleNamespace(wall_seconds=lambda seconds: seconds / 30.0)      # the twin's time scale
     return Evidence(target=target, timeline=None, faults=[fault], load=None)
 
@@ -63,7 +63,7 @@ def test_an_alarm_metric_the_exporter_cannot_show_is_reported_unobservable_not_s
     check = AlarmFired(AlarmFiredParams(metric="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", within=180))
     check.entered, check.last_state, check.known = {}, {}, {"g7-use2a-gpu-ecc-dbe"}
     blind = {"DCGM_FI_DEV_ECC_DBE_VOL_TOTAL": {"node-a": "dcgm-exporter x: it runs an embedded hostengine"}}
-    fault = SimpleNamespace(injected_at=INJECTED, landed_at=LANDED, extra={"unobservable": blind})
+    fault = SimpleNamespace(injected_at=INJECTED, landed_at=LANDED, unobservable=blind)
     target = SimpleNamespace(wall_seconds=lambda seconds: seconds / 30.0)
     result = check.evaluate(Evidence(target=target, timeline=None, faults=[fault], load=None))
     assert not result.passed and result.evidence["observable"] is False
@@ -71,5 +71,5 @@ def test_an_alarm_metric_the_exporter_cannot_show_is_reported_unobservable_not_s
     # the same run where the exporter could see it: judged on the alarm as usual
     seen = _check((999.0, "OK", 990.0), (1000.1, "ALARM", 1000.05))
     seen.params = AlarmFiredParams(metric="DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", within=180)
-    fault.extra = {}
+    fault.unobservable = {}
     assert seen.evaluate(Evidence(target=target, timeline=None, faults=[fault], load=None)).passed

@@ -1,9 +1,8 @@
 """capacity-restored: GPUs on Ready schedulable nodes, Ready nodes and Ready replicas back to the baseline."""
 from __future__ import annotations
 
-from harness.checks.capacity_restored import CapacityRestored
+from harness.checks.capacity_restored import CapacityRestored, CapacityRestoredParams
 from harness.faults.base import NodeRef
-from harness.scenario.model import CapacityRestoredParams
 from tests.checks.test_capacity_restored_support import Clock, FakeFault, evidence, fleet, node, pod
 
 OLD, OTHER, NEW = "ip-10-0-16-4", "ip-10-0-32-4", "ip-10-0-16-5"

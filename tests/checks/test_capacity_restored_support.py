@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from harness.checks.base import Evidence
-from harness.faults.base import NodeRef
+from harness.faults.base import FaultTimes, NodeRef
 from harness.observe import Observation, Timeline
 
 T0 = 1_000_000.0
@@ -51,7 +51,8 @@ class Clock:
 class FakeFault:
     name: str = "spot-interruption"
     nodes: list[NodeRef] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    times: FaultTimes = field(default_factory=FaultTimes)
+    unobservable: dict[str, dict[str, str]] = field(default_factory=dict)
     injected_at: float | None = T0 + 10
     landed_at: float | None = T0 + 10.2
     reverted_at: float | None = None

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.idempotent_retries import IdempotentRetries
-from harness.scenario.model import IdempotentRetriesParams
+from harness.checks.idempotent_retries import IdempotentRetries, IdempotentRetriesParams
 from tests.checks.test_capacity_restored_support import T0, Clock, FakeFault, evidence
 
 

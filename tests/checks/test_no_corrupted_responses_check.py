@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.checks.no_corrupted_responses import NoCorruptedResponses
+from harness.checks.no_corrupted_responses import NoCorruptedResponses, NoCorruptedResponsesParams
 from harness.faults.base import NodeRef
 from harness.load.process import CanaryAnswer, CanaryOutcome
-from harness.scenario.model import NoCorruptedResponsesParams
 from tests.checks.test_capacity_restored_support import T0, Clock, FakeFault, evidence
 
 ECC_NODE, SPOT_NODE, OTHER = "ip-10-0-16-4", "ip-10-0-48-7", "ip-10-0-32-4"

@@ -9,8 +9,9 @@ from kubernetes.client import (V1Container, V1Node, V1NodeCondition, V1NodeSpec,
                                V1PodCondition, V1PodSpec, V1PodStatus, V1ResourceRequirements)
 
 from harness.checks import CHECKS, Evidence
+from harness.checks.no_silent_capacity_loss import NoSilentCapacityLossParams
 from harness.observe import Observation, Timeline
-from harness.scenario.model import NoSilentCapacityLossParams
+
 
 T0 = 1_800_000_000.0
 SCALE = 30.0        # within 120 s deployment time -> 4 s wall

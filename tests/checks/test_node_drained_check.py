@@ -5,9 +5,8 @@ it must neither fail the drain for pods already gone nor let a pod that stayed g
 """
 from __future__ import annotations
 
-from harness.checks.node_drained import NodeDrained
+from harness.checks.node_drained import NodeDrained, NodeDrainedParams
 from harness.faults.base import NodeRef
-from harness.scenario.model import NodeDrainedParams
 from tests.checks.test_capacity_restored_support import NODEGROUP, Clock, FakeFault, evidence, fleet, node, pod
 
 OLD = "ip-10-0-16-4"

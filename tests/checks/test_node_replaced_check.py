@@ -1,9 +1,8 @@
 """node-replaced judges the first new node of the fault node's nodegroup and the moment it was Ready."""
 from __future__ import annotations
 
-from harness.checks.node_replaced import NodeReplaced
+from harness.checks.node_replaced import NodeReplaced, NodeReplacedParams
 from harness.faults.base import NodeRef
-from harness.scenario.model import NodeReplacedParams
 from tests.checks.test_capacity_restored_support import NODEGROUP, Clock, FakeFault, evidence, fleet, node
 
 OLD = "ip-10-0-16-4"

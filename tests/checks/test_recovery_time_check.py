@@ -1,9 +1,8 @@
 """recovery-time: from the fault's end (a spot notice's end, else the revert) to steady state again."""
 from __future__ import annotations
 
-from harness.checks.recovery_time import RecoveryTime
-from harness.faults.base import NodeRef
-from harness.scenario.model import RecoveryTimeParams
+from harness.checks.recovery_time import RecoveryTime, RecoveryTimeParams
+from harness.faults.base import FaultTimes, NodeRef
 from tests.checks.test_capacity_restored_support import T0, Clock, FakeFault, evidence, fleet, node, pod
 
 OLD, OTHER, NEW = "ip-10-0-16-4", "ip-10-0-32-4", "ip-10-0-16-5"
@@ -24,7 +23,7 @@ def _story(replicas_ready_at: float) -> Clock:
 
 
 def _fault() -> FakeFault:
-    return FakeFault(nodes=[NodeRef(context="g7-use2a", name=OLD)], extra={"terminate_at": T0 + 14},
+    return FakeFault(nodes=[NodeRef(context="g7-use2a", name=OLD)], times=FaultTimes(notice_end_at=T0 + 14),
                      reverted_at=T0 + 26)
 
 

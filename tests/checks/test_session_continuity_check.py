@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks.session_continuity import SessionContinuity
+from harness.checks.session_continuity import SessionContinuity, SessionContinuityParams
 from harness.faults.base import NodeRef
-from harness.scenario.model import SessionContinuityParams
 from tests.checks.test_capacity_restored_support import T0, Clock, FakeFault, evidence
 
 SPOT, OTHER = "ip-10-0-16-4", "ip-10-0-32-4"

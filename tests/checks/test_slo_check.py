@@ -2,9 +2,9 @@
 from types import SimpleNamespace
 
 from harness.checks.base import Evidence
-from harness.checks.slo import Slo
+from harness.checks.slo import Slo, SloParams
 from harness.load.recorder import WindowMetrics
-from harness.scenario.model import SloParams
+
 
 
 def _evidence(*windows: WindowMetrics, whole: WindowMetrics | None = None) -> Evidence:

@@ -7,8 +7,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.checks import CHECKS, Evidence
+from harness.checks.traffic_failover import TrafficFailoverParams
+from harness.faults import FaultTimes
 from harness.observe import Timeline
-from harness.scenario.model import TrafficFailoverParams
+
 
 T0 = 1_800_000_000.0
 SCALE = 30.0         # 40 s deployment time -> 1.33 s wall
@@ -40,11 +42,10 @@ def _evaluate(tmp_path: Path, records: list[dict], *, reverted: float | None = 8
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     fault = SimpleNamespace(name="az-loss", params=SimpleNamespace(zone=zone), injected_at=T0 + 0.05,
-                            extra={"zone": zone, "lost_at": T0} if zone else {},
+                            times=FaultTimes(lost_at=T0 if zone else None,
+                                             revert_started_at=None if reverted is None else T0 + reverted),
                             reverted_at=None if reverted is None else T0 + reverted + 0.1,
                             landed_at=T0 + 1.0)
-    if reverted is not None:
-        fault.extra["revert_started_at"] = T0 + reverted
     evidence = Evidence(target=_target(), timeline=Timeline(), faults=[fault],
                         load=SimpleNamespace(records_path=path), run_started=T0 - 5, run_ended=T0 + end)
     check = CHECKS["traffic-failover"](TrafficFailoverParams(**{"within": 40.0, "error_budget": 0.05, **params}))
@@ -109,7 +110,7 @@ def test_a_fault_that_takes_no_zone_away_is_not_judged(tmp_path: Path):
     """traffic-failover has a rule for az-loss only: a spot interruption in the same run is not applicable."""
     path = tmp_path / "records.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _steady(0, 3)))
-    spot = SimpleNamespace(name="spot-interruption", params=SimpleNamespace(), injected_at=T0, extra={},
+    spot = SimpleNamespace(name="spot-interruption", params=SimpleNamespace(), injected_at=T0, times=FaultTimes(),
                            landed_at=T0 + 0.1, nodes=[])
     evidence = Evidence(target=_target(), timeline=Timeline(), faults=[spot],
                         load=SimpleNamespace(records_path=str(path)), run_ended=T0 + 3)

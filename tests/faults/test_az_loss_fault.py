@@ -13,10 +13,9 @@ from kubernetes import client
 from faultkit import run_context, until as _until
 
 from harness.faults import FAULTS, FaultError
-from harness.faults.az_loss import AzLoss
+from harness.faults.az_loss import AzLoss, AzLossParams
 from harness.faults.fis import fis_role_arn
 from harness.journal import owed_reverts
-from harness.scenario.model import AzLossParams
 from harness.target.target import Target
 from harness.twin.server import TwinHandle
 
@@ -60,19 +59,19 @@ def test_network_loss_with_zonal_shift_lands_and_reverts_clean(target: Target, t
     fault = _fault(target, tmp_path, zonal_shift=True)
     plan = fault.plan()
     subnets = set(twin.world.subnets[ZONE])
-    assert set(fault.extra["subnets"]) == subnets and all(s in plan for s in subnets)
+    assert set(fault.subnets) == subnets and all(s in plan for s in subnets)
     assert {n.zone for n in fault.nodes} == {ZONE} and len(fault.nodes) == len(twin.world.nodes_in(ZONE))
 
     fault.inject()
     fault.injected_at = time.time()
     assert [o.fault for o in owed_reverts(fault.ctx.journal.path)] == ["az-loss"]
-    experiment = target.aws("fis").get_experiment(id=fault.extra["experiment_id"])["experiment"]
+    experiment = target.aws("fis").get_experiment(id=fault.experiment_id)["experiment"]
     assert experiment["state"]["status"] == "running"
-    assert experiment["targets"]["subnets"]["resourceArns"] == fault.extra["subnet_arns"]     # explicit, never "all"
+    assert experiment["targets"]["subnets"]["resourceArns"] == fault.subnet_arns     # explicit, never "all"
     _until(lambda: twin.world.disrupted_subnets == subnets, 6, "exactly the zone's subnets cut")
     shifts = target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"]
-    assert fault.extra["away_from"] == "use2-az1"                # the AZ ID EC2 reports, never the zone name
-    assert [s["awayFrom"] for s in shifts] == [fault.extra["away_from"]]
+    assert fault.away_from == "use2-az1"                # the AZ ID EC2 reports, never the zone name
+    assert [s["awayFrom"] for s in shifts] == [fault.away_from]
 
     evidence = fault.await_landed(time.time() + 10)
     assert evidence and evidence["zone"] == ZONE and evidence["source"] in ("node-condition", "target-health")
@@ -127,23 +126,23 @@ def test_a_twelve_subnet_zone_is_cut_through_targets_of_at_most_five(target: Tar
     try:
         fault = _fault(target, tmp_path)
         fault.plan()
-        assert len(fault.extra["subnet_arns"]) == 12 and set(extra) <= set(fault.extra["subnets"])
+        assert len(fault.subnet_arns) == 12 and set(extra) <= set(fault.subnets)
         with pytest.raises(ClientError) as refused:        # the one-target shape the harness used to send
             fis.create_experiment_template(
                 description="one target for the whole zone", roleArn=fis_role_arn(target),
                 stopConditions=[{"source": "none"}],
-                targets={"subnets": {"resourceType": "aws:ec2:subnet", "resourceArns": fault.extra["subnet_arns"],
+                targets={"subnets": {"resourceType": "aws:ec2:subnet", "resourceArns": fault.subnet_arns,
                                      "selectionMode": "COUNT(12)"}},
                 actions={"disrupt": {"actionId": "aws:network:disrupt-connectivity", "targets": {"Subnets": "subnets"},
                                      "parameters": {"duration": "PT10M", "scope": "all"}}})
         assert refused.value.response["Error"]["Code"] == "ValidationException"
 
         fault.inject()
-        template = fis.get_experiment_template(id=fault.extra["template_id"])["experimentTemplate"]
+        template = fis.get_experiment_template(id=fault.template_id)["experimentTemplate"]
         assert [len(t["resourceArns"]) for t in template["targets"].values()] == [5, 5, 2]
         assert {a["actionId"] for a in template["actions"].values()} == {"aws:network:disrupt-connectivity"}
         assert sorted(a["targets"]["Subnets"] for a in template["actions"].values()) == sorted(template["targets"])
-        _until(lambda: twin.world.disrupted_subnets == set(fault.extra["subnets"]), 6, "all 12 subnets cut")
+        _until(lambda: twin.world.disrupted_subnets == set(fault.subnets), 6, "all 12 subnets cut")
         fault.revert()
         _clean(target, twin)
     finally:
@@ -159,10 +158,10 @@ def test_only_the_clusters_vpc_is_cut(target: Target, twin: TwinHandle, tmp_path
     try:
         fault = _fault(target, tmp_path)
         fault.plan()
-        assert fault.extra["vpcs"] == [_cluster_vpc(target, twin)]
-        assert set(fault.extra["subnets"]) == set(twin.world.subnets[ZONE])
-        assert not set(foreign) & set(fault.extra["subnets"])
-        assert not any(s in arn for s in foreign for arn in fault.extra["subnet_arns"])
+        assert fault.vpcs == [_cluster_vpc(target, twin)]
+        assert set(fault.subnets) == set(twin.world.subnets[ZONE])
+        assert not set(foreign) & set(fault.subnets)
+        assert not any(s in arn for s in foreign for arn in fault.subnet_arns)
     finally:
         for subnet in foreign:
             ec2.delete_subnet(SubnetId=subnet)
@@ -178,7 +177,7 @@ def test_a_step_longer_than_fis_can_hold_a_zone_is_refused_at_plan(target: Targe
         fault.plan()
     fault.step = SimpleNamespace(duration=600.0)
     fault.plan()
-    assert fault.extra["duration_s"] == 720.0
+    assert fault.duration_s == 720.0
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
 
 

@@ -12,8 +12,10 @@ import pytest
 from faultkit import run_context, until
 
 from harness.faults import FAULTS
+from harness.faults.ecc_double_bit_error import EccDoubleBitErrorParams
+from harness.faults.gpu_thermal_throttle import GpuThermalThrottleParams
 from harness.journal import owed_reverts
-from harness.scenario.model import EccDoubleBitErrorParams, GpuThermalThrottleParams, NodeSelector
+from harness.strict.params import NodeSelector
 from harness.target.target import Target
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP
 

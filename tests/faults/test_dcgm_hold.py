@@ -13,10 +13,11 @@ from faultkit import run_context, until
 
 from harness.faults import FAULTS
 from harness.faults.dcgmi import HOLD_S
-from harness.faults.ecc_double_bit_error import EccDoubleBitError
+from harness.faults.ecc_double_bit_error import EccDoubleBitError, EccDoubleBitErrorParams
+from harness.faults.gpu_thermal_throttle import GpuThermalThrottleParams
 from harness.faults.podexec import pod_exec
 from harness.prometheus import parse_samples
-from harness.scenario.model import EccDoubleBitErrorParams, GpuThermalThrottleParams, NodeSelector
+from harness.strict.params import NodeSelector
 from harness.target.target import Target
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP
 
@@ -44,7 +45,7 @@ def test_an_ecc_fault_held_for_3_minutes_is_still_visible_at_its_end(target: Tar
     fault = FAULTS["ecc-double-bit-error"](EccDoubleBitErrorParams(node=ONE_NODE, gpu=4), ctx)
     plan = fault.plan()
     assert "-f 319/311" in plan and f"--offset {HOLD_S}" in plan, plan
-    assert "unobservable" not in fault.extra, fault.extra          # the article's exporter reads the hostengine
+    assert not fault.unobservable, fault.unobservable          # the article's exporter reads the hostengine
     fault.inject()
     assert fault.await_landed(time.time() + 5)
     gpu = twin.world.nodes[fault.nodes[0].name].gpus[4]

@@ -12,8 +12,9 @@ from faultkit import run_context, until as _until
 
 from harness.faults import FAULTS
 from harness.faults.base import FaultError
+from harness.faults.device_plugin_race import DevicePluginRaceParams
 from harness.journal import owed_reverts
-from harness.scenario.model import DevicePluginRaceParams, NodeSelector
+from harness.strict.params import NodeSelector
 from harness.target.target import Target
 
 pytestmark = pytest.mark.slow

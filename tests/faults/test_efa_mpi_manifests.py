@@ -15,9 +15,10 @@ from kubernetes import client
 
 from harness.faults import FAULTS, RunContext
 from harness.faults import efa_saturation as efa
+from harness.faults.efa_saturation import EfaSaturationParams
 from harness.journal import Journal, owed_reverts
 from harness.observe import Timeline
-from harness.scenario.model import EfaSaturationParams
+
 
 NODES = ["ip-10-0-71.us-east-2.compute.internal", "ip-10-0-72.us-east-2.compute.internal"]
 

@@ -17,10 +17,14 @@ import pytest
 from faultkit import run_context, until
 
 from harness.faults import FAULTS, FaultError
+from harness.faults.az_loss import AzLossParams
+from harness.faults.device_plugin_race import DevicePluginRaceParams
+from harness.faults.node_reboot import NodeRebootParams
+from harness.faults.replica_stall import ReplicaStallParams
+from harness.faults.spot_interruption import SpotInterruptionParams
 from harness.journal import owed_reverts
-from harness.scenario.model import (AzLossParams, DevicePluginRaceParams, NodeRebootParams, NodeSelector,
-                                    ReplicaStallParams, SpotInterruptionParams)
 from harness.scenario.stopwhen import coerce_stop_condition
+from harness.strict.params import NodeSelector
 from harness.target.target import Target
 
 pytestmark = pytest.mark.slow
@@ -78,11 +82,11 @@ def test_template_carries_the_alarm_and_explicit_counted_targets(name: str, targ
             fault.inject()
         except FaultError as exc:          # the experiment failed to start: the stop condition was in ALARM
             assert ALARM in str(exc)
-        template_id = getattr(fault, "template_id", None) or fault.extra["template_id"]
+        template_id = fault.template_id
         template = _template(target, template_id)
         assert template["stopConditions"] == [{"source": "aws:cloudwatch:alarm", "value": probe_alarm}]
         _assert_explicit(template)
-        experiment_id = getattr(fault, "experiment_id", None) or fault.extra.get("experiment_id")
+        experiment_id = fault.experiment_id
         fis = target.aws("fis")
         experiments = [e["id"] for e in fis.list_experiments()["experiments"]
                        if e.get("experimentTemplateId") == template_id]

@@ -10,9 +10,9 @@ from kubernetes import client
 from faultkit import run_context, until as _until
 
 from harness.faults import FAULTS
-from harness.faults.node_reboot import _trusts_fis, fis_role_arn
+from harness.faults.node_reboot import NodeRebootParams, _trusts_fis, fis_role_arn
 from harness.journal import owed_reverts
-from harness.scenario.model import NodeRebootParams, NodeSelector
+from harness.strict.params import NodeSelector
 from harness.target.target import Target
 from harness.twin.server import TwinHandle
 
@@ -38,7 +38,7 @@ def test_reboot_lands_on_the_chosen_node_only_and_reverts_clean(target: Target, 
     assert [o.fault for o in owed_reverts(ctx.journal.path)] == ["node-reboot"]
     evidence = fault.await_landed(time.time() + 10)
     assert evidence and evidence["nodes"][node.name]["source"] in ("node-condition", "event")
-    experiment = target.aws("fis").get_experiment(id=fault.extra["experiment_id"])["experiment"]
+    experiment = target.aws("fis").get_experiment(id=fault.experiment_id)["experiment"]
     assert experiment["state"]["status"] == "completed"
     assert {n.name: n.booted_at for n in twin.world.nodes.values() if n.name != node.name} == others
 

@@ -19,8 +19,8 @@ from kubernetes import client
 from harness.faults import FAULTS, FaultError
 from harness.faults import replica_stall
 from harness.faults.podexec import pod_exec
+from harness.faults.replica_stall import ReplicaStallParams
 from harness.journal import owed_reverts
-from harness.scenario.model import ReplicaStallParams
 from harness.target.target import Target
 from harness.twin.fleet import cgroups as twin_cgroups
 from harness.twin.kube.store import resource

@@ -16,9 +16,9 @@ import pytest
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.faults import FAULTS, RunContext
+from harness.faults.replica_stall import ReplicaStallParams
 from harness.journal import Journal, owed_reverts
 from harness.observe import Timeline
-from harness.scenario.model import ReplicaStallParams
 from harness.target.target import Target
 from harness.twin.server import TwinHandle, TwinServer
 from harness.twin.world import DCGM_FI_DEV_GPU_UTIL
@@ -85,7 +85,7 @@ def test_io_latency_slows_every_serving_node_and_its_revert_leaves_nothing_runni
     plan = fault.plan()
     assert "aws:ebs:volume-io-latency" in plan and "+400 ms" in plan
     serving_nodes = {n.name for n in twin.world.nodes.values() if n.role == "13b"}
-    assert {n.name for n in fault.nodes} == serving_nodes and len(fault.extra["volume_arns"]) == len(serving_nodes)
+    assert {n.name for n in fault.nodes} == serving_nodes and len(fault.volume_arns) == len(serving_nodes)
     assert _ttft(twin) < 0.3
 
     fault.inject()
@@ -140,15 +140,15 @@ def test_count_all_over_more_than_five_volumes_goes_in_targets_of_five_per_zone(
         fault = FAULTS["replica-stall"](ReplicaStallParams(model="llama-13b-fp8", count="all", mode="io",
                                                            io_latency=0.4), ctx)
         fault.plan()
-        assert len(fault.extra["volume_arns"]) == 6 * len(serving) and set(extra) <= set(fault.extra["volumes"])
+        assert len(fault.volume_arns) == 6 * len(serving) and set(extra) <= set(fault.volumes)
         fault.inject()
-        template = target.aws("fis").get_experiment_template(id=fault.extra["template_id"])["experimentTemplate"]
+        template = target.aws("fis").get_experiment_template(id=fault.template_id)["experimentTemplate"]
         zone_of = {v["VolumeId"]: v["AvailabilityZone"] for v in ec2.describe_volumes()["Volumes"]}
         groups = [t["resourceArns"] for t in template["targets"].values()]
         assert all(len(g) <= 5 for g in groups) and len(groups) == 2 * len(serving), groups
         assert all(len({zone_of[a.rsplit("/", 1)[-1]] for a in g}) == 1 for g in groups), groups
         evidence = fault.await_landed(time.time() + 5)
-        assert evidence and set(evidence["volumes"]) == set(fault.extra["volumes"]), evidence
+        assert evidence and set(evidence["volumes"]) == set(fault.volumes), evidence
         fault.revert()
         _left_clean(target, twin)
     finally:

@@ -11,10 +11,10 @@ from kubernetes import client
 
 from faultkit import run_context
 from harness.faults import FAULTS, FaultError
-from harness.faults.spot_interruption import fis_role_arn, iso8601_duration
+from harness.faults.spot_interruption import SpotInterruptionParams, fis_role_arn, iso8601_duration
 from harness.journal import owed_reverts
-from harness.scenario.model import NodeSelector, SpotInterruptionParams
 from harness.scenario.stopwhen import coerce_stop_condition
+from harness.strict.params import NodeSelector
 from harness.target.target import Target
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_notice_lands_on_the_node_and_revert_stops_the_experiment(target: Target
     fault.inject()
     fault.injected_at = time.time()
     assert [o.fault for o in owed_reverts(ctx.journal.path)] == ["spot-interruption"]
-    terminate_at = fault.extra["terminate_at"]
+    terminate_at = fault.times.notice_end_at
     assert before + 4.0 - 0.1 <= terminate_at <= time.time() + 4.0     # 2 minutes at 30x
 
     evidence = fault.await_landed(time.time() + 3.0)
@@ -66,7 +66,7 @@ def test_notice_lands_on_the_node_and_revert_stops_the_experiment(target: Target
     # landed when FIS sent the notice, which is before the handler's cordon the harness saw
     assert fault.injected_at <= fault.landed_at <= evidence["action_started_at"] + 0.001 or \
         fault.landed_at == fault.injected_at
-    assert abs(fault.extra["terminate_at"] - evidence["action_started_at"] - 4.0) < 0.05
+    assert abs(fault.times.notice_end_at - evidence["action_started_at"] - 4.0) < 0.05
     fis = target.aws("fis")
     template = fis.get_experiment_template(id=fault.template_id)["experimentTemplate"]
     assert template["roleArn"].endswith(":role/g7chaos-fis")
@@ -121,13 +121,13 @@ def test_rebalance_first_lands_on_the_recommendation_before_the_notice(target: T
         assert evidence is not None, "the rebalance recommendation never showed on the node"
         assert evidence["signal"] == "rebalance-recommendation"
         sent = evidence["action_started_at"]
-        assert abs(fault.extra["notice_at"] - (sent + 6.0)) < 0.05          # 3 minutes at 30x
-        assert abs(fault.extra["terminate_at"] - (sent + 10.0)) < 0.05      # 5 minutes at 30x
+        assert abs(fault.times.notice_at - (sent + 6.0)) < 0.05          # 3 minutes at 30x
+        assert abs(fault.times.notice_end_at - (sent + 10.0)) < 0.05      # 5 minutes at 30x
         core = client.CoreV1Api(target.kube(node.context))
         reasons = {e.reason for e in core.list_event_for_all_namespaces(
             field_selector=f"involvedObject.name={node.name}").items}
         assert "RebalanceRecommendation" in reasons
-        assert time.time() < fault.extra["notice_at"], "the check ran too late to see the lead"
+        assert time.time() < fault.times.notice_at, "the check ran too late to see the lead"
         assert "SpotInterruption" not in reasons, "the interruption notice came with the recommendation"
         template = target.aws("fis").get_experiment_template(id=fault.template_id)["experimentTemplate"]
         assert template["actions"]["interrupt"]["parameters"] == {"durationBeforeInterruption": "PT5M"}
@@ -135,9 +135,9 @@ def test_rebalance_first_lands_on_the_recommendation_before_the_notice(target: T
         fault.revert()
     assert owed_reverts(ctx.journal.path) == []
     # stopping the experiment during the lead recalls nothing: the interruption notice still comes at its time
-    deadline = fault.extra["notice_at"] + 3.0
+    deadline = fault.times.notice_at + 3.0
     while "SpotInterruption" not in {e.reason for e in core.list_event_for_all_namespaces(
             field_selector=f"involvedObject.name={node.name}").items}:
         assert time.time() < deadline, "the interruption notice never came after the experiment was stopped"
         threading_wait(0.1)
-    assert time.time() >= fault.extra["notice_at"] - 0.2
+    assert time.time() >= fault.times.notice_at - 0.2

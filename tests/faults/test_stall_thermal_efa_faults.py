@@ -13,9 +13,11 @@ from kubernetes import client
 from faultkit import run_context, until as _until
 
 from harness.faults import FAULTS
+from harness.faults.efa_saturation import EfaSaturationParams
+from harness.faults.gpu_thermal_throttle import GpuThermalThrottleParams
+from harness.faults.replica_stall import ReplicaStallParams
 from harness.journal import owed_reverts
-from harness.scenario.model import (EfaSaturationParams, GpuThermalThrottleParams, NodeSelector,
-                                    ReplicaStallParams)
+from harness.strict.params import NodeSelector
 from harness.target.target import Target
 from harness.twin.server import TwinHandle
 from harness.twin.world import DCGM_FI_DEV_GPU_TEMP, DCGM_FI_DEV_SM_CLOCK

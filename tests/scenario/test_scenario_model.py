@@ -1,17 +1,30 @@
 """The scenario schema: every fault and check by its contract name, strict params, a coherent timeline."""
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
-from harness.scenario.model import (CHECK_PARAMS, FAULT_PARAMS, BlastRadius, CheckStep, FaultStep, LoadSpec,
-                                    Scenario)
+from harness.checks import CHECK_PARAMS, CHECKS
+from harness.faults import FAULT_PARAMS, FAULTS
+from harness.scenario.model import CheckStep, FaultStep, LoadSpec, Scenario
+from harness.strict.params import BlastRadius
 
-CONTRACT_FAULTS = ["ecc-double-bit-error", "spot-interruption", "az-loss", "device-plugin-race", "efa-saturation",
-                   "replica-stall", "gpu-thermal-throttle", "node-reboot"]
-CONTRACT_CHECKS = ["fault-landed", "node-drained", "node-replaced", "capacity-restored", "no-corrupted-responses",
-                   "alarm-fired", "traffic-failover", "idempotent-retries", "session-continuity",
-                   "no-silent-capacity-loss", "slo", "recovery-time"]
+CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "CONTRACTS.md"
+
+
+def contract_names(kind: str) -> list[str]:
+    """The names docs/CONTRACTS.md section 1 promises (`Faults: ...` / `Checks: ...`), in its order."""
+    paragraph = re.search(rf"^{kind}: (.*?)\.\n", CONTRACTS.read_text(encoding="utf-8"), re.M | re.S)
+    assert paragraph, f"no '{kind}:' list in {CONTRACTS}"
+    return re.findall(r"`([a-z0-9-]+)`", paragraph.group(1))
+
+
+def built_in(registry: dict) -> set[str]:
+    """What the harness's own packages register (a test may register a toy of its own alongside)."""
+    return {name for name, cls in registry.items() if cls.__module__.startswith(("harness.faults.", "harness.checks."))}
 
 
 def scenario(**overrides):
@@ -28,8 +41,9 @@ def errors_of(call):
 
 
 def test_registries_hold_exactly_the_contract_names():
-    assert sorted(FAULT_PARAMS) == sorted(CONTRACT_FAULTS)
-    assert sorted(CHECK_PARAMS) == sorted(CONTRACT_CHECKS)
+    assert sorted(built_in(FAULTS)) == sorted(contract_names("Faults"))
+    assert sorted(built_in(CHECKS)) == sorted(contract_names("Checks"))
+    assert set(FAULT_PARAMS) == set(FAULTS) and set(CHECK_PARAMS) == set(CHECKS)
 
 
 # One valid and one invalid parameter set per fault: (name, valid params, invalid params, offending field).
@@ -44,6 +58,10 @@ FAULT_CASES = [
     ("gpu-thermal-throttle", {"gpu": "all", "temperature": 92, "sm_clock_mhz": 900}, {"gpu": "some"}, "gpu"),
     ("node-reboot", {"node": {"pick": "first"}}, {"node": {"pick": "worst"}}, "node"),
 ]
+
+
+def test_every_fault_has_parameter_cases():
+    assert {case[0] for case in FAULT_CASES} == built_in(FAULTS)
 
 
 @pytest.mark.parametrize("name,good,bad,field", FAULT_CASES, ids=[c[0] for c in FAULT_CASES])
@@ -89,6 +107,10 @@ CHECK_CASES = [
     ("slo", {"window": "whole", "ttft_p99": "500ms", "tbt_p99": "50ms", "error_rate": "1%"}, {"window": "lunch"}),
     ("recovery-time", {"within": "5m"}, {"within": None}),
 ]
+
+
+def test_every_check_has_parameter_cases():
+    assert {case[0] for case in CHECK_CASES} == built_in(CHECKS)
 
 
 @pytest.mark.parametrize("name,good,bad", CHECK_CASES, ids=[c[0] for c in CHECK_CASES])
@@ -157,21 +179,29 @@ def test_unknown_top_level_keys_and_names_are_refused():
 
 
 def test_a_registered_check_is_usable_without_rebuilding_models():
-    from harness.scenario.model import CheckParams
-    from harness.scenario.units import Duration
+    from harness.checks.base import Check, register
+    from harness.strict.params import CheckParams
+    from harness.strict.units import Duration
 
     class GoodputParams(CheckParams):
         min_goodput: float = 0.9
         within: Duration = 60.0
 
-    CHECK_PARAMS["goodput"] = GoodputParams
+    class Goodput(Check):
+        name = "goodput"
+        params_model = GoodputParams
+
+        def evaluate(self, evidence):
+            return self.result(True, "enough goodput")
+
+    register(Goodput)
     try:
         step = CheckStep.model_validate({"goodput": {"min_goodput": 0.95, "within": "2m"}})
         assert step.params.within == 120.0
         from harness.scenario.schema import scenario_json_schema
         assert "goodput" in scenario_json_schema()["$defs"]["CheckStep"]["properties"]
     finally:
-        del CHECK_PARAMS["goodput"]
+        del CHECKS["goodput"]
     assert errors_of(lambda: CheckStep.model_validate({"goodput": {}}))[0]["type"] == "extra_forbidden"
 
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from harness.scenario.units import format_duration, parse_duration, parse_percentage
+from harness.strict.units import format_duration, parse_duration, parse_percentage
 
 
 @pytest.mark.parametrize("text,seconds", [

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.cli import UsageError
-from harness.scenario.model import BlastRadius
+from harness.errors import UsageError
+from harness.strict.params import BlastRadius
 from harness.target.guardrails import GuardrailError, check_allowlist, check_blast_radius, require_confirmation
 from harness.target.model import TargetSpec
 from harness.target.target import Target

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario.errors import ScenarioError
+from harness.strict.problems import ScenarioError
 from harness.target.model import find_target_spec, load_targets, load_targets_text
 
 STAGING = textwrap.dedent("""\

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.scenario.errors import ScenarioError
+from harness.strict.problems import ScenarioError
 from harness.target.model import load_targets_text
 
 SEED = """\

@@ -14,9 +14,8 @@ class Unreachable(Exception):
 @pytest.mark.parametrize("name", sorted(FAULTS))
 def test_failed_revert_is_not_struck_from_the_journal(name, tmp_path, monkeypatch):
     cls = FAULTS[name]
-    fault = cls.__new__(cls)
-    fault.ctx = RunContext(target=object(), journal=Journal(tmp_path / "journal.jsonl"), timeline=None, rng=None)
-    fault.params, fault.nodes, fault.extra, fault.pods = None, [], {"template_id": "EXT1"}, []
+    ctx = RunContext(target=object(), journal=Journal(tmp_path / "journal.jsonl"), timeline=None, rng=None)
+    fault = cls(cls.params_model.model_construct(), ctx)     # nothing planned: the revert runs from the journal alone
     fault.owe_revert({"anything": 1})
     seen = []
 

@@ -63,7 +63,7 @@ def run_variant(variant: Variant, folder: Path, run_seed: int, time_scale: float
 
 
 def validate(variants: list[Variant], folder: Path) -> list[str]:
-    from harness.scenario.errors import ScenarioError
+    from harness.strict.problems import ScenarioError
     from harness.scenario.loader import load_scenario
     problems = []
     for variant in variants:

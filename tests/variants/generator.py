@@ -78,7 +78,7 @@ class Variant:
 
 def shipped(name: str) -> dict[str, Any]:
     """A shipped scenario as plain data, read as the harness reads it (YAML 1.1's `on` stays a key)."""
-    from harness.scenario.yamlsafe import parse_yaml
+    from harness.strict.yamlsafe import parse_yaml
     path = SCENARIOS / f"{name}.yaml"
     return parse_yaml(path.read_text(), str(path)).data
 
@@ -215,5 +215,5 @@ def draw_variants(seed_value: int, count: int) -> list[Variant]:
 
 
 def _seconds(value: Any) -> float:
-    from harness.scenario.units import parse_duration
+    from harness.strict.units import parse_duration
     return parse_duration(value)

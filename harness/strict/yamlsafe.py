@@ -27,7 +27,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from harness.scenario.errors import Problem, ScenarioError
+from harness.strict.problems import Problem, ScenarioError
 
 PathKey = tuple[Union[str, int], ...]
 

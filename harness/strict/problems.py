@@ -1,13 +1,13 @@
-"""Errors in user-supplied files, each located at file:line:column.
+"""Errors in user-supplied files (scenarios, targets.yaml), each located at file:line:column.
 
-`ScenarioError` derives from the CLI's `UsageError`, so any command that lets one escape exits 2 with the
-message and no traceback (the exit-code contract for invalid input).
+`ScenarioError` is a `UsageError`, so any command that lets one escape exits 2 with the message and no
+traceback (the exit-code contract for invalid input).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.cli import UsageError
+from harness.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,6 @@ class Problem:
 
 class ScenarioError(UsageError):
     """A scenario or targets file is unreadable, unsafe or invalid. `problems` lists every error found."""
-
-    exit_code = 2
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
