@@ -22,10 +22,10 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
+from harness.redact import Redactor, default_redactor
 from harness.report import plots
 from harness.report.junit import junit_document
 from harness.report.model import GamedayResult, RunResult
-from harness.report.redact import Redactor, default_redactor
 from harness.report.templates import GAMEDAY_TEMPLATE, RUN_TEMPLATE, environment
 
 log = logging.getLogger(__name__)
