@@ -7,7 +7,6 @@ converts them with the target's time scale.
 """
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from harness.jsonl import read_records
 from harness.observe import Timeline
 from harness.report.model import CheckResult, FaultJudgement
 
@@ -48,14 +48,7 @@ class Evidence:
     def records(self) -> list[dict[str, Any]]:
         if self.load is None:
             return []
-        out = []
-        with open(self.load.records_path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:   # a torn last line
-                    continue
-        return out
+        return read_records(self.load.records_path)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ _EXPORTS = {
     "LoadSpec": "harness.load.spec", "RetrySpec": "harness.load.spec", "CanarySpec": "harness.load.spec",
     "LoadProcess": "harness.load.process", "LoadResult": "harness.load.process", "LoadError": "harness.load.process",
     "LiveFigures": "harness.load.process", "CanaryOutcome": "harness.load.process",
-    "CanaryAnswer": "harness.load.process", "read_records": "harness.load.process",
+    "CanaryAnswer": "harness.load.process", "read_records": "harness.jsonl",
     "WindowMetrics": "harness.load.recorder",
 }
 

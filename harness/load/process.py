@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from harness.jsonl import read_records
 from harness.load.recorder import MergedWindow, WindowMetrics, merge_snapshots
 from harness.load.spec import LoadSpec
 
@@ -313,18 +314,6 @@ class LoadProcess:
             records_path=str(records), stats_csv=str(stats_csv) if stats_csv.exists() else None,
             degraded=bool(degraded_reasons), degraded_reason="; ".join(dict.fromkeys(degraded_reasons)) or None,
             processes=self.measuring, complete=not problems, problems=problems)
-
-
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Every attempt's record; a line cut short by a crash is skipped."""
-    out = []
-    with Path(path).open() as fh:
-        for line in fh:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutcome:
