@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from harness.scenario.errors import ScenarioError
-from harness.scenario.loader import load_scenario
+from harness.scenario.loader import load_scenario, scenario_files
 
 SECTIONS = ("faults", "checks", "scenarios", "profiles")
 
@@ -53,7 +53,7 @@ def scenarios(directory: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     if not directory.is_dir():
         return out
-    for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")):
+    for path in scenario_files([directory]):
         try:
             scenario = load_scenario(path)
         except ScenarioError as exc:
