@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from harness.jsonl import read_records
-from harness.load.recorder import MergedWindow, WindowMetrics, merge_snapshots
+from harness.load.recorder import MergedWindow, WindowFigures, merge_snapshots
 from harness.load.spec import LoadSpec
 
 CONFIG_ENV = "G7CHAOS_LOAD_CONFIG"    # same name as harness.load.locustfile.CONFIG_ENV (not imported: gevent)
@@ -85,8 +85,8 @@ class LoadResult(BaseModel):
     """Everything the load measured. Percentiles are our HDR histograms', never Locust's buckets."""
 
     out_dir: str
-    windows: list[WindowMetrics]
-    whole: WindowMetrics
+    windows: list[WindowFigures]
+    whole: WindowFigures
     histograms: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="window -> histogram name -> base64 HDR encoding (µs)")
     canary: CanaryOutcome
@@ -98,7 +98,7 @@ class LoadResult(BaseModel):
     complete: bool = True
     problems: list[str] = Field(default_factory=list)
 
-    def window(self, name: str) -> WindowMetrics | None:
+    def window(self, name: str) -> WindowFigures | None:
         return next((w for w in self.windows if w.window == name), None)
 
 

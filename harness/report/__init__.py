@@ -18,7 +18,7 @@ How a runner uses it:
 """
 from harness.redact import Redactor, default_redactor
 from harness.report.model import (CheckResult, ExitCode, FaultRecord, GamedayResult, RunMetrics, RunResult,
-                                  StopCondition, Verdict, WindowMetrics, gameday_exit_code, verdict_and_exit_code)
+                                  StopRecord, Verdict, WindowMetrics, gameday_exit_code, verdict_and_exit_code)
 
-__all__ = ["CheckResult", "ExitCode", "FaultRecord", "GamedayResult", "RunMetrics", "RunResult", "StopCondition",
+__all__ = ["CheckResult", "ExitCode", "FaultRecord", "GamedayResult", "RunMetrics", "RunResult", "StopRecord",
            "Verdict", "WindowMetrics", "gameday_exit_code", "verdict_and_exit_code", "Redactor", "default_redactor"]
