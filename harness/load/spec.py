@@ -20,8 +20,8 @@ RETRY_KINDS: tuple[str, ...] = get_args(_RetryKindName)
 
 
 def _known_retry_kind(value: object) -> object:
-    """Refuse a kind no attempt can fail with, naming the ones that can (a 429 or `connection` in a scenario
-    would otherwise read as a retry policy that never retries)."""
+    """Refuse a kind the load generator does not retry, naming the ones it does: the scenario schema uses this
+    type too, so `retries: {on: [429]}` is an error at its line in `g7chaos validate`, not when the load starts."""
     if not isinstance(value, str) or value not in RETRY_KINDS:
         raise PydanticCustomError("retry_kind", "the load generator does not retry on this; it retries on {kinds}",
                                   {"kinds": ", ".join(RETRY_KINDS)})
@@ -45,7 +45,7 @@ class RetrySpec(BaseModel):
 
     attempts: int = Field(3, ge=1, le=10, description="total attempts including the first")
     on: list[RetryKind] = Field(default_factory=lambda: ["timeout", "5xx"],
-                              description="failure kinds that are retried")
+                                description="failure kinds that are retried")
     backoff_s: float = Field(0.05, ge=0, le=10, description="first back-off; doubles per attempt, with jitter")
     backoff_max_s: float = Field(1.0, ge=0, le=60, description="cap of one back-off")
 
