@@ -12,9 +12,11 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel
+
+from harness.jsonl import read_records
 
 
 class OwedRevert(BaseModel):
@@ -57,16 +59,6 @@ class Journal:
         with self._lock:
             if not self._fh.closed:
                 self._fh.close()
-
-
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a journal; a torn last line (a crash mid-write) is skipped."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
 
 
 def owed_reverts(path: Path) -> list[OwedRevert]:

@@ -30,8 +30,7 @@ from harness.load.spec import LoadSpec
 from harness.observe import ClusterObserver, Timeline
 from harness.recovery import FleetState, parse_label_selector, summarise
 from harness.report.console import ConsoleView
-from harness.report.model import (CheckResult, FaultRecord, RunMetrics, RunResult, StopCondition as StopRecord,
-                                  WindowMetrics)
+from harness.report.model import CheckResult, FaultRecord, RunMetrics, RunResult, StopRecord, WindowMetrics
 from harness.report.writers import run_dir, write_run
 from harness.scenario.loadspec import load_spec_fields
 from harness.scenario.model import Scenario

@@ -11,7 +11,6 @@ A check is one module: its parameter model (`params_model`, a `CheckParams`) nex
 """
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from harness.faults.base import Fault
+from harness.jsonl import read_records
 from harness.observe import Timeline
 from harness.report.model import CheckResult, FaultJudgement
 from harness.strict.params import CheckParams, ParamsOf, register_into
@@ -53,14 +53,7 @@ class Evidence:
     def records(self) -> list[dict[str, Any]]:
         if self.load is None:
             return []
-        out = []
-        with open(self.load.records_path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:   # a torn last line
-                    continue
-        return out
+        return read_records(self.load.records_path)
 
 
 @dataclass(frozen=True)

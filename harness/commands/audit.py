@@ -336,5 +336,5 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
 
 
 def target_redact(exc: Exception) -> str:
-    from harness.target.redact import redact
+    from harness.redact import redact
     return str(redact(str(exc)))

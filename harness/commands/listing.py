@@ -11,8 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from harness.scenario.loader import load_scenario, scenario_files
 from harness.strict.problems import ScenarioError
-from harness.scenario.loader import load_scenario
 
 SECTIONS = ("faults", "checks", "scenarios", "profiles")
 
@@ -53,7 +53,7 @@ def scenarios(directory: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     if not directory.is_dir():
         return out
-    for path in sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml")):
+    for path in scenario_files([directory]):
         try:
             scenario = load_scenario(path)
         except ScenarioError as exc:

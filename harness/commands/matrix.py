@@ -38,6 +38,7 @@ from harness.report.console import ConsoleView
 from harness.report.matrix import VerdictMatrix, write_matrix
 from harness.report.model import GamedayResult, RunResult
 from harness.report.writers import run_dir, write_gameday
+from harness.scenario.loader import scenario_files
 
 
 def all_profiles() -> list[str]:
@@ -60,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.directory.is_dir():
         raise UsageError(f"{args.directory}: not a directory of scenario files")
-    paths = sorted(p for p in args.directory.iterdir() if p.suffix in (".yaml", ".yml"))
+    paths = scenario_files([args.directory])
     scenarios = load_all(paths)
     if args.scenario:
         unknown = set(args.scenario) - {s.name for _, s in scenarios}

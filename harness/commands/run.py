@@ -18,7 +18,7 @@ from harness.errors import UsageError
 from harness.report.console import ConsoleView
 from harness.report.model import GamedayResult, RunResult, gameday_exit_code
 from harness.report.writers import run_dir, write_gameday
-from harness.scenario.loader import load_scenario
+from harness.scenario.loader import load_scenario, scenario_files
 from harness.scenario.model import Scenario
 
 
@@ -189,7 +189,7 @@ def run_run(args: argparse.Namespace) -> int:
 def run_gameday(args: argparse.Namespace) -> int:
     if not args.directory.is_dir():
         raise UsageError(f"{args.directory}: not a directory of scenario files")
-    paths = sorted(p for p in args.directory.iterdir() if p.suffix in (".yaml", ".yml"))
+    paths = scenario_files([args.directory])
     if not paths:
         raise UsageError(f"{args.directory}: no scenario files (*.yaml)")
     scenarios = load_all(paths)

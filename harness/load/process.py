@@ -29,7 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from harness.load.recorder import MergedWindow, WindowMetrics, merge_snapshots
+from harness.jsonl import read_records
+from harness.load.recorder import MergedWindow, WindowFigures, merge_snapshots
 from harness.load.spec import LoadSpec
 
 CONFIG_ENV = "G7CHAOS_LOAD_CONFIG"    # same name as harness.load.locustfile.CONFIG_ENV (not imported: gevent)
@@ -84,8 +85,8 @@ class LoadResult(BaseModel):
     """Everything the load measured. Percentiles are our HDR histograms', never Locust's buckets."""
 
     out_dir: str
-    windows: list[WindowMetrics]
-    whole: WindowMetrics
+    windows: list[WindowFigures]
+    whole: WindowFigures
     histograms: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="window -> histogram name -> base64 HDR encoding (µs)")
     canary: CanaryOutcome
@@ -97,7 +98,7 @@ class LoadResult(BaseModel):
     complete: bool = True
     problems: list[str] = Field(default_factory=list)
 
-    def window(self, name: str) -> WindowMetrics | None:
+    def window(self, name: str) -> WindowFigures | None:
         return next((w for w in self.windows if w.window == name), None)
 
 
@@ -313,18 +314,6 @@ class LoadProcess:
             records_path=str(records), stats_csv=str(stats_csv) if stats_csv.exists() else None,
             degraded=bool(degraded_reasons), degraded_reason="; ".join(dict.fromkeys(degraded_reasons)) or None,
             processes=self.measuring, complete=not problems, problems=problems)
-
-
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Every attempt's record; a line cut short by a crash is skipped."""
-    out = []
-    with Path(path).open() as fh:
-        for line in fh:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
-    return out
 
 
 def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutcome:

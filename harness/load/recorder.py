@@ -158,8 +158,10 @@ class Recorder:
         self.switch(DISCARD_PREFIX + "stopping")
 
 
-class WindowMetrics(BaseModel):
-    """Figures of one window over all processes (docs/CONTRACTS.md section 4, `metrics`)."""
+class WindowFigures(BaseModel):
+    """Figures of one window over all load processes, as the load generator measured them (attempts, retries,
+    failure reasons, lag). The run's result records each as `harness.report.model.WindowMetrics`
+    (docs/CONTRACTS.md section 4, `metrics`)."""
 
     window: str
     requests: int = 0
@@ -211,11 +213,11 @@ class MergedWindow:
         if snap.get("degraded"):
             self.degraded.append(snap["degraded"])
 
-    def metrics(self) -> WindowMetrics:
+    def metrics(self) -> WindowFigures:
         c = self.counts
         requests = c.get("requests", 0)
         errors = c.get("errors", 0)
-        return WindowMetrics(
+        return WindowFigures(
             window=self.name, requests=requests, errors=errors,
             error_rate=round(errors / requests, 6) if requests else 0.0,
             attempts=c.get("attempts", 0), retries=c.get("retries", 0), tokens=c.get("tokens", 0),

@@ -6,11 +6,31 @@ is real even when the target compresses control-plane time.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-RetryOn = Literal["timeout", "5xx", "stall", "truncated"]
+_RetryKindName = Literal["timeout", "5xx", "stall", "truncated"]
+#: The failure kinds the load generator can retry, as `locustfile` names an attempt's failure: `timeout` (no byte
+#: in time, before or inside the stream), `5xx` (an HTTP 5xx answer), `stall` (a stream that went silent) and
+#: `truncated` (a stream cut before its body ended). Any other failure (`4xx`, which includes 429, `connect`,
+#: `no_done`, `error_event`) is final.
+RETRY_KINDS: tuple[str, ...] = get_args(_RetryKindName)
+
+
+def _known_retry_kind(value: object) -> object:
+    """Refuse a kind the load generator does not retry, naming the ones it does: the scenario schema uses this
+    type too, so `retries: {on: [429]}` is an error at its line in `g7chaos validate`, not when the load starts."""
+    if not isinstance(value, str) or value not in RETRY_KINDS:
+        raise PydanticCustomError("retry_kind", "the load generator does not retry on this; it retries on {kinds}",
+                                  {"kinds": ", ".join(RETRY_KINDS)})
+    return value
+
+
+#: One failure kind a retry policy may name. The scenario schema's `retries.on` and `RetrySpec.on` are both
+#: lists of it, so a scenario that validates is one the load process accepts.
+RetryKind = Annotated[_RetryKindName, BeforeValidator(_known_retry_kind)]
 
 
 class RetrySpec(BaseModel):
@@ -24,8 +44,8 @@ class RetrySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attempts: int = Field(3, ge=1, le=10, description="total attempts including the first")
-    on: list[RetryOn] = Field(default_factory=lambda: ["timeout", "5xx"],
-                              description="failure kinds that are retried")
+    on: list[RetryKind] = Field(default_factory=lambda: ["timeout", "5xx"],
+                                description="failure kinds that are retried")
     backoff_s: float = Field(0.05, ge=0, le=10, description="first back-off; doubles per attempt, with jitter")
     backoff_max_s: float = Field(1.0, ge=0, le=60, description="cap of one back-off")
 

@@ -16,9 +16,9 @@ How a runner uses it:
     view.final(result)
     return result.exit_code
 """
+from harness.redact import Redactor, default_redactor
 from harness.report.model import (CheckResult, ExitCode, FaultRecord, GamedayResult, RunMetrics, RunResult,
-                                  StopCondition, Verdict, WindowMetrics, gameday_exit_code, verdict_and_exit_code)
-from harness.report.redact import Redactor, default_redactor
+                                  StopRecord, Verdict, WindowMetrics, gameday_exit_code, verdict_and_exit_code)
 
-__all__ = ["CheckResult", "ExitCode", "FaultRecord", "GamedayResult", "RunMetrics", "RunResult", "StopCondition",
+__all__ = ["CheckResult", "ExitCode", "FaultRecord", "GamedayResult", "RunMetrics", "RunResult", "StopRecord",
            "Verdict", "WindowMetrics", "gameday_exit_code", "verdict_and_exit_code", "Redactor", "default_redactor"]

@@ -30,8 +30,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from harness.redact import Redactor, default_redactor
 from harness.report.model import GamedayResult, RunResult
-from harness.report.redact import Redactor, default_redactor
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta",
                  "inconclusive": "bold yellow"}

@@ -13,8 +13,8 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Iterable
 
+from harness.redact import Redactor
 from harness.report.model import RunResult
-from harness.report.redact import Redactor
 
 
 def _seconds(value: float | None) -> str:

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.redact import Redactor, default_redactor
 from harness.report.console import VERDICT_STYLE
 from harness.report.model import GamedayResult, RunResult, Verdict
-from harness.report.redact import Redactor, default_redactor
 
 
 # (label, check, evidence field): the counts a cell shows, so a pass is seen to rest on evidence and not on none

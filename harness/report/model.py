@@ -125,7 +125,9 @@ class FaultRecord(_Model):
 
 
 class WindowMetrics(_Model):
-    """Load figures of one time window (steady-state, fault:<name>, recovery, whole...)."""
+    """Load figures of one time window (steady-state, fault:<name>, recovery, whole...) as result.json records
+    them: the load generator's `harness.load.recorder.WindowFigures`, its degradation stated as a flag and a
+    reason."""
 
     window: str
     requests: int = 0
@@ -168,8 +170,9 @@ class RunMetrics(_Model):
         return self.errors / self.requests if self.requests else 0.0
 
 
-class StopCondition(_Model):
-    """The stop condition that aborted a run, with the numbers that made it fire."""
+class StopRecord(_Model):
+    """The record of the stop condition that aborted a run, with the numbers that made it fire. (The condition as
+    a scenario declares it is `harness.scenario.stopwhen.StopCondition`.)"""
 
     condition: str                           # as written: "error_rate > 20% for 30s"
     observed: float | None = None            # the value seen when it fired
@@ -200,7 +203,7 @@ class RunResult(_Model):
     checks: list[CheckResult] = Field(default_factory=list)
     faults: list[FaultRecord] = Field(default_factory=list)
     metrics: RunMetrics = Field(default_factory=RunMetrics)
-    stop_condition: StopCondition | None = None
+    stop_condition: StopRecord | None = None
     error: str | None = None
     measurement_degraded: bool = False
     measurement_degraded_reason: str | None = None
@@ -242,7 +245,7 @@ class RunResult(_Model):
 
     @classmethod
     def build(cls, *, scenario: str, checks: Iterable[CheckResult] = (), faults: Iterable[FaultRecord] = (),
-              stop_condition: StopCondition | None = None, aborted: bool = False, invalid_input: bool = False,
+              stop_condition: StopRecord | None = None, aborted: bool = False, invalid_input: bool = False,
               unreachable: bool = False, error: str | None = None, missing_evidence: Iterable[str] = (),
               **fields: Any) -> "RunResult":
         """Build a result whose verdict and exit code follow the contract (see `verdict_and_exit_code`)."""
@@ -268,7 +271,7 @@ def _fault_error(faults: Iterable[FaultRecord]) -> str | None:
 
 
 def verdict_and_exit_code(checks: Iterable[CheckResult], faults: Iterable[FaultRecord] = (), *,
-                          stop_condition: StopCondition | None = None, aborted: bool = False,
+                          stop_condition: StopRecord | None = None, aborted: bool = False,
                           invalid_input: bool = False, unreachable: bool = False,
                           error: str | None = None, missing_evidence: Iterable[str] = ()) -> tuple[Verdict, ExitCode]:
     """The contract, in order of precedence:

@@ -8,11 +8,12 @@ time field. It is bounded: a report never loads more than `MAX_RECORDS` records.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
+
+from harness.jsonl import iter_records
 
 MAX_RECORDS = 2_000_000
 _TIME_KEYS = ("t_start", "ts", "t", "started_at", "start", "sent_at", "at")
@@ -62,19 +63,12 @@ def read_request_points(source: str | Path | Iterable[str | Path]) -> list[Reque
     """Request start times and outcomes from records file(s), sorted by time."""
     points: list[RequestPoint] = []
     for path in _paths(source):
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if len(points) >= MAX_RECORDS:
-                    break
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(record, dict):
-                    continue
-                at = _time(record)
-                if at is not None:
-                    points.append(RequestPoint(at=at, failed=_failed(record)))
+        for record in iter_records(path):
+            if len(points) >= MAX_RECORDS:
+                break
+            at = _time(record)
+            if at is not None:
+                points.append(RequestPoint(at=at, failed=_failed(record)))
     points.sort(key=lambda p: p.at)
     return points
 

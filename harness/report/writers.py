@@ -18,14 +18,14 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel
 
+from harness.redact import Redactor, default_redactor
 from harness.report import plots
 from harness.report.junit import junit_document
 from harness.report.model import GamedayResult, RunResult
-from harness.report.redact import Redactor, default_redactor
 from harness.report.templates import GAMEDAY_TEMPLATE, RUN_TEMPLATE, environment
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,20 @@ def write_run(result: RunResult, directory: str | Path, records: str | Path | It
     redactor = redactor or default_redactor()
     if result.report_dir is None:
         result = result.model_copy(update={"report_dir": str(directory)})
+    page = (lambda: render_html(result, records, redactor)) if html else None
+    return _write_folder(directory, "run", result, [result], result.scenario, redactor, page)
+
+
+def _write_folder(directory: Path, kind: str, result: RunResult | GamedayResult, runs: list[RunResult], name: str,
+                  redactor: Redactor, page: Callable[[], str] | None) -> RunArtifacts:
+    """The files of a run and of a game day alike: result.json (tagged with `kind`, which `read_result` reads
+    back), junit.xml with a testsuite per run, and report.html unless `page` is None."""
     artifacts = RunArtifacts(result_json=directory / RESULT_JSON, junit_xml=directory / JUNIT_XML)
-    data = {"kind": "run", **result.model_dump(mode="json")}
-    _atomic_write(artifacts.result_json, _json_text(data, redactor))
-    _atomic_write(artifacts.junit_xml, redactor.text(junit_document([result], redactor, name=result.scenario)))
-    if html:
+    _atomic_write(artifacts.result_json, _json_text({"kind": kind, **result.model_dump(mode="json")}, redactor))
+    _atomic_write(artifacts.junit_xml, redactor.text(junit_document(runs, redactor, name=name)))
+    if page is not None:
         artifacts.report_html = directory / REPORT_HTML
-        _atomic_write(artifacts.report_html, render_html(result, records, redactor))
+        _atomic_write(artifacts.report_html, page())
     return artifacts
 
 
@@ -162,14 +169,8 @@ def write_gameday(gameday: GamedayResult, directory: str | Path, *, redactor: Re
     redactor = redactor or default_redactor()
     if gameday.report_dir is None:
         gameday = gameday.model_copy(update={"report_dir": str(directory)})
-    artifacts = RunArtifacts(result_json=directory / RESULT_JSON, junit_xml=directory / JUNIT_XML)
-    data = {"kind": "gameday", **gameday.model_dump(mode="json")}
-    _atomic_write(artifacts.result_json, _json_text(data, redactor))
-    _atomic_write(artifacts.junit_xml, redactor.text(junit_document(gameday.runs, redactor, name=gameday.name)))
-    if html:
-        artifacts.report_html = directory / REPORT_HTML
-        _atomic_write(artifacts.report_html, render_gameday_html(gameday, directory, redactor))
-    return artifacts
+    page = (lambda: render_gameday_html(gameday, directory, redactor)) if html else None
+    return _write_folder(directory, "gameday", gameday, gameday.runs, gameday.name, redactor, page)
 
 
 def read_result(path: str | Path) -> RunResult | GamedayResult:

@@ -9,6 +9,7 @@ An unknown key names the keys allowed at that level:
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from harness.strict.problems import Problem, ScenarioError
@@ -29,8 +30,10 @@ def load_scenario(path: Path | str, limits: Limits = DEFAULT_LIMITS) -> Scenario
     return load_scenario_text(read_bounded(path, limits), str(path), limits)
 
 
-def scenario_files(paths: list[str]) -> list[Path]:
-    """Expand arguments: files as given, directories to their *.yaml / *.yml files (sorted)."""
+def scenario_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand arguments: files as given, directories to their *.yaml / *.yml files (sorted). Every command that
+    takes a folder of scenarios lists it here, so `validate`, `list`, `run --gameday` and `matrix` see the same
+    files."""
     out: list[Path] = []
     for raw in paths:
         path = Path(raw)

@@ -1,4 +1,4 @@
-"""Scenario `load:` block -> the load process's own LoadSpec (harness.load.spec).
+"""A scenario's `load:` section (`LoadSection`) -> the load process's own `LoadSpec` (harness.load.spec).
 
 The scenario file speaks the user's language (`timeout: 30s`, `canary: {every: 2s, prompts: 4}`,
 `conversations: {turns: 4, share: 50%}`); the load process wants plain wall-clock seconds and counts.
@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from harness.scenario.model import LoadSpec as ScenarioLoad
+from harness.load.spec import CanarySpec, LoadSpec
+from harness.scenario.model import LoadSection
 
 
-def load_spec_fields(load: ScenarioLoad, *, duration_s: float | None = None, seed: int | None = None,
+def load_spec_fields(load: LoadSection, *, duration_s: float | None = None, seed: int | None = None,
                      model: str | None = None, default_prompts: list[str] | None = None) -> dict[str, Any]:
     """The keyword arguments of `harness.load.spec.LoadSpec` for a scenario's load block."""
     fields: dict[str, Any] = {
@@ -53,8 +54,7 @@ def load_spec_fields(load: ScenarioLoad, *, duration_s: float | None = None, see
     return fields
 
 
-def to_load_spec(load: ScenarioLoad, **kwargs: Any) -> Any:
-    """Build `harness.load.spec.LoadSpec` (imported here, so scenario validation never needs the load package)."""
-    from harness.load.spec import CanarySpec, LoadSpec
+def to_load_spec(load: LoadSection, **kwargs: Any) -> LoadSpec:
+    """Build `harness.load.spec.LoadSpec` (plain data: importing it never imports Locust)."""
     defaults = CanarySpec().prompts
     return LoadSpec.model_validate(load_spec_fields(load, default_prompts=defaults, **kwargs))

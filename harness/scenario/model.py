@@ -30,6 +30,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from harness.checks import CHECK_PARAMS
 from harness.faults import FAULT_PARAMS
+from harness.load.spec import RETRY_KINDS, RetryKind
 from harness.scenario.stopwhen import StopCondition, coerce_stop_condition
 from harness.strict.model import NAME_PATTERN, StrictModel, raise_at
 from harness.strict.params import (ARTICLE_TBT_P99_S, ARTICLE_TTFT_P99_S, MAX_FAULTS, BlastRadius, CheckParams,
@@ -44,11 +45,12 @@ MAX_STOP_CONDITIONS = 16
 
 
 class Retries(StrictModel):
-    """Client retries with the same Idempotency-Key (tenacity in the load process)."""
+    """Client retries with the same Idempotency-Key (tenacity in the load process). The kinds are the load
+    process's own (`harness.load.spec.RetryKind`): a kind it cannot retry is refused here, at validation."""
 
     attempts: int = Field(3, ge=1, le=10, description="total attempts including the first")
-    on: list[Literal["timeout", "5xx", "429", "connection", "stall", "truncated"]] = Field(
-        default_factory=lambda: ["timeout", "5xx"], max_length=6,
+    on: list[RetryKind] = Field(
+        default_factory=lambda: ["timeout", "5xx"], max_length=len(RETRY_KINDS),
         description="failure kinds retried; stall = a stream that stopped mid-way (no event for stall_timeout); "
                     "truncated = a stream closed before its terminator (its node died)")
 
@@ -67,8 +69,10 @@ class Conversations(StrictModel):
     share: Percentage = Field(1.0, description="share of users that hold conversations")
 
 
-class LoadSpec(StrictModel):
-    """Streaming inference load. `timeout`, `stall_timeout` and `canary.every` are wall-clock."""
+class LoadSection(StrictModel):
+    """A scenario's `load:` section: streaming inference load in the scenario's units. `timeout`, `stall_timeout`
+    and `canary.every` are wall-clock. The load process runs `harness.load.spec.LoadSpec`, built from this one by
+    `harness.scenario.loadspec.to_load_spec`."""
 
     users: int = Field(32, ge=1, le=10_000, description="concurrent users (closed loop) or max in flight (poisson)")
     spawn_rate: float = Field(8.0, gt=0, le=10_000, description="users started per second")
@@ -88,7 +92,7 @@ class LoadSpec(StrictModel):
     workers: int = Field(1, ge=1, le=64, description="Locust worker processes (master/worker mode when > 1)")
 
     @model_validator(mode="after")
-    def _rate_matches_arrival(self) -> LoadSpec:
+    def _rate_matches_arrival(self) -> LoadSection:
         if self.arrival == "poisson" and self.rate is None:
             raise PydanticCustomError("missing_rate", "poisson arrival needs 'rate' (requests per second)")
         if self.arrival == "closed" and self.rate is not None:
@@ -231,7 +235,7 @@ class Scenario(StrictModel):
     description: str = Field(..., min_length=1, max_length=2000)
     target: str | None = Field(None, pattern=NAME_PATTERN, description="'twin' or a name from targets.yaml")
     duration: Duration = Field(..., gt=0, description="deployment time the whole scenario lasts")
-    load: LoadSpec = Field(default_factory=LoadSpec)
+    load: LoadSection = Field(default_factory=LoadSection)
     steady_state: SteadyState = Field(default_factory=SteadyState)
     faults: list[FaultStep] = Field(..., min_length=1, max_length=MAX_FAULTS)
     checks: list[CheckStep] = Field(..., min_length=1, max_length=MAX_CHECKS)

@@ -3,10 +3,10 @@
 `resolve_target("twin")` reads the running twin's endpoints file; any other name comes from targets.yaml.
 kubernetes and boto3 are imported only when a client is first built.
 """
+from harness.redact import redact
 from harness.target.guardrails import (GuardrailError, check_allowlist, check_blast_radius, check_scenario_scope,
                                        require_confirmation)
 from harness.target.model import TargetSpec, load_targets
-from harness.target.redact import redact
 from harness.target.target import Target, resolve_target
 
 __all__ = ["GuardrailError", "Target", "TargetSpec", "check_allowlist", "check_blast_radius", "check_scenario_scope",

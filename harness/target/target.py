@@ -32,10 +32,10 @@ from kubernetes.client import rest as kube_rest
 from tenacity import (RetryCallState, Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt,
                       stop_after_delay, wait_exponential)
 
+from harness.redact import Redactor, redact
 from harness.target.endpoints import DEFAULT_ENDPOINTS_PATH, TWIN_ACCESS_KEY, TWIN_SECRET_KEY, TwinEndpoints
 from harness.target.guardrails import GuardrailError, check_allowlist, check_blast_radius, require_confirmation
 from harness.target.model import AwsCredentials, AwsSpec, Allowlist, TargetSpec, find_target_spec
-from harness.target.redact import Redactor, redact
 
 __all__ = ["Target", "GuardrailError", "check_allowlist", "check_blast_radius", "require_confirmation", "redact",
            "resolve_target"]
@@ -280,8 +280,8 @@ class Target:
     def redact(self, value: Any) -> Any:
         """`value` with every credential of this target and of the environment removed."""
         if self._redactor is None:
-            self._redactor = Redactor(self.secret_values(), env=self._env)
-        return self._redactor(value)
+            self._redactor = Redactor(self.secret_values(), environ=self._env)
+        return self._redactor.data(value)
 
     def describe(self) -> dict[str, Any]:
         """What a report says about the target: names and endpoints, never credentials."""

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 from kubernetes import client
-from faultkit import run_context, until as _until
+from faultkit import run_context
+from support.polling import wait_for
 
 from harness.faults import FAULTS, FaultError
 from harness.faults.az_loss import AzLoss, AzLossParams
@@ -35,10 +36,10 @@ def _clean(target: Target, twin: TwinHandle) -> None:
     def running() -> list[str]:
         return [e["id"] for e in fis.list_experiments()["experiments"] if e["state"]["status"] not in
                 ("completed", "stopped", "failed")]
-    _until(lambda: running() == [], 5, "no FIS experiment left running or stopping")
+    wait_for(lambda: running() == [], 5, "no FIS experiment left running or stopping")
     assert fis.list_experiment_templates()["experimentTemplates"] == []
     assert target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"] == []
-    _until(lambda: not twin.world.disrupted_subnets, 6, "connectivity restored")
+    wait_for(lambda: not twin.world.disrupted_subnets, 6, "connectivity restored")
 
 
 def _zone_ready(target: Target, ready: bool) -> bool:
@@ -68,36 +69,36 @@ def test_network_loss_with_zonal_shift_lands_and_reverts_clean(target: Target, t
     experiment = target.aws("fis").get_experiment(id=fault.experiment_id)["experiment"]
     assert experiment["state"]["status"] == "running"
     assert experiment["targets"]["subnets"]["resourceArns"] == fault.subnet_arns     # explicit, never "all"
-    _until(lambda: twin.world.disrupted_subnets == subnets, 6, "exactly the zone's subnets cut")
+    wait_for(lambda: twin.world.disrupted_subnets == subnets, 6, "exactly the zone's subnets cut")
     shifts = target.aws("arc-zonal-shift").list_zonal_shifts(status="ACTIVE")["items"]
     assert fault.away_from == "use2-az1"                # the AZ ID EC2 reports, never the zone name
     assert [s["awayFrom"] for s in shifts] == [fault.away_from]
 
     evidence = fault.await_landed(time.time() + 10)
     assert evidence and evidence["zone"] == ZONE and evidence["source"] in ("node-condition", "target-health")
-    _until(lambda: _zone_ready(target, False), 10, "the zone's nodes NotReady")
+    wait_for(lambda: _zone_ready(target, False), 10, "the zone's nodes NotReady")
     assert not any(n.network_reachable is False for n in twin.world.nodes_in("us-east-2b"))
 
     fault.revert()
     fault.revert()      # idempotent
     assert owed_reverts(fault.ctx.journal.path) == []
     _clean(target, twin)
-    _until(lambda: _zone_ready(target, True), 10, "the zone's nodes Ready again")
+    wait_for(lambda: _zone_ready(target, True), 10, "the zone's nodes Ready again")
 
 
 def test_revert_owed_from_the_journal_alone_after_a_crash(target: Target, twin: TwinHandle, tmp_path: Path):
     fault = _fault(target, tmp_path, mode="power", zonal_shift=True)
     fault.plan()
     fault.inject()
-    _until(lambda: all(n.power != "running" for n in twin.world.nodes_in(ZONE)), 6, "the zone's instances stopped")
+    wait_for(lambda: all(n.power != "running" for n in twin.world.nodes_in(ZONE)), 6, "the zone's instances stopped")
     owed = owed_reverts(fault.ctx.journal.path)
     assert len(owed) == 1
     AzLoss.revert_owed(target, owed[0].args)      # what `g7chaos recover` does in a fresh process
     AzLoss.revert_owed(target, owed[0].args)      # twice: a second recover finds nothing left and says nothing
     _clean(target, twin)
-    _until(lambda: all(n.power in ("running", "rebooting") for n in twin.world.nodes_in(ZONE)), 6,
-           "stopped instances started again")
-    _until(lambda: _zone_ready(target, True), 20, "the zone's nodes Ready again")      # a boot: 90 s at 30x
+    wait_for(lambda: all(n.power in ("running", "rebooting") for n in twin.world.nodes_in(ZONE)), 6,
+             "stopped instances started again")
+    wait_for(lambda: _zone_ready(target, True), 20, "the zone's nodes Ready again")      # a boot: 90 s at 30x
 
 
 def _extra_subnets(target: Target, vpc: str, count: int, third_octet: int) -> list[str]:
@@ -142,7 +143,7 @@ def test_a_twelve_subnet_zone_is_cut_through_targets_of_at_most_five(target: Tar
         assert [len(t["resourceArns"]) for t in template["targets"].values()] == [5, 5, 2]
         assert {a["actionId"] for a in template["actions"].values()} == {"aws:network:disrupt-connectivity"}
         assert sorted(a["targets"]["Subnets"] for a in template["actions"].values()) == sorted(template["targets"])
-        _until(lambda: twin.world.disrupted_subnets == set(fault.subnets), 6, "all 12 subnets cut")
+        wait_for(lambda: twin.world.disrupted_subnets == set(fault.subnets), 6, "all 12 subnets cut")
         fault.revert()
         _clean(target, twin)
     finally:

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import run_context, until
+from faultkit import run_context
+from support.polling import wait_for
 
 from harness.faults import FAULTS
 from harness.faults.ecc_double_bit_error import EccDoubleBitErrorParams
@@ -50,9 +51,9 @@ def test_ecc_on_two_nodes_lands_on_both_and_recover_clears_both(target: Target, 
 
     _recover(target, ctx.journal.path)
     for name in names:
-        until(lambda: twin.world.nodes[name].gpus[2].value(DCGM_FI_DEV_ECC_DBE_VOL_DEV) == 0
-              and twin.world.nodes[name].gpus[2].value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) == 0, 5,
-              f"the DBE field cleared on {name}")
+        wait_for(lambda: twin.world.nodes[name].gpus[2].value(DCGM_FI_DEV_ECC_DBE_VOL_DEV) == 0
+                 and twin.world.nodes[name].gpus[2].value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) == 0, 5,
+                 f"the DBE field cleared on {name}")
 
 
 def test_thermal_on_two_nodes_heats_both_and_recover_cools_both(target: Target, twin, tmp_path: Path):
@@ -72,5 +73,5 @@ def test_thermal_on_two_nodes_heats_both_and_recover_cools_both(target: Target, 
 
     _recover(target, ctx.journal.path)
     for name in names:
-        until(lambda: twin.world.nodes[name].gpus[5].value(DCGM_FI_DEV_GPU_TEMP) == before[name], 5,
-              f"GPU 5 of {name} back at {before[name]} °C")
+        wait_for(lambda: twin.world.nodes[name].gpus[5].value(DCGM_FI_DEV_GPU_TEMP) == before[name], 5,
+                 f"GPU 5 of {name} back at {before[name]} °C")

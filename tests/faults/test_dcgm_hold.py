@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import run_context, until
+from faultkit import run_context
+from support.polling import wait_for
 
 from harness.faults import FAULTS
 from harness.faults.dcgmi import HOLD_S
@@ -52,7 +53,7 @@ def test_an_ecc_fault_held_for_3_minutes_is_still_visible_at_its_end(target: Tar
     time.sleep(target.wall_seconds(180))                            # 3 minutes of deployment time
     assert gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) == 1 and exporter_dbe(fault, 4) == 1, "still held at the end"
     fault.revert()
-    until(lambda: exporter_dbe(fault, 4) == 0, 5, "the exporter shows the revert")
+    wait_for(lambda: exporter_dbe(fault, 4) == 0, 5, "the exporter shows the revert")
     assert fault.holder.failures == 0
 
 
@@ -65,8 +66,8 @@ def test_a_one_shot_injection_is_gone_at_the_next_sample(target: Target, twin, t
                    ["dcgmi", "test", "--inject", "--gpuid", "5", "-f", "311", "-v", "1"])   # no --offset, no hold
     assert out.exit_code == 0
     gpu = twin.world.nodes[fault.nodes[0].name].gpus[5]
-    until(lambda: gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) == 0, target.wall_seconds(30),
-          "a real sample replaced the one-shot injection")
+    wait_for(lambda: gpu.value(DCGM_FI_DEV_ECC_DBE_VOL_TOTAL) == 0, target.wall_seconds(30),
+             "a real sample replaced the one-shot injection")
 
 
 def test_thermal_gpu_all_heats_every_gpu_the_node_advertises(target: Target, twin, tmp_path: Path):
@@ -84,4 +85,4 @@ def test_thermal_gpu_all_heats_every_gpu_the_node_advertises(target: Target, twi
         assert all(g.value(DCGM_FI_DEV_GPU_TEMP) == 91 for g in twin.world.nodes[node.name].gpus), "held"
     finally:
         fault.revert()
-    until(lambda: all(g.value(DCGM_FI_DEV_GPU_TEMP) < 83 for g in twin.world.nodes[node.name].gpus), 5, "cooled")
+    wait_for(lambda: all(g.value(DCGM_FI_DEV_GPU_TEMP) < 83 for g in twin.world.nodes[node.name].gpus), 5, "cooled")

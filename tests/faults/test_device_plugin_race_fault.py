@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, watch
-from faultkit import run_context, until as _until
+from faultkit import run_context
+from support.polling import stays, wait_for
 
 from harness.faults import FAULTS
 from harness.faults.base import FaultError
@@ -68,7 +69,7 @@ def _fault(target: Target, tmp_path: Path, method: str, zone: str = "us-east-2b"
         except FaultError:
             return None
         return fault
-    return _until(planned, 30, f"a {zone} node serving llama-13b-fp8 to plan on"), ctx
+    return wait_for(planned, 30, f"a {zone} node serving llama-13b-fp8 to plan on"), ctx
 
 
 def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
@@ -84,12 +85,9 @@ def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
         racy = "plugin-before-driver" in target.spec.description
         if racy:
             # Ready, and it stays without GPUs: the plugin registered before the driver and never retries
-            deadline = time.time() + 2.0
-            while time.time() < deadline:
-                assert _node_state(core, node.name) == ("True", "0")
-                time.sleep(0.2)
+            stays(lambda: _node_state(core, node.name) == ("True", "0"), 2.0, "Ready with no GPU", interval=0.2)
         else:
-            _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "all 8 GPUs allocatable again")
+            wait_for(lambda: _node_state(core, node.name) == ("True", "8"), 10, "all 8 GPUs allocatable again")
         (owed,) = owed_reverts(ctx.journal.path)
         assert owed.args["nodes"] == [{"context": node.context, "name": node.name, "gpus": 8}]
     finally:
@@ -97,7 +95,7 @@ def test_reboot_races_plugin_and_driver(target: Target, tmp_path: Path):
     assert owed_reverts(ctx.journal.path) == []
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []
     # the revert leaves the node as it was found: a fresh plugin pod registers against the loaded driver
-    _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "every GPU back after the revert")
+    wait_for(lambda: _node_state(core, node.name) == ("True", "8"), 10, "every GPU back after the revert")
 
 
 def test_a_plugin_restarted_on_a_running_node_registers_every_gpu(target: Target, tmp_path: Path):
@@ -112,10 +110,10 @@ def test_a_plugin_restarted_on_a_running_node_registers_every_gpu(target: Target
                                                              field_selector=f"spec.nodeName={node.name}").items]
     assert len(old) == 1
     core.delete_namespaced_pod(old[0], plugin.namespace)
-    _until(lambda: [p.metadata.name for p in core.list_namespaced_pod(
+    wait_for(lambda: [p.metadata.name for p in core.list_namespaced_pod(
         plugin.namespace, label_selector=plugin.label_selector, field_selector=f"spec.nodeName={node.name}").items
         if p.status.phase == "Running"] not in ([], old), 10, "a new device-plugin pod running")
-    _until(lambda: _node_state(core, node.name) == ("True", "8"), 10, "every GPU registered again")
+    wait_for(lambda: _node_state(core, node.name) == ("True", "8"), 10, "every GPU registered again")
 
 
 def test_revert_during_the_reboot_still_brings_every_gpu_back(target: Target, tmp_path: Path):
@@ -127,6 +125,6 @@ def test_revert_during_the_reboot_still_brings_every_gpu_back(target: Target, tm
     fault.inject()
     core = client.CoreV1Api(target.kube(node.context))
     # mid-boot, as a recover right after the kill finds it (the boot keeps it NotReady ~3 s at this time scale)
-    _until(lambda: _node_state(core, node.name)[0] != "True", 10, "the node going down for its reboot")
+    wait_for(lambda: _node_state(core, node.name)[0] != "True", 10, "the node going down for its reboot")
     FAULTS["device-plugin-race"].revert_owed(target, owed_reverts(ctx.journal.path)[0].args)
     assert _node_state(core, node.name) == ("True", "8")

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from faultkit import run_context, until
+from faultkit import run_context
+from support.polling import wait_for
 
 from harness.faults import FAULTS, FaultError
 from harness.faults.az_loss import AzLossParams
@@ -91,9 +92,9 @@ def test_template_carries_the_alarm_and_explicit_counted_targets(name: str, targ
         experiments = [e["id"] for e in fis.list_experiments()["experiments"]
                        if e.get("experimentTemplateId") == template_id]
         assert experiment_id is None or experiment_id in experiments
-        state = until(lambda: next((s for s in (fis.get_experiment(id=e)["experiment"]["state"] for e in experiments)
+        state = wait_for(lambda: next((s for s in (fis.get_experiment(id=e)["experiment"]["state"] for e in experiments)
                                     if s["status"] in ("failed", "stopped")), None), 10,
-                      "FIS refusing the experiment on its stop condition")
+                         "FIS refusing the experiment on its stop condition")
         assert ALARM in state.get("reason", ""), state
     finally:
         fault.revert()
@@ -178,10 +179,10 @@ def test_the_twins_fis_selects_count_and_percent_of_explicit_targets(target: Tar
                 return None
             return list(fis.list_experiment_resolved_targets(experimentId=experiment_id)["resolvedTargets"])
 
-        picked = until(resolved, 10, "the experiment resolving its targets")
+        picked = wait_for(resolved, 10, "the experiment resolving its targets")
         chosen = [t["targetInformation"]["arn"] for t in picked if t["targetName"] == "picked"]
         assert len(chosen) == expected and set(chosen) <= set(arns), picked
-        until(lambda: fis.get_experiment(id=experiment_id)["experiment"]["state"]["status"] == "completed", 10,
-              "the wait action completing")
+        wait_for(lambda: fis.get_experiment(id=experiment_id)["experiment"]["state"]["status"] == "completed", 10,
+                 "the wait action completing")
     finally:
         fis.delete_experiment_template(id=template["id"])

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from faultkit import run_context, until as _until
+from faultkit import run_context
+from support.polling import wait_for
 
 from harness.faults import FAULTS
 from harness.faults.node_reboot import NodeRebootParams, _trusts_fis, fis_role_arn
@@ -43,9 +44,9 @@ def test_reboot_lands_on_the_chosen_node_only_and_reverts_clean(target: Target, 
     assert {n.name: n.booted_at for n in twin.world.nodes.values() if n.name != node.name} == others
 
     core = client.CoreV1Api(target.kube(node.context))
-    _until(lambda: next(c.status for c in core.read_node(node.name).status.conditions if c.type == "Ready") == "True"
-           and core.read_node(node.name).status.allocatable.get("nvidia.com/gpu") == "8", 20,
-           "the node Ready again with its 8 GPUs")
+    wait_for(lambda: next(c.status for c in core.read_node(node.name).status.conditions if c.type == "Ready") == "True"
+             and core.read_node(node.name).status.allocatable.get("nvidia.com/gpu") == "8", 20,
+             "the node Ready again with its 8 GPUs")
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
     assert target.aws("fis").list_experiment_templates()["experimentTemplates"] == []

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from faultkit import run_context, until
+from faultkit import run_context
+from support.polling import wait_for
 from kubernetes import client
 
 from harness.faults import FAULTS, FaultError
@@ -88,7 +89,7 @@ def test_the_freeze_lands_silences_the_replica_and_the_thaw_brings_it_back(targe
     assert owed_reverts(ctx.journal.path) == []
     assert _stopped(twin) == set()
     assert all(_probe(target, p) == (False, "200") for p in fault.pods)
-    until(lambda: _helpers(target, context) == [], 5, "every helper pod deleted")
+    wait_for(lambda: _helpers(target, context) == [], 5, "every helper pod deleted")
     fault.revert()      # idempotent
 
 
@@ -148,7 +149,7 @@ def test_recover_thaws_from_the_journal_alone_after_a_crash(target: Target, twin
     core = client.CoreV1Api(target.kube(context))
     for name in _helpers(target, context):     # the crashed run's helper went (deadline, someone cleaned up)
         core.delete_namespaced_pod(name, target.spec.harness_namespace, grace_period_seconds=0)
-    until(lambda: _helpers(target, context) == [], 5, "the old helper gone")
+    wait_for(lambda: _helpers(target, context) == [], 5, "the old helper gone")
     assert _stopped(twin) == {fault.pods[0]["pod"]}      # the freeze outlives its helper
 
     owed = owed_reverts(ctx.journal.path)
@@ -157,7 +158,7 @@ def test_recover_thaws_from_the_journal_alone_after_a_crash(target: Target, twin
         FAULTS[o.fault].revert_owed(target, o.args)
     assert _stopped(twin) == set()
     assert _probe(target, fault.pods[0]) == (False, "200")
-    until(lambda: _helpers(target, context) == [], 5, "the recovery helper deleted")
+    wait_for(lambda: _helpers(target, context) == [], 5, "the recovery helper deleted")
 
 
 def test_the_harness_names_the_cgroup_the_node_gives_the_container(target: Target, twin: TwinHandle):
@@ -203,7 +204,7 @@ def test_the_node_hierarchy_is_read_only_through_a_read_only_mount(target: Targe
         assert _stopped(twin) == set()
     finally:
         core.delete_namespaced_pod("g7chaos-freeze-readonly", namespace, grace_period_seconds=0)
-    until(lambda: _helpers(target, p["context"]) == [], 5, "the read-only helper deleted")
+    wait_for(lambda: _helpers(target, p["context"]) == [], 5, "the read-only helper deleted")
 
 
 def test_container_is_a_hang_mode_parameter_and_mode_io_refuses_it():

@@ -13,7 +13,6 @@ from typing import Iterator
 
 import httpx
 import pytest
-from tenacity import Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.faults import FAULTS, RunContext
 from harness.faults.replica_stall import ReplicaStallParams
@@ -22,6 +21,7 @@ from harness.observe import Timeline
 from harness.target.target import Target
 from harness.twin.server import TwinHandle, TwinServer
 from harness.twin.world import DCGM_FI_DEV_GPU_UTIL
+from support.polling import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -63,18 +63,10 @@ def _running_experiments(target: Target) -> list[str]:
     return [e["id"] for e in target.aws("fis").list_experiments()["experiments"] if e["state"]["status"] in ACTIVE]
 
 
-def _until(predicate, seconds: float, what: str):
-    try:
-        return Retrying(stop=stop_after_delay(seconds), wait=wait_fixed(0.1), retry=retry_if_result(lambda v: not v),
-                        reraise=True)(predicate)
-    except Exception as exc:
-        raise AssertionError(f"{what} within {seconds} s") from exc
-
-
 def _left_clean(target: Target, twin: TwinHandle) -> None:
     """stop_experiment answers at once; FIS (and the twin) end the action a moment later."""
-    _until(lambda: _running_experiments(target) == [], 5, "no FIS experiment left running")
-    _until(lambda: twin.call(lambda: dict(twin.world.io_latency_s)) == {}, 5, "no volume left slow")
+    wait_for(lambda: _running_experiments(target) == [], 5, "no FIS experiment left running")
+    wait_for(lambda: twin.call(lambda: dict(twin.world.io_latency_s)) == {}, 5, "no volume left slow")
 
 
 def test_io_latency_slows_every_serving_node_and_its_revert_leaves_nothing_running(target: Target, twin: TwinHandle,

@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from faultkit import run_context
+from support.polling import wait_for
 from harness.faults import FAULTS, FaultError
 from harness.faults.spot_interruption import SpotInterruptionParams, fis_role_arn, iso8601_duration
 from harness.journal import owed_reverts
@@ -79,10 +80,8 @@ def test_notice_lands_on_the_node_and_revert_stops_the_experiment(target: Target
     fault.revert()
     fault.revert()                                   # idempotent
     assert fis.get_experiment(id=fault.experiment_id)["experiment"]["state"]["status"] in ("stopping", "stopped")
-    deadline = time.time() + 3
-    while fis.get_experiment(id=fault.experiment_id)["experiment"]["state"]["status"] != "stopped":
-        assert time.time() < deadline, "the experiment never stopped"
-        threading_wait(0.05)
+    wait_for(lambda: fis.get_experiment(id=fault.experiment_id)["experiment"]["state"]["status"] == "stopped", 3,
+             "the experiment to stop")
     assert fis.list_experiment_templates()["experimentTemplates"] == []
     assert owed_reverts(ctx.journal.path) == []
     # from the journal alone (g7chaos recover in a fresh process): nothing left to do, and no error
@@ -90,18 +89,8 @@ def test_notice_lands_on_the_node_and_revert_stops_the_experiment(target: Target
                                                      "experiment_id": fault.experiment_id})
     # EC2 still reclaims the instance at the end of the notice: a notice cannot be recalled
     ec2 = target.aws("ec2")
-    deadline = time.time() + 8
-    while True:
-        state = ec2.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]["State"]
-        if state["Name"] in ("shutting-down", "terminated"):
-            break
-        assert time.time() < deadline, f"instance still {state['Name']} after its notice"
-        threading_wait(0.1)
-
-
-def threading_wait(seconds: float) -> None:
-    import threading
-    threading.Event().wait(seconds)
+    wait_for(lambda: ec2.describe_instances(InstanceIds=[node.instance_id])["Reservations"][0]["Instances"][0]
+             ["State"]["Name"] in ("shutting-down", "terminated"), 8, "EC2 to reclaim the instance after its notice")
 
 
 def test_rebalance_first_lands_on_the_recommendation_before_the_notice(target: Target, tmp_path: Path):
@@ -135,9 +124,7 @@ def test_rebalance_first_lands_on_the_recommendation_before_the_notice(target: T
         fault.revert()
     assert owed_reverts(ctx.journal.path) == []
     # stopping the experiment during the lead recalls nothing: the interruption notice still comes at its time
-    deadline = fault.times.notice_at + 3.0
-    while "SpotInterruption" not in {e.reason for e in core.list_event_for_all_namespaces(
-            field_selector=f"involvedObject.name={node.name}").items}:
-        assert time.time() < deadline, "the interruption notice never came after the experiment was stopped"
-        threading_wait(0.1)
+    wait_for(lambda: "SpotInterruption" in {e.reason for e in core.list_event_for_all_namespaces(
+        field_selector=f"involvedObject.name={node.name}").items}, fault.times.notice_at + 3.0 - time.time(),
+        "the interruption notice after the experiment was stopped")
     assert time.time() >= fault.times.notice_at - 0.2

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from kubernetes import client
-from faultkit import run_context, until as _until
+from faultkit import run_context
+from support.polling import wait_for
 
 from harness.faults import FAULTS
 from harness.faults.efa_saturation import EfaSaturationParams
@@ -48,8 +49,8 @@ def test_thermal_throttle_injects_heat_and_clock_and_restores_them(target: Targe
 
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
-    _until(lambda: {g.index: (g.value(DCGM_FI_DEV_GPU_TEMP), g.value(DCGM_FI_DEV_SM_CLOCK)) for g in node.gpus}
-           == before, 5, "every GPU back at its temperature and clock")
+    wait_for(lambda: {g.index: (g.value(DCGM_FI_DEV_GPU_TEMP), g.value(DCGM_FI_DEV_SM_CLOCK)) for g in node.gpus}
+             == before, 5, "every GPU back at its temperature and clock")
 
 
 def test_replica_stall_freezes_the_chosen_pods_and_thaws_them(target: Target, twin: TwinHandle, tmp_path: Path):
@@ -90,8 +91,8 @@ def test_efa_saturation_mpi_job_spans_the_nodes_and_lands_on_busbw_and_counters(
     assert evidence["avg_bus_bandwidth_GBps"] > 0
     assert all(d["tx_bytes"] > 0 and d["rx_bytes"] > 0 for d in evidence["efa_counter_deltas"].values())
     assert all(0.7 < n.efa_load < 0.95 for n in nodes), [n.efa_load for n in nodes]
-    _until(lambda: all(sum(n.efa_counters.values()) > c for n, c in zip(nodes, errors)), 5,
-           "EFA error counters growing on both nodes")
+    wait_for(lambda: all(sum(n.efa_counters.values()) > c for n, c in zip(nodes, errors)), 5,
+             "EFA error counters growing on both nodes")
     core = client.CoreV1Api(target.kube(fault.context))
     workers = [p for p in _nccl_pods(core) if p.metadata.name in fault.workers]
     assert sorted(p.spec.node_name for p in workers) == sorted(n.name for n in nodes)   # one worker per node
@@ -100,8 +101,8 @@ def test_efa_saturation_mpi_job_spans_the_nodes_and_lands_on_busbw_and_counters(
 
     fault.revert()
     assert owed_reverts(ctx.journal.path) == []
-    _until(lambda: not _nccl_pods(core), 5, "the launcher and workers deleted")
-    _until(lambda: all(n.efa_load == 0.0 for n in nodes), 5, "the fabric idle again")
+    wait_for(lambda: not _nccl_pods(core), 5, "the launcher and workers deleted")
+    wait_for(lambda: all(n.efa_load == 0.0 for n in nodes), 5, "the fabric idle again")
 
 
 def test_efa_saturation_is_not_landed_when_mpirun_cannot_reach_the_workers(target: Target, twin: TwinHandle,
@@ -142,8 +143,8 @@ def test_efa_saturation_is_not_landed_when_the_efa_counters_do_not_move(target: 
     fault.inject()
     try:
         core = client.CoreV1Api(target.kube(fault.context))
-        _until(lambda: "# Avg bus bandwidth" in core.read_namespaced_pod_log(fault.launcher, "g7chaos"), 5,
-               "the socket run reporting its bandwidth")
+        wait_for(lambda: "# Avg bus bandwidth" in core.read_namespaced_pod_log(fault.launcher, "g7chaos"), 5,
+                 "the socket run reporting its bandwidth")
         assert fault.await_landed(time.time() + 1.0) is None
         assert all(twin.world.nodes[n.name].efa_load == 0.0 for n in fault.nodes)
     finally:
@@ -157,9 +158,9 @@ def test_efa_saturation_recover_from_the_journal_alone_deletes_the_job(target: T
     fault.plan()
     fault.inject()
     core = client.CoreV1Api(target.kube(fault.context))
-    _until(lambda: len(_nccl_pods(core)) == 3, 5, "the launcher and two workers created")
+    wait_for(lambda: len(_nccl_pods(core)) == 3, 5, "the launcher and two workers created")
     owed = owed_reverts(ctx.journal.path)
     assert [o.fault for o in owed] == ["efa-saturation"]
     type(fault).revert_owed(target, owed[0].args)     # what `g7chaos recover` runs after a crash
-    _until(lambda: not _nccl_pods(core), 5, "every pod of the job deleted")
-    _until(lambda: all(twin.world.nodes[n.name].efa_load == 0.0 for n in fault.nodes), 5, "the fabric idle again")
+    wait_for(lambda: not _nccl_pods(core), 5, "every pod of the job deleted")
+    wait_for(lambda: all(twin.world.nodes[n.name].efa_load == 0.0 for n in fault.nodes), 5, "the fabric idle again")

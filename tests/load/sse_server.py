@@ -23,6 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
+from support.polling import wait_for
+
 
 @dataclass
 class Served:
@@ -143,11 +145,7 @@ class SSEServer:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("SSE test server did not start")
-            time.sleep(0.01)
+        wait_for(lambda: self._server.started, 10, "the SSE test server to start", interval=0.01)
         self.url = f"http://127.0.0.1:{port}"
         return self
 

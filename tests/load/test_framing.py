@@ -13,6 +13,8 @@ import pytest
 from harness.load.process import LoadProcess, read_records
 from harness.load.spec import LoadSpec
 
+from support.polling import wait_for
+
 EVENTS = b"".join(b'data: {"choices":[{"index":0,"text":"w%d "}]}\n\n' % i for i in range(5)) + b"data: [DONE]\n\n"
 
 
@@ -76,9 +78,7 @@ def test_framing(framing: str, error: str | None, tokens: int, tmp_path: Path) -
                     retries={"attempts": 1}, stall_timeout_s=1, duration_s=20)
     try:
         load.start(server.url, spec, tmp_path)
-        deadline = time.monotonic() + 20
-        while load.alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for(lambda: not load.alive(), 20, "the load to stop at its request bound")
     finally:
         result = load.stop()
         server.stop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ import pytest
 from harness.load.process import LoadProcess, LoadResult, read_records
 from harness.load.recorder import decode_histogram, new_histogram
 from harness.load.spec import LoadSpec
+
+from support.polling import wait_for
 
 from .sse_server import SSEServer
 
@@ -25,17 +26,8 @@ BIAS_WINDOWS = 6              # 1.5 s windows; a window the server or the load g
 BIAS_ROUNDS = 3               # rounds of BIAS_WINDOWS, until one judged window is within the bound
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:
-    """Deadline-bounded wait on observable state (the load's live figures or the server's records)."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-
-
 def started(load: LoadProcess, requests: int = 1, timeout: float = 20.0) -> None:
-    wait_until(lambda: load.live().requests >= requests, timeout, f"{requests} finished requests")
+    wait_for(lambda: load.live().requests >= requests, timeout, f"{requests} finished requests")
 
 
 def spec(**kw) -> LoadSpec:
@@ -56,7 +48,7 @@ def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_p
             load.mark_window(mode)
             time.sleep(0.15)            # every request that fails in `mode` ends inside its window
             server.mode = mode
-            wait_until(lambda: sum(1 for s in server.served if s.mode == mode) >= 8, 10, f"8 requests in {mode}")
+            wait_for(lambda: sum(1 for s in server.served if s.mode == mode) >= 8, 10, f"8 requests in {mode}")
             server.mode = "ok"
             time.sleep(0.55)            # the mode's requests end (a stall takes stall_timeout) in its window
         load.mark_window("after")
@@ -211,7 +203,7 @@ def test_two_workers_merge_exactly(server: SSEServer, tmp_path: Path) -> None:
     load.start(server.url, spec(users=8, workers=2), tmp_path, SERVED_BY, first_window="steady")
     try:
         started(load, 16, timeout=40)
-        wait_until(lambda: load.live().processes_reporting == 2, 10, "both workers reporting")
+        wait_for(lambda: load.live().processes_reporting == 2, 10, "both workers reporting")
         load.mark_window("second")
         time.sleep(0.6)
     finally:
@@ -242,12 +234,12 @@ def test_canary_mismatch_detected_after_learning(server: SSEServer, tmp_path: Pa
     s = spec(users=4, canary={"every_s": 0.05, "learn_window": "steady", "max_tokens": 6})
     load.start(server.url, s, tmp_path, SERVED_BY, first_window="steady")
     try:
-        wait_until(lambda: sum(1 for x in server.served if x.canary) >= 9, 20, "canaries learned")
+        wait_for(lambda: sum(1 for x in server.served if x.canary) >= 9, 20, "canaries learned")
         load.mark_window("fault")
         time.sleep(0.15)
         server.corrupt = True
-        wait_until(lambda: sum(1 for x in server.served if x.canary and x.arrival > time.time() - 5) >= 15, 10,
-                   "canaries during the fault")
+        wait_for(lambda: sum(1 for x in server.served if x.canary and x.arrival > time.time() - 5) >= 15, 10,
+                 "canaries during the fault")
         time.sleep(0.4)
     finally:
         result = load.stop()
@@ -268,7 +260,7 @@ def test_poisson_arrivals_are_bounded(server: SSEServer, tmp_path: Path) -> None
     t0 = time.monotonic()
     load.start(server.url, s, tmp_path, SERVED_BY, first_window="open")
     try:
-        wait_until(lambda: not load.alive(), 20, "the load to stop at its request bound")
+        wait_for(lambda: not load.alive(), 20, "the load to stop at its request bound")
     finally:
         result = load.stop()
     assert time.monotonic() - t0 < 15
@@ -315,7 +307,7 @@ def test_children_die_with_their_parent(server: SSEServer, tmp_path: Path) -> No
     try:
         pids = [int(p) for p in parent.stdout.readline().split()]   # type: ignore[union-attr]
         assert pids
-        wait_until(lambda: len(server.served) >= 2, 20, "the orphan-to-be load to send requests")
+        wait_for(lambda: len(server.served) >= 2, 20, "the orphan-to-be load to send requests")
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=5)
@@ -331,7 +323,7 @@ def test_children_die_with_their_parent(server: SSEServer, tmp_path: Path) -> No
         except OSError:
             return True
 
-    wait_until(lambda: all(gone(p) for p in pids), 10, "load children to exit after their parent died")
+    wait_for(lambda: all(gone(p) for p in pids), 10, "load children to exit after their parent died")
 
 
 def test_chat_conversations_carry_their_history(server: SSEServer, tmp_path: Path) -> None:
@@ -340,7 +332,7 @@ def test_chat_conversations_carry_their_history(server: SSEServer, tmp_path: Pat
     s = spec(users=3, chat=True, conversations=2, turns=3, canary={"every_s": 0.2})
     load.start(server.url, s, tmp_path, SERVED_BY, first_window="chat")
     try:
-        wait_until(lambda: sum(1 for x in server.served if x.session) >= 12, 20, "12 conversation turns")
+        wait_for(lambda: sum(1 for x in server.served if x.session) >= 12, 20, "12 conversation turns")
     finally:
         result = load.stop()
     assert result.whole.errors == 0 and result.whole.tokens > 0
@@ -389,7 +381,7 @@ def test_sigterm_still_leaves_final_figures(server: SSEServer, tmp_path: Path) -
     try:
         started(load, 4)
         load.procs[0].send_signal(signal.SIGTERM)
-        wait_until(lambda: not load.alive(), 10, "the child to exit on SIGTERM")
+        wait_for(lambda: not load.alive(), 10, "the child to exit on SIGTERM")
     finally:
         result = load.stop()
     assert result.complete, result.problems
@@ -404,7 +396,7 @@ def test_a_stream_longer_than_the_stall_limit_is_not_a_stall(server: SSEServer, 
     load = LoadProcess()
     load.start(server.url, spec(users=2, max_tokens=40, max_requests=4, retries={"attempts": 1}), tmp_path)
     try:
-        wait_until(lambda: not load.alive(), 20, "4 requests to end")
+        wait_for(lambda: not load.alive(), 20, "4 requests to end")
     finally:
         result = load.stop()
         server.tokens = 10

@@ -1,7 +1,7 @@
 """Realistic run results and load records for the report tests, built the way the runner fills them."""
 from __future__ import annotations
 
-from harness.report.model import (CheckResult, FaultRecord, RunMetrics, RunResult, StopCondition, WindowMetrics)
+from harness.report.model import (CheckResult, FaultRecord, RunMetrics, RunResult, StopRecord, WindowMetrics)
 
 T0 = 1_790_000_000.0   # a fixed Unix time keeps file contents deterministic
 
@@ -19,7 +19,7 @@ def windows() -> list[WindowMetrics]:
 
 
 def make_run(*, scenario: str = "ecc-double-bit-error", failed: tuple[str, ...] = (), landed: bool | None = True,
-             stop: StopCondition | None = None, profile: str = "article", evidence_extra: dict | None = None,
+             stop: StopRecord | None = None, profile: str = "article", evidence_extra: dict | None = None,
              error: str | None = None) -> RunResult:
     names = ["fault-landed", "node-drained", "no-corrupted-responses", "alarm-fired", "slo"]
     checks = [CheckResult(name=name, passed=name not in failed,

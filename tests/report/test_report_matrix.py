@@ -8,7 +8,7 @@ import re
 from rich.console import Console
 
 from harness.report.matrix import VerdictMatrix, write_matrix
-from harness.report.model import GamedayResult, StopCondition
+from harness.report.model import GamedayResult, StopRecord
 
 from report_factory import make_run
 
@@ -101,7 +101,7 @@ def test_the_matrix_exits_4_for_a_run_it_could_not_judge_but_not_for_a_hidden_fa
                                                   for c in hidden.checks if c.name == "fault-landed"]})
     broken = make_run(scenario="ecc-double-bit-error", error="twin did not start: port in use").model_copy(
         update={"checks": []})
-    aborted = make_run(scenario="spot-interruption", stop=StopCondition(
+    aborted = make_run(scenario="spot-interruption", stop=StopRecord(
         condition="error_rate > 20% for 30s", observed=0.41, threshold=0.2, held_for_s=30.4, at=1000.0))
 
     def matrix(*runs):

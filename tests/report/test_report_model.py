@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report.model import (CheckResult, ExitCode, FaultRecord, GamedayResult, RunResult, StopCondition,
+from harness.report.model import (CheckResult, ExitCode, FaultRecord, GamedayResult, RunResult, StopRecord,
                                   gameday_exit_code, verdict_and_exit_code)
 
 from report_factory import T0, make_run
@@ -18,8 +18,8 @@ REVERT_FAILED = FaultRecord(name="ecc-double-bit-error", injected_at=T0, landed=
                             revert_error="ApiException: 503")
 NA = CheckResult(name="session-continuity", passed=False, status="not-applicable", reason="no rule for it")
 UNSURE = CheckResult(name="idempotent-retries", passed=False, status="inconclusive", reason="0 retried keys")
-STOP = StopCondition(condition="error_rate > 20% for 30s", observed=0.34, threshold=0.2, held_for_s=30.4,
-                     reason="error_rate 34.0% > 20% for 30.4 s")
+STOP = StopRecord(condition="error_rate > 20% for 30s", observed=0.34, threshold=0.2, held_for_s=30.4,
+                  reason="error_rate 34.0% > 20% for 30.4 s")
 
 
 @pytest.mark.parametrize("checks, faults, kwargs, expected", [

@@ -8,10 +8,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from harness.redact import REDACTED, Redactor
 from harness.report.console import ConsoleView
 from harness.report.matrix import VerdictMatrix, write_matrix
 from harness.report.model import GamedayResult
-from harness.report.redact import REDACTED, Redactor
 from harness.report.writers import write_gameday, write_run
 
 from report_factory import make_run, write_records

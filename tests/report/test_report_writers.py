@@ -6,7 +6,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 
-from harness.report.model import GamedayResult, StopCondition
+from harness.report.model import GamedayResult, StopRecord
 from harness.report.writers import read_result, write_gameday, write_run
 
 from report_factory import make_run, write_records
@@ -70,8 +70,8 @@ def test_junit_fault_that_did_not_land_is_an_error(tmp_path):
 
 
 def test_junit_aborted_run_names_the_stop_condition(tmp_path):
-    stop = StopCondition(condition="error_rate > 20% for 30s", observed=0.341, threshold=0.2, held_for_s=30.4,
-                         reason="error_rate 34.1% > 20% for 30.4 s")
+    stop = StopRecord(condition="error_rate > 20% for 30s", observed=0.341, threshold=0.2, held_for_s=30.4,
+                      reason="error_rate 34.1% > 20% for 30.4 s")
     run = make_run(stop=stop)
     assert (run.verdict, run.exit_code) == ("aborted", 3)
     _, suites = _suite_counts(write_run(run, tmp_path).junit_xml)

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from harness.checks import CHECK_PARAMS, CHECKS
 from harness.faults import FAULT_PARAMS, FAULTS
-from harness.scenario.model import CheckStep, FaultStep, LoadSpec, Scenario
+from harness.scenario.model import CheckStep, FaultStep, LoadSection, Scenario
 from harness.strict.params import BlastRadius
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "CONTRACTS.md"
@@ -133,14 +133,16 @@ def test_a_check_entry_is_a_single_key_mapping():
 
 
 def test_load_spec_arrivals():
-    assert LoadSpec.model_validate({"arrival": "poisson", "rate": 20}).rate == 20
-    assert "needs 'rate'" in errors_of(lambda: LoadSpec.model_validate({"arrival": "poisson"}))[0]["msg"]
-    assert "only applies" in errors_of(lambda: LoadSpec.model_validate({"rate": 5}))[0]["msg"]
-    spec = LoadSpec.model_validate({"workers": 4, "retries": {"attempts": 2, "on": ["5xx"]}, "timeout": "20s",
-                                    "stall_timeout": "2s", "canary": {"every": "500ms"}, "conversations": {"turns": 3}})
+    assert LoadSection.model_validate({"arrival": "poisson", "rate": 20}).rate == 20
+    assert "needs 'rate'" in errors_of(lambda: LoadSection.model_validate({"arrival": "poisson"}))[0]["msg"]
+    assert "only applies" in errors_of(lambda: LoadSection.model_validate({"rate": 5}))[0]["msg"]
+    spec = LoadSection.model_validate({"workers": 4, "retries": {"attempts": 2, "on": ["5xx"]}, "timeout": "20s",
+                                       "stall_timeout": "2s", "canary": {"every": "500ms"},
+                                       "conversations": {"turns": 3}})
     assert (spec.workers, spec.retries.attempts, spec.timeout, spec.stall_timeout, spec.canary.every) == \
         (4, 2, 20.0, 2.0, 0.5)
-    assert errors_of(lambda: LoadSpec.model_validate({"retries": {"on": ["4xx"]}}))[0]["loc"][:2] == ("retries", "on")
+    refused = errors_of(lambda: LoadSection.model_validate({"retries": {"on": ["4xx"]}}))
+    assert refused[0]["loc"][:2] == ("retries", "on")
 
 
 def test_timeline_must_fit_inside_the_scenario():
@@ -207,18 +209,17 @@ def test_a_registered_check_is_usable_without_rebuilding_models():
 
 def test_scenario_load_becomes_the_load_process_spec():
     from harness.scenario.loadspec import to_load_spec
-    load = LoadSpec.model_validate({"users": 10, "arrival": "poisson", "rate": 25, "timeout": "20s",
-                                    "stall_timeout": "1500ms", "retries": {"attempts": 2, "on": ["5xx"]},
-                                    "canary": {"every": "500ms", "prompts": 5}, "conversations": {"turns": 3,
-                                                                                                 "share": "50%"},
-                                    "workers": 2})
+    load = LoadSection.model_validate({"users": 10, "arrival": "poisson", "rate": 25, "timeout": "20s",
+                                       "stall_timeout": "1500ms", "retries": {"attempts": 2, "on": ["5xx"]},
+                                       "canary": {"every": "500ms", "prompts": 5},
+                                       "conversations": {"turns": 3, "share": "50%"}, "workers": 2})
     spec = to_load_spec(load, duration_s=16.0, seed=7)
     assert (spec.users, spec.arrival, spec.rate, spec.timeout_s, spec.stall_timeout_s, spec.workers) == \
         (10, "poisson", 25, 20.0, 1.5, 2)
     assert (spec.retries.attempts, spec.retries.on) == (2, ["5xx"])
     assert spec.canary.every_s == 0.5 and len(set(spec.canary.prompts)) == 5
     assert (spec.chat, spec.conversations, spec.turns, spec.duration_s, spec.seed) == (True, 5, 3, 16.0, 7)
-    assert to_load_spec(LoadSpec()).canary.every_s is None
+    assert to_load_spec(LoadSection()).canary.every_s is None
 
 
 def test_a_check_can_be_scoped_to_faults_by_kind_or_position():

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from support.polling import wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 ECC = ROOT / "scenarios" / "ecc-double-bit-error.yaml"
 
@@ -51,13 +53,7 @@ def test_recover_after_sigkill_reverts_and_stops_the_orphaned_twin(tmp_path: Pat
         recovered = [r for r in read_records(journal) if r.get("event") == "reverted"]
         assert recovered and recovered[0]["by"] == "recover"
         from harness.commands.recover import _alive
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if not _alive(twin_pid):
-                break
-            tick.wait(0.1)
-        else:
-            raise AssertionError(f"the orphaned twin {twin_pid} is still running")
+        wait_for(lambda: not _alive(twin_pid), 20, f"the orphaned twin {twin_pid} to stop", interval=0.1)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -40,26 +39,6 @@ def build_world(profile: str = "article", nodes_per_az: int = 2) -> World:
         f"{tp_cluster}-70b-tp", tp_cluster, tp_azs[:1], "g7.48xlarge", "ON_DEMAND", 2, role="70b-tp",
         placement_group="g7-tp-70b" if behaviour.placement_group else None)
     return world
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll until predicate() is truthy, bounded by a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        threading.Event().wait(0.05)
-
-
-def stays(predicate: Callable[[], Any], seconds: float, what: str = "condition") -> None:
-    """Assert predicate() holds at every poll for `seconds` (a deadline-bounded check that nothing happens)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert predicate(), f"{what} stopped holding"
-        threading.Event().wait(0.05)
 
 
 def state(twin: RunningTwin, name: str) -> str:

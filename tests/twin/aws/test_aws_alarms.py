@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from conftest import RunningTwin, node_in, state, wait_for
+from conftest import RunningTwin, node_in, state
+from support.polling import wait_for
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL, DCGM_FI_DEV_GPU_TEMP
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import RunningTwin, wait_for
+from conftest import RunningTwin
+from support.polling import wait_for
 from harness.twin.aws.fis import PARAMETER_RULES
 
 SPOT = "aws:ec2:send-spot-instance-interruptions"

@@ -9,7 +9,8 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import RunningTwin, stays, wait_for
+from conftest import RunningTwin
+from support.polling import stays, wait_for
 
 
 def instances(twin: RunningTwin, **filters: str) -> list[dict]:

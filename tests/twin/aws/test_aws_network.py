@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from conftest import RunningTwin, wait_for
+from conftest import RunningTwin
+from support.polling import wait_for
 
 
 class HealthEndpoint:

@@ -5,7 +5,8 @@ from typing import Iterator
 
 import pytest
 
-from conftest import RunningTwin, node_in, state, wait_for
+from conftest import RunningTwin, node_in, state
+from support.polling import wait_for
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
 
 

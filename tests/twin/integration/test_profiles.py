@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from harness.twin import hardware
-from twinkit import exec_in, running_twin, wait_for
+from support.polling import wait_for
+from twinkit import exec_in, running_twin
 
 A = "g7-use2a"
 

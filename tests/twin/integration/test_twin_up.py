@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from twinkit import wait_for
+from support.polling import wait_for
 
 pytestmark = pytest.mark.quiet   # it times the twin's start
 

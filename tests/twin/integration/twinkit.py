@@ -5,11 +5,9 @@ to it only through the official kubernetes client, boto3, kubectl and HTTP on lo
 """
 from __future__ import annotations
 
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import boto3
 from kubernetes import client as kclient
@@ -19,18 +17,6 @@ from kubernetes.stream import stream
 from harness.twin.server import TwinHandle, TwinServer
 
 TIME_SCALE = 60.0
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll until predicate() is truthy; fail after `timeout` wall seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        threading.Event().wait(interval)
 
 
 @contextmanager

@@ -17,17 +17,10 @@ from harness.twin.kube.store import ObjectStore, resource
 from harness.twin.kube.testing import serve_in_thread
 
 from conftest import NODE_A, NODE_B, Fleet, populate
+from support.polling import wait_for
 
 PODS = resource("pods")
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-
-
-def _wait(cond, timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_discovery_and_version(fleet: Fleet) -> None:
@@ -176,8 +169,8 @@ def test_errors_are_status_bodies(fleet: Fleet) -> None:
 def test_eviction_201_then_429_and_pdb_status(fleet: Fleet) -> None:
     with fleet.client() as c:
         v1, policy = CoreV1Api(c), PolicyV1Api(c)
-        _wait(lambda: fleet.store.get(resource("poddisruptionbudgets.policy"), "inference", "triton-13b")
-              ["status"]["disruptionsAllowed"] == 1, what="initial PDB status")
+        wait_for(lambda: fleet.store.get(resource("poddisruptionbudgets.policy"), "inference", "triton-13b")
+                 ["status"]["disruptionsAllowed"] == 1, 5, "initial PDB status")
         pdb = policy.read_namespaced_pod_disruption_budget("triton-13b", "inference")
         assert (pdb.status.current_healthy, pdb.status.desired_healthy, pdb.status.expected_pods) == (4, 3, 4)
 
@@ -192,13 +185,13 @@ def test_eviction_201_then_429_and_pdb_status(fleet: Fleet) -> None:
         assert refused.value.status == 429 and body["reason"] == "TooManyRequests"
         assert "needs 3 healthy pods and has 3 currently" in body["details"]["causes"][0]["message"]
         assert fleet.store.get(PODS, "inference", "triton-13b-3")["metadata"].get("deletionTimestamp") is None
-        _wait(lambda: fleet.store.get(PODS, "inference", "triton-13b-1") is None, what="graceful deletion")
+        wait_for(lambda: fleet.store.get(PODS, "inference", "triton-13b-1") is None, 5, "graceful deletion")
         assert policy.read_namespaced_pod_disruption_budget("triton-13b", "inference").status.disruptions_allowed == 0
         # a controller outside the API makes a new replica Ready: the budget opens again
         rs = fleet.store.list(resource("replicasets.apps"), "inference")[0][0]
         fleet.store.create(PODS, o.pod_for(rs, "triton-13b-9", node_name=NODE_B))
-        _wait(lambda: policy.read_namespaced_pod_disruption_budget("triton-13b", "inference").status.disruptions_allowed == 1,
-              what="PDB status follows pods")
+        wait_for(lambda: policy.read_namespaced_pod_disruption_budget("triton-13b", "inference").status
+                 .disruptions_allowed == 1, 5, "PDB status follows pods")
         evict("triton-13b-3")
         with pytest.raises(ApiException) as missing:
             evict("nope")
@@ -217,7 +210,7 @@ def test_pod_deletion_is_graceful_and_cascades(fleet: Fleet) -> None:
         assert deleted.metadata.deletion_timestamp is not None
         rows = httpx.get(f"{fleet.url}/api/v1/namespaces/inference/pods/triton-13b-4", headers={"Accept": TABLE}).json()["rows"]
         assert rows[0]["cells"][2] == "Terminating"
-        _wait(lambda: fleet.store.get(PODS, "inference", "triton-13b-4") is None, what="pod removal")
+        wait_for(lambda: fleet.store.get(PODS, "inference", "triton-13b-4") is None, 5, "pod removal")
         v1.delete_namespaced_pod("triton-13b-3", "inference", grace_period_seconds=0)
         assert fleet.store.get(PODS, "inference", "triton-13b-3") is None
         # a pod bound to no node has no kubelet to confirm its exit: the API server removes it at once
@@ -227,7 +220,7 @@ def test_pod_deletion_is_graceful_and_cascades(fleet: Fleet) -> None:
         assert fleet.store.get(PODS, "inference", "unbound") is None
         apps.delete_namespaced_deployment("triton-13b", "inference")
         assert apps.list_namespaced_replica_set("inference").items == []
-        _wait(lambda: fleet.store.list(PODS, "inference")[0] == [], what="garbage collection of pods")
+        wait_for(lambda: fleet.store.list(PODS, "inference")[0] == [], 5, "garbage collection of pods")
 
 
 def test_exec_via_stream_and_proxy(fleet: Fleet) -> None:
@@ -362,8 +355,8 @@ def test_everything_served_deserializes_after_changes(fleet: Fleet) -> None:
         v1.patch_node_status(NODE_A, {"status": {"conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}]}})
         node = fleet.store.get(resource("nodes"), None, NODE_A)
         v1.create_namespaced_event("default", o.event(node, reason="NodeNotReady", message="x", namespace="default"))
-        _wait(lambda: fleet.store.get(resource("poddisruptionbudgets.policy"), "inference", "triton-13b")["status"]
-              .get("conditions"), what="PDB conditions")
+        wait_for(lambda: fleet.store.get(resource("poddisruptionbudgets.policy"), "inference", "triton-13b")["status"]
+                 .get("conditions"), 5, "PDB conditions")
         for path, model in SERVED:
             body = httpx.get(f"{fleet.url}{path}").text
             parsed = c.deserialize(body, model, "application/json")

@@ -10,6 +10,7 @@ from harness.twin.kube import objects as o
 from harness.twin.kube.store import resource
 
 from conftest import NODE_A, NODE_B, Fleet
+from support.polling import wait_for
 
 pytestmark = pytest.mark.kubectl
 PODS = resource("pods")
@@ -51,14 +52,15 @@ def test_get_pods_shows_not_ready_and_wide_columns(fleet: Fleet) -> None:
 def test_drain_evicts_only_its_node_and_waits_for_the_budget(fleet: Fleet) -> None:
     """maxUnavailable 1: the second pod of the node is refused (429) until a replacement is Ready elsewhere."""
     proc = fleet.popen("drain", NODE_A, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=45s")
-    deadline = time.monotonic() + 20
-    # wait until one triton pod of NODE_A is gone and the other is still there (the budget holds it)
-    while time.monotonic() < deadline:
+
+    def one_left_standing() -> bool:
+        """One triton pod of NODE_A is gone and the other is still there (the budget holds it)."""
         left = [p for p in fleet.store.list(PODS, "inference")[0] if p["spec"].get("nodeName") == NODE_A]
-        if len(left) == 1 and not left[0]["metadata"].get("deletionTimestamp"):
-            break
-        time.sleep(0.1)
-    else:
+        return len(left) == 1 and not left[0]["metadata"].get("deletionTimestamp")
+
+    try:
+        wait_for(one_left_standing, 20, "the first eviction", interval=0.1)
+    except AssertionError:
         proc.kill()
         pytest.fail(f"first eviction never completed: {proc.communicate()}")
     time.sleep(1.0)   # kubectl has been refused at least once by now; the pod must still stand

@@ -23,6 +23,7 @@ from harness.twin.kube.store import ObjectStore, resource
 from harness.twin.profiles import parse_profile
 from harness.twin.serving import ServingFleet, build_gateway_app
 from harness.twin.world import Cluster, Gpu, Node, World
+from support.polling import wait_for
 
 PODS = resource("pods")
 
@@ -124,11 +125,9 @@ def serve_gateway(world: World) -> tuple[Served, _Server]:
 
     thread = threading.Thread(target=run, daemon=True, name="gateway")
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("gateway did not start")
-        time.sleep(0.01)
+    wait_for(lambda: server.started or not thread.is_alive(), 10, "the gateway to start", interval=0.01)
+    if not server.started:
+        raise RuntimeError("gateway did not start")
     url = f"http://127.0.0.1:{port}"
     world.serving_url = url
     return Served(url, world, fleet, holder["loop"]), _Server(server, thread)

@@ -11,6 +11,7 @@ from harness.twin import hardware
 from harness.twin.kube.store import resource
 from harness.twin.serving import latency
 from harness.twin.world import DCGM_FI_DEV_GPU_TEMP
+from support.polling import wait_for
 
 PODS = resource("pods")
 NODE_A = "ip-10-0-a0.us-east-2.compute.internal"
@@ -33,12 +34,8 @@ def _in_thread(gw, sse, body: dict) -> tuple[threading.Thread, dict]:
 
 def _wait_tokens(gw, pod: str, n: int) -> None:
     """Wait until the pod's replica has emitted n tokens (a stream is really in flight)."""
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if any(r.pod == pod and r.stats.tokens >= n for r in list(gw.fleet.replicas.values())):
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"{pod} emitted fewer than {n} tokens")
+    wait_for(lambda: any(r.pod == pod and r.stats.tokens >= n for r in list(gw.fleet.replicas.values())), 5,
+             f"{pod} to emit {n} tokens", interval=0.005)
 
 
 def test_stop_freezes_streams_and_cont_resumes(gateway, sse):
@@ -161,8 +158,5 @@ def test_client_that_leaves_frees_its_batch_slot(gateway):
             lines = resp.iter_lines()
             assert next(line for line in lines if line.startswith("data: "))
     replica = next(r for r in gw.fleet.replicas.values() if r.pod == "triton-13b-a00")
-    deadline = time.monotonic() + 2
-    while replica.load and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert replica.load == 0
+    wait_for(lambda: replica.load == 0, 2, "the replica to let go of the abandoned stream", interval=0.02)
     assert replica.stats.tokens < 50
