@@ -35,6 +35,7 @@ from harness.report.model import (CheckResult, FaultRecord, RunMetrics, RunResul
 from harness.report.writers import run_dir, write_run
 from harness.scenario.loadspec import load_spec_fields
 from harness.scenario.model import Scenario
+from harness.session import Session, TwinFacts
 from harness.target.guardrails import GuardrailError, check_planned_blast_radius
 
 MIN_STEADY_WALL_S = 4.0       # enough wall time for canary answers and a steady histogram
@@ -61,9 +62,7 @@ class RunOptions:
     report_root: Path = Path("reports")
     dry_run: bool = False
     console: ConsoleView | None = None
-    twin_endpoints: str | None = None   # the twin's endpoints file, so `g7chaos recover` can find a restarted twin
-    owns_twin: bool = False             # the twin was started for this run (and must not outlive it)
-    twin_pid: int | None = None
+    twin: TwinFacts | None = None       # the twin the run is on: recover finds (and, if owned, stops) it from the journal
 
 
 @dataclass
@@ -104,11 +103,12 @@ class Runner:
 
     # ---------------------------------------------------------------------------------------- phases
     def run(self) -> RunResult:
+        twin = self.options.twin
         self.journal.write("run-started", scenario=self.scenario.name, target=self.target.name,
                            profile=self.options.profile, seed=self.options.seed, dry_run=self.options.dry_run,
                            target_spec=self.target.spec.model_dump(mode="json"),
-                           twin_endpoints=self.options.twin_endpoints, owns_twin=self.options.owns_twin,
-                           twin_pid=self.options.twin_pid, harness_pid=os.getpid())
+                           twin_endpoints=str(twin.endpoints) if twin else None, owns_twin=twin.owned if twin else False,
+                           twin_pid=twin.pid if twin else None, harness_pid=os.getpid())
         error: str | None = None
         stop: StopRecord | None = None
         aborted = unreachable = refused = not_landed = False
@@ -584,3 +584,19 @@ class Runner:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+
+def run_scenarios(session: Session, scenarios: list[tuple[Path, Scenario]], *, seed: int, report_dir: Path,
+                  console: ConsoleView | None = None) -> list[RunResult]:
+    """Each scenario in turn on the session's target, one report each; an aborted run ends the sequence (a stop
+    condition or an interrupt means the deployment, or the person, said stop)."""
+    console = console or ConsoleView()
+    results: list[RunResult] = []
+    for _, scenario in scenarios:
+        options = RunOptions(profile=session.profile, seed=seed, report_root=report_dir, console=console,
+                             twin=session.twin)
+        result = Runner(scenario, session.target, options).run()
+        results.append(result)
+        if result.verdict == "aborted":
+            break
+    return results

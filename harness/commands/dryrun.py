@@ -13,7 +13,6 @@ nothing, so it can be produced in CI for review; the plan says when a real run w
 """
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.scenario.model import Scenario
+from harness.session import SessionOptions, TargetStartError, open_session
 
 
 def _fmt(seconds: float) -> str:
@@ -85,19 +85,15 @@ def plan_scenario(scenario: Scenario, target: Any, seed: int, out: Any) -> bool:
     return ok
 
 
-def dry_run(scenarios: list[tuple[Path, Scenario]], args: argparse.Namespace) -> int:
-    from harness.commands.run import TargetStartError, _target_name, open_target, preflight_named
+def dry_run(scenarios: list[tuple[Path, Scenario]], target_name: str, options: SessionOptions, *, seed: int) -> int:
     out = sys.stdout
-    target_name = _target_name(args, scenarios)
     try:
-        guarded = preflight_named(target_name, scenarios, args, dry_run=True)
-        with open_target(target_name, args.profile, args.time_scale, args.targets_file,
-                         args.report_dir, args.twin_endpoints, scenarios=scenarios, guarded=guarded,
-                         dry_run=True) as target:
-            if getattr(target, "environment", None) == "production":
+        with open_session(target_name, options) as session:
+            target = session.target
+            if target.environment == "production":
                 print(f"target {target.name} is production: a real run needs --confirm <context> and an answer "
                       f"at a terminal", file=out)
-            results = [plan_scenario(scenario, target, args.seed, out) for _, scenario in scenarios]
+            results = [plan_scenario(scenario, target, seed, out) for _, scenario in scenarios]
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
         return 4
