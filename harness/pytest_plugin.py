@@ -56,7 +56,7 @@ class ScenarioItem(pytest.Item):
         self.add_marker(pytest.mark.chaos)
 
     def runtest(self) -> None:
-        from harness.runner import run_scenarios
+        from harness.run.runner import run_scenarios
         from harness.session import SessionOptions, load_all, open_session
 
         config = self.config

@@ -37,7 +37,6 @@ from harness.report.console import ConsoleView
 from harness.report.matrix import VerdictMatrix, write_matrix
 from harness.report.model import GamedayResult, RunResult
 from harness.report.writers import run_dir, write_gameday
-from harness.runner import run_scenarios
 from harness.session import SessionOptions, TargetStartError, load_all, open_session
 
 
@@ -103,6 +102,7 @@ def _column(scenarios: list, profile: str, args: argparse.Namespace, console: Co
     started = datetime.now(timezone.utc)
     profile_dir = args.report_dir / profile
     console.event(f"profile {profile}: {len(scenarios)} scenario(s) on a fresh twin")
+    from harness.run.runner import run_scenarios     # the clients a run needs load only when one starts
     try:
         with open_session("twin", SessionOptions(scenarios=tuple(s for _, s in scenarios), profile=profile,
                                                  time_scale=args.time_scale, report_dir=profile_dir)) as session:

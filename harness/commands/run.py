@@ -17,7 +17,6 @@ from harness.commands.dryrun import dry_run
 from harness.report.console import ConsoleView
 from harness.report.model import GamedayResult, gameday_exit_code
 from harness.report.writers import run_dir, write_gameday
-from harness.runner import run_scenarios
 from harness.scenario.model import Scenario
 from harness.session import SessionOptions, TargetStartError, load_all, open_session, target_name
 
@@ -58,6 +57,7 @@ def run_run(args: argparse.Namespace) -> int:
     name = target_name(args.target, [s for _, s in scenarios])
     if args.dry_run:
         return dry_run(scenarios, name, _session_options(args, scenarios, dry_run=True), seed=args.seed)
+    from harness.run.runner import run_scenarios     # the clients a run needs load only when one starts
     try:
         with open_session(name, _session_options(args, scenarios)) as session, ConsoleView() as console:
             results = run_scenarios(session, scenarios, seed=args.seed, report_dir=args.report_dir, console=console)
@@ -76,6 +76,7 @@ def run_gameday(args: argparse.Namespace) -> int:
     scenarios = load_all(paths)
     started = datetime.now(timezone.utc)
     name = target_name(args.target, [s for _, s in scenarios])
+    from harness.run.runner import run_scenarios
     try:
         with open_session(name, _session_options(args, scenarios)) as session, ConsoleView() as console:
             results = run_scenarios(session, scenarios, seed=args.seed, report_dir=args.report_dir, console=console)

@@ -3,7 +3,8 @@
 Two audiences. An SRE at a terminal wants a live panel (phase, elapsed time, load figures, the last events)
 that redraws in place. A CI log wants plain lines: no cursor movement, no colours, no box-drawing tricks,
 and not one line per 250 ms load update. `ConsoleView` picks the mode from whether its output is a terminal
-(override with `live=`); the runner calls the same small API either way:
+(override with `live=`); a run's events reach it through `listen` (harness/run/events.py), which calls the
+same small API either way:
 
     view = ConsoleView()
     with view:
@@ -20,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import IO, Any, Mapping
+from typing import IO, TYPE_CHECKING, Any, Mapping
 
 from pydantic import BaseModel
 from rich import box
@@ -32,6 +33,9 @@ from rich.text import Text
 
 from harness.report.model import GamedayResult, RunResult
 from harness.report.redact import Redactor, default_redactor
+
+if TYPE_CHECKING:
+    from harness.run.events import RunEvents
 
 VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "aborted": "bold dark_orange", "error": "bold magenta",
                  "inconclusive": "bold yellow"}
@@ -154,6 +158,20 @@ class ConsoleView:
             live.stop()
 
     # -- updates from the runner ---------------------------------------------------------------------------
+    def listen(self, events: RunEvents) -> None:
+        """Show a run as it happens: its phases, load figures and the steps worth a line, then the verdict once
+        the report is written. The run's events (harness/run/events.py) are the one source; the journal
+        listens to the same ones."""
+        events.phase_started.add_listener(self.phase)
+        events.load_reported.add_listener(self.load)
+        events.fleet_not_steady.add_listener(lambda detail: self.event(f"fleet not steady before the run: {detail}"))
+        events.fault_planned.add_listener(lambda e: self.event(f"plan: {e.fault.step.fault}: {e.plan}"))
+        events.fault_injecting.add_listener(lambda fault: self.event(f"inject {fault.name}"))
+        events.recovered.add_listener(lambda e: self.event(f"steady again {e.after_s:.2f} s after the revert"))
+        events.recovery_timed_out.add_listener(
+            lambda e: self.event(f"not steady {e.wall_limit_s:.1f} s after the revert: {e.detail}"))
+        events.report_written.add_listener(self.final)
+
     @property
     def elapsed_s(self) -> float:
         return self._clock() - self._started
