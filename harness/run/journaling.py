@@ -48,8 +48,9 @@ class JournalRecords:
         twin = e.twin
         self.journal.write("run-started", scenario=e.scenario, target=e.target, profile=e.profile, seed=e.seed,
                            dry_run=e.dry_run, target_spec=e.target_spec,
-                           twin_endpoints=str(twin.endpoints) if twin else None, owns_twin=twin.owned if twin else False,
-                           twin_pid=twin.pid if twin else None, harness_pid=e.harness_pid)
+                           twin_endpoints=str(twin.endpoints) if twin else None,
+                           owns_twin=twin.owned if twin else False, twin_pid=twin.pid if twin else None,
+                           harness_pid=e.harness_pid)
 
     def fault_planned(self, e: FaultPlanned) -> None:
         self.journal.write("fault-planned", fault=e.fault.step.fault, plan=e.plan)

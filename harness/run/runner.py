@@ -55,7 +55,7 @@ class RunOptions:
     report_root: Path = Path("reports")
     dry_run: bool = False               # plan only (Runner.plan): nothing is written, started or injected
     console: ConsoleView | None = None
-    twin: TwinFacts | None = None       # the twin the run is on: recover finds (and, if owned, stops) it from the journal
+    twin: TwinFacts | None = None       # the twin the run is on: recover finds (and, if owned, stops) it again
 
 
 class Runner:

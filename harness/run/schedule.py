@@ -82,7 +82,7 @@ class FaultSchedule:
         self.events.fault_reverted.fire(FaultReverted(fault, reason))
 
     def _landed_limit(self) -> float:
-        """Wall seconds a fault has to show itself: the `fault-landed` check's `within` (default 1 min), at least 5 s."""
+        """Wall seconds a fault has to show itself: the `fault-landed` check's `within` (default 1 min), >= 5 s."""
         landed = next((step.params for step in self.scenario.checks if step.check == "fault-landed"), None)
         return max(self.target.wall_seconds(landed.within if landed else 60.0), 5.0)
 
