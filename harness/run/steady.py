@@ -1,8 +1,8 @@
 """Steady state: the deployment as the run found it, before the faults and again after them.
 
-Steady means the fleet has no problem the run did not find (harness/recovery.py: nodes Ready and
-schedulable, inference pods Ready; cordons that predate the run are not the run's to judge) and, after the
-faults, the scenario's SLO holding again on enough answers. The fleet is read from the cluster watches'
+Steady means the fleet as harness/recovery.py judges it (every node Ready with all of its GPUs allocatable
+and none cordoned by the run, every inference pod Ready; cordons that predate the run are not the run's to
+judge) and, after the faults, the scenario's SLO holding again on enough answers. The fleet is read from the cluster watches'
 timeline: every wait wakes on a watch event, and on the load's reports, never on a bare sleep.
 
 - `establish`: the load runs until the first fault's `at` (at least MIN_STEADY_WALL_S) and must then be
