@@ -56,12 +56,16 @@ class ScenarioItem(pytest.Item):
         self.add_marker(pytest.mark.chaos)
 
     def runtest(self) -> None:
-        from harness.commands.run import run_scenarios_for_pytest
+        from harness.run.runner import run_scenarios
+        from harness.session import SessionOptions, load_all, open_session
 
         config = self.config
-        result = run_scenarios_for_pytest(self.path, target=config.getoption("--chaos-target"),
-                                          profile=config.getoption("--chaos-profile"),
-                                          report_dir=Path(config.getoption("--chaos-report-dir")))
+        scenarios = load_all([self.path])
+        report_dir = Path(config.getoption("--chaos-report-dir"))
+        options = SessionOptions(scenarios=tuple(s for _, s in scenarios),
+                                 profile=config.getoption("--chaos-profile"), report_dir=report_dir)
+        with open_session(config.getoption("--chaos-target"), options) as session:
+            result = run_scenarios(session, scenarios, seed=1, report_dir=report_dir)[0]
         if result.verdict != "pass":
             failed = [f"{c.name}: {c.reason}" for c in result.checks if c.status in ("fail", "inconclusive")]
             failed += [f"missing evidence: {why}" for why in result.missing_evidence]

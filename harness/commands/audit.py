@@ -295,28 +295,17 @@ def audit_target(target: Any, scenario_paths: list[str] | None = None) -> list[F
     return findings
 
 
-def _resolve(args: argparse.Namespace) -> Any:
-    from harness.target.target import resolve_target
-    if args.target == "twin":
-        from harness.target.endpoints import DEFAULT_ENDPOINTS_PATH, EndpointsError
-        try:
-            return resolve_target("twin", twin_endpoints=args.twin_endpoints or DEFAULT_ENDPOINTS_PATH)
-        except EndpointsError as exc:
-            raise _Unreachable(str(exc)) from exc
-    return resolve_target(args.target, targets_file=args.targets_file)
-
-
-class _Unreachable(Exception):
-    pass
-
-
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
-    from harness.commands.run import TargetStartError, guard
+    from harness.session import SessionOptions, TargetStartError, open_session
+    from harness.target.endpoints import DEFAULT_ENDPOINTS_PATH
+    # read-only: every allowlist check, no production prompt; the twin is the one already running, never started
+    options = SessionOptions(targets_file=args.targets_file, dry_run=True,
+                             twin_endpoints=args.twin_endpoints or DEFAULT_ENDPOINTS_PATH)
     try:
-        target = _resolve(args)
-        guard(target, [], dry_run=True)             # read-only: every allowlist check, no production prompt
-        findings = audit_target(target, getattr(args, "scenarios", None))
-    except (_Unreachable, TargetStartError) as exc:
+        with open_session(args.target, options) as session:
+            target = session.target
+            findings = audit_target(target, getattr(args, "scenarios", None))
+    except TargetStartError as exc:
         print(f"g7chaos audit: target unreachable: {exc}", file=sys.stderr)
         return 4
     except Exception as exc:

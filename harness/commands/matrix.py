@@ -33,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
-from harness.commands.run import TargetStartError, load_all, run_many
 from harness.report.console import ConsoleView
 from harness.report.matrix import VerdictMatrix, write_matrix
 from harness.report.model import GamedayResult, RunResult
 from harness.report.writers import run_dir, write_gameday
 from harness.scenario.loader import scenario_files
+from harness.session import SessionOptions, TargetStartError, load_all, open_session
 
 
 def all_profiles() -> list[str]:
@@ -103,9 +103,11 @@ def _column(scenarios: list, profile: str, args: argparse.Namespace, console: Co
     started = datetime.now(timezone.utc)
     profile_dir = args.report_dir / profile
     console.event(f"profile {profile}: {len(scenarios)} scenario(s) on a fresh twin")
+    from harness.run.runner import run_scenarios     # the clients a run needs load only when one starts
     try:
-        runs = run_many(scenarios, target_name="twin", profile=profile, seed=args.seed,
-                        report_dir=profile_dir, time_scale=args.time_scale, console=console)
+        with open_session("twin", SessionOptions(scenarios=tuple(s for _, s in scenarios), profile=profile,
+                                                 time_scale=args.time_scale, report_dir=profile_dir)) as session:
+            runs = run_scenarios(session, scenarios, seed=args.seed, report_dir=profile_dir, console=console)
     except TargetStartError as exc:
         print(f"g7chaos matrix: twin for profile {profile} could not be started: {exc}", file=sys.stderr)
         runs = [RunResult.build(scenario=s.name, target="twin", profile=profile, unreachable=True,

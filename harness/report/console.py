@@ -3,7 +3,8 @@
 Two audiences. An SRE at a terminal wants a live panel (phase, elapsed time, load figures, the last events)
 that redraws in place. A CI log wants plain lines: no cursor movement, no colours, no box-drawing tricks,
 and not one line per 250 ms load update. `ConsoleView` picks the mode from whether its output is a terminal
-(override with `live=`); the runner calls the same small API either way:
+(override with `live=`); a run's events reach it through harness/run/onconsole.py, which calls the same small
+API either way:
 
     view = ConsoleView()
     with view:
@@ -153,7 +154,7 @@ class ConsoleView:
             live.refresh()
             live.stop()
 
-    # -- updates from the runner ---------------------------------------------------------------------------
+    # -- updates from the runner (wired to a run's events by harness/run/onconsole.py) ------------------------
     @property
     def elapsed_s(self) -> float:
         return self._clock() - self._started

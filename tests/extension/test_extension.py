@@ -16,7 +16,7 @@ from harness.cli import main
 from harness.faults.base import RunContext
 from harness.journal import Journal, owed_reverts
 from harness.observe import Timeline
-from harness.runner import RunOptions, Runner
+from harness.run.runner import RunOptions, Runner
 from harness.scenario.loader import load_scenario, load_scenario_text
 from harness.strict.params import NodeSelector
 from harness.target.target import Target

@@ -16,7 +16,7 @@ import pytest
 from harness.faults import FAULTS
 from harness.journal import owed_reverts, read_records
 from harness.load.process import LoadProcess
-from harness.runner import RunOptions, Runner
+from harness.run.runner import RunOptions, Runner
 from harness.scenario.loader import load_scenario_text
 from harness.target.target import Target
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from harness.journal import owed_reverts, read_records
-from harness.runner import RunOptions, Runner
+from harness.run.runner import RunOptions, Runner
 from harness.scenario.loader import load_scenario_text
 from harness.target.endpoints import TwinEndpoints
 from harness.target.target import Target, twin_spec

@@ -3,7 +3,7 @@
 Every module of `harness` is parsed (never imported) and every import in it counted, a function's or a method's as
 much as a module's: an import that is put off until a function runs is still a dependency, and hiding one there
 would only move a cycle out of sight. Modules are grouped into units, one per subpackage (`harness.scenario`,
-`harness.faults`, ...) and one per top-level module (`harness.runner`, `harness.journal`, ...), and three rules hold
+`harness.faults`, ...) and one per top-level module (`harness.session`, `harness.journal`, ...), and three rules hold
 between units:
 
 (a) the embedded twin is imported by nothing outside harness/twin/ but harness/cli.py, so every other path talks
@@ -82,7 +82,7 @@ def import_graph(package_dir: Path) -> list[Edge]:
 
 
 def unit_of(module: str) -> str:
-    """`harness.scenario.model` -> `harness.scenario`; `harness.runner` -> `harness.runner`."""
+    """`harness.scenario.model` -> `harness.scenario`; `harness.journal` -> `harness.journal`."""
     return ".".join(module.split(".")[:2])
 
 
@@ -191,7 +191,7 @@ HARNESS = import_graph(ROOT / "harness")
 def test_the_graph_sees_the_harness():
     """A parser that read nothing would pass every rule below."""
     units = {unit_of(e.source) for e in HARNESS}
-    assert {"harness.scenario", "harness.target", "harness.faults", "harness.checks", "harness.runner"} <= units
+    assert {"harness.scenario", "harness.target", "harness.faults", "harness.checks", "harness.run"} <= units
     assert any(e.source == "harness.scenario.model" and e.target.startswith("harness.faults") for e in HARNESS)
 
 

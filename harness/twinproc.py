@@ -1,7 +1,9 @@
 """Starting the built-in `twin` target: `g7chaos twin up` in a child process, then only its endpoints file.
 
 The twin runs in its own process so that the harness reaches it exactly as it would reach a cluster:
-through the kubeconfig, the AWS endpoint and the inference URL it writes, nothing shared in memory.
+through the kubeconfig, the AWS endpoint and the inference URL it writes, nothing shared in memory (and no
+import of the twin package outside harness/twin/ and harness/cli.py). A session (harness/session.py) that
+needs a twin starts one here and stops it when it closes; the benchmarks use it directly.
 """
 from __future__ import annotations
 
