@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from harness.twinproc import TwinProcess
 from harness.target.target import Target
-from harness.twin.kube.audit import read_audit
+from harness.twin.kube.auditlog import read_audit
 
 
 def percentile(values: list[float], pct: float) -> float | None:

@@ -30,7 +30,7 @@ from kubernetes import client
 from bench._twinbench import AuditClock, summary_ms, twin_target
 from harness.checks.alarm_fired import AlarmFired, AlarmFiredParams
 from harness.observe import ClusterObserver, Observation, Timeline
-from harness.twin.kube.audit import read_audit
+from harness.twin.kube.auditlog import read_audit
 
 NAME = "reaction"
 ORDER = 40

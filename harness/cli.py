@@ -18,10 +18,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": ("harness.commands.run", "run scenarios against a target"),
     "gameday": ("harness.commands.gameday", "run every scenario in a folder, one combined report"),
     "matrix": ("harness.commands.matrix", "every scenario against every profile"),
-    "validate": ("harness.scenario.commands", "validate scenario files"),
-    "schema": ("harness.scenario.commands", "JSON Schema of scenario files"),
+    "validate": ("harness.commands.validate", "validate scenario files"),
+    "schema": ("harness.commands.validate", "JSON Schema of scenario files"),
     "list": ("harness.commands.listing", "scenarios, faults, checks and profiles"),
-    "twin": ("harness.twin.commands", "the embedded G7 EKS twin (twin up)"),
+    "twin": ("harness.twin.up", "the embedded G7 EKS twin (twin up)"),
     "audit": ("harness.commands.audit", "read-only check of a deployment against the article's anti-patterns"),
     "recover": ("harness.commands.recover", "revert faults left behind by an interrupted run"),
 }

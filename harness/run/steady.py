@@ -1,6 +1,6 @@
 """Steady state: the deployment as the run found it, before the faults and again after them.
 
-Steady means the fleet as harness/recovery.py judges it (every node Ready with all of its GPUs allocatable
+Steady means the fleet as harness/fleetstate.py judges it (every node Ready with all of its GPUs allocatable
 and none cordoned by the run, every inference pod Ready; cordons that predate the run are not the run's to
 judge) and, after the faults, the scenario's SLO holding again on enough answers. The fleet is read from the cluster watches'
 timeline: every wait wakes on a watch event, and on the load's reports, never on a bare sleep.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.observe import ClusterObserver, Timeline
-from harness.recovery import FleetState, parse_label_selector, summarise
+from harness.fleetstate import FleetState, parse_label_selector, summarise
 from harness.run.events import Recovered, RecoveryTimedOut, RunEvents
 from harness.run.load import RunLoad
 from harness.run.outcomes import TargetUnreachable

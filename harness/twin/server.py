@@ -140,7 +140,7 @@ class TwinServer:
         self.manager.settle()
         fleet.instant = False
         fleet.aws_client = self._client_factory(aws_url, world.region)
-        from harness.twin.kube.audit import install_audit   # every API call served, read by tests only
+        from harness.twin.kube.auditlog import install_audit   # every API call served, read by tests only
         install_audit(self)
         if self.rbac:                                       # opt-in: refuse what the RBAC file does not allow
             from harness.twin.kube.rbac import RbacPolicy, install_rbac
@@ -195,7 +195,7 @@ class TwinServer:
 
     def _gateway(self, world: World) -> Any:
         try:
-            from harness.twin.serving.fleet import ServingFleet
+            from harness.twin.serving.replicas import ServingFleet
             from harness.twin.serving.gateway import build_gateway_app
         except ImportError:
             log.warning("serving layer not available: no inference gateway")

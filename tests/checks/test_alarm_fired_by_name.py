@@ -19,7 +19,7 @@ from harness.checks.alarm_fired import AlarmFired, AlarmFiredParams, resolve_ala
 from harness.checks.base import Evidence
 from harness.target.model import AlarmNames
 from harness.target.target import Target
-from harness.twin.kube.audit import audit_of
+from harness.twin.kube.auditlog import audit_of
 
 CLUSTERS = ["g7-use2a", "g7-use2b"]
 

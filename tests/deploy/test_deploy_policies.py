@@ -639,7 +639,7 @@ def test_websocket_exec_is_a_get_on_pods_exec_and_every_exec_grant_also_has_crea
     """RBAC-1: the python client's exec is a WebSocket upgrade of an HTTP GET, which the API server authorizes
     as `get` on pods/exec; since Kubernetes 1.35 it also checks `create` (SPDY exec, a POST, always was
     `create`). A grant with one verb breaks exec on one side of that version."""
-    from harness.twin.kube.audit import describe_kube
+    from harness.twin.kube.auditlog import describe_kube
     seen = describe_kube("GET", "/api/v1/namespaces/kube-system/pods/dcgm-x/exec", "command=dcgmi&stdout=true")
     assert (seen["verb"], seen["resource"], seen["subresource"], seen["namespace"]) == \
         ("get", "pods", "exec", "kube-system")

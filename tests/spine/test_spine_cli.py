@@ -9,7 +9,7 @@ from pathlib import Path
 from kubernetes.client import ApiClient
 
 from harness.journal import Journal
-from harness.recovery import FleetState, parse_label_selector
+from harness.fleetstate import FleetState, parse_label_selector
 from harness.observe import Observation
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from harness.run.runner import RunOptions, Runner
 from harness.scenario.loader import load_scenario_text
 from harness.target.endpoints import TwinEndpoints
 from harness.target.target import Target, twin_spec
-from harness.twin.kube.audit import audit_of
+from harness.twin.kube.auditlog import audit_of
 from harness.twin.world import DCGM_FI_DEV_ECC_DBE_VOL_DEV, DCGM_FI_DEV_ECC_DBE_VOL_TOTAL
 
 pytestmark = pytest.mark.slow

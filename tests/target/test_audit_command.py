@@ -9,7 +9,7 @@ from typing import Any, Callable
 import pytest
 
 from harness.commands.audit import run
-from harness.twin.kube.audit import audit_of
+from harness.twin.kube.auditlog import audit_of
 from harness.twin.server import TwinServer
 
 pytestmark = pytest.mark.slow

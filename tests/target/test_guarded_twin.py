@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from harness.twin.aws.iam import IamPolicy
-from harness.twin.kube.audit import ApiCall, audit_of, read_audit
+from harness.twin.kube.auditlog import ApiCall, audit_of, read_audit
 from harness.twin.kube.rbac import RbacPolicy
 from harness.twin.server import TwinHandle, TwinServer
 

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from harness.twin.aws.audit import INTERNAL_HEADER, AwsAuditWsgi, describe_aws, mark_internal
-from harness.twin.kube.audit import AUDIT_PATH, AuditLog, KubeAuditApp, describe_kube
+from harness.twin.aws.auditlog import INTERNAL_HEADER, AwsAuditWsgi, describe_aws, mark_internal
+from harness.twin.kube.auditlog import AUDIT_PATH, AuditLog, KubeAuditApp, describe_kube
 
 
 @pytest.mark.parametrize("method, path, query, expected", [

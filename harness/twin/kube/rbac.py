@@ -147,7 +147,7 @@ class KubeRbacApp:
         self.user = f"system:serviceaccount:{policy.subject_namespace}:{policy.subject_name}"
 
     def denied(self, method: str, path: str, query: str) -> dict[str, Any] | None:
-        from harness.twin.kube.audit import describe_kube
+        from harness.twin.kube.auditlog import describe_kube
         seen = describe_kube(method, path, query)
         if not seen.get("resource"):
             return None
@@ -183,7 +183,7 @@ class KubeRbacApp:
 def install_rbac(twin: Any, policy: RbacPolicy) -> None:
     """Enforce `policy` on every Kubernetes API of a started TwinServer, inside its audit log (which then
     records the refused calls with status 403, as a real audit log does)."""
-    from harness.twin.kube.audit import KubeAuditApp
+    from harness.twin.kube.auditlog import KubeAuditApp
     for served in twin._served:
         if not served.name.startswith("kube:"):
             continue

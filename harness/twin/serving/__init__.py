@@ -4,7 +4,7 @@ Public API: `ServingFleet(world)` (replicas derived from the clusters' Kubernete
 physics; `freeze(pod, frozen)` for the cgroup freezer the exec handler drives) and `build_gateway_app(fleet)` (the Starlette
 app the twin serves on world.serving_url).
 """
-from harness.twin.serving.fleet import ServingFleet
+from harness.twin.serving.replicas import ServingFleet
 from harness.twin.serving.gateway import build_gateway_app
 
 __all__ = ["ServingFleet", "build_gateway_app"]

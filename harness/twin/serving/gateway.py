@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from harness.twin.serving import textgen
-from harness.twin.serving.fleet import DEFAULT_MODEL, MODELS, ServingFleet
+from harness.twin.serving.replicas import DEFAULT_MODEL, MODELS, ServingFleet
 from harness.twin.serving.idempotency import StoredResponse, fingerprint
 from harness.twin.serving.replica import Replica, Sequence
 from harness.twin.serving.textgen import WordStream

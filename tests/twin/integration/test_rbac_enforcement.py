@@ -17,7 +17,7 @@ from kubernetes import client as kclient
 from kubernetes import config as kconfig
 
 from harness.faults.podexec import pod_exec
-from harness.twin.kube.audit import audit_of
+from harness.twin.kube.auditlog import audit_of
 from harness.twin.kube.rbac import KubeRbacApp, RbacPolicy
 from harness.twin.server import TwinHandle, TwinServer
 

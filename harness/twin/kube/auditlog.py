@@ -4,7 +4,7 @@ A real cluster has an audit log and CloudTrail; the twin keeps the same facts so
 made no mutating call" or "every call the harness made is allowed by deploy/rbac.yaml" from the server's
 side, whatever the client thought it did. Kubernetes calls are described as the API server's authorizer
 sees them (verb, API group, resource, subresource, namespace, name) plus the user agent; AWS calls as IAM
-sees them (`fis:StartExperiment`), see harness.twin.aws.audit.
+sees them (`fis:StartExperiment`), see harness.twin.aws.auditlog.
 
 Who called: the twin's controllers write to the store directly, never over HTTP, so every Kubernetes call
 here came from a client. On the AWS side the twin's own behaviour does call moto over HTTP (launching
@@ -196,8 +196,8 @@ def wrap_served_app(server: Any, wrap: Callable[[Any], Any]) -> None:
 
 
 def install_audit(twin: Any) -> AuditLog:
-    """Attach one audit log to a started TwinServer: its Kubernetes APIs here, its AWS APIs in aws.audit."""
-    from harness.twin.aws.audit import install_aws_audit
+    """Attach one audit log to a started TwinServer: its Kubernetes APIs here, its AWS APIs in aws.auditlog."""
+    from harness.twin.aws.auditlog import install_aws_audit
     log = AuditLog()
     for served in twin._served:
         if served.name.startswith("kube:"):

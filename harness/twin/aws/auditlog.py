@@ -17,7 +17,7 @@ import re
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from harness.twin.kube.audit import AuditLog, wrap_served_app
+from harness.twin.kube.auditlog import AuditLog, wrap_served_app
 
 INTERNAL_HEADER = "x-g7twin-caller"
 INTERNAL_VALUE = "twin"
