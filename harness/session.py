@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from harness.errors import UsageError
+from harness.errors import TargetError, UsageError
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:      # the kubernetes client and httpx load only once a target
     from harness.twinproc import TwinProcess
 
 
-class TargetStartError(Exception):
+class TargetStartError(TargetError):
     """The target could not be opened: a twin that did not start, an unreadable endpoints file, an STS endpoint
     that did not answer (exit 4: the target, not the input)."""
 

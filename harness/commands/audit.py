@@ -44,6 +44,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from harness.errors import ExitCode, UsageError
+
 ZONE = "topology.kubernetes.io/zone"
 TP_LABEL = "tp-group"
 DBE_METRIC = "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"
@@ -307,14 +309,13 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
             findings = audit_target(target, getattr(args, "scenarios", None))
     except TargetStartError as exc:
         print(f"g7chaos audit: target unreachable: {exc}", file=sys.stderr)
-        return 4
+        return exc.exit_code
     except Exception as exc:
-        from harness.errors import UsageError
         if isinstance(exc, UsageError):
             raise
         print(f"g7chaos audit: could not read the deployment: {type(exc).__name__}: {target_redact(exc)}",
               file=sys.stderr)
-        return 4
+        return ExitCode.TARGET_ERROR
     if args.json:
         out(json.dumps({"target": target.name, "findings": [f.model_dump() for f in findings]}, indent=2))
     else:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import ExitCode, UsageError
 from harness.scenario.model import Scenario
 from harness.session import SessionOptions, TargetStartError, open_session
 
@@ -108,12 +109,11 @@ def dry_run(scenarios: list[tuple[Path, Scenario]], target_name: str, options: S
             results = [plan_scenario(scenario, target, seed, out) for _, scenario in scenarios]
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
-        return 4
+        return exc.exit_code
     except Exception as exc:   # an unreachable API while resolving: the target, not the input
-        from harness.errors import UsageError
         if isinstance(exc, UsageError):
             raise
         print(f"g7chaos: dry run could not resolve the plan: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 4
+        return ExitCode.TARGET_ERROR
     print("dry run: nothing was changed", file=out)
-    return 0 if all(results) else 4
+    return ExitCode.PASS if all(results) else ExitCode.TARGET_ERROR

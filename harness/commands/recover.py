@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.errors import ExitCode
 from harness.journal import Journal, OwedRevert, owed_reverts, read_records
 
 
@@ -149,6 +150,6 @@ def run(args: argparse.Namespace) -> int:
     if left:
         print(f"g7chaos recover: {left} revert(s) still owed under {args.reports}; run recover again once the "
               f"target is reachable", file=sys.stderr)
-        return 4
+        return ExitCode.TARGET_ERROR
     print(f"nothing owed under {args.reports}" if done == 0 else f"{done} revert(s) done; nothing owed")
-    return 0
+    return ExitCode.PASS

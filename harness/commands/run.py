@@ -64,7 +64,7 @@ def run_run(args: argparse.Namespace) -> int:
             results = run_scenarios(session, scenarios, seed=args.seed, report_dir=args.report_dir, console=console)
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
-        return 4
+        return exc.exit_code
     return int(gameday_exit_code(results)) if len(results) > 1 else results[0].exit_code
 
 
@@ -90,7 +90,7 @@ def run_gameday(args: argparse.Namespace) -> int:
             console.final_gameday(gameday)
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
-        return 4
+        return exc.exit_code
     return gameday.exit_code
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.errors import ExitCode
 from harness.redact import Redactor, default_redactor
 from harness.report.console import VERDICT_STYLE
 from harness.report.model import GamedayResult, RunResult, Verdict
@@ -118,10 +119,10 @@ class VerdictMatrix(BaseModel):
         are the matrix's content, not its failure (docs/CONTRACTS.md)."""
         cells = [c for row in self.cells.values() for c in row.values()]
         if any(c.verdict == "aborted" for c in cells):
-            return 3
+            return ExitCode.ABORTED
         if any(c.verdict == "error" and not c.fault_hidden for c in cells):
-            return 4
-        return 0
+            return ExitCode.TARGET_ERROR
+        return ExitCode.PASS
 
     def to_json(self, redactor: Redactor | None = None) -> dict[str, Any]:
         redactor = redactor or default_redactor()

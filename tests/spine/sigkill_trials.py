@@ -369,9 +369,10 @@ def changed_before(trial: Trial, moment: float) -> list[dict[str, Any]]:
 
 
 def test_sigkill_mid_fault_then_recover_leaves_the_twin_as_it_was(twin_pool, tmp_path: Path) -> None:
-    """Each run is started as soon as the one before it is killed: a run spends its first seconds starting up,
-    waiting for a steady fleet and measuring steady state, with nothing of its own on the twin. The comparison
-    of the trial before must be over before the new run registers its first revert, which is checked."""
+    """Each run is started as soon as the one before it is killed and the fault it left is seen: a run spends its
+    first seconds starting up, waiting for a steady fleet and measuring steady state, with nothing of its own on
+    the twin. The comparison of the trial before must be over before the new run registers its first revert,
+    which is checked."""
     twin = twin_pool.get("no-dbe-remediation", nodes_per_az=1, time_scale=TIME_SCALE, leaves_marks=True)
     endpoints = Path(twin.twin.out_dir) / "endpoints.json"
     target = Target.from_twin_endpoints(endpoints)
@@ -387,12 +388,14 @@ def test_sigkill_mid_fault_then_recover_leaves_the_twin_as_it_was(twin_pool, tmp
         for trial, following in zip(trials, trials[1:] + [None]):
             case = trial.case
             journal = kill_once_landed(trial)
+            # seen first: a DCGM injection a killed run no longer re-injects stands only until its future
+            # timestamp passes (60 s of deployment time, one second here), so nothing may run before this look
+            trial.seen = leftovers(before, take_snapshot(target, twin), may_replace=False)
             if following is not None:
                 start_run(following, endpoints, tmp_path)
             owed = owed_reverts(journal)
             trial.owed = len(owed)
             assert owed and {o.fault for o in owed} == {case.fault}, (case.label, owed)
-            trial.seen = leftovers(before, take_snapshot(target, twin), may_replace=False)
             assert trial.seen, \
                 f"trial {trial.index} {case.label}: the fault in place does not show in the comparison"
             said = recover(trial.reports)
