@@ -28,9 +28,8 @@ from kubernetes import client
 from pydantic import Field
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
-from harness.faults.fis import grouped_action
-from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions, instance_arn,
-                                        start_experiment, stop_fis_owed, stops_on, template_token)
+from harness.faults.fis import (await_experiment_started, create_template, fis_stop_conditions, grouped_action,
+                                instance_arn, start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import ZONE, NODEGROUP, instance_id_of
 from harness.loadbalancer import LoadBalancerNotFound, load_balancer_arn, target_groups
 from harness.strict.params import FaultParams

@@ -10,10 +10,11 @@ the held one at once (health watches and the exporter read the newest sample).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from harness.faults.base import FaultError
-from harness.faults.podexec import pod_exec
+from harness.faults.podexec import pod_exec, pod_gone
 
 HOLD_S = 60                 # deployment seconds each injection is stamped ahead (as DCGM's own policy tests do)
 REFRESH_S = HOLD_S / 3      # re-injected this often (deployment seconds), so a slow exec never lets it lapse
@@ -28,6 +29,17 @@ def dcgmi_inject(target: Any, context: str, namespace: str, pod: str, gpu: int, 
     if out.exit_code != 0 or "Successfully injected" not in (out.stdout or ""):
         raise FaultError(f"{' '.join(command)} in {namespace}/{pod} exited {out.exit_code}: "
                          f"{(out.stderr or out.stdout).strip()[:300]}")
+
+
+def inject_values(target: Any, pod: dict[str, Any], values: Iterable[tuple[int, int, float]],
+                  skip_gone: bool = False) -> None:
+    """Inject `(gpu, field, value)`s, in order, through one node's DCGM pod (`pod`: its context, namespace and
+    name, as a journal entry holds them), each stamped HOLD_S ahead. With `skip_gone`, a pod that is gone (its
+    node repaired or replaced) is skipped: on a new node there is nothing left to hold or to put back."""
+    if skip_gone and pod_gone(target.kube(pod["context"]), pod["namespace"], pod["pod"]):
+        return
+    for gpu, field, value in values:
+        dcgmi_inject(target, pod["context"], pod["namespace"], pod["pod"], gpu, field, value)
 
 
 class Holder:

@@ -22,8 +22,7 @@ from pydantic import Field
 
 from harness.dcgm_exporter import blind_spots
 from harness.faults.base import Fault, register, revert_each
-from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
-from harness.faults.podexec import pod_gone
+from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, inject_values
 from harness.faults.selection import pick_nodes, pod_on_node
 from harness.prometheus import parse_samples
 from harness.strict.params import FaultParams, GpuIndex, NodeSelector
@@ -89,12 +88,8 @@ class EccDoubleBitError(Fault):
         self.holder.start()
 
     def _inject_all(self, args: dict[str, Any], skip_gone: bool = False) -> None:
-        target = self.ctx.target
         for gpu in args["gpus"]:
-            if skip_gone and pod_gone(target.kube(gpu["context"]), gpu["namespace"], gpu["pod"]):
-                continue           # the node was repaired away: nothing left to hold
-            for field in gpu["fields"]:
-                dcgmi_inject(target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], field, 1)
+            inject_values(self.ctx.target, gpu, [(gpu["gpu"], field, 1) for field in gpu["fields"]], skip_gone)
 
     def before_revert(self) -> None:
         if self.holder is not None:
@@ -145,8 +140,6 @@ class EccDoubleBitError(Fault):
 
 
 def _clear(target: Any, gpu: dict[str, Any]) -> None:
-    if pod_gone(target.kube(gpu["context"]), gpu["namespace"], gpu["pod"]):
-        return        # the node (and its DCGM pod) was replaced: nothing left to clear
-    for field in gpu.get("fields") or [gpu["field"]]:
-        # stamped as far ahead as the held value, so this newer sample supersedes it at once
-        dcgmi_inject(target, gpu["context"], gpu["namespace"], gpu["pod"], gpu["gpu"], field, 0, HOLD_S)
+    # stamped as far ahead as the held value, so this newer sample supersedes it at once
+    inject_values(target, gpu, [(gpu["gpu"], field, 0) for field in gpu.get("fields") or [gpu["field"]]],
+                  skip_gone=True)

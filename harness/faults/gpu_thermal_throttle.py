@@ -20,8 +20,7 @@ from pydantic import Field
 
 from harness.dcgm_exporter import blind_spots
 from harness.faults.base import Fault, FaultError, register, revert_each
-from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, dcgmi_inject
-from harness.faults.podexec import pod_gone
+from harness.faults.dcgmi import HOLD_S, REFRESH_S, Holder, inject_values
 from harness.faults.selection import pod_on_node, pick_nodes
 from harness.prometheus import parse_samples
 from harness.strict.params import FaultParams, GpuIndex, NodeSelector
@@ -122,13 +121,9 @@ class GpuThermalThrottle(Fault):
 
     def _inject_all(self, skip_gone: bool = False) -> None:
         for node in self.args["nodes"]:
-            if skip_gone and pod_gone(self.ctx.target.kube(node["context"]), node["namespace"], node["pod"]):
-                continue
-            for gpu in node["gpus"]:
-                dcgmi_inject(self.ctx.target, node["context"], node["namespace"], node["pod"], gpu,
-                             FIELD_GPU_TEMP, self.params.temperature)
-                dcgmi_inject(self.ctx.target, node["context"], node["namespace"], node["pod"], gpu,
-                             FIELD_SM_CLOCK, self.clock)
+            inject_values(self.ctx.target, node, [(gpu, field, value) for gpu in node["gpus"] for field, value in
+                                                  ((FIELD_GPU_TEMP, self.params.temperature),
+                                                   (FIELD_SM_CLOCK, self.clock))], skip_gone)
 
     def before_revert(self) -> None:
         if self.holder is not None:
@@ -156,10 +151,7 @@ class GpuThermalThrottle(Fault):
 
 
 def _restore(target: Any, node: dict[str, Any]) -> None:
-    if pod_gone(target.kube(node["context"]), node["namespace"], node["pod"]):
-        return        # the node and its DCGM pod are gone: nothing left to restore
-    for gpu, fields in node["restore"].items():
-        # temperature first: with the GPU cool again, the restored clock is not throttled back down
-        for field in (FIELD_GPU_TEMP, FIELD_SM_CLOCK):
-            dcgmi_inject(target, node["context"], node["namespace"], node["pod"], int(gpu), field,
-                         float(fields[str(field)]), HOLD_S)     # newer than the held sample: supersedes it
+    # temperature first: with the GPU cool again, the restored clock is not throttled back down; each value is
+    # stamped as far ahead as the held one, so it supersedes it at once
+    inject_values(target, node, [(int(gpu), field, float(fields[str(field)])) for gpu, fields in node["restore"].items()
+                                 for field in (FIELD_GPU_TEMP, FIELD_SM_CLOCK)], skip_gone=True)

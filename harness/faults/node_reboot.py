@@ -13,11 +13,8 @@ from kubernetes import client
 from pydantic import Field
 
 from harness.faults.base import Fault, FaultError, register
-from harness.faults.fis import (FIS_PRINCIPAL, MAX_ARNS_PER_TARGET, STOP_WAIT_S, TAG, TERMINAL,  # noqa: F401
-                                TOKEN_TAG, _gone, _trusts_fis, await_experiment_ended, await_experiment_started,
-                                create_template, experiment_state, explicit_targets, fis_role_arn,
-                                fis_stop_conditions, grouped_action, instance_arn, start_experiment, stop_fis_owed,
-                                stops_on, template_token, templates_tagged)
+from harness.faults.fis import (await_experiment_started, create_template, fis_stop_conditions, grouped_action,
+                                instance_arn, start_experiment, stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import pick_nodes
 from harness.strict.params import FaultParams, NodeSelector
 

@@ -60,9 +60,8 @@ from pydantic import Field, model_validator
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from harness.faults.base import Fault, FaultError, NodeRef, register, revert_each
-from harness.faults.fis import grouped_action, targeted_arns
-from harness.faults.node_reboot import (await_experiment_started, create_template, fis_stop_conditions,
-                                        start_experiment, stop_fis_owed, stops_on, template_token)
+from harness.faults.fis import (await_experiment_started, create_template, fis_stop_conditions, grouped_action,
+                                start_experiment, stop_fis_owed, stops_on, targeted_arns, template_token)
 from harness.faults.podexec import pod_exec
 from harness.faults.selection import instance_id_of
 from harness.prometheus import parse_samples

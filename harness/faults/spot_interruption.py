@@ -33,9 +33,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from harness.faults.base import Fault, FaultError, NodeRef, register
-from harness.faults.fis import grouped_action
-from harness.faults.node_reboot import (TOKEN_TAG, create_template, fis_role_arn, fis_stop_conditions, stop_fis_owed,
-                                        stops_on, template_token)
+from harness.faults.fis import (TOKEN_TAG, create_template, fis_role_arn, fis_stop_conditions, grouped_action,
+                                stop_fis_owed, stops_on, template_token)
 from harness.faults.selection import NODEGROUP, ZONE, instance_id_of
 from harness.strict.params import FaultParams, NodeSelector
 from harness.strict.units import Duration

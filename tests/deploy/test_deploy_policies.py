@@ -449,7 +449,7 @@ def test_the_harness_tags_every_template_and_experiment_so_iam_lets_it_act_on_th
     token, so create, tag-on-create and both StartExperiment contexts are allowed."""
     from types import SimpleNamespace
 
-    from harness.faults.node_reboot import TOKEN_TAG, create_template, start_experiment
+    from harness.faults.fis import TOKEN_TAG, create_template, start_experiment
     fis = _RecordingFis()
     role = f"arn:aws:iam::{ACCOUNT}:role/g7chaos-fis-experiment"
     target = SimpleNamespace(aws=lambda service: fis, spec=SimpleNamespace(aws=SimpleNamespace(fis_role_arn=role)))

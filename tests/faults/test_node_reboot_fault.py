@@ -11,7 +11,8 @@ from faultkit import run_context
 from support.polling import wait_for
 
 from harness.faults import FAULTS
-from harness.faults.node_reboot import NodeRebootParams, _trusts_fis, fis_role_arn
+from harness.faults.fis import _trusts_fis, fis_role_arn
+from harness.faults.node_reboot import NodeRebootParams
 from harness.journal import owed_reverts
 from harness.strict.params import NodeSelector
 from harness.target.target import Target

@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from harness.faults import FaultError
-from harness.faults.fis import fis_role_arn, grouped_action, targeted_arns
-from harness.faults.node_reboot import explicit_targets
+from harness.faults.fis import explicit_targets, fis_role_arn, grouped_action, targeted_arns
 
 ARNS = [f"arn:aws:ec2:us-east-2:123456789012:instance/i-{n:017x}" for n in range(3)]
 
