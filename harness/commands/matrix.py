@@ -6,9 +6,9 @@ to `<report-dir>/matrix.json` and `matrix.txt`, each profile's game day to `<rep
 The `article` column should be all pass and each anti-pattern column should fail only the checks of the
 prescription it breaks; reading that is the point of the table.
 
-Columns run `--workers` at a time (default 2), each in its own worker process with its own twin, because a
-game day spends most of its wall time waiting on scenario time, not computing: two columns side by side fit
-two cores. A worker's live console goes to `<report-dir>/<profile>/console.log`; this process prints one
+Columns run `--workers` at a time (default 3), each in its own worker process with its own twin, because a
+game day spends most of its wall time waiting on scenario time, not computing: a column uses about half a core,
+so three side by side fit two cores (docs/PERFORMANCE.md has the figures). A worker's live console goes to `<report-dir>/<profile>/console.log`; this process prints one
 line per column as it ends.
 
 Exit 0 when every cell reached a verdict (pass, fail or inconclusive), 3 when interrupted, 4 when a cell ended in
@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=Path, default=Path("reports/matrix"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--time-scale", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=2,
-                        help="profiles run at once, each in its own process on its own twin (default 2; 1 = in turn)")
+    parser.add_argument("--workers", type=int, default=3,
+                        help="profiles run at once, each in its own process on its own twin (default 3; 1 = in turn)")
 
 
 def run(args: argparse.Namespace) -> int:
