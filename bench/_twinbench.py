@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness.twinproc import TwinProcess
+from harness.builtin_target import TwinProcess
 from harness.target.target import Target
 from harness.twin.kube.auditlog import read_audit
 

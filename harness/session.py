@@ -7,7 +7,7 @@ the terminal's prompt (not for a dry run or an audit, which change nothing), and
 (STS) and region must be allowlisted; a refusal is exit 2 and names what mismatched.
 
 For `twin` the session either uses a twin already running (its endpoints file) or starts one in a child
-process (harness/twinproc.py) and stops it when the session closes. What a run must record about that twin
+process (harness/builtin_target.py) and stops it when the session closes. What a run must record about that twin
 for `g7chaos recover` (its endpoints file, whether this session owns it, its pid, its profile) is kept as
 typed facts on the session (`TwinFacts`), never as attributes attached to the target.
 
@@ -30,7 +30,7 @@ from harness.scenario.model import Scenario
 
 if TYPE_CHECKING:      # the kubernetes client and httpx load only once a target is opened, not for `--help`
     from harness.target.target import Target
-    from harness.twinproc import TwinProcess
+    from harness.builtin_target import TwinProcess
 
 
 class TargetStartError(TargetError):
@@ -108,7 +108,7 @@ def open_session(target_name: str, options: SessionOptions) -> Session:
                          profile=running.profile, owned=False)     # the running twin's profile, not --profile
         _guard(target, options)
         return Session(target, twin)
-    from harness.twinproc import TwinProcess, TwinStartError
+    from harness.builtin_target import TwinProcess, TwinStartError
     process = TwinProcess(profile=options.profile, time_scale=options.time_scale, out_dir=options.report_dir / "twin")
     try:
         endpoints = process.start()
