@@ -38,6 +38,7 @@ class Evidence:
     limits: list[tuple[str, list[Any] | None, float]] = field(default_factory=list)
     recovery_started_at: float | None = None   # wall time of the last revert (the recovery phase's start)
     recovered_at: float | None = None          # wall time steady state held again (None: not within the bound)
+    _records: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def wall(self, deployment_seconds: float) -> float:
         return self.target.wall_seconds(deployment_seconds)
@@ -51,9 +52,13 @@ class Evidence:
         return None
 
     def records(self) -> list[dict[str, Any]]:
+        """The load's per-request records, read once for every check that judges them (a long run's file is
+        large; the checks only read it)."""
         if self.load is None:
             return []
-        return read_records(self.load.records_path)
+        if self._records is None:
+            self._records = read_records(self.load.records_path)
+        return self._records
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,6 @@ class NoCorruptedResponses(Check):
             return self.inconclusive("canary answers were never learned in steady state: cannot judge corruption "
                                      "(set load.canary, and let the steady window see canary answers)",
                                      checked=canary.checked)
-        self._records: list[dict[str, Any]] | None = None
         self._interval: tuple[float, str] | None = None
         return self.judge_each(evidence)
 
@@ -108,9 +107,7 @@ class NoCorruptedResponses(Check):
             within = self.params.within if self.params.within is not None else evidence.limit("node-drained", fault)
             grace = evidence.wall(within) if within is not None else None
             if grace is not None:
-                if self._records is None:
-                    self._records = evidence.records()
-                late_from_bad = [r.get("key") for r in self._records
+                late_from_bad = [r.get("key") for r in evidence.records()
                                  if (r.get("served_by") or {}).get(header) in nodes
                                  and r.get("t_start", r.get("t_end", 0)) > landed + grace and r.get("tokens")]
         window = (f"the landing + one {probe_s:g} s probe ({probe_source}), {knows_at - landed:.2f} s wall"
@@ -141,9 +138,7 @@ class NoCorruptedResponses(Check):
                                                 f"({errored} errored){before}", **figures)
 
     def _node_header_seen(self, evidence: Evidence, header: str) -> bool:
-        if self._records is None:
-            self._records = evidence.records()
-        return any((r.get("served_by") or {}).get(header) for r in self._records)
+        return any((r.get("served_by") or {}).get(header) for r in evidence.records())
 
 
 def _owner(node: str | None, at: float, faults: list[Any]) -> Any:

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import Field
 
 from harness.checks.base import Check, Evidence, fmt_s, register
-from harness.observe import Observation
 from harness.strict.params import CheckParams
 from harness.strict.units import Duration
 

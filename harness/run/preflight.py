@@ -120,7 +120,8 @@ class Preflight:
         self.plan.unresolved.append(step)
 
     def _check_blast_radius(self, faults: list[Fault]) -> None:
+        reach = None
         if self.dry_run:       # a plan shows what it reaches even when that is within the caps
-            nodes, gpus, fleet_nodes, _ = planned_reach(self.target, faults)
-            self.events.reach_planned.fire(Reach(nodes, gpus, fleet_nodes))
-        check_planned_blast_radius(self.target, self.scenario.blast_radius, faults)
+            reach = planned_reach(self.target, faults)
+            self.events.reach_planned.fire(Reach(*reach[:3]))
+        check_planned_blast_radius(self.target, self.scenario.blast_radius, faults, reach)

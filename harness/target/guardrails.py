@@ -196,10 +196,11 @@ def planned_reach(target: Any, faults: Iterable[Any]) -> tuple[int, int, int, li
     return len(touched), gpus, len(capacity), lines
 
 
-def check_planned_blast_radius(target: Any, scenario_caps: BlastRadius | None, faults: Iterable[Any]) -> None:
-    """Refuse a scenario whose planned faults, together, reach past the caps (before anything is injected)."""
-    faults = list(faults)
-    nodes, gpus, fleet, lines = planned_reach(target, faults)
+def check_planned_blast_radius(target: Any, scenario_caps: BlastRadius | None, faults: Iterable[Any],
+                               reach: tuple[int, int, int, list[str]] | None = None) -> None:
+    """Refuse a scenario whose planned faults, together, reach past the caps (before anything is injected).
+    `reach` is `planned_reach(target, faults)` when the caller has it already (one node list per context)."""
+    nodes, gpus, fleet, lines = reach if reach is not None else planned_reach(target, list(faults))
     try:
         check_blast_radius(target, scenario_caps, nodes=nodes, gpus=gpus, fleet_nodes=fleet)
     except GuardrailError as exc:

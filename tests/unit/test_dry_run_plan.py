@@ -67,7 +67,7 @@ def test_the_plan_comes_from_the_preflight_in_its_dry_run_mode(tmp_path: Path, m
         return 1, 8, 6, []
 
     monkeypatch.setattr(preflight, "planned_reach", planned_reach)
-    monkeypatch.setattr(preflight, "check_planned_blast_radius", lambda target, caps, faults: None)
+    monkeypatch.setattr(preflight, "check_planned_blast_radius", lambda target, caps, faults, reach=None: None)
     monkeypatch.chdir(tmp_path)
     target = SimpleNamespace(name="fake", time_scale=30.0, wall_seconds=lambda s: s / 30.0)
     out = io.StringIO()
