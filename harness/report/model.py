@@ -111,6 +111,11 @@ class FaultRecord(_Model):
     landed_evidence: dict[str, Any] = Field(default_factory=dict)
     reverted_at: datetime | None = None
     revert_error: str | None = None
+    index: int = 0                           # position in the scenario's `faults:`
+    nodes: list[str] = Field(default_factory=list)   # names of the nodes it touched
+    lost_at: datetime | None = None          # FaultTimes: service may be gone from here (az-loss)
+    notice_at: datetime | None = None        # the warning the deployment got (spot notice)
+    notice_end_at: datetime | None = None    # the notice ran out (spot: EC2 reclaims the instance)
 
     @property
     def did_land(self) -> bool:
@@ -188,6 +193,58 @@ class StopRecord(_Model):
     state_reason: str | None = None
 
 
+MilestoneName = Literal["impact", "detect", "isolate", "drain", "replace", "slo-restored"]
+MILESTONES: tuple[MilestoneName, ...] = ("impact", "detect", "isolate", "drain", "replace", "slo-restored")
+
+
+class Milestone(_Model):
+    """One moment of a fault's story, computed from the run's recorded files (harness/report/timeline.py).
+
+    `after_s` is on the scenario's clock (deployment seconds after the fault was injected, as the scenario file
+    states its limits); `wall_after_s` is the same span in wall seconds (they differ on a target that compresses
+    time). `source` names the record it came from; an absent milestone has `at` None and `absent` saying why:
+    it never happened within the run, or the target cannot show it."""
+
+    fault: str
+    index: int
+    name: MilestoneName
+    at: datetime | None = None
+    after_s: float | None = None
+    wall_after_s: float | None = None
+    limit_s: float | None = None             # deployment seconds: the `within` of the check that bounds it
+    source: str = ""
+    absent: str | None = None
+
+    @property
+    def reached(self) -> bool:
+        return self.at is not None
+
+    @property
+    def late(self) -> bool:
+        return self.after_s is not None and self.limit_s is not None and self.after_s > self.limit_s
+
+
+class Score(_Model):
+    """The run's resilience score, 0-100 (formula: docs/REPORTS.md). `gated_by` names the correctness checks
+    that failed: a gated run scores 0 whatever its latency was."""
+
+    value: float
+    gated_by: list[str] = Field(default_factory=list)
+    goodput_steady: float | None = None      # fraction of steady-state requests that met every SLO
+    goodput_fault: float | None = None       # the same while a fault was in place
+    goodput_part: float | None = None        # 0..1, fault goodput relative to steady
+    milestone_part: float | None = None      # 0..1, milestones against their limits
+    detail: str = ""
+
+
+class CheckLimit(_Model):
+    """A check's limit as the scenario states it (deployment seconds), with the faults it is scoped to."""
+
+    check: str
+    faults: list[Any] | None = None
+    within_s: float
+
+
 class RunResult(_Model):
     """Everything one scenario run produced. Written as result.json (contract fields: docs/CONTRACTS.md section 4)."""
 
@@ -212,6 +269,15 @@ class RunResult(_Model):
     # judged, a load process that left no final figures, a fleet not steady at the end); inconclusive checks
     # name their own missing evidence
     missing_evidence: list[str] = Field(default_factory=list)
+    # deployment seconds per wall second (1 for a real cluster; the twin compresses time): the report shows
+    # times on the scenario's clock, with wall time beside them
+    time_scale: float = 1.0
+    slo_ttft_ms: float | None = None         # the run's SLO lines (the slo check's limits, when it has one)
+    slo_tbt_ms: float | None = None
+    limits: list[CheckLimit] = Field(default_factory=list)
+    milestones: list[Milestone] = Field(default_factory=list)
+    score: Score | None = None
+    scenario_file: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -319,6 +385,7 @@ class GamedayResult(_Model):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     report_dir: str | None = None
+    score: float | None = None               # mean of the runs' scores (docs/REPORTS.md)
 
     @classmethod
     def from_runs(cls, runs: Iterable[RunResult], *, aborted: bool = False, **fields: Any) -> "GamedayResult":
