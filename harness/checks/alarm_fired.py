@@ -24,6 +24,7 @@ from pydantic import Field
 
 from harness.alarmwatch import describe_by_name
 from harness.checks.base import Check, Evidence, register
+from harness.report.marks import ClusterMark
 from harness.strict.params import CheckParams
 from harness.strict.units import Duration
 
@@ -93,11 +94,15 @@ class AlarmFired(Check):
     params: AlarmFiredParams
     POLL_S = POLL_S
 
-    def start(self, ctx: Any) -> None:
-        self.cloudwatch = ctx.target.aws("cloudwatch")
+    def __init__(self, params: AlarmFiredParams):
+        super().__init__(params)
         self.entered: dict[str, list[float]] = {}     # alarm -> when each entry into ALARM was seen
         self.last_state: dict[str, str] = {}
+        self.changes: list[tuple[float, str, str, str]] = []   # (seen at, alarm, state, reason): the report's marks
         self.known: set[str] = set()
+
+    def start(self, ctx: Any) -> None:
+        self.cloudwatch = ctx.target.aws("cloudwatch")
         try:
             self.names, self.chosen = resolve_alarm_names(ctx.target, self.cloudwatch, self.params.metric,
                                                           self.params.alarm)
@@ -129,6 +134,8 @@ class AlarmFired(Check):
         self.known.add(name)
         previous = self.last_state.get(name)
         self.last_state[name] = state
+        if previous is not None and state != previous:
+            self.changes.append((seen_at, name, state, alarm.get("StateReason", "")))
         if state != "ALARM" or previous == "ALARM":
             return
         if previous is None:
@@ -139,6 +146,11 @@ class AlarmFired(Check):
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+    def marks(self) -> list[ClusterMark]:
+        """Each state change of a watched alarm, stamped when a sample first showed it."""
+        return [ClusterMark(at=at, kind="alarm", subject=name, label=f"alarm {name} {state}", detail=reason)
+                for at, name, state, reason in self.changes]
 
     def _missing(self, what: str) -> str:
         names = getattr(self, "names", [])

@@ -151,6 +151,11 @@ class Check(ABC):
     def stop(self) -> None:
         pass
 
+    def marks(self) -> list[Any]:
+        """What the check's own live probes saw change (alarm states), as `harness.report.marks.ClusterMark`s
+        for the report's cluster lane; most checks only read the timeline and have none."""
+        return []
+
     @abstractmethod
     def evaluate(self, evidence: Evidence) -> CheckResult:
         ...

@@ -86,6 +86,14 @@ class AzLoss(Fault):
     zonal_shift_at: float | None = None
 
     # ------------------------------------------------------------------------------------------ plan
+    MOMENT_LABELS = {**Fault.MOMENT_LABELS, "lost_at": "FIS experiment running: zone's network cut"}
+
+    def moments(self) -> list[tuple[float, str]]:
+        """The zonal shift this fault started is the scenario's action, not the deployment's: it is labelled as
+        such, so a report never credits the deployment with an isolation the harness made."""
+        shift = [(self.zonal_shift_at, f"{self.name}: ARC zonal shift away from {self.away_from} (by the scenario)")]
+        return super().moments() + [(at, label) for at, label in shift if at is not None]
+
     def plan(self) -> str:
         target, zone = self.ctx.target, self.params.zone
         if not zone.startswith(target.region):

@@ -100,6 +100,8 @@ class Fault(ABC):
         # node's exporter cannot see): checks on the metric report it unobservable instead of failing it
         self.unobservable: dict[str, dict[str, str]] = {}
         self.times = FaultTimes()
+        self.injection_started_at: float | None = None   # the injection call began (a detector may fire before
+        #                                                    it returns: the report's milestones count from here)
         self.injected_at: float | None = None
         self.landed_at: float | None = None
         # set by the runner
@@ -143,6 +145,16 @@ class Fault(ABC):
         self.ctx.journal.reverted(self.revert_id)
         self.revert_id = None
         self.after_revert()
+
+    # what each of `times` is called on the report's cluster lane
+    MOMENT_LABELS: ClassVar[dict[str, str]] = {"lost_at": "service may be lost", "notice_at": "notice sent",
+                                               "notice_end_at": "notice ran out", "revert_started_at": "revert began"}
+
+    def moments(self) -> list[tuple[float, str]]:
+        """The fault's own moments beyond injected/landed/reverted, labelled for the report's cluster lane (a
+        fault with moments of its own, such as a zonal shift it started, adds them)."""
+        return [(at, f"{self.name}: {self.MOMENT_LABELS[key]}") for key, at in vars(self.times).items()
+                if at is not None and key in self.MOMENT_LABELS]
 
     def before_revert(self) -> None:
         """Hook: what the fault's own process must do before the target is put back (stop its threads)."""

@@ -129,6 +129,8 @@ class SpotInterruption(Fault):
     name = "spot-interruption"
     params_model = SpotInterruptionParams
     params: SpotInterruptionParams
+    MOMENT_LABELS = {**Fault.MOMENT_LABELS, "notice_at": "spot interruption notice",
+                     "notice_end_at": "spot instance reclaimed (notice ran out)"}
     template_id: str | None = None
     experiment_id: str | None = None
 

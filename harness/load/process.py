@@ -25,7 +25,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from pydantic import BaseModel, Field
 
@@ -316,7 +316,7 @@ class LoadProcess:
             processes=self.measuring, complete=not problems, problems=problems)
 
 
-def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutcome:
+def analyse_canaries(records: str | Path | Iterable[dict[str, Any]], learn_window: str) -> CanaryOutcome:
     """Golden answer per prompt = the most common successful answer in `learn_window`; every successful
     canary answer outside it that differs is a mismatch (with time, window and served-by).
 
@@ -325,7 +325,8 @@ def analyse_canaries(records_path: str | Path, learn_window: str) -> CanaryOutco
     Canaries that failed outside it are kept (`errored_at`), so a check can tell "no wrong answer" from "no
     answer at all".
     """
-    all_canaries = [r for r in read_records(records_path) if r.get("canary") is not None]
+    source = read_records(records) if isinstance(records, (str, Path)) else records
+    all_canaries = [r for r in source if r.get("canary") is not None]
     canaries = [r for r in all_canaries if r.get("error") is None and r.get("digest")]
     outcome = CanaryOutcome(learn_window=learn_window)
     outcome.errored_at = sorted(float(r.get("t_end", 0.0)) for r in all_canaries

@@ -29,6 +29,19 @@ def _evidence_text(redactor: Redactor, evidence: dict) -> str:
     return json.dumps(redactor.data(evidence), indent=2, sort_keys=True, default=str)
 
 
+def _milestone_properties(result: RunResult) -> list[tuple[str, str]]:
+    """`milestone.<fault index>.<fault>.<name>`: deployment seconds after the fault began (with the limit), or
+    `absent: why`: a gate can read a milestone without parsing result.json."""
+    out = []
+    for m in result.milestones:
+        if m.after_s is not None:
+            value = f"{m.after_s:.3f}" + (f" (limit {m.limit_s:g})" if m.limit_s is not None else "")
+        else:
+            value = f"absent: {m.absent}"
+        out.append((f"milestone.{m.index}.{m.fault}.{m.name}", value))
+    return out
+
+
 def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
     """The <testsuite> element for one run (its text already redacted)."""
     classname = f"g7chaos.{result.scenario}"
@@ -37,7 +50,11 @@ def run_suite(result: RunResult, redactor: Redactor) -> ET.Element:
     for key, value in (("target", result.target), ("profile", result.profile), ("seed", result.seed),
                        ("verdict", result.verdict), ("exit_code", result.exit_code),
                        ("measurement_degraded", result.measurement_degraded),
-                       ("report_dir", result.report_dir)):
+                       ("report_dir", result.report_dir),
+                       ("score", result.score.value if result.score else None),
+                       ("score_gated_by", "; ".join(result.score.gated_by) if result.score and
+                        result.score.gated_by else None),
+                       *_milestone_properties(result)):
         if value is not None:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             ET.SubElement(properties, "property", name=key, value=redactor.text(text))

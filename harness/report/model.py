@@ -105,6 +105,7 @@ class FaultRecord(_Model):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     target: str = ""                         # human description: "node ip-10-0-1-12... gpu 0 (us-east-2a)"
+    injection_started_at: datetime | None = None   # the injection call began (injected_at: it returned)
     injected_at: datetime | None = None      # None: it could not be injected
     landed: bool | None = None               # None: landing not (yet) proven
     landed_at: datetime | None = None

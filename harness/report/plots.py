@@ -9,18 +9,15 @@ from __future__ import annotations
 import base64
 import io
 import math
-from datetime import datetime
-from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from harness.report.model import FaultRecord, WindowMetrics
-from harness.report.records import bin_per_second, read_request_points
+from harness.report.model import WindowMetrics
 
-MAX_BINS = 600
-
+if TYPE_CHECKING:
+    from harness.report.timeline import RunTimeline
 
 def _bar(value: float | None) -> float:
     """A figure that could not be computed (None, NaN, inf) is drawn as no bar rather than breaking the axes."""
@@ -61,31 +58,101 @@ def latency_per_window(windows: list[WindowMetrics], slo_ttft_ms: float | None =
     return _png_base64(fig)
 
 
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
+# ------------------------------------------------------------------------------------------ the run's timeline
+LANE_ROWS = {"fault": 3, "node": 2, "pod": 1, "alarm": 0}
+MARK_COLOURS = {"fault": "#54a24b", "node": "#4c78a8", "pod": "#9d755d", "alarm": "#e45756"}
+MAX_LABELS_PER_ROW = 40
 
 
-def requests_over_time(records: str | Path | Iterable[str | Path], faults: list[FaultRecord]) -> str | None:
-    """Requests and errors per second from the load's per-request records, with fault markers."""
-    points = read_request_points(records)
-    if not points:
-        return None
-    span = points[-1].at - points[0].at
-    bin_s = max(1.0, span / MAX_BINS)
-    starts, requests, errors = bin_per_second(points, bin_s)
-    origin = points[0].at
-    fig = Figure(figsize=(9.0, 3.2))
-    ax = fig.add_subplot(1, 1, 1)
-    ax.plot(starts, [r / bin_s for r in requests], label="requests/s", color="#4c78a8", linewidth=1.2)
-    ax.plot(starts, [e / bin_s for e in errors], label="errors/s", color="#e45756", linewidth=1.2)
-    for fault in faults:
-        for when, style, what in ((_ts(fault.injected_at), "-", "injected"), (_ts(fault.landed_at), ":", "landed"),
-                                  (_ts(fault.reverted_at), "--", "reverted")):
-            if when is not None:
-                ax.axvline(when - origin, color="#54a24b", linestyle=style, linewidth=1,
-                           label=f"{fault.name} {what}")
-    ax.set_xlabel("seconds since first request")
-    ax.set_title(f"Request rate and errors ({bin_s:g} s bins)", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+def _row(kind: str) -> str:
+    if kind.startswith("fault") or kind == "stop-condition":
+        return "fault"
+    if kind.startswith("pod"):
+        return "pod"
+    if kind in ("alarm", "event", "zonal-shift"):
+        return "alarm"
+    return "node"
+
+
+def timeline(tl: "RunTimeline") -> str | None:
+    """The run on one axis: client lane (latency, throughput and goodput), traffic lane (share of answers per
+    zone), cluster lane (every mark), fault bands across all lanes; x in deployment seconds since the run began,
+    wall seconds on the top axis when the target compresses time."""
+    import numpy as np
+
+    series, scale = tl.series, tl.result.time_scale or 1.0
+    x = series.t * scale
+    lanes = 4 if series.zone_share else 3
+    fig = Figure(figsize=(13.0, 2.3 * lanes + 1.2))
+    axes = fig.subplots(lanes, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2] + ([1.4] if lanes == 4 else [])
+                                                             + [2.4]})
+    latency, rate = axes[0], axes[1]
+    traffic = axes[2] if lanes == 4 else None
+    cluster = axes[-1]
+    has = lambda values: bool(len(values)) and bool(np.isfinite(values).any())   # noqa: E731
+    for values, label, colour, style in ((series.ttft_p50, "TTFT p50", "#4c78a8", "-"),
+                                         (series.ttft_p99, "TTFT p99 (from send)", "#f58518", "-"),
+                                         (series.sched_ttft_p99, "TTFT p99 (from scheduled arrival)", "#b279a2", "-"),
+                                         (series.tbt_p99, "TBT p99 (longest gap per request)", "#72b7b2", "-")):
+        if has(values):
+            latency.step(x, values, where="post", label=label, color=colour, linestyle=style, linewidth=1.1)
+    for line, label in ((tl.result.slo_ttft_ms, "TTFT SLO"), (tl.result.slo_tbt_ms, "TBT SLO")):
+        if line is not None:
+            latency.axhline(line, color="#e45756", linestyle="--", linewidth=0.8)
+            latency.annotate(f"{label} {line:g} ms", (0, line), xycoords=("axes fraction", "data"), fontsize=7,
+                             color="#e45756", va="bottom")
+    latency.set_ylabel("ms")
+    if has(series.ttft_p99) or has(series.tbt_p99):
+        latency.set_yscale("log")
+    latency.set_title(f"Client lane ({series.bin_s * scale:g} s bins on the scenario's clock)", fontsize=9, loc="left")
+    rate.step(x, series.requests, where="post", label="requests/s", color="#4c78a8", linewidth=1.1)
+    rate.step(x, series.goodput, where="post", label="goodput/s (met every SLO)", color="#54a24b", linewidth=1.1)
+    rate.step(x, series.errors, where="post", label="errors/s", color="#e45756", linewidth=1.1)
+    rate.set_ylabel("per wall s")
+    if traffic is not None:
+        zones = sorted(series.zone_share)
+        shares = [np.nan_to_num(series.zone_share[z]) for z in zones]
+        traffic.stackplot(x, *shares, labels=zones, step="post", alpha=0.8)
+        traffic.set_ylim(0, 1)
+        traffic.set_ylabel("share")
+        traffic.set_title("Traffic lane: answers served per zone", fontsize=9, loc="left")
+    shown = [m for m in tl.marks if m.kind != "pod-placed"]
+    per_row: dict[str, int] = {}
+    for m in shown:
+        row = _row(m.kind)
+        y = LANE_ROWS[row]
+        at = tl.deployment_s(m.at)
+        cluster.plot([at], [y], marker="|", markersize=12, color=MARK_COLOURS[row], linestyle="none")
+        count = per_row.get(row, 0)
+        per_row[row] = count + 1
+        if row != "pod" and count < MAX_LABELS_PER_ROW:
+            cluster.annotate(m.label, (at, y), xytext=(2, 4 + 7 * (count % 3)), textcoords="offset points",
+                             fontsize=6, rotation=0, color=MARK_COLOURS[row], clip_on=True)
+    pods = per_row.get("pod", 0)
+    cluster.set_yticks(list(LANE_ROWS.values()))
+    cluster.set_yticklabels(["alarms, events", f"pods ({pods})", "nodes", "faults"])
+    cluster.set_ylim(-0.6, 3.9)
+    cluster.set_title("Cluster lane: what the harness saw", fontsize=9, loc="left")
+    for span in tl.spans:
+        for ax in axes:
+            ax.axvspan(tl.deployment_s(span.start), tl.deployment_s(span.end), color="#e45756", alpha=0.08)
+        latency.annotate(span.record.name, (tl.deployment_s(span.start), 1.0), xycoords=("data", "axes fraction"),
+                         fontsize=7, va="bottom", color="#c62828")
+    for m in tl.milestones:
+        if m.at is not None and m.index < len(tl.result.faults):
+            cluster.axvline(tl.deployment_s(m.at.timestamp()), color="#777", linestyle=":", linewidth=0.6)
+    stop = tl.result.stop_condition
+    if stop is not None and stop.fired_at is not None:
+        for ax in axes:
+            ax.axvline(tl.deployment_s(stop.fired_at.timestamp()), color="#ef6c00", linewidth=1.2)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax is not cluster and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper right", ncol=2)
+    cluster.set_xlabel("seconds since the run began, scenario clock (deployment time)")
+    if scale != 1.0:
+        top = latency.secondary_xaxis("top", functions=(lambda d: d / scale, lambda w: w * scale))
+        top.set_xlabel("wall seconds", fontsize=8)
+        top.tick_params(labelsize=7)
+    fig.tight_layout()
     return _png_base64(fig)

@@ -26,6 +26,10 @@ RUN_TEMPLATE = """<!doctype html>
  .muted { color: #777; } pre { white-space: pre-wrap; font-size: 0.85em; margin: 0; }
  details summary { cursor: pointer; color: #555; }
  .meta td:first-child { width: 14em; font-weight: bold; }
+ img { max-width: 100%; height: auto; }
+ .score { font-size: 1.6em; font-weight: bold; }
+ @media print { body { margin: 0; max-width: none; font-size: 10pt; } h2 { break-after: avoid; }
+   img, tr { break-inside: avoid; } details > * { display: block; } }
 </style>
 </head>
 <body>
@@ -45,6 +49,46 @@ RUN_TEMPLATE = """<!doctype html>
  {% if r.measurement_degraded %}<tr><td>measurement</td><td class="warn">degraded: {{ r.measurement_degraded_reason or "load generator saturated" }}
    (latency figures may be inflated by the load generator, not the deployment)</td></tr>{% endif %}
 </table>
+
+<h2>Score</h2>
+{% if r.score %}
+<p id="score"><span class="score {{ 'bad' if r.score.gated_by else '' }}">{{ "%.1f" | format(r.score.value) }} / 100</span>
+ <span class="muted">{{ r.score.detail }}</span></p>
+<p class="muted">The resilience score (docs/REPORTS.md): a failed correctness check or a fault that did not land gates it
+ to 0; otherwise the mean of goodput during the faults against steady state and each bounded milestone against its limit.</p>
+{% else %}<p class="muted">No score: the run's timeline could not be built.</p>{% endif %}
+
+<h2>Milestones</h2>
+{% if r.milestones %}
+<p class="muted">Times on the scenario's clock: deployment seconds after the fault began (its loss, else its injection){% if scale != 1 %};
+ wall seconds in brackets (this target runs {{ "%g" | format(scale) }} deployment seconds per wall second){% endif %}.</p>
+<table id="milestones">
+ <tr><th>fault</th><th>milestone</th><th>after</th><th>limit</th><th>from</th></tr>
+ {% for m in r.milestones %}
+ <tr><td>{{ m.index }}: {{ m.fault }}</td><td>{{ m.name }}</td>
+  {% if m.after_s is not none %}<td class="{{ 'bad' if m.late else '' }}">{{ "%.2f" | format(m.after_s) }} s{% if scale != 1 %} ({{ "%.2f" | format(m.wall_after_s) }} s wall){% endif %}</td>
+  {% else %}<td class="na">absent</td>{% endif %}
+  <td>{{ ("%g s" | format(m.limit_s)) if m.limit_s is not none else "-" }}</td>
+  <td>{% if m.after_s is not none %}{{ m.source }}{% else %}<span class="na">{{ m.absent }}</span>{% endif %}</td></tr>
+ {% endfor %}
+</table>
+{% else %}<p class="muted">No milestones (no fault was injected).</p>{% endif %}
+
+{% for title, png in plots if title == "Timeline" %}
+<h2>Timeline</h2>
+<img alt="the run timeline" id="timeline" src="data:image/png;base64,{{ png }}">
+<p class="muted">Client lane: TTFT p50/p99 from the send, p99 from the scheduled arrival (open-loop load), TBT p99 (each
+ request's longest gap); requests, errors and goodput (requests that met every SLO; failed, abandoned and dropped ones count
+ as misses) per second. Traffic lane: share of answers per zone. Cluster lane: every change the harness saw. Shaded: faults in place.</p>
+{% endfor %}
+{% if ttft %}
+<table id="ttft">
+ <tr><th>TTFT</th><th>p50</th><th>p99</th></tr>
+ <tr><td>from the send</td><td>{{ ttft.send_p50_ms | ms }}</td><td>{{ ttft.send_p99_ms | ms }}</td></tr>
+ {% if ttft.arrival_p50_ms is not none %}<tr><td>from the scheduled arrival ({{ "%d" | format(ttft.dropped_arrivals) }} arrivals dropped)</td>
+  <td>{{ ttft.arrival_p50_ms | ms }}</td><td>{{ ttft.arrival_p99_ms | ms }}</td></tr>{% endif %}
+</table>
+{% endif %}
 
 <h2>Checks</h2>
 {% if r.checks %}
@@ -96,10 +140,19 @@ RUN_TEMPLATE = """<!doctype html>
 </table>
 <p class="muted">TTFT: request sent to first event with content. TBT: pooled gaps between consecutive content events.</p>
 
-{% for title, png in plots %}
+{% for title, png in plots if title != "Timeline" %}
 <h3>{{ title }}</h3>
 <img alt="{{ title }}" src="data:image/png;base64,{{ png }}">
 {% endfor %}
+
+{% if marks %}
+<h2>Cluster marks</h2>
+<table id="marks">
+ <tr><th>at (scenario s)</th><th>wall s</th><th>what</th><th>detail</th></tr>
+ {% for m in marks %}<tr><td>{{ "%.2f" | format(m.t) }}</td><td>{{ "%.3f" | format(m.wall) }}</td><td>{{ m.label }}</td><td>{{ m.detail }}</td></tr>
+ {% endfor %}
+</table>
+{% endif %}
 
 <p class="muted">g7chaos report{% if r.report_dir %} · {{ r.report_dir }}{% endif %}</p>
 </body>

@@ -27,12 +27,14 @@ from harness.report import plots
 from harness.report.junit import junit_document
 from harness.report.model import GamedayResult, RunResult
 from harness.report.templates import GAMEDAY_TEMPLATE, RUN_TEMPLATE, environment
+from harness.report.timeline import RunTimeline
 
 log = logging.getLogger(__name__)
 
 RESULT_JSON = "result.json"
 JUNIT_XML = "junit.xml"
 REPORT_HTML = "report.html"
+MAX_MARK_ROWS = 2000           # the cluster marks table; the lane draws them all
 
 
 def run_dir(base: str | Path, scenario: str, started_at: datetime | None = None) -> Path:
@@ -95,16 +97,19 @@ def _slo_limits(result: RunResult) -> tuple[float | None, float | None]:
 
 
 def render_html(result: RunResult, records: str | Path | Iterable[str | Path] | None = None,
-                redactor: Redactor | None = None) -> str:
-    """report.html text for one run: checks table, faults timeline, per-window metrics, embedded plots."""
+                redactor: Redactor | None = None, timeline: RunTimeline | None = None) -> str:
+    """report.html text for one run: verdict and score, milestones, the run's timeline (client, traffic and
+    cluster lanes), checks, faults, per-window metrics and the cluster's marks."""
     redactor = redactor or default_redactor()
     safe = RunResult.model_validate(redactor.data(result.model_dump(mode="json")))
     figures: list[tuple[str, str]] = []
     slo_ttft, slo_tbt = _slo_limits(safe)
-    for title, make in (("TTFT and TBT per window",
-                         lambda: plots.latency_per_window(safe.metrics.windows, slo_ttft, slo_tbt)),
-                        ("Request rate and errors over time",
-                         lambda: plots.requests_over_time(records, safe.faults) if records is not None else None)):
+    if slo_ttft is None and slo_tbt is None:
+        slo_ttft, slo_tbt = safe.slo_ttft_ms, safe.slo_tbt_ms
+    drawable = timeline is not None and (not timeline.load.empty or bool(timeline.marks))
+    for title, make in (("Timeline", lambda: plots.timeline(timeline) if drawable else None),
+                        ("TTFT and TBT per window",
+                         lambda: plots.latency_per_window(safe.metrics.windows, slo_ttft, slo_tbt))):
         try:
             png = make()
         except Exception as exc:   # noqa: BLE001 - a broken plot must not cost the report
@@ -112,7 +117,12 @@ def render_html(result: RunResult, records: str | Path | Iterable[str | Path] | 
             continue
         if png:
             figures.append((title, png))
-    html = environment().from_string(RUN_TEMPLATE).render(r=safe, plots=figures)
+    marks = [] if timeline is None else [
+        {"t": timeline.deployment_s(m.at), "wall": m.at - timeline.origin, "kind": m.kind, "label": m.label,
+         "detail": m.detail} for m in timeline.marks if m.kind != "pod-placed"][:MAX_MARK_ROWS]
+    figures_of_ttft = timeline.ttft_figures() if timeline is not None else None
+    html = environment().from_string(RUN_TEMPLATE).render(r=safe, plots=figures, marks=marks,
+                                                          ttft=figures_of_ttft, scale=safe.time_scale or 1.0)
     return redactor.text(html)
 
 
@@ -126,8 +136,24 @@ def write_run(result: RunResult, directory: str | Path, records: str | Path | It
     redactor = redactor or default_redactor()
     if result.report_dir is None:
         result = result.model_copy(update={"report_dir": str(directory)})
-    page = (lambda: render_html(result, records, redactor)) if html else None
+    timeline = None
+    try:
+        timeline = RunTimeline.build(result, directory, records if isinstance(records, (str, Path)) else None)
+        result = result.model_copy(update={"milestones": timeline.milestones, "score": timeline.score})
+    except Exception as exc:   # noqa: BLE001 - the verdict and checks are written whatever the timeline does
+        log.warning("the run's timeline could not be built: %s", exc)
+    page = (lambda: render_html(result, records, redactor, timeline)) if html else None
     return _write_folder(directory, "run", result, [result], result.scenario, redactor, page)
+
+
+def rebuild_run(directory: str | Path, *, redactor: Redactor | None = None) -> RunArtifacts:
+    """Write a run folder's result.json, junit.xml and report.html again from its own files (result.json, the
+    load's records, cluster.jsonl): milestones and score are recomputed, the verdict is kept as judged."""
+    directory = Path(directory)
+    result = read_result(directory / RESULT_JSON)
+    if not isinstance(result, RunResult):
+        raise ValueError(f"{directory}: a game day's folder, not a run's")
+    return write_run(result, directory, records=directory / "load" / "records.jsonl", redactor=redactor)
 
 
 def _write_folder(directory: Path, kind: str, result: RunResult | GamedayResult, runs: list[RunResult], name: str,

@@ -30,8 +30,10 @@ from harness.journal import Journal
 from harness.load.process import LoadProcess, LoadResult
 from harness.observe import Timeline
 from harness.report.console import ConsoleView
+from harness.report.marks import CLUSTER_JSONL, write_marks
 from harness.report.model import RunResult, StopRecord
 from harness.report.writers import run_dir, write_run
+from harness.run.clustermarks import MarkDeriver, fault_marks, stop_marks
 from harness.run.events import RunEvents, RunStarted
 from harness.run.journaling import JournalRecords
 from harness.run.load import RunLoad
@@ -187,7 +189,10 @@ class Runner:
                                 windows=self.run_load.windows(), recovered_at=self.recovery.recovered_at,
                                 recovery_started_at=self.recovery.started_at, limits=self.checks.limits)
             checks = self.checks.judge(evidence, not_landed=not_landed)
+        ttft_line, tbt_line = self.checks.slo_lines()
         result = RunResult.build(
+            time_scale=self.target.time_scale, slo_ttft_ms=ttft_line, slo_tbt_ms=tbt_line,
+            limits=self.checks.check_limits(),
             missing_evidence=missing_evidence(
                 load_result, ran=ran, load_stop_error=self.run_load.stop_error,
                 recovery_detail=self.recovery.detail,
@@ -195,11 +200,14 @@ class Runner:
             scenario=self.scenario.name, description=self.scenario.description, target=self.target.name,
             profile=self.options.profile, seed=self.options.seed, started_at=self.started, ended_at=time.time(),
             checks=checks, faults=fault_records(self.faults), stop_condition=stop, error=error, aborted=aborted,
-            unreachable=unreachable, invalid_input=refused, metrics=run_metrics(load_result),
+            unreachable=unreachable, invalid_input=refused, metrics=run_metrics(load_result, self.run_load.windows()),
             measurement_degraded=bool(load_result and load_result.degraded),
             measurement_degraded_reason=load_result.degraded_reason if load_result else None,
             report_dir=str(self.dir))
         self.events.run_ended.fire(result)
+        write_marks(self.dir / CLUSTER_JSONL, [*MarkDeriver().fold(list(self.timeline.observations)),
+                                               *fault_marks(self.faults), *self.checks.marks(),
+                                               *stop_marks(stop)])
         write_run(result, self.dir, records=load_result.records_path if load_result else None)
         self.events.report_written.fire(result)
         return result

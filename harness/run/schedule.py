@@ -38,6 +38,7 @@ class FaultSchedule:
             self.watch.wait_until(t0 + self.target.wall_seconds(fault.step.at), due=self.revert_due)
             self.load.mark_window(f"fault:{fault.name}")
             self.events.fault_injecting.fire(fault)
+            fault.injection_started_at = time.time()
             fault.inject()
             fault.injected_at = time.time()
             self.events.fault_injected.fire(fault)

@@ -18,7 +18,7 @@ from typing import Any
 from harness.checks import CHECKS, Evidence
 from harness.faults import Fault, RunContext
 from harness.load.process import LoadResult
-from harness.report.model import CheckResult, FaultRecord, RunMetrics, WindowMetrics
+from harness.report.model import CheckLimit, CheckResult, FaultRecord, RunMetrics, WindowMetrics
 from harness.scenario.model import Scenario
 
 
@@ -39,6 +39,20 @@ class RunChecks:
     def stop(self) -> None:
         for check in self.started:
             check.stop()
+
+    def check_limits(self) -> list[CheckLimit]:
+        """The scenario's limits, for the report's milestones (deployment seconds)."""
+        return [CheckLimit(check=name, faults=scope, within_s=within) for name, scope, within in self.limits]
+
+    def slo_lines(self) -> tuple[float, float]:
+        """The TTFT and TBT p99 limits of the scenario's first `slo` check, in ms (the article's without one):
+        the lines the report draws and the bar a request must meet to count as goodput."""
+        slo = next((c for c in self.checks if c.name == "slo"), None)
+        params = slo.params if slo is not None else CHECKS["slo"].params_model()
+        return params.ttft_p99 * 1000.0, params.tbt_p99 * 1000.0
+
+    def marks(self) -> list[Any]:
+        return [mark for check in self.started for mark in check.marks()]
 
     def judge(self, evidence: Evidence, *, not_landed: bool) -> list[CheckResult]:
         results: list[CheckResult] = []
@@ -61,20 +75,30 @@ def fault_records(faults: list[Fault]) -> list[FaultRecord]:
     """Each planned fault as the report shows it: where, when injected, landed and reverted, or why not."""
     return [FaultRecord(name=f.name, params=f.params.model_dump(mode="json"),
                         target=", ".join(n.describe() for n in f.nodes), injected_at=f.injected_at,
+                        injection_started_at=f.injection_started_at,
                         landed=None if f.injected_at is None else f.landed_at is not None,
                         landed_at=f.landed_at, landed_evidence=f.landed_evidence,
-                        reverted_at=f.reverted_at, revert_error=f.revert_error)
+                        reverted_at=f.reverted_at, revert_error=f.revert_error, index=f.index,
+                        nodes=[n.name for n in f.nodes], lost_at=f.times.lost_at, notice_at=f.times.notice_at,
+                        notice_end_at=f.times.notice_end_at)
             for f in faults]
 
 
-def run_metrics(load_result: LoadResult | None) -> RunMetrics:
-    """The load's figures over the whole run and per window (empty when the load left no result)."""
+def run_metrics(load_result: LoadResult | None,
+                window_times: dict[str, tuple[float, float]] | None = None) -> RunMetrics:
+    """The load's figures over the whole run and per window (empty when the load left no result), each window
+    with the wall times it opened and closed (`RunLoad.windows`), which the report's steady-state goodput needs."""
     if load_result is None:
         return RunMetrics()
-    whole = load_result.whole
+    whole, times = load_result.whole, window_times or {}
+
+    def window(figures: Any) -> WindowMetrics:
+        opened, closed = times.get(figures.window, (None, None))
+        return WindowMetrics.model_validate({**figures.model_dump(), "started_at": opened, "ended_at": closed})
+
     return RunMetrics(requests=whole.requests, errors=whole.errors, ttft_p50_ms=whole.ttft_p50_ms,
                       ttft_p99_ms=whole.ttft_p99_ms, tbt_p50_ms=whole.tbt_p50_ms, tbt_p99_ms=whole.tbt_p99_ms,
-                      windows=[WindowMetrics.model_validate(w.model_dump()) for w in load_result.windows])
+                      windows=[window(w) for w in load_result.windows])
 
 
 def missing_evidence(load_result: LoadResult | None, *, ran: bool, load_stop_error: str | None,
