@@ -430,7 +430,7 @@ INDEX_TEMPLATE = """<!doctype html>
 </head>
 <body>
 <h1>History of runs</h1>
-<p class="muted">{{ rows | length }} entries from history.jsonl, newest first. Scores are 0-100; milestone times are
+<p class="muted">{{ rows | length }} {{ "entry" if rows | length == 1 else "entries" }} from history.jsonl, newest first. Scores are 0-100; milestone times are
  deployment seconds after the fault was injected, with their limit.</p>
 
 <table id="history">
@@ -462,7 +462,7 @@ INDEX_TEMPLATE = """<!doctype html>
  {% for e in s.entries %}
  {% set by_name = cells(e) %}
  <tr>
-  <td>{{ when(e.started_at) }}</td>
+  <td>{{ when(e.started_at) }}{% if e.scenario_commit %} <span class="muted" title="scenario file at commit {{ e.scenario_commit }}{{ ', modified since' if e.scenario_modified else '' }}">@{{ e.scenario_commit[:7] }}{{ "*" if e.scenario_modified else "" }}</span>{% endif %}</td>
   <td><span class="verdict v-{{ e.verdict }}">{{ e.verdict }}</span></td>
   {% for m in milestones %}
   <td class="num{{ ' late' if by_name[m] | selectattr('late') | list else '' }}">
@@ -481,7 +481,7 @@ INDEX_TEMPLATE = """<!doctype html>
 </section>
 {% endfor %}
 
-<p class="muted">g7chaos · index built from history.jsonl; `g7chaos report` rebuilds it.</p>
+<p class="muted">g7chaos · built from history.jsonl alone; <code>g7chaos report</code> rebuilds it.</p>
 </body>
 </html>
 """

@@ -254,14 +254,17 @@ def test_scenario_commit_and_modified_from_git(tmp_path, monkeypatch):
     git(repo, "commit", "-q", "-m", "another file")
 
     root = tmp_path / "reports"
-    record_run(root, scored_run(root, "ecc", 0, 50.0, scenario_file=scenario))
+    detected = (milestone("detect", 9.0),)
+    record_run(root, scored_run(root, "ecc", 0, 50.0, scenario_file=scenario, milestones=detected))
     scenario.write_text("name: ecc\ndescription: edited after the commit\n")
-    record_run(root, scored_run(root, "ecc", 10, 50.0, scenario_file=scenario))
+    record_run(root, scored_run(root, "ecc", 10, 50.0, scenario_file=scenario, milestones=detected))
     clean, edited = read_history(root)
     assert (clean.scenario_commit, clean.scenario_modified) == (head, False)
     assert (edited.scenario_commit, edited.scenario_modified) == (head, True)
     assert clean.scenario_file == str(scenario)
     assert clean.scenario_sha256 != edited.scenario_sha256 and len(clean.scenario_sha256) == 64
+    page = (root / INDEX_HTML).read_text()                 # the milestone rows say which text each run ran
+    assert f">@{head[:7]}*</span>" in page and f">@{head[:7]}</span>" in page
 
     untracked = repo / "scenarios" / "new.yaml"
     untracked.write_text("name: new\n")
