@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -232,9 +232,11 @@ def record_gameday(root: str | Path, gameday: GamedayResult, *, redactor: Redact
     return _record(root, lambda: gameday_entry(root, gameday), f"game day {gameday.name}", redactor)
 
 
-def _record(root: str | Path, entry, what: str, redactor: Redactor | None) -> Path | None:
-    redactor = redactor or default_redactor()
+def _record(root: str | Path, entry: Callable[[], HistoryEntry], what: str,
+            redactor: Redactor | None) -> Path | None:
+    """The entry is built inside the guard too: reading the scenario file or asking git must not fail a run."""
     try:
+        redactor = redactor or default_redactor()
         append_entry(root, entry(), redactor=redactor)
     except Exception as exc:   # noqa: BLE001 - the history never costs a run its verdict
         log.warning("history of %s not written to %s: %s", what, history_path(root), exc)
