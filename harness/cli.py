@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "twin": ("harness.twin.up", "the embedded G7 EKS twin (twin up)"),
     "audit": ("harness.commands.audit", "read-only check of a deployment against the article's anti-patterns"),
     "recover": ("harness.commands.recover", "revert faults left behind by an interrupted run"),
+    "report": ("harness.commands.report", "rebuild the history page (index.html) of a reports folder"),
 }
 
 

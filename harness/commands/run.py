@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.commands.dryrun import dry_run
 from harness.errors import UsageError
 from harness.report.console import ConsoleView
+from harness.report.history import index_path, record_gameday
 from harness.report.model import GamedayResult, gameday_exit_code
 from harness.report.writers import run_dir, write_gameday
 from harness.scenario.loader import scenario_files
@@ -62,6 +63,8 @@ def run_run(args: argparse.Namespace) -> int:
     try:
         with open_session(name, _session_options(args, scenarios)) as session, ConsoleView() as console:
             results = run_scenarios(session, scenarios, seed=args.seed, report_dir=args.report_dir, console=console)
+            if index_path(args.report_dir).is_file():     # each run rebuilt it; absent if the history failed
+                console.index(index_path(args.report_dir))
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -87,7 +90,10 @@ def run_gameday(args: argparse.Namespace) -> int:
             out = run_dir(args.report_dir, f"gameday-{args.directory.name}", started)
             gameday = gameday.model_copy(update={"report_dir": str(out)})
             write_gameday(gameday, out)
+            index = record_gameday(args.report_dir, gameday)
             console.final_gameday(gameday)
+            if index is not None:
+                console.index(index)
     except TargetStartError as exc:
         print(f"g7chaos: target could not be started: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import IO, Any, Mapping
 
 from pydantic import BaseModel
@@ -283,6 +284,12 @@ class ConsoleView:
             if result.faults:
                 self.console.print(self.faults_table(result))
             self.console.print(self.verdict_line(result))
+
+    def index(self, path: Path) -> None:
+        """The last line of `run` and `gameday`: where the history of every run in the reports folder is shown."""
+        self.stop()
+        with self._lock:
+            self.console.print(f"index: {self.redactor.text(str(path))}", soft_wrap=True)
 
     def final_gameday(self, gameday: GamedayResult) -> None:
         self.stop()

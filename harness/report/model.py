@@ -397,6 +397,7 @@ class GamedayResult(_Model):
         if "ended_at" not in fields:
             ends = [r.ended_at for r in runs if r.ended_at is not None]
             fields["ended_at"] = max(ends) if ends else None
+        fields.setdefault("score", gameday_score(runs))
         return cls(runs=runs, verdict=VERDICT_OF_EXIT_CODE[int(code)], exit_code=int(code), **fields)
 
     @computed_field  # type: ignore[prop-decorator]
@@ -406,6 +407,13 @@ class GamedayResult(_Model):
         for run in self.runs:
             out[run.verdict] += 1
         return out
+
+
+def gameday_score(runs: Iterable[RunResult]) -> float | None:
+    """The day's score: the mean of its runs' scores. A run without a score is left out rather than counted as 0
+    (a missing score is not a bad one); None when no run has one."""
+    scores = [r.score.value for r in runs if r.score is not None]
+    return sum(scores) / len(scores) if scores else None
 
 
 def gameday_exit_code(runs: Iterable[RunResult], *, aborted: bool = False) -> ExitCode:

@@ -126,22 +126,32 @@ def render_html(result: RunResult, records: str | Path | Iterable[str | Path] | 
     return redactor.text(html)
 
 
+def with_timeline(result: RunResult, directory: str | Path,
+                  records: str | Path | Iterable[str | Path] | None = None) -> tuple[RunResult, RunTimeline | None]:
+    """The run's timeline from its folder, and the result with the milestones and score it yields. A timeline
+    that cannot be built costs the report its timeline, never the verdict: the result comes back as it was."""
+    try:
+        timeline = RunTimeline.build(result, directory, records if isinstance(records, (str, Path)) else None)
+    except Exception as exc:   # noqa: BLE001 - the verdict and checks are written whatever the timeline does
+        log.warning("the run's timeline could not be built: %s", exc)
+        return result, None
+    return result.model_copy(update={"milestones": timeline.milestones, "score": timeline.score}), timeline
+
+
 def write_run(result: RunResult, directory: str | Path, records: str | Path | Iterable[str | Path] | None = None,
-              *, redactor: Redactor | None = None, html: bool = True) -> RunArtifacts:
+              *, redactor: Redactor | None = None, html: bool = True,
+              timeline: RunTimeline | None = None) -> RunArtifacts:
     """Write result.json, junit.xml and report.html for one run into `directory` (created if missing).
 
-    `records`: the load's per-request JSONL file(s) or folder; adds the request-rate/errors plot.
+    `records`: the load's per-request JSONL file (default: the folder's load/records.jsonl). `timeline`: the
+    one `with_timeline` built for this result; without it, it is built here and its milestones and score added.
     """
     directory = Path(directory)
     redactor = redactor or default_redactor()
     if result.report_dir is None:
         result = result.model_copy(update={"report_dir": str(directory)})
-    timeline = None
-    try:
-        timeline = RunTimeline.build(result, directory, records if isinstance(records, (str, Path)) else None)
-        result = result.model_copy(update={"milestones": timeline.milestones, "score": timeline.score})
-    except Exception as exc:   # noqa: BLE001 - the verdict and checks are written whatever the timeline does
-        log.warning("the run's timeline could not be built: %s", exc)
+    if timeline is None:
+        result, timeline = with_timeline(result, directory, records)
     page = (lambda: render_html(result, records, redactor, timeline)) if html else None
     return _write_folder(directory, "run", result, [result], result.scenario, redactor, page)
 

@@ -30,9 +30,10 @@ from harness.journal import Journal
 from harness.load.process import LoadProcess, LoadResult
 from harness.observe import Timeline
 from harness.report.console import ConsoleView
+from harness.report.history import record_run
 from harness.report.marks import CLUSTER_JSONL, write_marks
 from harness.report.model import RunResult, StopRecord
-from harness.report.writers import run_dir, write_run
+from harness.report.writers import run_dir, with_timeline, write_run
 from harness.run.clustermarks import MarkDeriver, fault_marks, stop_marks
 from harness.run.events import RunEvents, RunStarted
 from harness.run.journaling import JournalRecords
@@ -59,6 +60,7 @@ class RunOptions:
     dry_run: bool = False               # plan only (Runner.plan): nothing is written, started or injected
     console: ConsoleView | None = None
     twin: TwinFacts | None = None       # the twin the run is on: recover finds (and, if owned, stops) it again
+    scenario_file: Path | None = None   # the file the scenario came from: the history records its git commit
 
 
 class Runner:
@@ -203,12 +205,16 @@ class Runner:
             unreachable=unreachable, invalid_input=refused, metrics=run_metrics(load_result, self.run_load.windows()),
             measurement_degraded=bool(load_result and load_result.degraded),
             measurement_degraded_reason=load_result.degraded_reason if load_result else None,
-            report_dir=str(self.dir))
-        self.events.run_ended.fire(result)
+            report_dir=str(self.dir),
+            scenario_file=str(self.options.scenario_file) if self.options.scenario_file else None)
         write_marks(self.dir / CLUSTER_JSONL, [*MarkDeriver().fold(list(self.timeline.observations)),
                                                *fault_marks(self.faults), *self.checks.marks(),
                                                *stop_marks(stop)])
-        write_run(result, self.dir, records=load_result.records_path if load_result else None)
+        records = load_result.records_path if load_result else None
+        result, timeline = with_timeline(result, self.dir, records)     # milestones and score, never raises
+        self.events.run_ended.fire(result)
+        write_run(result, self.dir, records=records, timeline=timeline)
+        record_run(self.options.report_root, result)   # never raises: the history cannot change a verdict
         self.events.report_written.fire(result)
         return result
 
@@ -219,9 +225,9 @@ def run_scenarios(session: Session, scenarios: list[tuple[Path, Scenario]], *, s
     condition or an interrupt means the deployment, or the person, said stop)."""
     console = console or ConsoleView()
     results: list[RunResult] = []
-    for _, scenario in scenarios:
+    for path, scenario in scenarios:
         options = RunOptions(profile=session.profile, seed=seed, report_root=report_dir, console=console,
-                             twin=session.twin)
+                             twin=session.twin, scenario_file=path)
         result = Runner(scenario, session.target, options).run()
         results.append(result)
         if result.verdict == "aborted":

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from harness.journal import owed_reverts, read_records
+from harness.report.history import read_history
 from harness.run.runner import RunOptions, Runner
 from harness.scenario.loader import load_scenario_text
 from harness.target.endpoints import TwinEndpoints
@@ -256,6 +257,11 @@ def test_a_fault_reaching_past_the_caps_exits_2_before_any_mutation(case: str, d
         text_out += result_file.read_text()
         result = json.loads(result_file.read_text())
         assert result["exit_code"] == 2 and result["faults"][0]["injected_at"] is None
+        # a refused run is history too, from the file it came from; the command's last line names the index
+        (entry,) = read_history(reports)
+        assert (entry.name, entry.exit_code, entry.report, entry.scenario_file) == \
+            (result["scenario"], 2, result_file.parent.name, str(path))
+        assert out.out.splitlines()[-1] == f"index: {reports / 'index.html'}"
     assert "blast radius exceeded" in text_out and why in text_out, text_out[-3000:]
     calls = audit_of(twin).calls(since=mark)
     assert any(c.action == "list nodes" for c in calls)            # it did look at the fleet

@@ -204,6 +204,14 @@ def test_planted_secrets_appear_in_no_report_file(gameday: dict[str, Any]) -> No
     assert any(c.api == "kube" for c in gameday["calls"]) and any(c.api == "aws" for c in gameday["calls"])
 
 
+def test_gameday_records_its_history_and_ends_by_naming_the_index(gameday: dict[str, Any]) -> None:
+    reports = gameday["reports"]
+    kinds = [json.loads(line)["kind"] for line in (reports / "history.jsonl").read_text().splitlines()]
+    assert kinds == ["run"] * len(SHORTEN) + ["gameday"]
+    assert gameday["out"].stdout.splitlines()[-1] == f"index: {reports / 'index.html'}"
+    assert (reports / "index.html").is_file()
+
+
 def rbac_policy() -> RbacPolicy:
     """deploy/rbac.yaml as the API server's authorizer reads it: a call in namespace X is allowed only by a
     Role bound in X or by the ClusterRole."""
