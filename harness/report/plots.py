@@ -118,19 +118,27 @@ def timeline(tl: "RunTimeline") -> str | None:
         traffic.set_title("Traffic lane: answers served per zone", fontsize=9, loc="left")
     shown = [m for m in tl.marks if m.kind != "pod-placed"]
     per_row: dict[str, int] = {}
+    labelled: dict[str, int] = {}
+    seen_reasons: set[str] = set()
     for m in shown:
         row = _row(m.kind)
         y = LANE_ROWS[row]
         at = tl.deployment_s(m.at)
         cluster.plot([at], [y], marker="|", markersize=12, color=MARK_COLOURS[row], linestyle="none")
-        count = per_row.get(row, 0)
-        per_row[row] = count + 1
-        if row != "pod" and count < MAX_LABELS_PER_ROW:
-            cluster.annotate(m.label, (at, y), xytext=(2, 4 + 7 * (count % 3)), textcoords="offset points",
-                             fontsize=6, rotation=0, color=MARK_COLOURS[row], clip_on=True)
+        per_row[row] = per_row.get(row, 0) + 1
+        # pods are counted, not named; an Event reason is named once (the table below lists every mark)
+        reason = m.label.split(" ", 1)[0] if m.kind == "event" else m.label
+        if row == "pod" or reason in seen_reasons or labelled.get(row, 0) >= MAX_LABELS_PER_ROW:
+            continue
+        seen_reasons.add(reason)
+        count = labelled[row] = labelled.get(row, 0) + 1
+        cluster.annotate(reason if m.kind == "event" else m.label, (at, y), xytext=(2, 3 + 6 * (count % 4)),
+                         textcoords="offset points", fontsize=6, color=MARK_COLOURS[row], clip_on=True)
     pods = per_row.get("pod", 0)
-    cluster.set_yticks(list(LANE_ROWS.values()))
-    cluster.set_yticklabels(["alarms, events", f"pods ({pods})", "nodes", "faults"])
+    rows = sorted(LANE_ROWS, key=LANE_ROWS.__getitem__)
+    cluster.set_yticks([LANE_ROWS[r] for r in rows])
+    cluster.set_yticklabels([{"pod": f"pods ({pods})", "alarm": "alarms, events", "node": "nodes",
+                              "fault": "faults"}[r] for r in rows])
     cluster.set_ylim(-0.6, 3.9)
     cluster.set_title("Cluster lane: what the harness saw", fontsize=9, loc="left")
     for span in tl.spans:

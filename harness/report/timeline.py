@@ -347,7 +347,7 @@ class MilestoneFinder:
             out.extend(self.of(span))
         return out
 
-    def _milestone(self, span: FaultSpan, name: MilestoneName, at: float | None, source: str,
+    def milestone(self, span: FaultSpan, name: MilestoneName, at: float | None, source: str,
                    absent: str | None = None) -> Milestone:
         wall = None if at is None else at - span.start
         return Milestone(fault=span.record.name, index=span.record.index, name=name, at=_dt(at),
@@ -367,16 +367,16 @@ class MilestoneFinder:
         replace = self.replace(span, drain)
         restored = self.restored(span, impact[0])
         return [
-            self._milestone(span, "impact", impact[0], impact[1],
+            self.milestone(span, "impact", impact[0], impact[1],
                             "no late, failed or corrupted answer after the fault began"),
-            self._milestone(span, "detect", detect.at if detect else None,
+            self.milestone(span, "detect", detect.at if detect else None,
                             f"cluster.jsonl: {detect.label}" if detect else "",
                             "no node condition, Ready change, Kubernetes Event on the fault's nodes or alarm "
                             "entering ALARM was seen after the fault began"),
-            self._milestone(span, "isolate", isolate[0], isolate[1], isolate[2]),
-            self._milestone(span, "drain", drain[0], drain[1], drain[2]),
-            self._milestone(span, "replace", replace[0], replace[1], replace[2]),
-            self._milestone(span, "slo-restored", restored[0], restored[1], restored[2]),
+            self.milestone(span, "isolate", isolate[0], isolate[1], isolate[2]),
+            self.milestone(span, "drain", drain[0], drain[1], drain[2]),
+            self.milestone(span, "replace", replace[0], replace[1], replace[2]),
+            self.milestone(span, "slo-restored", restored[0], restored[1], restored[2]),
         ]
 
     # -- each milestone

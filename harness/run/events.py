@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 if TYPE_CHECKING:
     from harness.faults import Fault, FaultError
     from harness.load.process import LiveFigures
-    from harness.report.model import RunResult, StopRecord
+    from harness.report.model import Milestone, RunResult, StopRecord
     from harness.scenario.model import FaultStep
     from harness.session import TwinFacts
 
@@ -134,6 +134,7 @@ class RunEvents:
         self.fault_reverted: EventHook[FaultReverted] = EventHook()
         self.revert_failed: EventHook[RevertFailed] = EventHook()
         self.load_reported: EventHook[LiveFigures] = EventHook()
+        self.milestone_reached: EventHook[Milestone] = EventHook()   # live (harness/run/livemilestones.py)
         self.stop_condition_fired: EventHook[StopRecord] = EventHook()
         self.recovered: EventHook[Recovered] = EventHook()
         self.recovery_timed_out: EventHook[RecoveryTimedOut] = EventHook()

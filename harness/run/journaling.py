@@ -37,6 +37,9 @@ class JournalRecords:
         events.fault_reverted.add_listener(self.fault_reverted)
         events.revert_failed.add_listener(self.revert_failed)
         events.stop_condition_fired.add_listener(self.stop_condition_fired)
+        events.milestone_reached.add_listener(
+            lambda m: write("milestone", fault=m.fault, index=m.index, milestone=m.name, after_s=m.after_s,
+                            source=m.source))
         events.recovered.add_listener(self.recovered)
         events.recovery_timed_out.add_listener(self.recovery_timed_out)
         events.load_stop_failed.add_listener(lambda error: write("load-stop-failed", error=error))

@@ -37,6 +37,7 @@ from harness.report.writers import run_dir, with_timeline, write_run
 from harness.run.clustermarks import MarkDeriver, fault_marks, stop_marks
 from harness.run.events import RunEvents, RunStarted
 from harness.run.journaling import JournalRecords
+from harness.run.livemilestones import LiveMilestones
 from harness.run.load import RunLoad
 from harness.run.outcomes import Aborted, TargetUnreachable
 from harness.run.preflight import Plan, Preflight
@@ -93,6 +94,11 @@ class Runner:
         self.faults: list[Fault] = self.planned.faults     # planned by the preflight, in the scenario's order
         self.schedule = FaultSchedule(self.faults, scenario, target, self.events, self.run_load, self.watch)
         self.t0 = 0.0                 # wall time of the scenario clock's zero, set by the steady-state phase
+        if not options.dry_run:
+            ttft_line, tbt_line = self.checks.slo_lines()
+            LiveMilestones(self.events, self.timeline, self.faults, scenario=scenario.name,
+                           time_scale=target.time_scale, slo_ttft_ms=ttft_line, slo_tbt_ms=tbt_line,
+                           limits=self.checks.check_limits()).listen()
         self.recovery = Recovery()
 
     @property
