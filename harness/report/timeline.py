@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +30,10 @@ from harness.load.process import CanaryOutcome, analyse_canaries
 from harness.report.marks import CLUSTER_JSONL, DETECT_KINDS, ISOLATE_KINDS, ClusterMark, read_marks
 from harness.report.model import CheckLimit, FaultRecord, Milestone, MilestoneName, RunResult, Score
 
+log = logging.getLogger(__name__)
+
 MAX_BINS = 600
+PARALLEL_FROM_BYTES = 64 << 20     # records.jsonl larger than this is decoded on every core
 MIN_BIN_S = 0.25                 # wall seconds: a compressed run still gets a few requests per bin
 SUSTAINED_S = 30.0               # deployment seconds goodput must hold to count as restored
 SUSTAINED_MIN_BINS = 3
@@ -42,31 +50,6 @@ MILESTONE_LIMITS: dict[MilestoneName, tuple[str, ...]] = {
     "replace": ("node-replaced", "capacity-restored"), "slo-restored": ("recovery-time",)}
 ZONE_WORDS = ("az", "zone")
 NODE_WORDS = ("node", "instance", "host")
-
-
-def _pick(served: dict[str, Any], words: tuple[str, ...], exclude: tuple[str, ...] = ()) -> str | None:
-    for header, value in served.items():
-        name = header.lower()
-        if any(w in name for w in words) and not any(w in name for w in exclude):
-            return str(value)
-    return None
-
-
-class _Codes:
-    """Strings as small integers (zones, nodes), so a million records cost a million int16s."""
-
-    def __init__(self) -> None:
-        self.names: list[str] = []
-        self._index: dict[str, int] = {}
-
-    def code(self, name: str | None) -> int:
-        if name is None:
-            return -1
-        index = self._index.get(name)
-        if index is None:
-            index = self._index[name] = len(self.names)
-            self.names.append(name)
-        return index
 
 
 @dataclass
@@ -117,70 +100,139 @@ class LoadRecords:
         return good
 
 
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+def _role(header: str) -> int:
+    """What a served-by header names: 1 a zone, 2 a node, 0 neither (decided once per header name)."""
+    name = header.lower()
+    if any(w in name for w in ZONE_WORDS):
+        return 1
+    return 2 if any(w in name for w in NODE_WORDS) else 0
+
+
+@dataclass
+class _Chunk:
+    """The columns of one byte range of records.jsonl, with its own codes for keys, zones and nodes."""
+
+    times: np.ndarray               # (n, 5): t_start, t_end, ttft_ms, tbt_max_ms, t_arrival (NaN: absent)
+    codes: np.ndarray               # (n, 4): failed, zone, node, logical request (local codes, -1 unknown)
+    keys: list[Any]
+    zones: list[str]
+    nodes: list[str]
+    canaries: list[dict[str, Any]]
+
+
+def _parse(path: str, begin: int, end: int) -> _Chunk:
+    """The records whose line starts in [begin, end) of the file (a line that starts before `begin` belongs to
+    the range before). The loop is the report's hot path: one decode, two tuple appends and a few dictionary
+    lookups per record; everything else is numpy over the columns afterwards."""
+    times: list[tuple[Any, Any, Any, Any, Any]] = []
+    codes: list[tuple[bool, int, int, int]] = []
+    rows: dict[Any, int] = {}
+    zones: dict[str, int] = {}
+    nodes: dict[str, int] = {}
+    roles: dict[str, int] = {}
+    canaries: list[dict[str, Any]] = []
+    loads = json.loads
+    with open(path, "rb") as fh:
+        fh.seek(begin)
+        position = begin
+        if begin:
+            fh.seek(begin - 1)
+            position = begin - 1 + len(fh.readline())     # to the start of the first line of this range
+        for line in fh:
+            if position >= end:
+                break
+            position += len(line)
+            try:
+                r = loads(line)
+                get = r.get
+                start = get("t_start")
+            except (ValueError, AttributeError):          # a torn line (a crash mid-write), or not a record
+                continue
+            if start is None:
+                continue
+            status = get("status")
+            failed = bool(get("error")) or not (isinstance(status, int) and 200 <= status < 400)
+            zone = node = -1
+            served = get("served_by")
+            if served:
+                for header, value in served.items():
+                    role = roles.get(header)
+                    if role is None:
+                        role = roles[header] = _role(header)
+                    if role == 1:
+                        zone = zones.setdefault(str(value), len(zones))
+                    elif role == 2:
+                        node = nodes.setdefault(str(value), len(nodes))
+            key = get("key") or f"#{begin}:{len(codes)}"
+            times.append((start, get("t_end"), get("ttft_ms"), get("tbt_max_ms"), get("t_arrival")))
+            codes.append((failed, zone, node, rows.setdefault(key, len(rows))))
+            if get("canary") is not None:
+                canaries.append(r)
+    return _Chunk(times=np.array(times, dtype=float).reshape(-1, 5), codes=np.array(codes, dtype=np.int64).reshape(-1, 4),
+                  keys=list(rows), zones=list(zones), nodes=list(nodes), canaries=canaries)
+
+
+def _recode(local: np.ndarray, names: list[Any], merged: dict[Any, int]) -> np.ndarray:
+    """Local codes (-1 unknown) as codes into `merged`, which learns the names it did not know."""
+    mapping = np.array([merged.setdefault(name, len(merged)) for name in names] + [-1], dtype=np.int64)
+    return mapping[local]          # -1 indexes the trailing -1
+
+
+def _chunks(path: Path) -> list[_Chunk]:
+    """One chunk per core for a large file (the decode is CPU-bound and the records are independent lines),
+    one for a small one, where starting processes would cost more than it saves."""
+    size = path.stat().st_size
+    workers = min(os.cpu_count() or 1, 4)
+    if size < PARALLEL_FROM_BYTES or workers < 2:
+        return [_parse(str(path), 0, size)]
+    bounds = [size * k // workers for k in range(workers + 1)]
+    try:
+        # spawn: the report may be built inside a run whose watch threads a fork would copy mid-lock
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return list(pool.map(_parse, [str(path)] * workers, bounds[:-1], bounds[1:]))
+    except (OSError, RuntimeError, BrokenProcessPool) as exc:   # no processes to be had: one core it is
+        log.warning("records decoded in one process (%s)", exc)
+        return [_parse(str(path), 0, size)]
 
 
 def read_load(records_path: str | Path | None, dropped_path: str | Path | None = None) -> LoadRecords:
     """Parse the records once; keep only what the report needs (torn lines, a crash mid-write, are skipped)."""
-    a_start, a_end, a_ttft, a_tbt, a_failed, a_zone, a_node, a_req = ([] for _ in range(8))
-    keys: list[str] = []
-    rows: dict[str, int] = {}
-    r_start: list[float] = []
-    r_arrival: list[float] = []
-    r_first_attempt: list[int] = []
-    r_answer: list[int] = []           # index of the attempt that answered, -1 none
-    canaries: list[dict[str, Any]] = []
-    zones, nodes = _Codes(), _Codes()
     path = Path(records_path) if records_path else None
-    if path is not None and path.exists():
-        with path.open("rb") as fh:
-            for line in fh:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                if not isinstance(r, dict) or "t_start" not in r:
-                    continue
-                i = len(a_start)
-                start = _num(r.get("t_start"))
-                a_start.append(start)
-                a_end.append(_num(r.get("t_end")))
-                a_ttft.append(_num(r.get("ttft_ms")))
-                a_tbt.append(_num(r.get("tbt_max_ms")))
-                failed = bool(r.get("error")) or not (200 <= int(r.get("status") or 0) < 400)
-                a_failed.append(failed)
-                served = r.get("served_by") or {}
-                a_zone.append(zones.code(_pick(served, ZONE_WORDS)))
-                a_node.append(nodes.code(_pick(served, NODE_WORDS, ZONE_WORDS)))
-                key = str(r.get("key") or f"#{i}")
-                row = rows.get(key)
-                arrival = _num(r.get("t_arrival"))
-                if row is None:
-                    row = rows[key] = len(keys)
-                    keys.append(key)
-                    r_start.append(start if math.isnan(arrival) else min(start, arrival))
-                    r_arrival.append(arrival)
-                    r_first_attempt.append(i)
-                    r_answer.append(-1)
-                elif start < a_start[r_first_attempt[row]]:
-                    r_first_attempt[row] = i
-                    r_start[row] = min(r_start[row], start)
-                a_req.append(row)
-                if not failed:
-                    r_answer[row] = i
-                if r.get("canary") is not None:
-                    canaries.append(r)
-    start = np.asarray(a_start, dtype=float)
-    ttft = np.asarray(a_ttft, dtype=float)
-    tbt = np.asarray(a_tbt, dtype=float)
-    answer = np.asarray(r_answer, dtype=np.int64)
-    first = np.asarray(r_first_attempt, dtype=np.int64)
+    chunks = _chunks(path) if path is not None and path.exists() else []
+    keys: dict[Any, int] = {}
+    zones: dict[str, int] = {}
+    nodes: dict[str, int] = {}
+    times, coded, canaries = [np.zeros((0, 5))], [np.zeros((0, 4), dtype=np.int64)], []
+    for chunk in chunks:
+        codes = chunk.codes.copy()
+        codes[:, 1] = _recode(codes[:, 1], chunk.zones, zones)
+        codes[:, 2] = _recode(codes[:, 2], chunk.nodes, nodes)
+        codes[:, 3] = _recode(codes[:, 3], chunk.keys, keys)
+        times.append(chunk.times)
+        coded.append(codes)
+        canaries.extend(chunk.canaries)
+    columns, codes = np.concatenate(times), np.concatenate(coded)
+    start, end, ttft, tbt, arrivals = (columns[:, k].copy() for k in range(5))
+    failed, request = codes[:, 0].astype(bool), codes[:, 3]
+    n = len(keys)
+    # per logical request: its first attempt (earliest send), the last attempt that answered, its arrival
+    first = np.full(n, -1, dtype=np.int64)
+    if len(start):
+        order = np.lexsort((start, request))
+        heads = np.ones(len(order), dtype=bool)
+        heads[1:] = request[order][1:] != request[order][:-1]
+        first[request[order][heads]] = order[heads]
+    answer = np.full(n, -1, dtype=np.int64)
+    answered = np.flatnonzero(~failed)
+    np.maximum.at(answer, request[answered], answered)
+    arrival = np.full(n, math.nan)
+    np.fmax.at(arrival, request, arrivals)
     ok = answer >= 0
     safe = np.where(ok, answer, 0)
-    arrival = np.asarray(r_arrival, dtype=float)
-    r_ttft = r_tbt = r_sched = np.full(len(keys), math.nan)
-    if len(keys):
+    key_names = list(keys)
+    r_ttft = r_tbt = r_sched = np.full(n, math.nan)
+    r_start = np.fmin(start[first], arrival) if n else np.full(0, math.nan)
+    if n:
         answered_at_ms = start[safe] * 1000.0 + ttft[safe]        # first token of the attempt that answered
         r_ttft = np.where(ok, answered_at_ms - start[first] * 1000.0, math.nan)
         r_sched = np.where(ok, answered_at_ms - arrival * 1000.0, math.nan)    # NaN where no arrival
@@ -194,12 +246,11 @@ def read_load(records_path: str | Path | None, dropped_path: str | Path | None =
                 except (ValueError, KeyError, TypeError):
                     continue
     return LoadRecords(
-        start=start, end=np.asarray(a_end, dtype=float), ttft_ms=ttft, tbt_max_ms=tbt,
-        failed=np.asarray(a_failed, dtype=bool), zone=np.asarray(a_zone, dtype=np.int16),
-        node=np.asarray(a_node, dtype=np.int32), request=np.asarray(a_req, dtype=np.int64),
-        r_start=np.asarray(r_start, dtype=float), r_arrival=arrival, r_ttft_ms=r_ttft, r_sched_ttft_ms=r_sched,
-        r_tbt_max_ms=r_tbt, r_ok=ok, r_keys=keys, dropped=np.sort(np.asarray(dropped, dtype=float)),
-        zones=zones.names, nodes=nodes.names, canary=analyse_canaries(canaries, LEARN_WINDOW))
+        start=start, end=end, ttft_ms=ttft, tbt_max_ms=tbt, failed=failed, zone=codes[:, 1].astype(np.int16),
+        node=codes[:, 2].astype(np.int32), request=request, r_start=r_start, r_arrival=arrival, r_ttft_ms=r_ttft,
+        r_sched_ttft_ms=r_sched, r_tbt_max_ms=r_tbt, r_ok=ok, r_keys=key_names,
+        dropped=np.sort(np.asarray(dropped, dtype=float)), zones=list(zones), nodes=list(nodes),
+        canary=analyse_canaries(canaries, LEARN_WINDOW))
 
 
 # ------------------------------------------------------------------------------------------ the series
