@@ -364,6 +364,7 @@ class StreamingLLMUser(FastHttpUser):
             "key": key, "attempt": attempt_no, "status": status, "served_by": served,
             "ttft_ms": round(outcome.ttft_s * 1000, 3) if outcome and outcome.ttft_s is not None else None,
             "tokens": outcome.tokens if outcome else 0,
+            "tbt_max_ms": round(outcome.tbt_max_s * 1000, 3) if outcome and outcome.tbt_max_s is not None else None,
             "digest": hashlib.sha1(raw).hexdigest()[:16] if outcome and outcome.tokens else None,
             "window": window_name, "t_start": round(w_start, 6), "t_end": round(time.time(), 6),
             "error": failure.reason if failure else None, "detail": detail if failure else None,
