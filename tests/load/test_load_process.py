@@ -287,6 +287,7 @@ def test_result_is_a_plain_model(server: SSEServer, tmp_path: Path) -> None:
     again = LoadResult.model_validate_json(result.model_dump_json())
     assert again.whole.requests == result.whole.requests >= 2
     assert again.window("warmup") is not None
+    assert result.dropped_path is None         # a closed loop has no arrivals to drop
 
 
 ORPHAN_PARENT = """
