@@ -145,7 +145,7 @@ class Child:
 
     def write_live(self) -> None:
         st = state()
-        st.records.flush()
+        st.flush()
         snap = st.recorder.current.snapshot(pause=_yield)   # in slices: streams read in between
         snap["last_wall"] = time.time()
         write_json_atomic(self.out_dir / f"live-{st.index}.json", {

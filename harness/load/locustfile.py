@@ -6,8 +6,10 @@ file named by `G7CHAOS_LOAD_CONFIG` (written by `harness.load.process.LoadProces
 `{"spec": LoadSpec, "out_dir": str, "served_by_headers": [...], "process_index": int, "processes": int}`.
 
 Per logical request: a fresh Idempotency-Key; tenacity retries with the same key on the configured failure
-kinds; one JSONL record per attempt; one Locust request event per attempt (never per token). Per token:
-two byte `find`s and one histogram `record_value` (see `harness.load.stream`).
+kinds; one JSONL record per attempt (`records-<index>.jsonl`); one Locust request event per attempt (never per
+token). Per token: two byte `find`s and one histogram `record_value` (see `harness.load.stream`). Open loop: every
+attempt carries its request's scheduled arrival time, and arrivals dropped at a full queue are kept in
+`dropped-<index>.jsonl` (see `LoadState.poisson_arrivals`).
 """
 from __future__ import annotations
 
@@ -73,6 +75,10 @@ class LoadState:
         self.monitor = SelfMonitor(self.recorder, spec.lag_p99_limit_ms, spec.cpu_limit, grace_s=1.0)
         self.records_path = self.out_dir / f"records-{self.index}.jsonl"
         self.records = self.records_path.open("a", buffering=1 << 16)
+        # Open loop only: one line per arrival dropped at a full queue, so the report can count every request
+        # that was due, the ones never sent included (a closed loop has no arrivals to drop: no file).
+        self.dropped_path = self.out_dir / f"dropped-{self.index}.jsonl"
+        self.dropped = self.dropped_path.open("a", buffering=1 << 16) if spec.arrival == "poisson" else None
         self.started = time.monotonic()
         self.logical = 0
         self.running = True
@@ -107,12 +113,24 @@ class LoadState:
     def poisson_arrivals(self) -> None:
         """Open-loop arrivals at rate/processes, on an absolute schedule (no drift), bounded in time/count.
 
-        An arrival that finds every user busy is counted as dropped: concurrency stays bounded by `users`
-        and the overload shows up as a figure rather than as a silently slower send rate.
+        Each arrival carries its scheduled wall time, not the time it was handed over: the run report measures
+        TTFT from when a request was due, and a client that stamps requests when a free user sends them hides
+        its own queue (vLLM issue #54101: a benchmark reported 507 ms for a real 3,330 ms). The schedule is kept
+        on the monotonic clock and converted to wall time with one offset taken here, so a late wake-up of this
+        loop (a busy event loop) never moves an arrival later, and a wall-clock step never moves the schedule.
+
+        An arrival that finds every user busy waits in the queue (its wait is part of its latency), up to
+        `users` waiting arrivals: concurrency stays bounded by `users` and the queue by as many more. An arrival
+        that finds the queue full is dropped: counted in the window's `dropped` and written with its scheduled
+        time to `dropped-<index>.jsonl`, so overload shows up as figures rather than as a silently slower send
+        rate or as requests that vanish from the goodput's denominator.
         """
         rng = random.Random(self.spec.seed * 1009 + self.index)
         rate = (self.spec.rate or 1.0) / self.processes
+        bound = self.spec.users
+        max_requests = self.spec.max_requests
         t_next = time.monotonic()
+        to_wall = time.time() - t_next
         issued = 0
         while not self.exhausted():
             t_next += rng.expovariate(rate)
@@ -121,20 +139,35 @@ class LoadState:
                 gevent.sleep(delay)
             if self.exhausted():
                 break
-            if self.spec.max_requests is not None and issued >= self.spec.max_requests:
+            if max_requests is not None and issued >= max_requests:
                 break
-            if self.idle > self.arrivals.qsize():
-                self.arrivals.put(time.time())
+            # Arrivals already put but not yet taken by an idle user's pending `get` are not waiting: several
+            # overdue arrivals are put in one go after a late wake-up, before those users run.
+            if self.arrivals.qsize() - self.idle < bound:
+                self.arrivals.put(t_next + to_wall)
                 issued += 1
             else:
-                self.recorder.current.dropped += 1
+                self.drop(t_next + to_wall)
+
+    def drop(self, t_arrival: float) -> None:
+        """An arrival that found the queue full: counted, and kept with its scheduled time for the report."""
+        self.recorder.current.dropped += 1
+        if self.dropped is not None:
+            self.dropped.write(json.dumps({"t_arrival": round(t_arrival, 6), "window": self.recorder.window_name,
+                                           "worker": self.index}, separators=(",", ":")) + "\n")
+
+    def flush(self) -> None:
+        """Make what was written so far readable by the parent (records and dropped arrivals)."""
+        for sink in (self.records, self.dropped):
+            if sink is not None:
+                try:
+                    sink.flush()
+                except ValueError:   # already closed
+                    pass
 
     def close(self) -> None:
         self.running = False
-        try:
-            self.records.flush()
-        except ValueError:
-            pass
+        self.flush()
 
 
 STATE: LoadState | None = None
@@ -364,6 +397,7 @@ class StreamingLLMUser(FastHttpUser):
             "key": key, "attempt": attempt_no, "status": status, "served_by": served,
             "ttft_ms": round(outcome.ttft_s * 1000, 3) if outcome and outcome.ttft_s is not None else None,
             "tokens": outcome.tokens if outcome else 0,
+            "tbt_max_ms": round(outcome.tbt_max_s * 1000, 3) if outcome and outcome.tbt_max_s is not None else None,
             "digest": hashlib.sha1(raw).hexdigest()[:16] if outcome and outcome.tokens else None,
             "window": window_name, "t_start": round(w_start, 6), "t_end": round(time.time(), 6),
             "error": failure.reason if failure else None, "detail": detail if failure else None,

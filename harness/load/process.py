@@ -91,6 +91,9 @@ class LoadResult(BaseModel):
         default_factory=dict, description="window -> histogram name -> base64 HDR encoding (µs)")
     canary: CanaryOutcome
     records_path: str
+    dropped_path: str | None = Field(
+        None, description="open loop: arrivals dropped at a full queue, one JSON line each (t_arrival, window, "
+                          "worker); None for a closed loop, which has no arrivals to drop")
     stats_csv: str | None = None
     degraded: bool = False
     degraded_reason: str | None = None
@@ -140,8 +143,9 @@ class LoadProcess:
             raise RuntimeError("load already started")
         out = Path(out_dir).resolve()
         out.mkdir(parents=True, exist_ok=True)
-        for stale in list(out.glob("live-*.json")) + list(out.glob("final-*.json")) + list(out.glob("records-*.jsonl")):
-            stale.unlink()
+        for pattern in ("live-*.json", "final-*.json", "records-*.jsonl", "dropped-*.jsonl"):
+            for stale in out.glob(pattern):
+                stale.unlink()
         self.out_dir, self.spec, self.window_name = out, spec, first_window
         self._write_control(first_window, stop=False)
         base = {"url": url.rstrip("/"), "spec": spec.model_dump(mode="json"), "out_dir": str(out),
@@ -297,12 +301,8 @@ class LoadProcess:
         for snap in snapshots:
             for win in snap.get("windows", []):
                 whole.add(win)
-        records = out / "records.jsonl"
-        with records.open("wb") as sink:
-            for i in range(self.measuring):
-                part = out / f"records-{i}.jsonl"
-                if part.exists():
-                    sink.write(part.read_bytes())
+        records = self._merge_parts("records")
+        dropped = self._merge_parts("dropped") if self.spec.arrival == "poisson" else None
         stats_csv = out / "stats_stats.csv"
         for name, proc in zip(self.names, self.procs):
             if proc.returncode not in (0, None):
@@ -311,9 +311,27 @@ class LoadProcess:
             out_dir=str(out), windows=[m.metrics() for m in merged.values()], whole=whole.metrics(),
             histograms={name: m.encoded() for name, m in merged.items()},
             canary=analyse_canaries(records, self.spec.canary.learn_window),
-            records_path=str(records), stats_csv=str(stats_csv) if stats_csv.exists() else None,
+            records_path=str(records), dropped_path=str(dropped) if dropped is not None else None,
+            stats_csv=str(stats_csv) if stats_csv.exists() else None,
             degraded=bool(degraded_reasons), degraded_reason="; ".join(dict.fromkeys(degraded_reasons)) or None,
             processes=self.measuring, complete=not problems, problems=problems)
+
+    def _merge_parts(self, name: str) -> Path:
+        """`<name>.jsonl`: the measuring processes' `<name>-<index>.jsonl` files one after the other (a process
+        that wrote none adds nothing), so every reader sees one file however many workers ran. A part cut
+        mid-line (its process killed mid-write) is ended with a newline: its torn last line must not swallow the
+        next part's first one."""
+        assert self.out_dir is not None
+        merged = self.out_dir / f"{name}.jsonl"
+        with merged.open("wb") as sink:
+            for i in range(self.measuring):
+                part = self.out_dir / f"{name}-{i}.jsonl"
+                if part.exists():
+                    data = part.read_bytes()
+                    sink.write(data)
+                    if data and not data.endswith(b"\n"):
+                        sink.write(b"\n")
+        return merged
 
 
 def analyse_canaries(records: str | Path | Iterable[dict[str, Any]], learn_window: str) -> CanaryOutcome:

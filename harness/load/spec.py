@@ -75,7 +75,8 @@ class LoadSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    users: int = Field(32, ge=1, le=20000, description="closed loop: concurrent users; poisson: max in flight")
+    users: int = Field(32, ge=1, le=20000, description="closed loop: concurrent users; poisson: max in flight, "
+                       "and as many more arrivals may wait for a free user")
     spawn_rate: float = Field(8.0, gt=0, description="users started per second")
     arrival: Literal["closed", "poisson"] = Field(
         "closed", description="closed: each user sends again when its answer ends; poisson: open-loop arrivals")

@@ -41,11 +41,17 @@ RECV_SIZE = 16384
 
 @dataclass(slots=True)
 class StreamOutcome:
-    """What one stream delivered. Times are perf_counter seconds; `ttft_s` is from the request send."""
+    """What one stream delivered. Times are perf_counter seconds; `ttft_s` is from the request send.
+
+    `tbt_max_s` is the longest gap between two consecutive content events of this stream (None with fewer
+    than two): the window's TBT histogram pools every stream's gaps, so one stream frozen for seconds
+    among thousands of healthy ones barely moves its p99; per attempt, the freeze stays visible.
+    """
 
     tokens: int = 0
     ttft_s: float | None = None
     t_last: float | None = None
+    tbt_max_s: float | None = None
     done: bool = False
     error: str | None = None       # None = clean stream that ended with [DONE]
     detail: str = ""
@@ -119,7 +125,8 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
     """Consume the SSE body of `resp` (a geventhttpclient HTTPSocketResponse) into `recorder`.
 
     TTFT and every gap between content events go to the recorder's current window at the moment they
-    are observed, so a window switch mid-stream splits the stream's samples at the switch.
+    are observed, so a window switch mid-stream splits the stream's samples at the switch. The longest of
+    those gaps stays with the stream too (`StreamOutcome.tbt_max_s`, same receive times as the histogram's).
     `content_key` is `b'"text":'` (completions) or `b'"content":'` (chat).
 
     Hot-path choices: lines are searched in place in the response buffer (no copy per event); the socket
@@ -144,6 +151,7 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
     w_recv = wall()
     t_event = t_recv                 # last `data:` line (keep-alive comments do not count)
     last: float | None = None
+    gap_max = 0.0                    # longest gap between content events so far (one comparison per event)
     pos = 0
     try:
         while True:
@@ -229,7 +237,10 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
                     out.ttft_s = t_recv - t_send
                     win.ttft.record_value(clamp_us(out.ttft_s))
                 else:
-                    v = int((t_recv - last) * 1e6) or 1
+                    gap = t_recv - last
+                    if gap > gap_max:
+                        gap_max = gap
+                    v = int(gap * 1e6) or 1
                     b = v.bit_length() - 11
                     if b > 0:
                         v = (v >> b) << b
@@ -269,6 +280,8 @@ def read_stream(resp: Any, t_send: float, deadline: float, stall_timeout: float,
             out.error, out.detail = "no_done", f"stream ended without [DONE] after {out.tokens} tokens"
     finally:
         out.t_last = last
+        if out.tokens > 1:
+            out.tbt_max_s = gap_max
         if stall_timer is not None:
             stall_timer.close()
         elif sock is not None:

@@ -5,7 +5,8 @@ server keeps, per request, its arrival time and every send stamp — the ground 
 TTFT/TBT must match. Modes make it misbehave the ways real servers do: `truncate` (connection dropped
 mid-body), `no_done` (clean end without [DONE]), `error_event` ({"error": ...} inside a 200 stream),
 `stall` (stops sending), `ping_stall` (only keep-alive comments after two tokens), `500_then_ok` (first attempt of each Idempotency-Key fails with 500),
-`hang_then_ok` (first attempt gets no bytes at all).
+`hang_then_ok` (first attempt gets no bytes at all), `pause` (one pause of `pause_s` on top of the pace before the
+fourth token, then the pace again).
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class SSEServer:
         self.tokens = tokens
         self.gap_s = gap_s
         self.ttft_s = ttft_s
+        self.pause_s = 0.25
         self.mode = "ok"
         self.rng = random.Random(7)   # TTFT jitter, so streams do not tick in lock-step as real ones don't
         self.corrupt = False          # canary answers change (silent corruption)
@@ -124,6 +126,9 @@ class SSEServer:
                         yield b": ping\n\n"
                         await asyncio.sleep(0.1)
                     return
+                if mode == "pause" and i == 3:
+                    t0 += self.pause_s            # the tokens after it keep the pace, from the pause's end
+                    await asyncio.sleep(max(0.0, t0 + i * self.gap_s - time.monotonic()))
                 t = time.time()
                 record.late.append(time.monotonic() - (t0 + i * self.gap_s))
                 record.sends.append(t)

@@ -85,3 +85,5 @@ def test_framing(framing: str, error: str | None, tokens: int, tmp_path: Path) -
     records = read_records(result.records_path)
     assert len(records) == 3
     assert all(r["error"] == error and r["tokens"] == tokens for r in records), records
+    # one token has no gap after it; five sent at once have gaps, of next to nothing
+    assert all((r["tbt_max_ms"] is None) == (tokens < 2) for r in records), records

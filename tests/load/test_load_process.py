@@ -256,7 +256,8 @@ def test_canary_mismatch_detected_after_learning(server: SSEServer, tmp_path: Pa
 
 
 def test_poisson_arrivals_are_bounded(server: SSEServer, tmp_path: Path) -> None:
-    """Open loop: never more than `users` in flight, arrivals beyond that dropped, count bound stops the run."""
+    """Open loop: never more than `users` in flight, arrivals beyond as many waiting dropped, count bound stops
+    the run."""
     load = LoadProcess()
     s = spec(users=3, arrival="poisson", rate=400, max_requests=15, duration_s=10)
     t0 = time.monotonic()
@@ -286,6 +287,7 @@ def test_result_is_a_plain_model(server: SSEServer, tmp_path: Path) -> None:
     again = LoadResult.model_validate_json(result.model_dump_json())
     assert again.whole.requests == result.whole.requests >= 2
     assert again.window("warmup") is not None
+    assert result.dropped_path is None         # a closed loop has no arrivals to drop
 
 
 ORPHAN_PARENT = """
