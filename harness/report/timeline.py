@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -66,6 +66,7 @@ class LoadRecords:
     end: np.ndarray
     ttft_ms: np.ndarray            # NaN: no first token
     tbt_max_ms: np.ndarray         # NaN: fewer than two tokens, or not recorded
+    tpot_ms: np.ndarray            # mean time per output token after the first; NaN: fewer than two tokens
     failed: np.ndarray             # bool
     zone: np.ndarray               # int code into `zones`, -1 unknown
     node: np.ndarray               # int code into `nodes`
@@ -76,6 +77,9 @@ class LoadRecords:
     r_ttft_ms: np.ndarray          # from the first send; NaN when never answered
     r_sched_ttft_ms: np.ndarray    # from the arrival; NaN for closed loop or never answered
     r_tbt_max_ms: np.ndarray
+    r_tpot_ms: np.ndarray
+    r_end: np.ndarray              # when the answering attempt ended (NaN: never answered)
+    r_settled: np.ndarray          # when its client knew the outcome: its last attempt's end
     r_ok: np.ndarray               # answered in the end
     r_keys: list[str]
     dropped: np.ndarray            # open-loop arrivals that found no room: misses
@@ -88,15 +92,29 @@ class LoadRecords:
     def empty(self) -> bool:
         return len(self.start) == 0
 
+    def corrupted(self) -> np.ndarray:
+        """Which logical requests a canary caught answering differently from its golden answer."""
+        wrong = {answer.key for answer in self.canary.mismatches}
+        if not wrong:
+            return np.zeros(len(self.r_keys), dtype=bool)
+        return np.fromiter((key in wrong for key in self.r_keys), dtype=bool, count=len(self.r_keys))
+
+    def client_ttft_ms(self) -> np.ndarray:
+        """Each logical request's TTFT as its client saw it: from the scheduled arrival for open-loop load, else
+        from its first send (retries included)."""
+        return np.where(np.isnan(self.r_sched_ttft_ms), self.r_ttft_ms, self.r_sched_ttft_ms)
+
     def good(self, ttft_ms: float | None, tbt_ms: float | None) -> np.ndarray:
-        """Which logical requests met every SLO: answered, first token within the TTFT line (from the arrival
-        when the load is open loop), and no gap between tokens over the TBT line."""
-        good = self.r_ok.copy()
-        ttft = np.where(np.isnan(self.r_sched_ttft_ms), self.r_ttft_ms, self.r_sched_ttft_ms)
+        """Which logical requests met every SLO: answered, not corrupted, first token within the TTFT line (from
+        the arrival when the load is open loop), and time per output token within the TBT line (goodput as vLLM's
+        benchmark and DistServe define it: a per-request TPOT, since "no gap over the p99 line" would fail most
+        healthy long answers; a stall past the load's stall_timeout already failed the request)."""
+        good = self.r_ok & ~self.corrupted()
+        ttft = self.client_ttft_ms()
         if ttft_ms is not None:
             good &= ~np.isnan(ttft) & (ttft <= ttft_ms)
         if tbt_ms is not None:
-            good &= np.isnan(self.r_tbt_max_ms) | (self.r_tbt_max_ms <= tbt_ms)
+            good &= np.isnan(self.r_tpot_ms) | (self.r_tpot_ms <= tbt_ms)
         return good
 
 
@@ -112,7 +130,7 @@ def _role(header: str) -> int:
 class _Chunk:
     """The columns of one byte range of records.jsonl, with its own codes for keys, zones and nodes."""
 
-    times: np.ndarray               # (n, 5): t_start, t_end, ttft_ms, tbt_max_ms, t_arrival (NaN: absent)
+    times: np.ndarray               # (n, 6): t_start, t_end, ttft_ms, tbt_max_ms, t_arrival, tokens (NaN: absent)
     codes: np.ndarray               # (n, 4): failed, zone, node, logical request (local codes, -1 unknown)
     keys: list[Any]
     zones: list[str]
@@ -124,7 +142,7 @@ def _parse(path: str, begin: int, end: int) -> _Chunk:
     """The records whose line starts in [begin, end) of the file (a line that starts before `begin` belongs to
     the range before). The loop is the report's hot path: one decode, two tuple appends and a few dictionary
     lookups per record; everything else is numpy over the columns afterwards."""
-    times: list[tuple[Any, Any, Any, Any, Any]] = []
+    times: list[tuple[Any, Any, Any, Any, Any, Any]] = []
     codes: list[tuple[bool, int, int, int]] = []
     rows: dict[Any, int] = {}
     zones: dict[str, int] = {}
@@ -164,11 +182,11 @@ def _parse(path: str, begin: int, end: int) -> _Chunk:
                     elif role == 2:
                         node = nodes.setdefault(str(value), len(nodes))
             key = get("key") or f"#{begin}:{len(codes)}"
-            times.append((start, get("t_end"), get("ttft_ms"), get("tbt_max_ms"), get("t_arrival")))
+            times.append((start, get("t_end"), get("ttft_ms"), get("tbt_max_ms"), get("t_arrival"), get("tokens")))
             codes.append((failed, zone, node, rows.setdefault(key, len(rows))))
             if get("canary") is not None:
                 canaries.append(r)
-    return _Chunk(times=np.array(times, dtype=float).reshape(-1, 5), codes=np.array(codes, dtype=np.int64).reshape(-1, 4),
+    return _Chunk(times=np.array(times, dtype=float).reshape(-1, 6), codes=np.array(codes, dtype=np.int64).reshape(-1, 4),
                   keys=list(rows), zones=list(zones), nodes=list(nodes), canaries=canaries)
 
 
@@ -202,7 +220,7 @@ def read_load(records_path: str | Path | None, dropped_path: str | Path | None =
     keys: dict[Any, int] = {}
     zones: dict[str, int] = {}
     nodes: dict[str, int] = {}
-    times, coded, canaries = [np.zeros((0, 5))], [np.zeros((0, 4), dtype=np.int64)], []
+    times, coded, canaries = [np.zeros((0, 6))], [np.zeros((0, 4), dtype=np.int64)], []
     for chunk in chunks:
         codes = chunk.codes.copy()
         codes[:, 1] = _recode(codes[:, 1], chunk.zones, zones)
@@ -212,7 +230,10 @@ def read_load(records_path: str | Path | None, dropped_path: str | Path | None =
         coded.append(codes)
         canaries.extend(chunk.canaries)
     columns, codes = np.concatenate(times), np.concatenate(coded)
-    start, end, ttft, tbt, arrivals = (columns[:, k].copy() for k in range(5))
+    start, end, ttft, tbt, arrivals, tokens = (columns[:, k].copy() for k in range(6))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # the stream after its first token, per token after the first (t_end is when the stream ended)
+        tpot = np.where(tokens >= 2, ((end - start) * 1000.0 - ttft) / (tokens - 1), math.nan)
     failed, request = codes[:, 0].astype(bool), codes[:, 3]
     n = len(keys)
     # per logical request: its first attempt (earliest send), the last attempt that answered, its arrival
@@ -230,13 +251,17 @@ def read_load(records_path: str | Path | None, dropped_path: str | Path | None =
     ok = answer >= 0
     safe = np.where(ok, answer, 0)
     key_names = list(keys)
-    r_ttft = r_tbt = r_sched = np.full(n, math.nan)
+    r_ttft = r_tbt = r_sched = r_tpot = r_end = np.full(n, math.nan)
+    settled = np.full(n, math.nan)
+    np.fmax.at(settled, request, end)
     r_start = np.fmin(start[first], arrival) if n else np.full(0, math.nan)
     if n:
         answered_at_ms = start[safe] * 1000.0 + ttft[safe]        # first token of the attempt that answered
         r_ttft = np.where(ok, answered_at_ms - start[first] * 1000.0, math.nan)
         r_sched = np.where(ok, answered_at_ms - arrival * 1000.0, math.nan)    # NaN where no arrival
         r_tbt = np.where(ok, tbt[safe], math.nan)
+        r_tpot = np.where(ok, tpot[safe], math.nan)
+        r_end = np.where(ok, end[safe], math.nan)
     dropped: list[float] = []
     if dropped_path and Path(dropped_path).exists():
         with Path(dropped_path).open("rb") as fh:
@@ -246,9 +271,9 @@ def read_load(records_path: str | Path | None, dropped_path: str | Path | None =
                 except (ValueError, KeyError, TypeError):
                     continue
     return LoadRecords(
-        start=start, end=end, ttft_ms=ttft, tbt_max_ms=tbt, failed=failed, zone=codes[:, 1].astype(np.int16),
+        start=start, end=end, ttft_ms=ttft, tbt_max_ms=tbt, tpot_ms=tpot, failed=failed, zone=codes[:, 1].astype(np.int16),
         node=codes[:, 2].astype(np.int32), request=request, r_start=r_start, r_arrival=arrival, r_ttft_ms=r_ttft,
-        r_sched_ttft_ms=r_sched, r_tbt_max_ms=r_tbt, r_ok=ok, r_keys=key_names,
+        r_sched_ttft_ms=r_sched, r_tbt_max_ms=r_tbt, r_tpot_ms=r_tpot, r_end=r_end, r_settled=settled, r_ok=ok, r_keys=key_names,
         dropped=np.sort(np.asarray(dropped, dtype=float)), zones=list(zones), nodes=list(nodes),
         canary=analyse_canaries(canaries, LEARN_WINDOW))
 
@@ -432,21 +457,30 @@ class MilestoneFinder:
 
     # -- each milestone
     def impact(self, span: FaultSpan) -> tuple[float | None, str]:
-        """The first answer after the fault began that a client would call bad: failed, late first token, a gap
-        over the TBT line, or a canary that differs from its golden answer (when the client saw it)."""
+        """The first moment after the fault began that a client saw something bad: an attempt failed (at its
+        end), a request's first token became late (at its start plus the TTFT line, from the scheduled arrival
+        for open-loop load), an answer came slower than the TBT line per token (at its end), an arrival was
+        dropped, or a canary answered differently from its golden answer (at its end)."""
         load = self.load
         candidates: list[tuple[float, str]] = []
+
+        def first(at: np.ndarray, mask: np.ndarray, why: Callable[[int], str]) -> None:
+            mask = mask & (at >= span.start)
+            if mask.any():
+                i = int(np.flatnonzero(mask)[np.argmin(at[mask])])
+                candidates.append((float(at[i]), why(i)))
+
         if not load.empty:
-            late_ttft = (~np.isnan(load.ttft_ms)) & (load.ttft_ms > (self.ttft_ms or math.inf))
-            noticed = np.where(late_ttft, load.start + load.ttft_ms / 1000.0, load.end)
-            bad = load.failed | late_ttft | (~np.isnan(load.tbt_max_ms) & (load.tbt_max_ms > (self.tbt_ms or math.inf)))
-            after = bad & (noticed >= span.start)
-            if after.any():
-                i = int(np.flatnonzero(after)[np.argmin(noticed[after])])
-                why = ("failed" if load.failed[i] else f"first token after {load.ttft_ms[i]:.0f} ms" if late_ttft[i]
-                       else f"a {load.tbt_max_ms[i]:.0f} ms gap between tokens")
-                candidates.append((float(noticed[i]), f"records.jsonl: request {load.r_keys[load.request[i]]} "
-                                                      f"{why}"))
+            first(load.end, load.failed, lambda i: f"records.jsonl: request {load.r_keys[load.request[i]]} attempt "
+                                                   f"failed")
+            ttft = load.client_ttft_ms()
+            if self.ttft_ms is not None:
+                first(load.r_start + self.ttft_ms / 1000.0, load.r_ok & (ttft > self.ttft_ms),
+                      lambda i: f"records.jsonl: request {load.r_keys[i]} first token after {ttft[i]:.0f} ms")
+            if self.tbt_ms is not None:
+                first(load.r_end, load.r_ok & (load.r_tpot_ms > self.tbt_ms),
+                      lambda i: f"records.jsonl: request {load.r_keys[i]} {load.r_tpot_ms[i]:.0f} ms per output token")
+        first(load.dropped, np.ones(len(load.dropped), dtype=bool), lambda i: "dropped.jsonl: an arrival found no room")
         wrong = [a for a in load.canary.mismatches if a.t_end >= span.start]
         if wrong:
             candidates.append((wrong[0].t_end, f"records.jsonl: canary {wrong[0].key} answered differently from "
@@ -522,21 +556,28 @@ class MilestoneFinder:
             return None, "", "no steady-state goodput to compare with (no steady window in the records)"
         bin_s = _bin_size(max(self.run_end - impact, MIN_BIN_S))
         need = max(SUSTAINED_MIN_BINS, math.ceil(SUSTAINED_S / self.scale / bin_s))
-        began = np.concatenate([self.load.r_start, self.load.dropped])
+        # each request counts when its client knew the outcome (a corrupted or failed answer at its end), so
+        # an answer that went bad after the impact began is inside the windows judged
+        began = np.concatenate([self.load.r_settled, self.load.dropped])
         good = np.concatenate([self.good, np.zeros(len(self.load.dropped), dtype=bool)])
+        bad = np.concatenate([self.load.corrupted(), np.zeros(len(self.load.dropped), dtype=bool)])
         n = int(math.ceil((self.run_end - impact) / bin_s))
         idx = np.floor((began - impact) / bin_s).astype(np.int64)
         keep = (idx >= 0) & (idx < n)
         total = np.bincount(idx[keep], minlength=n)[:n]
         ok = np.bincount(idx[keep], weights=good[keep].astype(float), minlength=n)[:n]
-        healthy = (total > 0) & (ok >= (steady - GOODPUT_TOLERANCE) * total)
+        corrupted = np.bincount(idx[keep], weights=bad[keep].astype(float), minlength=n)[:n]
+        # judged over each sustained window as a whole (a quiet bin with no request is no evidence either way);
+        # a corrupted answer is never "restored" service, however small a share of the goodput it costs: service
+        # is restored only from a window after which no corrupted answer came
+        totals, oks, wrongs = (np.concatenate([[0.0], np.cumsum(v)]) for v in (total, ok, corrupted))
         for b in range(0, n - need + 1):
-            if healthy[b:b + need].all():
-                at = impact + b * bin_s
-                return at, (f"records.jsonl: goodput {100 * ok[b:b + need].sum() / total[b:b + need].sum():.1f} % "
-                            f"from here for {need * bin_s * self.scale:.0f} s (steady {100 * steady:.1f} %)"), ""
+            requests, met = totals[b + need] - totals[b], oks[b + need] - oks[b]
+            if requests > 0 and met >= (steady - GOODPUT_TOLERANCE) * requests and wrongs[n] == wrongs[b]:
+                return impact + b * bin_s, (f"records.jsonl: goodput {100 * met / requests:.1f} % from here for "
+                                            f"{need * bin_s * self.scale:.0f} s (steady {100 * steady:.1f} %)"), ""
         return None, "", (f"goodput never held within {100 * GOODPUT_TOLERANCE:.0f} points of the steady state's "
-                          f"{100 * steady:.1f} % for {SUSTAINED_S:.0f} s within the run")
+                          f"{100 * steady:.1f} %, with no corrupted answer, for {SUSTAINED_S:.0f} s within the run")
 
 
 MILESTONE_LIMITS_ORDER: tuple[MilestoneName, ...] = ("impact", "detect", "isolate", "drain", "replace", "slo-restored")
