@@ -259,6 +259,18 @@ class ConsoleView:
                           Text(landed, style="green" if fault.landed else "bold red"), self.redactor.text(reverted))
         return table
 
+    def milestones_table(self, result: RunResult) -> Table:
+        """Each fault's milestones on the scenario's clock, as the report shows them."""
+        table = Table(title="milestones (deployment seconds after the fault began)", box=self._box())
+        for column in ("fault", "milestone", "after", "limit", "from"):
+            table.add_column(column, overflow="fold")
+        for m in result.milestones:
+            after = Text(f"{m.after_s:.1f} s", style="bold red" if m.late else "") if m.after_s is not None else \
+                Text("absent", style="dim")
+            table.add_row(f"{m.index}: {m.fault}", m.name, after, f"{m.limit_s:g} s" if m.limit_s is not None else "-",
+                          self.redactor.text(m.source if m.after_s is not None else (m.absent or "")))
+        return table
+
     def verdict_line(self, result: RunResult | GamedayResult) -> Text:
         name = result.scenario if isinstance(result, RunResult) else result.name
         text = Text.assemble(("verdict ", "bold"), (result.verdict.upper(), VERDICT_STYLE[result.verdict]),
@@ -271,6 +283,8 @@ class ConsoleView:
                 text.append(f"  error: {self.redactor.text(result.error)}")
             if result.measurement_degraded:
                 text.append(f"  measurement degraded: {self.redactor.text(result.measurement_degraded_reason or '')}")
+            if result.score is not None:
+                text.append(f"  score {result.score.value:.1f}" + (" (gated)" if result.score.gated_by else ""))
             if result.report_dir:
                 text.append(f"  report: {result.report_dir}")
         return text
@@ -283,6 +297,8 @@ class ConsoleView:
                 self.console.print(self.checks_table(result))
             if result.faults:
                 self.console.print(self.faults_table(result))
+            if result.milestones:
+                self.console.print(self.milestones_table(result))
             self.console.print(self.verdict_line(result))
 
     def index(self, path: Path) -> None:

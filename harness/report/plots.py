@@ -24,10 +24,11 @@ def _bar(value: float | None) -> float:
     return value if value is not None and math.isfinite(value) else 0.0
 
 
-def _png_base64(fig: Figure) -> str:
+def _png_base64(fig: Figure, tight: bool = True) -> str:
+    """`tight` crops to the drawn area, which costs a second draw: a figure laid out by hand skips it."""
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight" if tight else None)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -62,6 +63,7 @@ def latency_per_window(windows: list[WindowMetrics], slo_ttft_ms: float | None =
 LANE_ROWS = {"fault": 3, "node": 2, "pod": 1, "alarm": 0}
 MARK_COLOURS = {"fault": "#54a24b", "node": "#4c78a8", "pod": "#9d755d", "alarm": "#e45756"}
 MAX_LABELS_PER_ROW = 40
+MAX_NODE_SHARES = 16       # more nodes than this and a per-node lane says nothing legible
 
 
 def _row(kind: str) -> str:
@@ -82,12 +84,13 @@ def timeline(tl: "RunTimeline") -> str | None:
 
     series, scale = tl.series, tl.result.time_scale or 1.0
     x = series.t * scale
-    lanes = 4 if series.zone_share else 3
+    by_node = series.node_share if 0 < len(series.node_share) <= MAX_NODE_SHARES else {}
+    traffic_lanes = [name for name, shares in (("zone", series.zone_share), ("node", by_node)) if shares]
+    lanes = 3 + len(traffic_lanes)
     fig = Figure(figsize=(13.0, 2.3 * lanes + 1.2))
-    axes = fig.subplots(lanes, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2] + ([1.4] if lanes == 4 else [])
+    axes = fig.subplots(lanes, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2] + [1.4] * len(traffic_lanes)
                                                              + [2.4]})
     latency, rate = axes[0], axes[1]
-    traffic = axes[2] if lanes == 4 else None
     cluster = axes[-1]
     has = lambda values: bool(len(values)) and bool(np.isfinite(values).any())   # noqa: E731
     for values, label, colour, style in ((series.ttft_p50, "TTFT p50", "#4c78a8", "-"),
@@ -109,22 +112,25 @@ def timeline(tl: "RunTimeline") -> str | None:
     rate.step(x, series.goodput, where="post", label="goodput/s (met every SLO)", color="#54a24b", linewidth=1.1)
     rate.step(x, series.errors, where="post", label="errors/s", color="#e45756", linewidth=1.1)
     rate.set_ylabel("per wall s")
-    if traffic is not None:
-        zones = sorted(series.zone_share)
-        shares = [np.nan_to_num(series.zone_share[z]) for z in zones]
-        traffic.stackplot(x, *shares, labels=zones, step="post", alpha=0.8)
+    for traffic, lane in zip(axes[2:2 + len(traffic_lanes)], traffic_lanes):
+        share_of = series.zone_share if lane == "zone" else by_node
+        names = sorted(share_of)
+        traffic.stackplot(x, *[np.nan_to_num(share_of[n]) for n in names], step="post", alpha=0.8,
+                          labels=[n.split(".")[0] for n in names])
         traffic.set_ylim(0, 1)
         traffic.set_ylabel("share")
-        traffic.set_title("Traffic lane: answers served per zone", fontsize=9, loc="left")
+        traffic.set_title(f"Traffic lane: answers served per {lane}", fontsize=9, loc="left")
+        traffic.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     shown = [m for m in tl.marks if m.kind != "pod-placed"]
     per_row: dict[str, int] = {}
     labelled: dict[str, int] = {}
     seen_reasons: set[str] = set()
+    xs_of: dict[str, list[float]] = {}
     for m in shown:
         row = _row(m.kind)
         y = LANE_ROWS[row]
         at = tl.deployment_s(m.at)
-        cluster.plot([at], [y], marker="|", markersize=12, color=MARK_COLOURS[row], linestyle="none")
+        xs_of.setdefault(row, []).append(at)
         per_row[row] = per_row.get(row, 0) + 1
         # pods are counted, not named; an Event reason is named once (the table below lists every mark)
         reason = m.label.split(" ", 1)[0] if m.kind == "event" else m.label
@@ -134,6 +140,9 @@ def timeline(tl: "RunTimeline") -> str | None:
         count = labelled[row] = labelled.get(row, 0) + 1
         cluster.annotate(reason if m.kind == "event" else m.label, (at, y), xytext=(2, 3 + 6 * (count % 4)),
                          textcoords="offset points", fontsize=6, color=MARK_COLOURS[row], clip_on=True)
+    for row, xs in xs_of.items():      # one artist a row: a long run has thousands of marks
+        cluster.plot(xs, [LANE_ROWS[row]] * len(xs), marker="|", markersize=12, color=MARK_COLOURS[row],
+                     linestyle="none")
     pods = per_row.get("pod", 0)
     rows = sorted(LANE_ROWS, key=LANE_ROWS.__getitem__)
     cluster.set_yticks([LANE_ROWS[r] for r in rows])
@@ -155,12 +164,14 @@ def timeline(tl: "RunTimeline") -> str | None:
             ax.axvline(tl.deployment_s(stop.fired_at.timestamp()), color="#ef6c00", linewidth=1.2)
     for ax in axes:
         ax.grid(alpha=0.3)
-        if ax is not cluster and ax.get_legend_handles_labels()[0]:
+        if ax in (latency, rate) and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper right", ncol=2)
     cluster.set_xlabel("seconds since the run began, scenario clock (deployment time)")
     if scale != 1.0:
         top = latency.secondary_xaxis("top", functions=(lambda d: d / scale, lambda w: w * scale))
         top.set_xlabel("wall seconds", fontsize=8)
         top.tick_params(labelsize=7)
-    fig.tight_layout()
-    return _png_base64(fig)
+    # laid out by hand: tight_layout and a tight bounding box would each draw the whole figure once more
+    fig.subplots_adjust(left=0.1, right=0.86, top=1 - 0.55 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        hspace=0.32)
+    return _png_base64(fig, tight=False)

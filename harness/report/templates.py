@@ -178,12 +178,14 @@ GAMEDAY_TEMPLATE = """<!doctype html>
 <body>
 <h1>Game day: {{ g.name }}</h1>
 <p><span class="verdict v-{{ g.verdict }}">{{ g.verdict | upper }}</span> exit code {{ g.exit_code }} ·
+ score {{ ("%.1f" | format(g.score)) if g.score is not none else "-" }} ·
  {{ g.counts["pass"] }} pass, {{ g.counts["fail"] }} fail, {{ g.counts["inconclusive"] }} inconclusive, {{ g.counts["aborted"] }} aborted, {{ g.counts["error"] }} error
  · target {{ g.target or "-" }} · profile {{ g.profile or "-" }}</p>
 <table id="runs">
- <tr><th>scenario</th><th>verdict</th><th>failed checks / reason</th><th>TTFT p99</th><th>TBT p99</th><th>errors</th><th>report</th></tr>
+ <tr><th>scenario</th><th>verdict</th><th>score</th><th>failed checks / reason</th><th>TTFT p99</th><th>TBT p99</th><th>errors</th><th>report</th></tr>
  {% for r, link in runs %}
  <tr><td>{{ r.scenario }}</td><td><span class="verdict v-{{ r.verdict }}">{{ r.verdict }}</span></td>
+  <td>{{ ("%.1f" | format(r.score.value)) if r.score else "-" }}</td>
   <td>{% if r.verdict == "fail" %}{% for c in r.failed_checks %}<b>{{ c.name }}</b>: {{ c.reason }}<br>{% endfor %}
       {% elif r.verdict != "pass" %}{{ r.summary() }}{% endif %}</td>
   <td>{{ r.metrics.ttft_p99_ms | ms }}</td><td>{{ r.metrics.tbt_p99_ms | ms }}</td>

@@ -295,6 +295,7 @@ class Series:
     sched_ttft_p99: np.ndarray     # NaN for closed-loop load
     tbt_p99: np.ndarray            # p99 over the bin's attempts of each attempt's longest gap
     zone_share: dict[str, np.ndarray]
+    node_share: dict[str, np.ndarray]      # where the target names the node that answered
 
 
 def _bin_size(span: float) -> float:
@@ -347,13 +348,16 @@ def build_series(load: LoadRecords, origin: float, end: float, ttft_ms: float | 
     good_n = count(load.r_start, good)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(began > 0, good_n / began, math.nan)
-    served = (~load.failed) & (load.zone >= 0)
-    zone_share: dict[str, np.ndarray] = {}
-    total = count(load.start, served)
-    for code, zone in enumerate(load.zones):
-        mine = count(load.start, served & (load.zone == code))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            zone_share[zone] = np.where(total > 0, mine / total, math.nan)
+    def shares(codes: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """Each name's share of the answers that named one, per bin (NaN where none did)."""
+        served = (~load.failed) & (codes >= 0)
+        total = count(load.start, served)
+        out = {}
+        for code, name in enumerate(names):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[name] = np.where(total > 0, count(load.start, served & (codes == code)) / total, math.nan)
+        return out
+
     sched = np.full(len(load.start), math.nan)
     if len(load.start):
         sched = load.r_sched_ttft_ms[load.request]
@@ -362,7 +366,8 @@ def build_series(load: LoadRecords, origin: float, end: float, ttft_ms: float | 
                   goodput=good_n / bin_s, goodput_share=share,
                   ttft_p50=_percentile_by_bin(a_idx, load.ttft_ms, n, 50), ttft_p99=_percentile_by_bin(a_idx, load.ttft_ms, n, 99),
                   sched_ttft_p99=_percentile_by_bin(a_idx, sched, n, 99),
-                  tbt_p99=_percentile_by_bin(a_idx, load.tbt_max_ms, n, 99), zone_share=zone_share)
+                  tbt_p99=_percentile_by_bin(a_idx, load.tbt_max_ms, n, 99),
+                  zone_share=shares(load.zone, load.zones), node_share=shares(load.node, load.nodes))
 
 
 # ------------------------------------------------------------------------------------------ milestones

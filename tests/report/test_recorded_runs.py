@@ -14,6 +14,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.report.model import RunResult
@@ -212,3 +213,16 @@ def test_corrupted_answers_are_misses_and_service_is_not_restored_while_they_las
     assert "corrupted" in got["impact"].source
     restored = got["slo-restored"].at
     assert restored is not None and restored.timestamp() > max(r["t_start"] for r in bad)
+
+
+def test_the_traffic_lane_shows_the_drained_node_answering_nothing(tmp_path):
+    folder = _copy("ecc-article", tmp_path)
+    tl = RunTimeline.build(read_result(folder / "result.json"), folder)
+    node = tl.result.faults[0].nodes[0]
+    drain = next(m for m in tl.milestones if m.name == "drain").at.timestamp()
+    share = tl.series.node_share[node]
+    before = share[: int((tl.result.faults[0].injection_started_at.timestamp() - tl.origin) // tl.series.bin_s)]
+    after = share[int((drain - tl.origin) // tl.series.bin_s) + 1:]
+    assert set(tl.series.zone_share) == {"us-east-2a", "us-east-2b"}
+    assert (before[~np.isnan(before)] > 0).any()          # it served before the fault
+    assert (after[~np.isnan(after)] == 0).all() and (~np.isnan(after)).any()   # and nothing once drained
