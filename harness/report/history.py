@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from harness.jsonl import iter_records
 from harness.redact import Redactor, default_redactor
 from harness.report.model import MILESTONES, GamedayResult, MilestoneName, RunResult, Verdict, gameday_score
-from harness.report.templates import environment
+from harness.report.templates import PAGE_CSS, environment
 from harness.report.writers import REPORT_HTML, _atomic_write, _finite
 
 log = logging.getLogger(__name__)
@@ -398,22 +398,15 @@ def build_index(root: str | Path, *, redactor: Redactor | None = None) -> Path:
     return path
 
 
-# The verdict colours are report.html's (tests/report/test_history.py holds them equal).
+# The shared look and verdict colours are templates.PAGE_CSS, report.html's too.
 INDEX_TEMPLATE = """<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <title>g7chaos · history of runs</title>
 <style>
- body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; max-width: 1200px; }
- h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; } h3 { margin-bottom: 0.3em; }
- table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
- th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
- th { background: #f4f4f4; }
- .verdict { display: inline-block; padding: 0.1em 0.6em; border-radius: 4px; color: #fff; font-weight: bold; }
- .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
- .v-error { background: #6a1b9a; } .v-inconclusive { background: #b26a00; }
- .muted { color: #777; } .num { text-align: right; white-space: nowrap; }
+""" + PAGE_CSS + """ body { max-width: 1200px; } h3 { margin-bottom: 0.3em; }
+ .verdict { padding: 0.1em 0.6em; } .num { text-align: right; white-space: nowrap; }
  td.late, span.late { background: #fdecea; color: #c62828; font-weight: bold; }
  span.absent { color: #757575; border-bottom: 1px dotted #757575; cursor: help; }
  svg.trend .grid { stroke: #e0e0e0; stroke-width: 1; } svg.trend .axis { font-size: 10px; fill: #777; text-anchor: end; }

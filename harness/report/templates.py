@@ -7,21 +7,25 @@ from __future__ import annotations
 
 import jinja2
 
-RUN_TEMPLATE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>g7chaos · {{ r.scenario }} · {{ r.verdict }}</title>
-<style>
- body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
+# The rules every page shares (report.html, the game day's page, the history's index.html): one look, one set of
+# verdict colours.
+PAGE_CSS = """ body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
  h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
  table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
  th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
  th { background: #f4f4f4; }
  .verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: #fff; font-weight: bold; }
  .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
- .v-error { background: #6a1b9a; } .v-inconclusive { background: #b26a00; }
- .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; } .na { color: #757575; } .warn { color: #b26a00; font-weight: bold; }
+ .v-error { background: #6a1b9a; } .v-inconclusive { background: #b26a00; } .muted { color: #777; }
+"""
+
+RUN_TEMPLATE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>g7chaos · {{ r.scenario }} · {{ r.verdict }}</title>
+<style>
+""" + PAGE_CSS + """ .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; } .na { color: #757575; } .warn { color: #b26a00; font-weight: bold; }
  .warn { color: #ef6c00; font-weight: bold; }
  .muted { color: #777; } pre { white-space: pre-wrap; font-size: 0.85em; margin: 0; }
  details summary { cursor: pointer; color: #555; }
@@ -166,14 +170,7 @@ GAMEDAY_TEMPLATE = """<!doctype html>
 <meta charset="utf-8">
 <title>g7chaos game day · {{ g.name }} · {{ g.verdict }}</title>
 <style>
- body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em; color: #222; max-width: 1100px; }
- table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
- th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; }
- th { background: #f4f4f4; }
- .verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; color: #fff; font-weight: bold; }
- .v-pass { background: #2e7d32; } .v-fail { background: #c62828; } .v-aborted { background: #ef6c00; }
- .v-error { background: #6a1b9a; } .v-inconclusive { background: #b26a00; } .muted { color: #777; }
-</style>
+""" + PAGE_CSS + """</style>
 </head>
 <body>
 <h1>Game day: {{ g.name }}</h1>

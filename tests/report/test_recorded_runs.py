@@ -36,6 +36,16 @@ def _rebuilt(name: str, tmp_path: Path) -> tuple[Path, dict]:
     return folder, json.loads((folder / "result.json").read_text())
 
 
+def _article_fault(tmp_path: Path):
+    """A copy of the ECC run to alter: its folder, result, clean timeline, the fault's span, and its records."""
+    folder = _copy("ecc-article", tmp_path)
+    result = read_result(folder / "result.json")
+    fault = result.faults[0]
+    path = folder / "load" / "records.jsonl"
+    return (folder, result, RunTimeline.build(result, folder),
+            (fault.injection_started_at.timestamp(), fault.reverted_at.timestamp()), path, _lines(path))
+
+
 def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -87,13 +97,7 @@ def test_each_milestone_is_the_mark_it_names_and_what_the_live_view_said(tmp_pat
 
 
 def test_a_failed_request_is_the_impact_and_lowers_goodput(tmp_path):
-    folder = _copy("ecc-article", tmp_path)
-    result = read_result(folder / "result.json")
-    clean = RunTimeline.build(result, folder)
-    fault = result.faults[0]
-    start, end = fault.injection_started_at.timestamp(), fault.reverted_at.timestamp()
-    path = folder / "load" / "records.jsonl"
-    records = _lines(path)
+    folder, result, clean, (start, end), path, records = _article_fault(tmp_path)
     victim = next(r for r in records if start < r["t_start"] < end and not r["error"] and r["canary"] is None
                   and r["t_end"] < end)
     victim.update(error="5xx", status=500, detail="HTTP 500")
@@ -190,13 +194,7 @@ def test_the_page_and_the_junit_carry_the_timeline_milestones_and_score(tmp_path
 
 
 def test_corrupted_answers_are_misses_and_service_is_not_restored_while_they_last(tmp_path):
-    folder = _copy("ecc-article", tmp_path)
-    result = read_result(folder / "result.json")
-    clean = RunTimeline.build(result, folder)
-    fault = result.faults[0]
-    start, end = fault.injection_started_at.timestamp(), fault.reverted_at.timestamp()
-    path = folder / "load" / "records.jsonl"
-    records = _lines(path)
+    folder, result, clean, (start, end), path, records = _article_fault(tmp_path)
     # the canaries answered in the first half of the fault come back different from their golden answers
     bad = [r for r in records if r["canary"] is not None and not r["error"] and start <= r["t_end"] < (start + end) / 2]
     for r in bad:
