@@ -55,8 +55,9 @@ def latency_per_window(windows: list[WindowMetrics], slo_ttft_ms: float | None =
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Latency per window (* = measurement degraded)", fontsize=10, y=1.04)
-    return _png_base64(fig)
+    fig.suptitle("Latency per window (* = measurement degraded)", fontsize=10)
+    fig.subplots_adjust(left=0.08, right=0.98, top=0.86, bottom=0.3, wspace=0.25)
+    return _png_base64(fig, tight=False)
 
 
 # ------------------------------------------------------------------------------------------ the run's timeline

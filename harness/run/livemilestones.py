@@ -24,7 +24,7 @@ from harness.run.clustermarks import MarkDeriver, fault_marks
 from harness.run.events import RunEvents
 from harness.run.verdict import fault_records
 
-TICK_S = 0.5
+TICK_S = 1.0
 LIVE_FROM_MARKS = ("detect", "isolate", "drain", "replace")
 
 

@@ -51,7 +51,9 @@ def test_stop_freezes_streams_and_cont_resumes(gateway, sse):
     res, res2 = box["res"], box2["res"]
     assert res.done and len(res.events) == 20
     assert max(res.gaps) > 0.4                                 # hung mid-stream for the stop
-    assert res2.done and res2.ttft > 0.4                       # a new request hangs before its first token
+    # a new request hangs before its first token (TTFT is from its send, which its thread may make up to a few
+    # hundred ms into the 0.5 s stop on a busy machine; an unfrozen replica answers in tens of ms)
+    assert res2.done and res2.ttft > 0.25
     assert gw.call(lambda: gw.fleet.freeze("triton-no-such-pod", True)) is False
 
 
