@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.report.history import build_index, record_run
 from harness.report.model import RunResult
 from harness.report.timeline import RunTimeline
 from harness.report.writers import read_result, rebuild_run
@@ -224,3 +225,25 @@ def test_the_traffic_lane_shows_the_drained_node_answering_nothing(tmp_path):
     assert set(tl.series.zone_share) == {"us-east-2a", "us-east-2b"}
     assert (before[~np.isnan(before)] > 0).any()          # it served before the fault
     assert (after[~np.isnan(after)] == 0).all() and (~np.isnan(after)).any()   # and nothing once drained
+
+
+def test_the_index_lists_the_recorded_runs_with_their_scores_and_survives_a_deleted_folder(tmp_path):
+    root = tmp_path / "reports"
+    scores = {}
+    for name in ("ecc-article", "ecc-no-dbe-remediation", "poisson-queue"):
+        folder = _copy(name, root)
+        rebuild_run(folder)
+        result = read_result(folder / "result.json")
+        scores[name] = f"{result.score.value:.1f}"
+        assert record_run(root, result) == root / "index.html"
+    history = _lines(root / "history.jsonl")
+    assert [h["report"] for h in history] == list(scores)
+    assert [f"{h['score']:.1f}" for h in history] == list(scores.values())
+    page = (root / "index.html").read_text()
+    for name, score in scores.items():
+        assert f'href="{name}/report.html"' in page and score in page
+    shutil.rmtree(root / "ecc-article")
+    build_index(root)
+    page = (root / "index.html").read_text()
+    assert 'href="ecc-article/report.html"' not in page and page.count("report folder deleted") == 1
+    assert scores["ecc-article"] in page        # the history still holds its score
