@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from cellkit import Ran, failing_checks, scenario_run
-
-
-def ahead_job(test: str, params: dict):
-    return scenario_run("scale-on-saturation", "gpu-util-autoscaling")
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = ROOT / "scenarios" / "scale-on-saturation.yaml"
 
 
 @pytest.mark.slow
-def test_scale_on_saturation_fails_slo_when_replicas_scale_on_gpu_utilisation(ahead_run: Ran) -> None:
-    failed = failing_checks(ahead_run, "scale-on-saturation", "gpu-util-autoscaling")
+def test_scale_on_saturation_fails_slo_when_replicas_scale_on_gpu_utilisation(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "harness", "run", str(SCENARIO), "--profile", "gpu-util-autoscaling",
+                          "--report-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 1, out.stdout[-3000:] + out.stderr[-2000:]
+    (result_path,) = tmp_path.glob("*-scale-on-saturation/result.json")
+    result = json.loads(result_path.read_text())
+    assert result["verdict"] == "fail" and result["profile"] == "gpu-util-autoscaling"
+    failed = {c["name"]: c for c in result["checks"] if c["status"] == "fail"}
     assert set(failed) == {"slo"}, {n: c.get("reason") for n, c in failed.items()}
     reason = failed["slo"]["reason"]
     ttft = re.search(r"ttft_p99 (\d+(?:\.\d+)?) ms > 500 ms", reason)
     assert ttft, f"slo fails without the TTFT it measured: {reason!r}"
-    (result_path,) = ahead_run.report_dir.glob("*-scale-on-saturation/result.json")
-    landed = json.loads(result_path.read_text())["faults"][0]["landed_evidence"]
+    landed = result["faults"][0]["landed_evidence"]
     assert landed["action"] == "aws:ebs:volume-io-latency" and landed["volumes"], landed
