@@ -29,21 +29,26 @@ class OwedRevert(BaseModel):
 
 
 class Journal:
+    """Each record is one `os.write` of a whole line on an O_APPEND descriptor, then fsynced: a crash or an
+    interrupt leaves a line written or not, never half of one. Writers are the run's threads (its main path,
+    the live milestones); signal handlers never write here (harness/run/signals.py)."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # re-entrant: the signal handlers write to the journal, and a signal may land while the main thread is
-        # inside write() holding the lock (a plain Lock deadlocks the interrupted run right there)
-        self._lock = threading.RLock()
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, event: str, **fields: Any) -> dict[str, Any]:
         record = {"ts": time.time(), "event": event, **fields}
-        line = json.dumps(record, default=str, sort_keys=True)
+        data = (json.dumps(record, default=str, sort_keys=True) + "\n").encode("utf-8")
         with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            if self._fd is None:
+                raise ValueError(f"journal {self.path} is closed")
+            written = os.write(self._fd, data)
+            while written < len(data):          # a regular file takes it whole; a short write is finished here
+                written += os.write(self._fd, data[written:])
+            os.fsync(self._fd)
         return record
 
     def register_revert(self, fault: str, args: dict[str, Any]) -> str:
@@ -57,8 +62,9 @@ class Journal:
 
     def close(self) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.close()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def owed_reverts(path: Path) -> list[OwedRevert]:

@@ -42,7 +42,7 @@ from harness.run.load import RunLoad
 from harness.run.outcomes import Aborted, TargetUnreachable
 from harness.run.preflight import Plan, Preflight
 from harness.run.schedule import FaultSchedule
-from harness.run.signals import interrupts_end_the_run, shielded
+from harness.run.signals import Interrupted, interrupts_end_the_run, shielded
 from harness.run.steady import Recovery, Steadiness, recovery_limit_s
 from harness.run.onconsole import show_on_console
 from harness.run.stops import StopConditions
@@ -118,7 +118,7 @@ class Runner:
         stop: StopRecord | None = None
         aborted = unreachable = refused = not_landed = False
         load_result = None
-        with interrupts_end_the_run(self.events, self.interrupted):
+        with interrupts_end_the_run(self.interrupted):
             try:
                 self.preflight()
                 self.steady_state()
@@ -129,8 +129,10 @@ class Runner:
                 self.events.refused.fire(error)
             except Aborted as exc:
                 aborted, stop, error = True, exc.stop, str(exc)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:    # Interrupted from our handler, or a caller's (a run off the main thread)
                 aborted, error = True, "interrupted"
+                if isinstance(exc, Interrupted):
+                    self.events.signal_received.fire(exc.signal_name)
             except FaultNotLanded as exc:      # the deployment hid the fault from every detector it has
                 not_landed, error = True, str(exc)
             except (TargetUnreachable, FaultError) as exc:
@@ -138,12 +140,14 @@ class Runner:
             except Exception as exc:  # an unexpected harness failure is an error, never a pass
                 unreachable, error = True, f"{type(exc).__name__}: {exc}"
             finally:
-                with shielded(self.events):
+                with shielded() as shield:
                     self.schedule.revert_all()
                     load_result = self.run_load.stop()
                     self.stops.stop()
                     self.checks.stop()
                     self.steadiness.stop()
+                for name in shield.ignored:
+                    self.events.signal_ignored.fire(name)
         return self.verdict(load_result, error=error, stop=stop, aborted=aborted, unreachable=unreachable,
                             refused=refused, not_landed=not_landed)
 
