@@ -4,9 +4,13 @@ from __future__ import annotations
 import random
 
 import pytest
+from hdrh.histogram import HdrHistogram
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from harness.load.recorder import MergedWindow, Recorder, SelfMonitor, decode_histogram, merge_snapshots, new_histogram
+from harness.load.recorder import (HIGHEST_US, MergedWindow, Recorder, SelfMonitor, clamp_us, decode_histogram,
+                                   encode_histogram, merge_snapshots, new_histogram, percentiles_ms, percentiles_us)
 from harness.load.spec import LoadSpec
 from harness.load.stream import _string_end
 
@@ -155,3 +159,19 @@ def test_canary_analysis_learns_the_mode_of_the_steady_window_only(tmp_path) -> 
     path.write_text("".join(_json.dumps({**r, "window": "fault" if r["window"] == "steady" else r["window"]}) + "\n"
                             for r in rows))
     assert not analyse_canaries(path, "steady").learned
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.integers(min_value=1, max_value=HIGHEST_US * 2), min_size=0, max_size=300),
+       pcts=st.lists(st.floats(min_value=0.0, max_value=100.0), min_size=1, max_size=6))
+def test_percentiles_from_one_sum_are_the_librarys_own(values: list[int], pcts: list[float]) -> None:
+    """`percentiles_us` answers exactly what `get_value_at_percentile` answers, for any counts and any percentile,
+    on histograms recorded here and on decoded ones (whose counts array may be shorter)."""
+    hist = new_histogram()
+    for v in values:
+        hist.record_value(clamp_us(v / 1e6))
+    for h in (hist, decode_histogram(encode_histogram(hist)), HdrHistogram.decode(encode_histogram(hist))):
+        ours = percentiles_us(h, pcts)
+        assert ours == {p: h.get_value_at_percentile(p) for p in pcts}
+        assert percentiles_ms(h, pcts) == {p: (round(h.get_value_at_percentile(p) / 1000.0, 3) if values else None)
+                                           for p in pcts}
