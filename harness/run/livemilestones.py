@@ -4,8 +4,11 @@ The report computes milestones once, from the run's files (harness/report/timeli
 `MilestoneFinder` runs on what exists so far: the cluster marks derived from the watches up to now
 (harness/run/clustermarks.py), so detect, isolate, drain and replace appear live at the moment the report will
 give them. Impact is read from the live load figures of the fault's window (its first report with a failed
-request, or with TTFT or TBT p99 over the SLO line): the per-request records are the load processes' files and
-are read once, at the end, so the report's impact may be earlier by up to one live report. SLO restored needs the
+request, or with TTFT p99 over the SLO line): the per-request records are the load processes' files and are
+read once, at the end, so the report's impact may be earlier by up to one live report. Both criteria imply a
+request the report counts as not good (failed, or its TTFT over the line). A TBT p99 over the line does not: the
+report judges a request's pace by its time per output token, and one slow gap among a hundred is no late
+answer, so a live TBT figure would announce an impact the report then calls absent. SLO restored needs the
 sustained goodput that only the records give: the report states it.
 
 Ticks ride on the load's live reports (a few a second) and are throttled, so a long run costs a fold of the
@@ -79,8 +82,6 @@ class LiveMilestones:
             return f"{figures.errors} failed request(s) in {figures.window}"
         if figures.ttft_p99_ms is not None and slo.slo_ttft_ms is not None and figures.ttft_p99_ms > slo.slo_ttft_ms:
             return f"TTFT p99 {figures.ttft_p99_ms:.0f} ms over {slo.slo_ttft_ms:g} ms"
-        if figures.tbt_p99_ms is not None and slo.slo_tbt_ms is not None and figures.tbt_p99_ms > slo.slo_tbt_ms:
-            return f"TBT p99 {figures.tbt_p99_ms:.0f} ms over {slo.slo_tbt_ms:g} ms"
         return ""
 
     def _reach(self, milestone: Milestone) -> None:
