@@ -28,7 +28,7 @@ import numpy as np
 
 from harness.load.process import CanaryOutcome, analyse_canaries
 from harness.report.marks import CLUSTER_JSONL, DETECT_KINDS, ISOLATE_KINDS, ClusterMark, read_marks
-from harness.report.model import CheckLimit, FaultRecord, Milestone, MilestoneName, RunResult, Score
+from harness.report.model import MILESTONES, CheckLimit, FaultRecord, Milestone, MilestoneName, RunResult, Score
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class LoadRecords:
     nodes: list[str]
     canary: CanaryOutcome
     attempt_keys: list[str] = field(default_factory=list)
+    # corrupted() and good() per SLO lines, computed once: the series and the milestones both ask (read only)
+    _memo: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
@@ -94,10 +96,12 @@ class LoadRecords:
 
     def corrupted(self) -> np.ndarray:
         """Which logical requests a canary caught answering differently from its golden answer."""
-        wrong = {answer.key for answer in self.canary.mismatches}
-        if not wrong:
-            return np.zeros(len(self.r_keys), dtype=bool)
-        return np.fromiter((key in wrong for key in self.r_keys), dtype=bool, count=len(self.r_keys))
+        if "corrupted" not in self._memo:
+            wrong = {answer.key for answer in self.canary.mismatches}
+            self._memo["corrupted"] = (np.fromiter((key in wrong for key in self.r_keys), dtype=bool,
+                                                   count=len(self.r_keys))
+                                       if wrong else np.zeros(len(self.r_keys), dtype=bool))
+        return self._memo["corrupted"]
 
     def client_ttft_ms(self) -> np.ndarray:
         """Each logical request's TTFT as its client saw it: from the scheduled arrival for open-loop load, else
@@ -109,13 +113,16 @@ class LoadRecords:
         the arrival when the load is open loop), and time per output token within the TBT line (goodput as vLLM's
         benchmark and DistServe define it: a per-request TPOT, since "no gap over the p99 line" would fail most
         healthy long answers; a stall past the load's stall_timeout already failed the request)."""
-        good = self.r_ok & ~self.corrupted()
-        ttft = self.client_ttft_ms()
-        if ttft_ms is not None:
-            good &= ~np.isnan(ttft) & (ttft <= ttft_ms)
-        if tbt_ms is not None:
-            good &= np.isnan(self.r_tpot_ms) | (self.r_tpot_ms <= tbt_ms)
-        return good
+        key = ("good", ttft_ms, tbt_ms)
+        if key not in self._memo:
+            good = self.r_ok & ~self.corrupted()
+            ttft = self.client_ttft_ms()
+            if ttft_ms is not None:
+                good &= ~np.isnan(ttft) & (ttft <= ttft_ms)
+            if tbt_ms is not None:
+                good &= np.isnan(self.r_tpot_ms) | (self.r_tpot_ms <= tbt_ms)
+            self._memo[key] = good
+        return self._memo[key]
 
 
 def _role(header: str) -> int:
@@ -423,7 +430,7 @@ class MilestoneFinder:
             span = FaultSpan.of(fault, self.run_end)
             if span is None:
                 out.extend(Milestone(fault=fault.name, index=fault.index, name=name,
-                                     absent="the fault was never injected") for name in MILESTONE_LIMITS_ORDER)
+                                     absent="the fault was never injected") for name in MILESTONES)
                 continue
             out.extend(self.of(span))
         return out
@@ -583,9 +590,6 @@ class MilestoneFinder:
                                             f"{need * bin_s * self.scale:.0f} s (steady {100 * steady:.1f} %)"), ""
         return None, "", (f"goodput never held within {100 * GOODPUT_TOLERANCE:.0f} points of the steady state's "
                           f"{100 * steady:.1f} %, with no corrupted answer, for {SUSTAINED_S:.0f} s within the run")
-
-
-MILESTONE_LIMITS_ORDER: tuple[MilestoneName, ...] = ("impact", "detect", "isolate", "drain", "replace", "slo-restored")
 
 
 def limit_for(limits: list[CheckLimit], name: MilestoneName, fault: FaultRecord) -> float | None:

@@ -103,9 +103,9 @@ def render_html(result: RunResult, records: str | Path | Iterable[str | Path] | 
     redactor = redactor or default_redactor()
     safe = RunResult.model_validate(redactor.data(result.model_dump(mode="json")))
     figures: list[tuple[str, str]] = []
-    slo_ttft, slo_tbt = _slo_limits(safe)
-    if slo_ttft is None and slo_tbt is None:
-        slo_ttft, slo_tbt = safe.slo_ttft_ms, safe.slo_tbt_ms
+    slo_ttft, slo_tbt = safe.slo_ttft_ms, safe.slo_tbt_ms
+    if slo_ttft is None and slo_tbt is None:      # a result.json written before the run recorded its lines
+        slo_ttft, slo_tbt = _slo_limits(safe)
     drawable = timeline is not None and (not timeline.load.empty or bool(timeline.marks))
     for title, make in (("Timeline", lambda: plots.timeline(timeline) if drawable else None),
                         ("TTFT and TBT per window",

@@ -21,6 +21,7 @@ import time
 from harness.faults import Fault
 from harness.load.process import LiveFigures
 from harness.observe import Timeline
+from harness.report.marks import ClusterMark
 from harness.report.model import CheckLimit, Milestone, RunResult
 from harness.report.timeline import FaultSpan, MilestoneFinder, read_load
 from harness.run.clustermarks import MarkDeriver, fault_marks
@@ -54,11 +55,7 @@ class LiveMilestones:
         if not injected or now - self.last_tick < TICK_S:
             return
         self.last_tick = now
-        with self.timeline.lock:
-            new = self.timeline.observations[self.folded:]
-            self.folded += len(new)
-        self.deriver.fold(new)
-        marks = sorted([*self.deriver.marks, *fault_marks(injected)], key=lambda m: m.at)
+        marks = sorted([*self.cluster_marks(), *fault_marks(injected)], key=lambda m: m.at)
         result = self.base.model_copy(update={"faults": fault_records(injected)})
         finder = MilestoneFinder(result, self.empty, marks, now)
         for record in result.faults:
@@ -70,6 +67,15 @@ class LiveMilestones:
             for milestone in finder.of(span):
                 if milestone.name in LIVE_FROM_MARKS and milestone.reached:
                     self._reach(milestone)
+
+    def cluster_marks(self) -> list[ClusterMark]:
+        """The marks of every observation so far: only those not folded before are folded now. The run's end
+        takes cluster.jsonl from here, so the marks the live view announced are the report's, computed once."""
+        with self.timeline.lock:
+            new = self.timeline.observations[self.folded:]
+            self.folded += len(new)
+        self.deriver.fold(new)
+        return list(self.deriver.marks)
 
     def _impact(self, figures: LiveFigures, fault: str) -> bool:
         if figures.window != f"fault:{fault}":

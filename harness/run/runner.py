@@ -34,7 +34,7 @@ from harness.report.history import record_run
 from harness.report.marks import CLUSTER_JSONL, write_marks
 from harness.report.model import RunResult, StopRecord
 from harness.report.writers import run_dir, with_timeline, write_run
-from harness.run.clustermarks import MarkDeriver, fault_marks, stop_marks
+from harness.run.clustermarks import fault_marks, stop_marks
 from harness.run.events import RunEvents, RunStarted
 from harness.run.journaling import JournalRecords
 from harness.run.livemilestones import LiveMilestones
@@ -94,11 +94,12 @@ class Runner:
         self.faults: list[Fault] = self.planned.faults     # planned by the preflight, in the scenario's order
         self.schedule = FaultSchedule(self.faults, scenario, target, self.events, self.run_load, self.watch)
         self.t0 = 0.0                 # wall time of the scenario clock's zero, set by the steady-state phase
+        ttft_line, tbt_line = self.checks.slo_lines()
+        self.live = LiveMilestones(self.events, self.timeline, self.faults, scenario=scenario.name,
+                                   time_scale=target.time_scale, slo_ttft_ms=ttft_line, slo_tbt_ms=tbt_line,
+                                   limits=self.checks.check_limits())
         if not options.dry_run:
-            ttft_line, tbt_line = self.checks.slo_lines()
-            LiveMilestones(self.events, self.timeline, self.faults, scenario=scenario.name,
-                           time_scale=target.time_scale, slo_ttft_ms=ttft_line, slo_tbt_ms=tbt_line,
-                           limits=self.checks.check_limits()).listen()
+            self.live.listen()
         self.recovery = Recovery()
 
     @property
@@ -217,9 +218,8 @@ class Runner:
             measurement_degraded_reason=load_result.degraded_reason if load_result else None,
             report_dir=str(self.dir),
             scenario_file=str(self.options.scenario_file) if self.options.scenario_file else None)
-        write_marks(self.dir / CLUSTER_JSONL, [*MarkDeriver().fold(list(self.timeline.observations)),
-                                               *fault_marks(self.faults), *self.checks.marks(),
-                                               *stop_marks(stop)])
+        write_marks(self.dir / CLUSTER_JSONL, [*self.live.cluster_marks(), *fault_marks(self.faults),
+                                               *self.checks.marks(), *stop_marks(stop)])
         records = load_result.records_path if load_result else None
         result, timeline = with_timeline(result, self.dir, records)     # milestones and score, never raises
         self.events.run_ended.fire(result)
