@@ -39,6 +39,18 @@ class Slo(Check):
             return [w for w in load.windows if w.requests]
         return [w for w in load.windows if w.window == choice or w.window.startswith(f"{choice}:")]
 
+    def _own_lag(self, w, evidence: Evidence) -> float:
+        """The load generator's lag p99 that may have inflated window `w`'s figures. For the whole run, the
+        largest of its windows' own: the whole is the union of the windows, and the p99 of a union is at most
+        the largest p99 of its parts, so a tail each window may owe to its own lag is, over the whole, owed to
+        at most the largest lag (the whole's merged lag p99 would dilute a saturated window's lag into the quiet
+        ones: 12 ms over a run whose steady window lagged 43 ms)."""
+        lag = getattr(w, "loop_lag_p99_ms", None) or 0.0
+        if self.params.window == "whole":
+            lag = max([lag, *((getattr(part, "loop_lag_p99_ms", None) or 0.0)
+                              for part in evidence.load.windows if part.degraded)])
+        return lag
+
     def evaluate(self, evidence: Evidence):
         limits = {"ttft_p99_ms": self.params.ttft_p99 * 1000, "tbt_p99_ms": self.params.tbt_p99 * 1000,
                   "error_rate": self.params.error_rate}
@@ -49,7 +61,7 @@ class Slo(Check):
         for w in windows:
             # A saturated load generator inflates latencies by up to its own event-loop lag: only what exceeds
             # the limit by more than that lag can be the deployment's.
-            own_lag = (getattr(w, "loop_lag_p99_ms", None) or 0.0) if w.degraded else 0.0
+            own_lag = self._own_lag(w, evidence) if w.degraded else 0.0
             got = {"ttft_p99_ms": w.ttft_p99_ms, "tbt_p99_ms": w.tbt_p99_ms, "error_rate": w.error_rate,
                    "requests": w.requests, "degraded": w.degraded, "load_generator_lag_p99_ms": own_lag}
             figures[w.window] = got
