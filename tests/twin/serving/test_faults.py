@@ -91,7 +91,11 @@ def test_pod_deleted_or_node_powered_off_cuts_streams(gateway, sse):
             whole["resp"] = c.post("/v1/completions", json={"prompt": "plain", "max_tokens": 40})
     t2 = threading.Thread(target=plain)
     t2.start()
-    _wait_tokens(gw, "triton-13b-a00", 6)
+    # both requests decoding on the one replica before the power goes (a thread that started late on a busy
+    # machine would otherwise send after the cut and meet a 503, not a cut stream)
+    wait_for(lambda: gw.call(lambda: any(r.pod == "triton-13b-a00" and len(r.active) == 2 and r.stats.tokens >= 6
+                                         for r in list(gw.fleet.replicas.values()))),
+             5, "both streams decoding on triton-13b-a00", interval=0.005)
     gw.call(lambda: setattr(gw.world.nodes[NODE_A], "power", "stopped"))
     t.join(10), t2.join(10)
     res = box["res"]
