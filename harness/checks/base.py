@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from harness.faults.base import Fault
 from harness.jsonl import read_records
 from harness.observe import Timeline
-from harness.report.model import CheckResult, FaultJudgement
+from harness.report.model import CheckLimit, CheckResult, FaultJudgement
 from harness.strict.params import CheckParams, ParamsOf, register_into
 
 
@@ -34,8 +34,8 @@ class Evidence:
     run_started: float = 0.0
     run_ended: float = 0.0
     probes: dict[str, Any] = field(default_factory=dict)    # what live probes recorded (alarm states ...)
-    # (check name, its `faults:` scope or None, its `within` in deployment seconds), one per check entry
-    limits: list[tuple[str, list[Any] | None, float]] = field(default_factory=list)
+    # one per check entry with a `within` (deployment seconds), with its `faults:` scope (None: every fault)
+    limits: list[CheckLimit] = field(default_factory=list)
     recovery_started_at: float | None = None   # wall time of the last revert (the recovery phase's start)
     recovered_at: float | None = None          # wall time steady state held again (None: not within the bound)
     _records: list[dict[str, Any]] | None = field(default=None, init=False, repr=False, compare=False)
@@ -46,10 +46,8 @@ class Evidence:
     def limit(self, check: str, fault: Any) -> float | None:
         """The `within` of the scenario's entry of `check` that judges `fault` (deployment seconds), or None: a
         composed scenario may give one check a limit per fault."""
-        for name, scope, within in self.limits:
-            if name == check and (scope is None or fault.name in scope or getattr(fault, "index", None) in scope):
-                return within
-        return None
+        return next((limit.within_s for limit in self.limits
+                     if limit.check == check and limit.judges(fault.name, getattr(fault, "index", None))), None)
 
     def records(self) -> list[dict[str, Any]]:
         """The load's per-request records, read once for every check that judges them (a long run's file is

@@ -245,6 +245,10 @@ class CheckLimit(_Model):
     faults: list[Any] | None = None
     within_s: float
 
+    def judges(self, fault: str, index: int | None) -> bool:
+        """Whether this limit bounds fault `fault` at position `index` (no `faults:` scope: every fault)."""
+        return self.faults is None or fault in self.faults or index in self.faults
+
 
 class RunResult(_Model):
     """Everything one scenario run produced. Written as result.json (contract fields: docs/CONTRACTS.md section 4)."""

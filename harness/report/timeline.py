@@ -596,8 +596,7 @@ def limit_for(limits: list[CheckLimit], name: MilestoneName, fault: FaultRecord)
     """The `within` of the first scenario check that bounds this milestone and judges this fault."""
     for check in MILESTONE_LIMITS.get(name, ()):
         for limit in limits:
-            if limit.check == check and (limit.faults is None or fault.name in limit.faults
-                                         or fault.index in limit.faults):
+            if limit.check == check and limit.judges(fault.name, fault.index):
                 return limit.within_s
     return None
 

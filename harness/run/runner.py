@@ -97,7 +97,7 @@ class Runner:
         ttft_line, tbt_line = self.checks.slo_lines()
         self.live = LiveMilestones(self.events, self.timeline, self.faults, scenario=scenario.name,
                                    time_scale=target.time_scale, slo_ttft_ms=ttft_line, slo_tbt_ms=tbt_line,
-                                   limits=self.checks.check_limits())
+                                   limits=self.checks.limits)
         if not options.dry_run:
             self.live.listen()
         self.recovery = Recovery()
@@ -205,7 +205,7 @@ class Runner:
         ttft_line, tbt_line = self.checks.slo_lines()
         result = RunResult.build(
             time_scale=self.target.time_scale, slo_ttft_ms=ttft_line, slo_tbt_ms=tbt_line,
-            limits=self.checks.check_limits(),
+            limits=self.checks.limits,
             missing_evidence=missing_evidence(
                 load_result, ran=ran, load_stop_error=self.run_load.stop_error,
                 recovery_detail=self.recovery.detail,

@@ -27,9 +27,9 @@ class RunChecks:
         self.checks = [CHECKS[step.check](step.params) for step in scenario.checks if step.check in CHECKS]
         self.unknown = [step.check for step in scenario.checks if step.check not in CHECKS]
         self.started: list[Any] = []     # only these are stopped: a refused preflight starts none
-        self.limits = [(step.check, step.params.faults, step.params.within)
-                       for step in scenario.checks
-                       if getattr(step.params, "within", None) is not None]
+        # the scenario's limits (deployment seconds): the checks' Evidence.limit and the report's milestones
+        self.limits = [CheckLimit(check=step.check, faults=step.params.faults, within_s=step.params.within)
+                       for step in scenario.checks if getattr(step.params, "within", None) is not None]
 
     def start(self, ctx: RunContext) -> None:
         for check in self.checks:
@@ -39,10 +39,6 @@ class RunChecks:
     def stop(self) -> None:
         for check in self.started:
             check.stop()
-
-    def check_limits(self) -> list[CheckLimit]:
-        """The scenario's limits, for the report's milestones (deployment seconds)."""
-        return [CheckLimit(check=name, faults=scope, within_s=within) for name, scope, within in self.limits]
 
     def slo_lines(self) -> tuple[float, float]:
         """The TTFT and TBT p99 limits of the scenario's first `slo` check, in ms (the article's without one):

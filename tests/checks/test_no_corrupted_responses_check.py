@@ -9,6 +9,7 @@ from typing import Any
 from harness.checks.no_corrupted_responses import NoCorruptedResponses, NoCorruptedResponsesParams
 from harness.faults.base import NodeRef
 from harness.load.process import CanaryAnswer, CanaryOutcome
+from harness.report.model import CheckLimit
 from tests.checks.test_capacity_restored_support import T0, Clock, FakeFault, evidence
 
 ECC_NODE, SPOT_NODE, OTHER = "ip-10-0-16-4", "ip-10-0-48-7", "ip-10-0-32-4"
@@ -36,7 +37,7 @@ def _judge(tmp_path, faults, mismatches, records, limit_s: float = 60.0, limits=
            checked_at=EVERY_HALF_SECOND, errored_at=(), **params):
     records = records or [_served(0.5, OTHER)]
     ev = evidence(Clock().timeline, faults, records=records, tmp=tmp_path,
-                  limits=limits if limits is not None else [("node-drained", None, limit_s)])
+                  limits=limits if limits is not None else [CheckLimit(check="node-drained", within_s=limit_s)])
     ev.load = CanaryLoad(ev.load.records_path, CanaryOutcome(learn_window="steady", learned=True,
                                                              checked=len(checked_at), mismatches=mismatches,
                                                              checked_at=list(checked_at),
@@ -97,11 +98,13 @@ def test_the_grace_is_the_node_drained_limit_of_the_dbe_fault_not_of_another(tmp
     """A composed scenario gives node-drained a limit per fault (3m for the DBE, 2m for the spot notice): the node
     rule of the DBE fault uses the DBE's, so its node answering 5 s after landing is within 6 s wall."""
     ecc, spot = _faults()
-    limits = [("node-drained", [0], 180.0), ("node-drained", ["spot-interruption"], 120.0)]
+    limits = [CheckLimit(check="node-drained", faults=[0], within_s=180.0),
+              CheckLimit(check="node-drained", faults=["spot-interruption"], within_s=120.0)]
     result = _judge(tmp_path, [ecc, spot], [], [_served(15, ECC_NODE)], limits=limits)
     assert result.status == "pass", result.reason
     assert result.judgements[0].evidence["grace_s"] == 6.0
-    tighter = [("node-drained", [0], 90.0), ("node-drained", ["spot-interruption"], 180.0)]
+    tighter = [CheckLimit(check="node-drained", faults=[0], within_s=90.0),
+               CheckLimit(check="node-drained", faults=["spot-interruption"], within_s=180.0)]
     assert _judge(tmp_path, [ecc, spot], [], [_served(15, ECC_NODE)], limits=tighter).failed
 
 
