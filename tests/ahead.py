@@ -11,8 +11,7 @@ fixture. The session then runs in three parts (tests/conftest.py orders them):
    disturbs a measurement. Only what needs it is marked: every test in this part is time the background
    cannot use;
 2. every other test, while the background works through the jobs two at a time, the longest first, so at
-   most two background runs share the machine with the foreground; the side jobs (`Job.side`: judged on their
-   output, never on time) go one at a time in a third lane at low CPU priority;
+   most two background runs share the machine with the foreground;
 3. the modules whose tests take `ahead_run`, reading their results (three runs at a time once nothing else is
    left, or when only these modules were selected).
 """
@@ -37,9 +36,6 @@ class Job:
     timeout_s: float
     cwd: Path | None = None
     env: dict[str, str] | None = None      # added to the session's environment
-    # judged on its output alone, never on time (a fuzz, the tiny benchmarks): it runs in a lane of its own at
-    # low CPU priority (nice SIDE_NICE), on what the foreground and the two scenario lanes leave idle
-    side: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,19 +44,12 @@ class Ran:
     report_dir: Path
 
 
-SIDE_NICE = 10     # a side job gets about a tenth of a contended core, and any idle one whole
-
-
-def _lower_priority() -> None:
-    os.nice(SIDE_NICE)
-
-
 def run(job: Job, report_dir: Path, running: set[subprocess.Popen] | None = None) -> Ran:
     """The job's command to its end (or its timeout); `running` holds it meanwhile, for a session that ends early."""
     argv = job.argv(report_dir)
     env = {**os.environ, **job.env} if job.env else None
     with subprocess.Popen(argv, cwd=job.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, preexec_fn=_lower_priority if job.side else None) as proc:
+                          text=True) as proc:
         if running is not None:
             running.add(proc)
         try:
@@ -112,10 +101,7 @@ class AheadRuns:
             if (job := job_of(item)) is not None:
                 self._job_of[item.nodeid] = job.name
                 self._jobs.setdefault(job.name, job)
-        by_length = sorted(self._jobs, key=lambda name: -self._jobs[name].timeout_s)      # the longest first
-        self._queue = [name for name in by_length if not self._jobs[name].side]
-        self._side = [name for name in by_length if self._jobs[name].side]
-        self._side_worker: threading.Thread | None = None
+        self._queue = sorted(self._jobs, key=lambda name: -self._jobs[name].timeout_s)   # the longest first
         self._futures: dict[str, Future] = {name: Future() for name in self._jobs}
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
@@ -127,30 +113,18 @@ class AheadRuns:
     def add_worker(self, most: int) -> None:
         """One more thread taking queued jobs, up to `most` in all."""
         with self._lock:
-            lanes = [w for w in self._workers if w is not self._side_worker]
-            if len(lanes) >= most or not self._queue:
+            if len(self._workers) >= most or not self._queue:
                 return
-            worker = threading.Thread(target=self._work, args=(self._queue,), name=f"ahead-run-{len(lanes)}",
-                                      daemon=True)
+            worker = threading.Thread(target=self._work, name=f"ahead-run-{len(self._workers)}", daemon=True)
             self._workers.append(worker)
         worker.start()
 
-    def add_side_worker(self) -> None:
-        """The one thread taking the side jobs (Job.side), if there are any and it is not running yet."""
-        with self._lock:
-            if self._side_worker is not None or not self._side:
-                return
-            self._side_worker = threading.Thread(target=self._work, args=(self._side,), name="ahead-run-side",
-                                                 daemon=True)
-            self._workers.append(self._side_worker)
-        self._side_worker.start()
-
-    def _work(self, queue: list[str]) -> None:
+    def _work(self) -> None:
         while True:
             with self._lock:
-                if not queue:
+                if not self._queue:
                     return
-                name = queue.pop(0)
+                name = self._queue.pop(0)
             job, future = self._jobs[name], self._futures[name]
             if not future.set_running_or_notify_cancel():
                 continue
@@ -168,13 +142,11 @@ class AheadRuns:
 
     def result(self, nodeid: str) -> Ran:
         self.add_worker(most=3)                 # nothing else runs now: three at a time (each mostly waits)
-        self.add_side_worker()
         return self._futures[self._job_of[nodeid]].result()
 
     def close(self) -> None:
         with self._lock:
             self._queue.clear()
-            self._side.clear()
         for future in self._futures.values():
             future.cancel()
         for proc in list(self._running):       # a session ended early (-x, Ctrl-C): its runs go too

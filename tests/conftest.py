@@ -118,7 +118,6 @@ def _background_after_the_quiet_part(request: pytest.FixtureRequest, _ahead_runs
     if phase_of(request.node, _ahead_runs.ahead_modules) >= FOREGROUND:
         _ahead_runs.add_worker(most=2)
         _ahead_runs.add_worker(most=2)
-        _ahead_runs.add_side_worker()
 
 
 @pytest.fixture()

@@ -26,7 +26,7 @@ def _discovered() -> list[str]:
 def ahead_job(test: str, params: dict) -> Job:
     return Job("bench-tiny", lambda report: [sys.executable, "-m", "bench", "--tiny", "--out",
                                              str(report / "latest.json")],
-               timeout_s=600, cwd=ROOT, env={"COLUMNS": "200"}, side=True)   # no timing is judged: a side job
+               timeout_s=280, cwd=ROOT, env={"COLUMNS": "200"})
 
 
 @pytest.fixture()

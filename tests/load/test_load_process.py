@@ -19,7 +19,8 @@ from support.polling import wait_for
 
 from .sse_server import SSEServer
 
-pytestmark = pytest.mark.quiet   # its bias figures are to the millisecond
+# quiet (tests/ahead.py): the tests whose figures are to the millisecond, or whose windows are a few 100 ms
+quiet = pytest.mark.quiet
 
 SERVED_BY = ["x-served-by"]
 BIAS_WINDOWS = 6              # 1.5 s windows; a window the server or the load generator ran late in is not judged
@@ -38,6 +39,7 @@ def spec(**kw) -> LoadSpec:
     return LoadSpec.model_validate(base)
 
 
+@quiet
 def test_reader_is_not_fooled_and_retries_reuse_the_key(server: SSEServer, tmp_path: Path) -> None:
     """Every attempt's failure reason matches what the server really did to it, attempt by attempt."""
     load = LoadProcess()
@@ -180,6 +182,7 @@ def measure_bias_round(server: SSEServer, tmp_path: Path) -> tuple[list, list]:
     return judged, disturbed
 
 
+@quiet
 def test_ttft_and_tbt_match_the_servers_stamps_at_32_streams(sse_server: SSEServer, tmp_path: Path) -> None:
     """Bias against the server's send stamps within 2 ms at p50 and p99, 32 concurrent streams.
 
@@ -255,6 +258,7 @@ def test_canary_mismatch_detected_after_learning(server: SSEServer, tmp_path: Pa
     assert canary.checked >= len(canary.mismatches)
 
 
+@quiet
 def test_poisson_arrivals_are_bounded(server: SSEServer, tmp_path: Path) -> None:
     """Open loop: never more than `users` in flight, arrivals beyond as many waiting dropped, count bound stops
     the run."""
@@ -393,6 +397,7 @@ def test_sigterm_still_leaves_final_figures(server: SSEServer, tmp_path: Path) -
     assert result.whole.requests >= 4
 
 
+@quiet
 def test_a_stream_longer_than_the_stall_limit_is_not_a_stall(server: SSEServer, tmp_path: Path) -> None:
     """The stall limit is "no bytes for stall_timeout", re-armed on every wait: a healthy stream whose
     tokens keep coming finishes even when the whole stream lasts several stall limits."""

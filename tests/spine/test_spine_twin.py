@@ -43,9 +43,7 @@ WINDOWS = 10                                  # 2 s windows of which at least on
 WINDOW_ROUNDS = 3                             # rounds of WINDOWS, until one window is a clean measurement
 HARNESS_ACTORS = {"kube-api", "eviction"}     # store writes that came in through the API, not from controllers
 
-# quiet (tests/ahead.py): it measures TTFT and TBT against the twin's stamps, and its runs beside the background
-# took twice as long (interrupts 11 s -> 25 s), time the foreground would add to the session
-pytestmark = [pytest.mark.slow, pytest.mark.quiet]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -300,6 +298,7 @@ def round_holds(figures: list) -> bool:
     return any(lag <= 2.0 for _, lag, *_ in figures) and (not clean or clean[len(clean) // 2] <= TYPICAL_LAG_MS)
 
 
+@pytest.mark.quiet       # it measures TTFT and TBT against the twin's stamps (tests/ahead.py)
 def test_load_measures_ttft_and_tbt_as_the_twin_sent_them(twin: TwinHandle, tmp_path: Path) -> None:
     """At the demo's load (32 streaming users, 256-token prompts, 128 tokens), every content event's receive
     time minus the gateway's own send stamp is the measurement's bias for TTFT (first event) and TBT (gaps):
