@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from harness.faults.base import Fault
 from harness.jsonl import read_records
 from harness.observe import Timeline
-from harness.report.model import CheckLimit, CheckResult, FaultJudgement
+from harness.report.model import CheckLimit, CheckResult, FaultJudgement, limit_within
 from harness.strict.params import CheckParams, ParamsOf, register_into
 
 
@@ -46,8 +46,7 @@ class Evidence:
     def limit(self, check: str, fault: Any) -> float | None:
         """The `within` of the scenario's entry of `check` that judges `fault` (deployment seconds), or None: a
         composed scenario may give one check a limit per fault."""
-        return next((limit.within_s for limit in self.limits
-                     if limit.check == check and limit.judges(fault.name, getattr(fault, "index", None))), None)
+        return limit_within(self.limits, check, fault.name, getattr(fault, "index", None))
 
     def records(self) -> list[dict[str, Any]]:
         """The load's per-request records, read once for every check that judges them (a long run's file is

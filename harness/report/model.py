@@ -250,6 +250,11 @@ class CheckLimit(_Model):
         return self.faults is None or fault in self.faults or index in self.faults
 
 
+def limit_within(limits: list[CheckLimit], check: str, fault: str, index: int | None) -> float | None:
+    """The `within` of the first of `limits` that is `check`'s and judges this fault (deployment seconds)."""
+    return next((limit.within_s for limit in limits if limit.check == check and limit.judges(fault, index)), None)
+
+
 class RunResult(_Model):
     """Everything one scenario run produced. Written as result.json (contract fields: docs/CONTRACTS.md section 4)."""
 

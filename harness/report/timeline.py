@@ -28,7 +28,8 @@ import numpy as np
 
 from harness.load.process import CanaryOutcome, analyse_canaries
 from harness.report.marks import CLUSTER_JSONL, DETECT_KINDS, ISOLATE_KINDS, ClusterMark, read_marks
-from harness.report.model import MILESTONES, CheckLimit, FaultRecord, Milestone, MilestoneName, RunResult, Score
+from harness.report.model import (MILESTONES, CheckLimit, FaultRecord, Milestone, MilestoneName, RunResult, Score,
+                                  limit_within)
 
 log = logging.getLogger(__name__)
 
@@ -594,11 +595,8 @@ class MilestoneFinder:
 
 def limit_for(limits: list[CheckLimit], name: MilestoneName, fault: FaultRecord) -> float | None:
     """The `within` of the first scenario check that bounds this milestone and judges this fault."""
-    for check in MILESTONE_LIMITS.get(name, ()):
-        for limit in limits:
-            if limit.check == check and limit.judges(fault.name, fault.index):
-                return limit.within_s
-    return None
+    return next((within for check in MILESTONE_LIMITS.get(name, ())
+                 if (within := limit_within(limits, check, fault.name, fault.index)) is not None), None)
 
 
 def _window(result: RunResult, name: str) -> tuple[float, float] | None:
