@@ -33,9 +33,13 @@ from harness.twin.serving.textgen import WordStream
 # Wake this much before a deadline: epoll rounds timeouts up to whole milliseconds, so waking early by
 # half of that centres the emission error on zero instead of making every token up to 1 ms late.
 EARLY_WAKE_S = 0.0005
-# A step that starts later than this after the previous deadline starts a new timeline (the replica was
-# idle, frozen or starved); smaller lags are absorbed by keeping the absolute schedule.
-RESYNC_S = 0.005
+# The GPU runs its steps back to back whatever the host does, so a step that starts late keeps the absolute
+# schedule: its tokens go out late and the next ones catch up. A twin process that waits for a CPU (a loaded
+# test machine) would otherwise add every wait to the timeline for good: less work per second, longer queues,
+# bigger batches, and a modelled TBT p99 that moved from 20 ms to 53 ms on a loaded 2-core machine. Only a
+# step later than this (longer than the 190 ms the worst starvation measured there lasted) starts a new
+# timeline. Idle, frozen and I/O-waiting replicas start one anyway: there the GPU really had nothing to do.
+RESYNC_S = 0.25
 # While a node's volume is paused, how often a replica looks whether the pause has ended.
 IO_POLL_S = 0.05
 
@@ -240,8 +244,8 @@ class Replica:
             start = now if due is None or now - due > RESYNC_S else due
             due = start + step
             delay = due - EARLY_WAKE_S - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # catching up, the step is already due; yielding still lets the streams send what came before it
+            await asyncio.sleep(max(0.0, delay))
             if not self._thawed.is_set():          # frozen mid-step: the step completes after the thaw
                 await self._thawed.wait()
                 due = loop.time()
