@@ -30,6 +30,7 @@ class Outcome:
     failed: frozenset[str]
     exit_code: int
     detail: str = ""
+    reasons: tuple[str, ...] = ()         # each failed check's own reason, figures included
 
     @property
     def right(self) -> bool:
@@ -57,9 +58,10 @@ def run_variant(variant: Variant, folder: Path, run_seed: int, time_scale: float
         tail = (out.stderr or out.stdout).strip().splitlines()[-3:]
         return Outcome(variant, "error", frozenset(), out.returncode, " | ".join(tail))
     result = json.loads(results[-1].read_text())
-    failed = frozenset(c["name"] for c in result["checks"] if c["status"] == "fail")
+    failing = [c for c in result["checks"] if c["status"] == "fail"]
     detail = result.get("error") or ""
-    return Outcome(variant, result["verdict"], failed, out.returncode, detail)
+    return Outcome(variant, result["verdict"], frozenset(c["name"] for c in failing), out.returncode, detail,
+                   tuple(f"{c['name']}: {c['reason']}" for c in failing))
 
 
 def validate(variants: list[Variant], folder: Path) -> list[str]:
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             v = outcome.variant
             print(f"{'ok   ' if outcome.right else 'WRONG'} {v.name} on {v.profile}: expected {v.expected}, got "
                   f"{outcome.got}  [{'; '.join(v.changes) or 'as shipped'}]", flush=True)
+            if not outcome.right:
+                print("".join(f"      {reason}\n" for reason in outcome.reasons), end="", flush=True)
     wrong = [o for o in outcomes if not o.right]
     summary = {"seed": draw_seed, "variants": len(outcomes), "wrong": len(wrong),
                "seconds": round(time.monotonic() - started, 1),

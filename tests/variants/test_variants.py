@@ -28,7 +28,7 @@ def test_a_drawn_variant_gets_the_verdict_the_article_implies(position: int, ahe
     out = ahead_run.out
     variant = DRAWN[position]
     line = next((text for text in out.stdout.splitlines() if variant.name in text and " on " in text), out.stdout)
-    assert out.returncode == 0 and line.startswith("ok"), line + "\n" + out.stderr[-2000:]
+    assert out.returncode == 0 and line.startswith("ok"), out.stdout[-3000:] + "\n" + out.stderr[-2000:]
 
 
 def test_the_draw_is_the_same_for_the_same_seed_and_every_variant_validates(tmp_path):
