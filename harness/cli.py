@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("harness.commands.audit", "read-only check of a deployment against the article's anti-patterns"),
     "recover": ("harness.commands.recover", "revert faults left behind by an interrupted run"),
     "report": ("harness.commands.report", "rebuild the history page (index.html) of a reports folder"),
+    "load-worker": ("harness.commands.loadworker", "one worker of a run's load, on any host (--master HOST:PORT)"),
 }
 
 

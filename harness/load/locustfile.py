@@ -20,8 +20,9 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import gevent
 from gevent.queue import Empty, Queue
@@ -33,6 +34,7 @@ from tenacity import RetryError, Retrying, retry_if_exception, stop_after_attemp
 from harness.load.recorder import Recorder, SelfMonitor, clamp_us
 from harness.load.spec import LoadSpec
 from harness.load.stream import read_stream
+from harness.load.wire import FINAL, RECORDS
 
 CONFIG_ENV = "G7CHAOS_LOAD_CONFIG"
 
@@ -50,6 +52,37 @@ def load_config() -> dict[str, Any]:
 
 CONFIG = load_config()
 SPEC = LoadSpec.model_validate(CONFIG.get("spec", {}))
+# Set by `harness.load.child`, which starts the measuring state itself (a worker only once its master has sent
+# the configuration); under plain `locust -f`, Locust's init event starts it.
+EMBEDDED = False
+
+
+def configure(config: dict[str, Any]) -> None:
+    """Take a configuration that arrived after import (a worker's, from its master's welcome)."""
+    global CONFIG, SPEC
+    CONFIG = config
+    SPEC = LoadSpec.model_validate(config.get("spec", {}))
+    StreamingLLMUser.network_timeout = min(SPEC.timeout_s, SPEC.stall_timeout_s)
+    StreamingLLMUser.connection_timeout = SPEC.connect_timeout_s
+
+
+Ship = Callable[[str, dict[str, Any]], None]      # a worker's message to its master: (type, data)
+
+
+class Lines:
+    """Record lines kept for the next message to the master (a worker writes no file)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.parts.append(line)
+
+    def take(self) -> str:
+        text, self.parts = "".join(self.parts), []
+        return text
 
 
 class AttemptFailed(Exception):
@@ -64,21 +97,30 @@ class AttemptFailed(Exception):
 class LoadState:
     """Everything one load process shares between its users: recorder, records file, arrivals, canaries."""
 
-    def __init__(self, spec: LoadSpec, config: dict[str, Any]) -> None:
+    def __init__(self, spec: LoadSpec, config: dict[str, Any], ship: Ship | None = None) -> None:
         self.spec = spec
         self.index = int(config.get("process_index", 0))
         self.processes = max(1, int(config.get("processes", 1)))
-        self.out_dir = Path(config.get("out_dir", "."))
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         self.served_by = [h.lower() for h in config.get("served_by_headers", [])]
         self.recorder = Recorder(config.get("first_window", "warmup"))
         self.monitor = SelfMonitor(self.recorder, spec.lag_p99_limit_ms, spec.cpu_limit, grace_s=1.0)
-        self.records_path = self.out_dir / f"records-{self.index}.jsonl"
-        self.records = self.records_path.open("a", buffering=1 << 16)
-        # Open loop only: one line per arrival dropped at a full queue, so the report can count every request
-        # that was due, the ones never sent included (a closed loop has no arrivals to drop: no file).
-        self.dropped_path = self.out_dir / f"dropped-{self.index}.jsonl"
-        self.dropped = self.dropped_path.open("a", buffering=1 << 16) if spec.arrival == "poisson" else None
+        # A worker ships its records to its master (harness.load.wire); a process on its own writes them to
+        # `records-<index>.jsonl`. Open loop only: one line per arrival dropped at a full queue, so the report can
+        # count every request that was due, the ones never sent included (a closed loop has no arrivals to drop).
+        self.ship = ship
+        self.clock_offset = 0.0     # the master's wall clock minus this process's (a worker's estimate)
+        self.finalized = False
+        self.records: Lines | IO[str]
+        self.dropped: Lines | IO[str] | None
+        if ship is not None:
+            self.records = Lines()
+            self.dropped = Lines() if spec.arrival == "poisson" else None
+        else:
+            self.out_dir = Path(config.get("out_dir", "."))
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.records = (self.out_dir / f"records-{self.index}.jsonl").open("a", buffering=1 << 16)
+            self.dropped = ((self.out_dir / f"dropped-{self.index}.jsonl").open("a", buffering=1 << 16)
+                            if spec.arrival == "poisson" else None)
         self.started = time.monotonic()
         self.logical = 0
         self.running = True
@@ -108,6 +150,10 @@ class LoadState:
         return self.spec.max_requests is not None and self.logical >= self.spec.max_requests
 
     def write(self, record: dict[str, Any]) -> None:
+        if self.clock_offset:
+            for stamp in WALL_STAMPS:
+                if record.get(stamp) is not None:
+                    record[stamp] = round(record[stamp] + self.clock_offset, 6)
         self.records.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def poisson_arrivals(self) -> None:
@@ -153,11 +199,19 @@ class LoadState:
         """An arrival that found the queue full: counted, and kept with its scheduled time for the report."""
         self.recorder.current.dropped += 1
         if self.dropped is not None:
-            self.dropped.write(json.dumps({"t_arrival": round(t_arrival, 6), "window": self.recorder.window_name,
+            self.dropped.write(json.dumps({"t_arrival": round(t_arrival + self.clock_offset, 6),
+                                           "window": self.recorder.window_name,
                                            "worker": self.index}, separators=(",", ":")) + "\n")
 
     def flush(self) -> None:
-        """Make what was written so far readable by the parent (records and dropped arrivals)."""
+        """Make what was written so far readable by the parent (records and dropped arrivals): flushed to the
+        files, or shipped to the master in one message."""
+        if self.ship is not None:
+            assert isinstance(self.records, Lines)
+            records, dropped = self.records.take(), self.dropped.take() if isinstance(self.dropped, Lines) else ""
+            if records or dropped:
+                self.ship(RECORDS, {"records": records, "dropped": dropped})
+            return
         for sink in (self.records, self.dropped):
             if sink is not None:
                 try:
@@ -180,22 +234,52 @@ def state() -> LoadState:
     return STATE
 
 
-@events.init.add_listener
-def _on_init(environment: Any, **_kw: Any) -> None:
-    if isinstance(environment.runner, MasterRunner):
-        return
-    st = state()
+def begin(ship: Ship | None = None) -> LoadState:
+    """The measuring state, with its self-monitor and (open loop) its arrivals running."""
+    global STATE
+    if STATE is None:
+        STATE = LoadState(SPEC, CONFIG, ship)
+    st = STATE
     gevent.spawn(st.monitor.probe, gevent.sleep, lambda: st.running)
     if st.spec.arrival == "poisson":
         gevent.spawn(st.poisson_arrivals)
+    return st
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    if EMBEDDED or isinstance(environment.runner, MasterRunner):
+        return
+    begin()
+
+
+WALL_STAMPS = ("t_start", "t_end", "t_arrival")       # a record's wall-clock fields
+
+
+def on_master_clock(snapshot: dict[str, Any], offset: float) -> None:
+    """A window snapshot's wall stamps (and a live report's) moved onto the master's clock, in place."""
+    if offset:
+        for stamp in ("first_wall", "last_wall", "t"):
+            if isinstance(snapshot.get(stamp), (int, float)):
+                snapshot[stamp] += offset
+        if isinstance(snapshot.get("window"), dict):
+            on_master_clock(snapshot["window"], offset)
 
 
 def write_final(st: LoadState) -> None:
     """Every window's snapshot, once, at the end: what the parent merges across processes."""
+    if st.finalized:
+        return
+    st.finalized = True
     st.close()
     final = st.recorder.snapshot()
     final["degraded"] = st.monitor.degraded
     final["cpu_share"] = st.monitor.cpu_share
+    if st.ship is not None:
+        for window in final.get("windows", []):
+            on_master_clock(window, st.clock_offset)
+        st.ship(FINAL, final)
+        return
     path = st.out_dir / f"final-{st.index}.json"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(final, separators=(",", ":")))

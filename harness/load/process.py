@@ -4,8 +4,10 @@ Why child processes: Locust monkey-patches the standard library through gevent o
 break the harness's own threads and asyncio code; and the load generator must not share a core's event
 loop with anything whose lag it would then measure. So this module never imports Locust: it writes a
 config, starts `python -m harness.load.child` (one local runner, or a Locust master plus `spec.workers`
-workers in Locust's own master/worker mode), and talks to them through small files in the output folder
-(see `harness.load.child`).
+workers in Locust's own master/worker mode, and room for `spec.remote_workers` started elsewhere with
+`g7chaos load-worker`), and talks to the local runner or the master through small files in the output folder
+(see `harness.load.child`). Workers share no file with anyone: they talk to their master over Locust's
+messaging only (`harness.load.wire`), and the master writes what they send.
 
 Usage:
     load = LoadProcess()
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -34,6 +38,7 @@ from harness.load.recorder import MergedWindow, WindowFigures, merge_snapshots
 from harness.load.spec import LoadSpec
 
 CONFIG_ENV = "G7CHAOS_LOAD_CONFIG"    # same name as harness.load.locustfile.CONFIG_ENV (not imported: gevent)
+TOKEN_ENV = "G7CHAOS_LOAD_TOKEN"      # same name as harness.load.wire.TOKEN_ENV
 
 
 class LiveFigures(BaseModel):
@@ -100,6 +105,9 @@ class LoadResult(BaseModel):
     processes: int = 1
     complete: bool = True
     problems: list[str] = Field(default_factory=list)
+    clocks: list[dict[str, Any]] = Field(
+        default_factory=list, description="per worker: process, name, offset_ms, uncertainty_ms (its clock against "
+                                          "the master's, as of its last report)")
 
     def window(self, name: str) -> WindowFigures | None:
         return next((w for w in self.windows if w.window == name), None)
@@ -109,9 +117,10 @@ class LoadError(RuntimeError):
     """The load processes could not start or report."""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+def _free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -134,16 +143,21 @@ class LoadProcess:
         self.seq = 0
         self.window_name: str | None = None
         self.measuring = 0
+        self.master_address: str | None = None     # HOST:PORT the master binds, when there is one
         self._result: LoadResult | None = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self, url: str, spec: LoadSpec, out_dir: str | Path, served_by_headers: list[str] | None = None,
-              first_window: str = "warmup") -> None:
+              first_window: str = "warmup", master: tuple[str, int] | None = None) -> None:
+        """Start the load: one local process, or a Locust master (bound to `master`, default a free loopback
+        port) with `spec.workers` local workers and room for `spec.remote_workers` more. Workers join with the
+        run's token: `G7CHAOS_LOAD_TOKEN` when set (a game day that starts remote workers itself), else a new
+        random one, written to `<out_dir>/load-token` (owner-only) for whoever starts the remote workers."""
         if self.procs:
             raise RuntimeError("load already started")
         out = Path(out_dir).resolve()
         out.mkdir(parents=True, exist_ok=True)
-        for pattern in ("live-*.json", "final-*.json", "records-*.jsonl", "dropped-*.jsonl"):
+        for pattern in ("live-*.json", "final-*.json", "records-*.jsonl", "dropped-*.jsonl", "members.json"):
             for stale in out.glob(pattern):
                 stale.unlink()
         self.out_dir, self.spec, self.window_name = out, spec, first_window
@@ -151,27 +165,42 @@ class LoadProcess:
         base = {"url": url.rstrip("/"), "spec": spec.model_dump(mode="json"), "out_dir": str(out),
                 "served_by_headers": list(served_by_headers or []), "first_window": first_window,
                 "processes": spec.workers}
-        if spec.workers == 1:
+        if spec.workers == 1 and not spec.remote_workers:
             self.measuring = 1
             self._spawn("local", dict(base, process_index=0))
             return
-        port = _free_port()
-        self.measuring = spec.workers
-        self._spawn("master", dict(base, process_index=-1), ["--master-port", str(port),
-                                                             "--expect-workers", str(spec.workers)])
+        host, port = master or ("127.0.0.1", 0)
+        port = port or _free_port(host)
+        self.master_address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.measuring = spec.workers + spec.remote_workers
+        token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+        token_file = out / "load-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(token)
+        self._spawn("master", dict(base, processes=self.measuring),
+                    ["--master", self.master_address, "--expect-workers", str(self.measuring)], token=token)
         for i in range(spec.workers):
-            self._spawn("worker", dict(base, process_index=i), ["--master-port", str(port)], name=f"worker-{i}")
+            self._spawn("worker", None, ["--master", self.master_address, "--name", f"worker-{i}"],
+                        name=f"worker-{i}", token=token)
 
-    def _spawn(self, role: str, config: dict[str, Any], extra: list[str] | None = None,
-               name: str | None = None) -> None:
+    def _spawn(self, role: str, config: dict[str, Any] | None, extra: list[str] | None = None,
+               name: str | None = None, token: str | None = None) -> None:
+        """One load child; a worker gets no configuration file (its master sends what it needs)."""
         assert self.out_dir is not None
         name = name or role
-        cfg = self.out_dir / f"config-{name}.json"
-        cfg.write_text(json.dumps(config, indent=1))
-        env = dict(os.environ, **{CONFIG_ENV: str(cfg)})
+        env = dict(os.environ)
         env.pop("LOCUST_LOCUSTFILE", None)
+        env.pop(CONFIG_ENV, None)
+        cmd = [self.python, "-m", "harness.load.child"]
+        if config is not None:
+            cfg = self.out_dir / f"config-{name}.json"
+            cfg.write_text(json.dumps(config, indent=1))
+            env[CONFIG_ENV] = str(cfg)
+            cmd.append(str(cfg))
+        if token is not None:
+            env[TOKEN_ENV] = token
+        cmd += ["--role", role, *(extra or [])]
         log = (self.out_dir / f"{name}.log").open("wb")
-        cmd = [self.python, "-m", "harness.load.child", str(cfg), "--role", role, *(extra or [])]
         self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, cwd=str(Path(__file__).resolve().parents[2])))
         log.close()
@@ -285,13 +314,26 @@ class LoadProcess:
         out = self.out_dir
         snapshots: list[dict[str, Any]] = []
         degraded_reasons: list[str] = []
+        members = {int(m["index"]): m["name"] for m in (_read_json(out / "members.json") or {}).get("members", [])}
+        clocks = []
         for i in range(self.measuring):
+            clock = (_read_json(out / f"live-{i}.json") or {}).get("clock")
+            if clock is not None and i in members:
+                clocks.append({"process": i, "name": members[i], "offset_ms": clock["offset_ms"],
+                               "uncertainty_ms": clock["uncertainty_ms"]})
             final = _read_json(out / f"final-{i}.json")
             if final is None:
-                problems.append(f"load process {i} left no final figures (crashed?); its last live report is used")
                 live = _read_json(out / f"live-{i}.json")
+                who = f"load worker {members[i]} (process {i})" if i in members else f"load process {i}"
                 if live:
                     snapshots.append({"windows": [live["window"]]})
+                    lost_at = datetime.fromtimestamp(float(live.get("t", 0)), timezone.utc).isoformat(timespec="milliseconds")
+                    lost = (f"{who} lost at {lost_at} with {int(live.get('users', 0))} users: it left no final "
+                            "figures, and its last live report (200 ms at most before) is used")
+                    problems.append(lost)
+                    degraded_reasons.append(lost)
+                else:
+                    problems.append(f"{who} left no figures at all")
                 continue
             snapshots.append(final)
         merged = merge_snapshots(snapshots)
@@ -314,7 +356,7 @@ class LoadProcess:
             records_path=str(records), dropped_path=str(dropped) if dropped is not None else None,
             stats_csv=str(stats_csv) if stats_csv.exists() else None,
             degraded=bool(degraded_reasons), degraded_reason="; ".join(dict.fromkeys(degraded_reasons)) or None,
-            processes=self.measuring, complete=not problems, problems=problems)
+            processes=self.measuring, complete=not problems, problems=problems, clocks=clocks)
 
     def _merge_parts(self, name: str) -> Path:
         """`<name>.jsonl`: the measuring processes' `<name>-<index>.jsonl` files one after the other (a process

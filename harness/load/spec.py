@@ -101,6 +101,9 @@ class LoadSpec(BaseModel):
     canary: CanarySpec = Field(default_factory=CanarySpec)
 
     workers: int = Field(1, ge=1, le=64, description=">1: Locust master + this many worker processes")
+    remote_workers: int = Field(0, ge=0, le=64, description="workers started elsewhere (`g7chaos load-worker "
+                                "--master HOST:PORT`) that the master waits for, beside the local `workers`")
+    join_timeout_s: float = Field(30.0, gt=0, description="how long the master waits for every worker to join")
     duration_s: float = Field(3600.0, gt=0, description="hard bound on the load loop, whatever the caller does")
     max_requests: int | None = Field(None, ge=1, description="hard bound on logical requests per process")
     seed: int = Field(0, description="prompt and arrival randomness")

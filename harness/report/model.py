@@ -161,6 +161,17 @@ class WindowMetrics(_Model):
         return data
 
 
+class LoadClock(_Model):
+    """A load worker's wall clock against its master's (harness/load/wire.py): its records' and windows' wall
+    stamps were moved by `offset_ms` onto the master's clock, within `uncertainty_ms` (half the best probe's
+    round trip). Latencies are measured on the worker and need no offset."""
+
+    process: int
+    name: str
+    offset_ms: float
+    uncertainty_ms: float | None = None
+
+
 class RunMetrics(_Model):
     requests: int = 0
     errors: int = 0
@@ -169,6 +180,7 @@ class RunMetrics(_Model):
     tbt_p50_ms: float | None = None
     tbt_p99_ms: float | None = None
     windows: list[WindowMetrics] = Field(default_factory=list)
+    load_clocks: list[LoadClock] = Field(default_factory=list, description="workers' clocks against the master's")
 
     @computed_field  # type: ignore[prop-decorator]
     @property

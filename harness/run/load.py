@@ -35,7 +35,8 @@ class RunLoad:
         spec = LoadSpec.model_validate({**load_spec_fields(load, seed=seed, duration_s=duration_s), "temperature": 0.0})
         self.process = LoadProcess()
         self.process.start(target.inference_url, spec, out_dir,
-                           served_by_headers=list(target.served_by_headers) + REPLAY_HEADERS, first_window="warmup")
+                           served_by_headers=list(target.served_by_headers) + REPLAY_HEADERS, first_window="warmup",
+                           master=target.load_master)
         self.process.wait_started(timeout_s=60)
 
     def figures(self) -> LiveFigures:

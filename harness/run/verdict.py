@@ -94,7 +94,7 @@ def run_metrics(load_result: LoadResult | None,
 
     return RunMetrics(requests=whole.requests, errors=whole.errors, ttft_p50_ms=whole.ttft_p50_ms,
                       ttft_p99_ms=whole.ttft_p99_ms, tbt_p50_ms=whole.tbt_p50_ms, tbt_p99_ms=whole.tbt_p99_ms,
-                      windows=[window(w) for w in load_result.windows])
+                      windows=[window(w) for w in load_result.windows], load_clocks=load_result.clocks)
 
 
 def missing_evidence(load_result: LoadResult | None, *, ran: bool, load_stop_error: str | None,

@@ -31,6 +31,7 @@ def load_spec_fields(load: LoadSection, *, duration_s: float | None = None, seed
         "timeout_s": load.timeout,
         "stall_timeout_s": load.stall_timeout,
         "workers": load.workers,
+        "remote_workers": load.remote_workers,
     }
     if load.conversations is not None:
         fields["conversations"] = max(1, math.floor(load.users * load.conversations.share))

@@ -90,6 +90,8 @@ class LoadSection(StrictModel):
     canary: Canary | None = None
     conversations: Conversations | None = None
     workers: int = Field(1, ge=1, le=64, description="Locust worker processes (master/worker mode when > 1)")
+    remote_workers: int = Field(0, ge=0, le=64, description="workers on other hosts (`g7chaos load-worker --master "
+                                "HOST:PORT`, the target's load_master) the run waits for, beside the local ones")
 
     @model_validator(mode="after")
     def _rate_matches_arrival(self) -> LoadSection:

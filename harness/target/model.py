@@ -222,6 +222,10 @@ class TargetSpec(StrictModel):
     inference_url: str = Field(..., pattern=URL_PATTERN, max_length=2048)
     served_by_headers: list[str] = Field(
         default_factory=lambda: ["x-served-by-pod", "x-served-by-node", "x-served-by-az"], max_length=8)
+    load_master: str | None = Field(
+        None, pattern=r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}$",
+        description="HOST:PORT the load master binds when a scenario expects remote workers (`g7chaos load-worker "
+                    "--master` joins there); default: a free loopback port, for local workers only")
     time_scale: float = Field(1.0, gt=0, le=1000, description="deployment seconds per wall second (1 = real)")
     allowlist: Allowlist = Field(default_factory=Allowlist)
     caps: BlastRadius = Field(default_factory=BlastRadius)

@@ -181,6 +181,14 @@ class Target:
     def served_by_headers(self) -> list[str]:
         return list(self.spec.served_by_headers)
 
+    @property
+    def load_master(self) -> tuple[str, int] | None:
+        """Where the load master binds for remote workers (None: a free loopback port)."""
+        if self.spec.load_master is None:
+            return None
+        host, _, port = self.spec.load_master.rpartition(":")
+        return host.strip("[]"), int(port)
+
     def wall_seconds(self, deployment_seconds: float) -> float:
         """Wall-clock seconds a scenario duration (deployment time) takes on this target."""
         return deployment_seconds / self.spec.time_scale

@@ -42,7 +42,8 @@ class Served:
 
 
 class SSEServer:
-    def __init__(self, tokens: int = 10, gap_s: float = 0.02, ttft_s: float = 0.05) -> None:
+    def __init__(self, tokens: int = 10, gap_s: float = 0.02, ttft_s: float = 0.05, host: str = "127.0.0.1") -> None:
+        self.host = host              # loopback, or the host end of a test's own veth link
         self.tokens = tokens
         self.gap_s = gap_s
         self.ttft_s = ttft_s
@@ -144,14 +145,14 @@ class SSEServer:
     def start(self) -> "SSEServer":
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((self.host, 0))
         port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
         wait_for(lambda: self._server.started, 10, "the SSE test server to start", interval=0.01)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{self.host}:{port}"
         return self
 
     def stop(self) -> None:

@@ -65,7 +65,7 @@ def test_misspelt_key_is_located_with_allowed_keys():
     assert problems(STAGING.replace("inference_url", "inferenceurl")) == [
         "targets.yaml:3:5: targets.staging-use2: missing required key 'inference_url'",
         "targets.yaml:7:5: unknown key 'inferenceurl' in staging-use2; allowed: name, description, environment, "
-        "kubeconfig, contexts, aws, inference_url, served_by_headers, time_scale, allowlist, caps, selectors, "
+        "kubeconfig, contexts, aws, inference_url, served_by_headers, load_master, time_scale, allowlist, caps, selectors, "
         "alarms, load_balancer, harness_namespace, twin_flaky_api"]
 
 
