@@ -230,6 +230,10 @@ STATE: LoadState | None = None
 def state() -> LoadState:
     global STATE
     if STATE is None:
+        # a load child begins its state itself (a worker only once its master's welcome has configured it): one
+        # made here would write records into the working folder
+        if EMBEDDED:
+            raise RuntimeError("the load child has not begun its measuring state")
         STATE = LoadState(SPEC, CONFIG)
     return STATE
 
