@@ -24,8 +24,7 @@ import yaml
 from harness.twin.aws.iam import IamPolicy, condition_holds
 from harness.twin.kube.rbac import NAMESPACE_FROM, RbacPolicy, retarget
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
+from support.deploy import DEPLOY, ROOT, az_loss_zones, cronjob_documents, zones_excluded
 REGION_KEY = "aws:RequestedRegion"
 ACCOUNT, REGION = "111122223333", "us-east-2"
 TOKEN_KEY = "g7chaos:token"
@@ -555,11 +554,6 @@ def test_an_unknown_condition_operator_is_refused_rather_than_read_as_allowing()
 # ------------------------------------------------------------------------------------------- the CronJob
 
 
-def cronjob_documents() -> tuple[dict, dict]:
-    job, config = list(yaml.safe_load_all((DEPLOY / "cronjob.yaml").read_text()))
-    return job, config
-
-
 def test_cronjob_runs_recover_then_a_guarded_game_day_on_a_non_production_target() -> None:
     from harness.cli import build_parser
     from harness.target.model import load_targets_text
@@ -590,27 +584,6 @@ def test_cronjob_target_names_the_fis_role_the_iam_policy_lets_it_pass() -> None
     role = targets["staging"].aws.fis_role_arn
     assert role == f"arn:aws:iam::{ACCOUNT}:role/g7chaos-fis-experiment"
     assert iam().allows("iam:PassRole", role, in_region(**{"iam:PassedToService": "fis.amazonaws.com"}))
-
-
-def az_loss_zones() -> set[str]:
-    """Every zone a shipped scenario cuts."""
-    from harness.scenario.loader import load_scenario_text
-    zones = set()
-    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
-        scenario = load_scenario_text(path.read_text(), path.name)
-        zones |= {step.params.zone for step in scenario.faults if step.fault == "az-loss"}
-    return zones
-
-
-def zones_excluded(pod: dict[str, Any]) -> set[str]:
-    """Zones the pod can never be scheduled in: in every nodeSelectorTerm (ORed) a NotIn on the zone label."""
-    terms = pod.get("affinity", {}).get("nodeAffinity", {}).get(
-        "requiredDuringSchedulingIgnoredDuringExecution", {}).get("nodeSelectorTerms", [])
-    if not terms:
-        return set()
-    per_term = [{v for e in term.get("matchExpressions", []) if e["key"] == "topology.kubernetes.io/zone"
-                 and e["operator"] == "NotIn" for v in e["values"]} for term in terms]
-    return set.intersection(*per_term)
 
 
 def test_the_harness_pod_never_runs_in_a_zone_a_scenario_cuts_nor_on_spot() -> None:
