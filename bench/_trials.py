@@ -87,16 +87,19 @@ def idle_floor_ms(seconds: float = 1.5, interval_s: float = 0.002) -> dict[str, 
     return {"p50_ms": round(late[len(late) // 2] * 1000, 3), "p99_ms": round(late[int(len(late) * 0.99)] * 1000, 3)}
 
 
-def g7chaos_spec(streams: int, tokens: int, spawn_s: float, duration_s: float, spawn_rate: float | None = None) -> LoadSpec:
+def g7chaos_spec(streams: int, tokens: int, spawn_s: float, duration_s: float, spawn_rate: float | None = None,
+                 workers: int = 1) -> LoadSpec:
     return LoadSpec(users=streams, spawn_rate=spawn_rate or streams / spawn_s, max_tokens=tokens, prompt_tokens=16,
-                    canary=CanarySpec(every_s=None), duration_s=duration_s)
+                    canary=CanarySpec(every_s=None), duration_s=duration_s, workers=workers)
 
 
 def run_g7chaos(server: PacedServer, streams: int, tokens: int, spawn_s: float, warmup_s: float,
-                measure_s: float, slice_s: float = 0.5) -> dict[str, Any]:
+                measure_s: float, slice_s: float = 0.5, workers: int = 1) -> dict[str, Any]:
     """g7chaos's own figures for the measurement window (its slices merged exactly), plus the server's truth
-    over the same window. The window is cut into `slice_s` windows so the lag p99 of each slice is known."""
-    spec = g7chaos_spec(streams, tokens, spawn_s, duration_s=warmup_s + measure_s + 30)
+    over the same window. The window is cut into `slice_s` windows so the lag p99 of each slice is known.
+    With `workers` > 1 the load is a master and that many workers (harness/load/wire.py); the CPU share is
+    all of them together, and the master's own is kept apart."""
+    spec = g7chaos_spec(streams, tokens, spawn_s, duration_s=warmup_s + measure_s + 30, workers=workers)
     slices = max(1, int(round(measure_s / slice_s)))
     with tempfile.TemporaryDirectory(prefix="bench-load-") as out:
         load = LoadProcess()
@@ -106,13 +109,13 @@ def run_g7chaos(server: PacedServer, streams: int, tokens: int, spawn_s: float, 
             load.wait_started(timeout_s=30)
             time.sleep(max(0.0, started + warmup_s - time.time()))
             server.reset()
-            pid = load.procs[0].pid
-            cpu0, wall0 = proc_cpu_s(pid), time.monotonic()
+            pids = [proc.pid for proc in load.procs]         # the local process, or the master first
+            cpu0, wall0 = [proc_cpu_s(pid) for pid in pids], time.monotonic()
             for i in range(slices):
                 load.mark_window(f"measure-{i:02d}")
                 time.sleep(max(0.0, wall0 + (i + 1) * slice_s - time.monotonic()))
             load.mark_window("__after")
-            cpu1, wall1 = proc_cpu_s(pid), time.monotonic()
+            cpu1, wall1 = [proc_cpu_s(pid) for pid in pids], time.monotonic()
             truth = server.truth()
         finally:
             result = load.stop(timeout_s=10)
@@ -129,7 +132,8 @@ def run_g7chaos(server: PacedServer, streams: int, tokens: int, spawn_s: float, 
     figures = {f"{name}_p{pct}_ms": percentile_ms(hist, pct) for name, hist in merged.items() for pct in (50, 99)}
     return {"streams": streams, "tokens": observed, "tokens_per_s": round(observed / span, 1),
             "lag_p50_ms": figures["lag_p50_ms"], "lag_p99_ms": figures["lag_p99_ms"], "lag_p99_slices_ms": slice_p99,
-            "lag_p99_held_ms": held_p99(slice_p99), "cpu_share": round((cpu1 - cpu0) / (wall1 - wall0), 3),
+            "lag_p99_held_ms": held_p99(slice_p99), "cpu_share": round((sum(cpu1) - sum(cpu0)) / (wall1 - wall0), 3),
+            "master_cpu_share": round((cpu1[0] - cpu0[0]) / (wall1 - wall0), 3) if workers > 1 else None,
             "errors": sum(w.errors for w in parts), "degraded": next((w.degraded for w in parts if w.degraded), None),
             "figures": figures, "server": truth}
 

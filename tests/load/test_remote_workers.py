@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,3 +217,24 @@ def test_a_worker_in_its_own_network_namespace_takes_part_over_its_link(worker_n
     assert {r["worker"] for r in records} == {0, 1}
     assert sum(1 for r in records if r["worker"] == 1 and r.get("status") == 200) > 0
     assert list((tmp_path / "ns-host").iterdir()) == []
+
+
+def test_a_worker_leaves_when_its_master_disappears(server: SSEServer, tmp_path: Path) -> None:
+    """No load outlives its run: a worker whose master was SIGKILLed stops sending within seconds."""
+    out = tmp_path / "master"
+    load = LoadProcess()
+    load.start(server.url, spec(workers=1, remote_workers=1), out, SERVED_BY, first_window="steady")
+    orphan = load_worker(load.master_address, token_of(out), tmp_path / "orphan", "orphan")
+    try:
+        load.wait_started(timeout_s=40)
+        wait_for(lambda: load.live().requests >= 10, 30, "10 finished requests")
+        load.procs[0].send_signal(signal.SIGKILL)             # the master, gone without a word
+        gone_at = time.monotonic()
+        orphan.wait(timeout=30)
+        left_after = time.monotonic() - gone_at
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+        load.stop()
+    # the master's heartbeats stop; MASTER_GONE_S later the worker stops its users and leaves
+    assert left_after < 20 and orphan.returncode == 0, (left_after, orphan.returncode)
