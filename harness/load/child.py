@@ -55,6 +55,9 @@ FINAL_WAIT_S = 10.0
 # production endpoint a minute after its run ended).
 MASTER_GONE_S = 5.0
 CLOCK_EVERY_S = 5.0
+# How long a leaving worker's last messages may take to reach the master (milliseconds on any network a load
+# worker is worth running on; a master that is gone would otherwise hold the worker up for nothing).
+LINGER_S = 1.0
 
 
 def _yield() -> None:
@@ -358,7 +361,7 @@ class Child:
 
     def _leave(self) -> int:
         """A worker's end: its figures shipped (when it ended on its own: users exhausted), the connection
-        closed only once they are delivered (or MASTER_GONE_S passed), and 4 when it never took part."""
+        closed once they are delivered (or LINGER_S passed), and 4 when it never took part."""
         if self.refused is not None or not self.welcomed.is_set():
             why = self.refused or "no welcome from the master"
             print(f"load worker: not part of the run: {why}", file=sys.stderr, flush=True)
@@ -370,7 +373,7 @@ class Child:
             code = 0
         self.runner.greenlet.kill(block=False)
         sock = self.runner.client.socket
-        sock.close(linger=int(MASTER_GONE_S * 1000))
+        sock.close(linger=int(LINGER_S * 1000))
         sock.context.term()
         return code
 
