@@ -207,8 +207,10 @@ class Child:
     def _on_welcome(self, environment: Any, msg: Any) -> None:
         if self.welcomed.is_set():
             return
-        locustfile.configure(msg.data["config"])
+        config = msg.data["config"]
+        locustfile.configure(config)
         self.spec = locustfile.SPEC
+        self.env.host = StreamingLLMUser.host = config["url"]     # the inference URL: known only now
         locustfile.begin(ship=lambda kind, data: self.runner.send_message(kind, data))
         state().clock_offset = self.clock.offset_s
         self.welcomed.set()

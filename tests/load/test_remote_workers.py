@@ -53,6 +53,14 @@ def load_worker(master: str, token: str, home: Path, name: str, netns: str | Non
     return subprocess.Popen(argv, cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+def one_remote(server: SSEServer, tmp_path: Path, name: str) -> tuple[LoadProcess, subprocess.Popen]:
+    """A load of one local worker and one remote worker, the remote one joining as `name`."""
+    out = tmp_path / "master"
+    load = LoadProcess()
+    load.start(server.url, spec(workers=1, remote_workers=1), out, SERVED_BY, first_window="steady")
+    return load, load_worker(load.master_address, token_of(out), tmp_path / name, name)
+
+
 def in_window(load: LoadProcess, window: str, processes: int, requests: int) -> bool:
     """Whether `processes` load processes report `window` with `requests` finished requests in it."""
     live = load.live()
@@ -143,10 +151,7 @@ def test_a_worker_that_never_comes_fails_the_start_naming_who_joined(server: SSE
 
 def test_a_killed_remote_worker_is_named_with_when_and_how_much_load_was_lost(server: SSEServer,
                                                                               tmp_path: Path) -> None:
-    out = tmp_path / "master"
-    load = LoadProcess()
-    load.start(server.url, spec(workers=1, remote_workers=1), out, SERVED_BY, first_window="steady")
-    victim = load_worker(load.master_address, token_of(out), tmp_path / "victim", "victim")
+    load, victim = one_remote(server, tmp_path, "victim")
     try:
         load.wait_started(timeout_s=40)
         wait_for(lambda: load.live().requests >= 20, 30, "20 finished requests")
@@ -221,10 +226,7 @@ def test_a_worker_in_its_own_network_namespace_takes_part_over_its_link(worker_n
 
 def test_a_worker_leaves_when_its_master_disappears(server: SSEServer, tmp_path: Path) -> None:
     """No load outlives its run: a worker whose master was SIGKILLed stops sending within seconds."""
-    out = tmp_path / "master"
-    load = LoadProcess()
-    load.start(server.url, spec(workers=1, remote_workers=1), out, SERVED_BY, first_window="steady")
-    orphan = load_worker(load.master_address, token_of(out), tmp_path / "orphan", "orphan")
+    load, orphan = one_remote(server, tmp_path, "orphan")
     try:
         load.wait_started(timeout_s=40)
         wait_for(lambda: load.live().requests >= 10, 30, "10 finished requests")

@@ -91,6 +91,7 @@ def test_a_load_worker_killed_mid_run_is_not_a_pass_and_says_so(target: Target, 
     assert result.verdict != "pass" and result.exit_code != 0, result.summary()
     said = " ".join([result.error or "", *result.missing_evidence])
     assert "load" in said and ("exited" in said or "died" in said or "no final figures" in said), said
+    assert f"worker-{len(runner.load.procs) - 2}" in said, said           # the worker, named
 
 
 def test_a_failed_revert_is_not_a_pass_and_stays_owed(target: Target, tmp_path: Path,
