@@ -46,20 +46,20 @@ def worker(master: tuple[str, int], token: str, index: int, seconds: float, stre
     client = rpc.Client(master[0], master[1], client_id)
     client.send(Message("client_ready", {"version": LOCUST_VERSION, "proof": proof(token, client_id),
                                          "name": f"sim-{index}"}, client_id))
-    joined = gevent.event.Event()
+    answered = gevent.event.AsyncResult()          # the master's answer: "ack" or "g7_refused"
 
     def listen() -> None:
         while True:
             msg = client.recv()
-            if msg.type == "ack":
-                joined.set()
-            elif msg.type == "g7_refused":
-                sent["refused"] += 1
-                joined.set()
-                return
+            if msg.type in ("ack", "g7_refused"):
+                answered.set(msg.type)
+                if msg.type == "g7_refused":
+                    return
 
     gevent.spawn(listen)
-    if not joined.wait(30) or not client_id:
+    answer = answered.get(timeout=30) if answered.wait(30) else None
+    if answer != "ack":
+        sent["refused" if answer else "unanswered"] += 1
         return
     sent["joined"] += 1
     recorder = Recorder("steady")
@@ -94,7 +94,7 @@ def main() -> int:
     host, _, port = sys.argv[1].rpartition(":")
     count, seconds, streams = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     token = os.environ["G7CHAOS_LOAD_TOKEN"]
-    sent = {"joined": 0, "refused": 0, "messages": 0, "bytes": 0}
+    sent = {"joined": 0, "refused": 0, "unanswered": 0, "messages": 0, "bytes": 0}
     gevent.joinall([gevent.spawn(worker, (host, int(port)), token, i, seconds, streams, sent) for i in range(count)],
                    timeout=seconds + 60)
     print(json.dumps(sent), flush=True)

@@ -23,6 +23,8 @@ from typing import Any
 
 from bench import _trials as trials
 from bench._paced_server import PacedServer
+from bench.loadgen_efficiency import TOKENS
+from harness.load.process import _free_port as free_port
 from harness.load.spec import LoadSpec
 
 NAME = "load-workers"
@@ -42,7 +44,7 @@ def master_at(workers: int, seconds: float, streams: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-master-") as out:
         spec = LoadSpec(users=workers, spawn_rate=workers, duration_s=seconds + 60, join_timeout_s=60,
                         workers=1, remote_workers=workers)
-        port = trials_free_port()
+        port = free_port()
         token = "bench-token-" + os.urandom(8).hex()
         config = Path(out) / "config-master.json"
         config.write_text(json.dumps({"url": "http://127.0.0.1:9", "spec": spec.model_dump(mode="json"),
@@ -81,11 +83,6 @@ def master_at(workers: int, seconds: float, streams: int) -> dict[str, Any]:
                 "records_mb_written": round(written / 1e6, 1)}
 
 
-def trials_free_port() -> int:
-    from harness.load.process import _free_port
-    return _free_port()
-
-
 def run(tiny: bool = False) -> dict[str, Any]:
     if tiny:
         size = dict(tokens=10, spawn_s=0.2, warmup_s=0.6, measure_s=0.6)
@@ -93,7 +90,7 @@ def run(tiny: bool = False) -> dict[str, Any]:
         master_workers, master_seconds = [4], 1.0
         kinds = ["local", "w2"]                  # the split's path once; the 4-worker level costs a core-minute
     else:
-        size = dict(tokens=trials_tokens(), spawn_s=1.0, warmup_s=2.0, measure_s=2.5)
+        size = dict(tokens=TOKENS, spawn_s=1.0, warmup_s=2.0, measure_s=2.5)
         start, ceiling, steps, floor_level = 50, 800, 2, 12
         master_workers, master_seconds = [8, 64], 6.0
         kinds = list(KINDS)
@@ -120,11 +117,6 @@ def run(tiny: bool = False) -> dict[str, Any]:
     masters = [master_at(n, master_seconds, SIMULATED_STREAMS) for n in master_workers]
     return {"tiny": tiny, "limit_lag_p99_ms": LIMIT_MS, "held": held, "masters": masters,
             "scheduling": trials.SCHEDULING, "load_average": os.getloadavg()}
-
-
-def trials_tokens() -> int:
-    from bench.loadgen_efficiency import TOKENS
-    return TOKENS
 
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -34,7 +34,7 @@ import sys
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import gevent
 import gevent.event
@@ -45,6 +45,7 @@ from locust.rpc import Message
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
 from harness.load import locustfile, wire
+from harness.load.membership import CLOCK_FIRST, ClockOffset, Gate, Member
 from harness.load.locustfile import CONFIG_ENV, StreamingLLMUser, state, write_final
 
 CONTROL_POLL_S = 0.05
@@ -110,13 +111,14 @@ class Child:
         url = config.get("url", "http://127.0.0.1")
         self.env = Environment(user_classes=[StreamingLLMUser], host=url, events=events)
         StreamingLLMUser.host = url
-        self.gate: wire.Gate | None = None
+        self.gate: Gate | None = None
         self.finals: set[int] = set()
-        self.clock = wire.ClockOffset()          # a worker's view of its master's clock
+        self.sinks: dict[tuple[str, int], IO[str]] = {}     # the master's open records-/dropped-<i>.jsonl
+        self.clock = ClockOffset()          # a worker's view of its master's clock
         if role == "master":
             assert master is not None
             self.out_dir = Path(config["out_dir"])
-            self.gate = wire.Gate(token=token, expected=expect_workers)
+            self.gate = Gate(token=token, expected=expect_workers)
             self.runner = self.env._create_runner(wire.GatedMaster, master[0], master[1], self.gate, self._welcome)
             for kind, handler in ((wire.LIVE, self._got_live), (wire.RECORDS, self._got_records),
                                   (wire.FINAL, self._got_final), (wire.CLOCK, self._got_clock)):
@@ -148,7 +150,7 @@ class Child:
         return None
 
     # ---- the master's side --------------------------------------------------------------------------------
-    def _welcome(self, member: wire.Member) -> dict[str, Any]:
+    def _welcome(self, member: Member) -> dict[str, Any]:
         """What a worker gets on joining: its index, the process count, the URL, headers and load spec. The
         members file says which worker each index is, for whoever reads a lost worker's figures."""
         assert self.gate is not None
@@ -173,8 +175,11 @@ class Child:
             return
         for kind in ("records", "dropped"):
             if text := msg.data.get(kind):
-                with (self.out_dir / f"{kind}-{i}.jsonl").open("a") as sink:
-                    sink.write(text)
+                sink = self.sinks.get((kind, i))
+                if sink is None:
+                    sink = self.sinks[(kind, i)] = (self.out_dir / f"{kind}-{i}.jsonl").open("a")
+                sink.write(text)
+                sink.flush()            # whole lines on disk as they come: a killed master leaves what it had
 
     def _got_final(self, environment: Any, msg: Any) -> None:
         if (i := self._index(msg)) is not None:
@@ -225,7 +230,7 @@ class Child:
         while not self.stopping:
             self.runner.send_message(wire.CLOCK, {"t0": time.time()})
             sent += 1
-            gevent.sleep(CLOCK_EVERY_S if sent >= wire.CLOCK_FIRST else 0.05)
+            gevent.sleep(CLOCK_EVERY_S if sent >= CLOCK_FIRST else 0.05)
 
     def _on_clock(self, environment: Any, msg: Any) -> None:
         self.clock.add(float(msg.data["t0"]), float(msg.data["t_master"]), time.time())
@@ -380,6 +385,8 @@ class Child:
         return code
 
     def finish(self) -> None:
+        for sink in self.sinks.values():
+            sink.close()
         if self.role == "local":
             write_final(state())
             self.send_live()

@@ -50,8 +50,8 @@ def load_config() -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
-CONFIG = load_config()
-SPEC = LoadSpec.model_validate(CONFIG.get("spec", {}))
+CONFIG: dict[str, Any] = {}
+SPEC = LoadSpec()               # both set by `configure`, at the end of this module and on a worker's welcome
 # Set by `harness.load.child`, which starts the measuring state itself (a worker only once its master has sent
 # the configuration); under plain `locust -f`, Locust's init event starts it.
 EMBEDDED = False
@@ -62,6 +62,8 @@ def configure(config: dict[str, Any]) -> None:
     global CONFIG, SPEC
     CONFIG = config
     SPEC = LoadSpec.model_validate(config.get("spec", {}))
+    # No byte for stall_timeout before the headers either (a request routed to a dead node hangs silently):
+    # that is a `timeout`, retried with the same key like any client-side timeout.
     StreamingLLMUser.network_timeout = min(SPEC.timeout_s, SPEC.stall_timeout_s)
     StreamingLLMUser.connection_timeout = SPEC.connect_timeout_s
 
@@ -308,10 +310,7 @@ class StreamingLLMUser(FastHttpUser):
     """One simulated client: closed loop (send, read to the end, think, repeat) or open loop (take an arrival)."""
 
     host = "http://127.0.0.1"
-    # No byte for stall_timeout before the headers either (a request routed to a dead node hangs silently):
-    # that is a `timeout`, retried with the same key like any client-side timeout.
-    network_timeout = min(SPEC.timeout_s, SPEC.stall_timeout_s)
-    connection_timeout = SPEC.connect_timeout_s
+    # network_timeout and connection_timeout come from the spec (`configure`, at import and on a worker's welcome)
     max_retries = 0
     concurrency = 1
 
@@ -505,3 +504,6 @@ class StreamingLLMUser(FastHttpUser):
             st.recorder.current.reasons[failure.reason] = st.recorder.current.reasons.get(failure.reason, 0) + 1
             raise failure
         return text
+
+
+configure(load_config())      # the configuration named by G7CHAOS_LOAD_CONFIG, or the defaults

@@ -317,13 +317,13 @@ class LoadProcess:
         members = {int(m["index"]): m["name"] for m in (_read_json(out / "members.json") or {}).get("members", [])}
         clocks = []
         for i in range(self.measuring):
-            clock = (_read_json(out / f"live-{i}.json") or {}).get("clock")
+            live = _read_json(out / f"live-{i}.json")
+            clock = (live or {}).get("clock")
             if clock is not None and i in members:
                 clocks.append({"process": i, "name": members[i], "offset_ms": clock["offset_ms"],
                                "uncertainty_ms": clock["uncertainty_ms"]})
             final = _read_json(out / f"final-{i}.json")
             if final is None:
-                live = _read_json(out / f"live-{i}.json")
                 who = f"load worker {members[i]} (process {i})" if i in members else f"load process {i}"
                 if live:
                     snapshots.append({"windows": [live["window"]]})

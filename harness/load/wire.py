@@ -28,9 +28,7 @@ from locust import __version__ as LOCUST_VERSION
 from locust.rpc import Message
 from locust.runners import MasterRunner, WorkerRunner
 
-from harness.load.membership import CLOCK_FIRST, ClockOffset, Gate, Member, proof
-
-__all__ = ["CLOCK_FIRST", "ClockOffset", "Gate", "GatedMaster", "Member", "ProvingWorker", "proof"]
+from harness.load.membership import Gate, Member, proof
 
 log = logging.getLogger(__name__)
 
