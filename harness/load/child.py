@@ -40,6 +40,7 @@ import gevent
 import gevent.event
 from locust import events
 from locust import runners as locust_runners
+from locust.runners import STATE_INIT, STATE_SPAWNING
 from locust.env import Environment
 from locust.rpc import Message
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
@@ -309,7 +310,8 @@ class Child:
         snap["last_wall"] = time.time()
         live = {"window": snap, "seq": self.control_seq, "degraded": st.monitor.degraded,
                 "cpu_share": round(st.monitor.cpu_share, 3), "loop_lag_p99_ms": round(st.monitor.lag_p99_ms, 3),
-                "users": self.runner.user_count, "t": time.time()}
+                "users": self.runner.user_count, "ramped": self.runner.state not in (STATE_INIT, STATE_SPAWNING),
+                "t": time.time()}
         if st.ship is not None:
             locustfile.on_master_clock(live, st.clock_offset)
             live["clock"] = self.clock.figures()

@@ -54,6 +54,7 @@ class LiveFigures(BaseModel):
     requests_per_s: float = 0.0
     tokens_per_s: float = 0.0
     users: int = 0
+    ramped: bool = Field(False, description="every measuring process reported, each past spawning its users")
     processes_reporting: int = 0
     cpu_share_max: float = 0.0
     loop_lag_p99_ms_max: float = 0.0
@@ -228,22 +229,27 @@ class LoadProcess:
         self._write_control(name, stop=False)
 
     def wait_started(self, timeout_s: float = 30.0) -> LiveFigures:
-        """Block until every measuring process reports live figures; raise `LoadError` if one dies first.
+        """Block until every measuring process reports live figures with all its users spawned; raise
+        `LoadError` if one dies first.
 
-        A Locust child takes about a second to import and spawn users: a runner should wait here before it
-        starts the steady-state clock.
+        A Locust child takes about a second to import, and then `users / spawn_rate` seconds to spawn its users:
+        a runner waits here before it starts the steady-state clock, so that the steady state is judged at the
+        full load, and the ramp (greenlets and connections being made, the event loop busy with it) is measured
+        in no judged window. The deadline is `timeout_s` plus the spawn time.
         """
-        assert self.out_dir is not None
-        deadline = time.monotonic() + timeout_s
+        assert self.out_dir is not None and self.spec is not None
+        wait_s = timeout_s + self.spec.users / self.spec.spawn_rate
+        deadline = time.monotonic() + wait_s
         while True:
             dead = [p for p in self.procs if p.poll() is not None]
             if dead:
                 raise LoadError(f"load process exited with {dead[0].returncode} before it started: "
                                 f"{self._log_tail()}")
-            if len(list(self.out_dir.glob("live-*.json"))) >= self.measuring:
-                return self.live()
+            if len(list(self.out_dir.glob("live-*.json"))) >= self.measuring and (live := self.live()).ramped:
+                return live
             if time.monotonic() > deadline:
-                raise LoadError(f"load processes did not report within {timeout_s:g} s: {self._log_tail()}")
+                raise LoadError(f"load processes did not report with their users spawned within {wait_s:g} s: "
+                                f"{self._log_tail()}")
             try:   # wake at once if the child dies, else re-read its status file shortly
                 self.procs[0].wait(timeout=0.05)
             except subprocess.TimeoutExpired:
@@ -280,6 +286,7 @@ class LoadProcess:
             requests_per_s=round(m.requests / span, 2) if (span := m.last_wall - m.first_wall) > 0 else 0.0,
             tokens_per_s=round(m.tokens / span, 1) if span > 0 else 0.0,
             users=sum(int(r.get("users", 0)) for r in reports), processes_reporting=len(current),
+            ramped=len(reports) >= self.measuring and all(r.get("ramped") for r in reports),
             cpu_share_max=max(float(r.get("cpu_share", 0)) for r in reports),
             loop_lag_p99_ms_max=max(float(r.get("loop_lag_p99_ms", 0)) for r in reports),
             degraded=bool(reasons), degraded_reason=reasons[0] if reasons else None,

@@ -277,7 +277,9 @@ class SelfMonitor:
     `probe(sleep)` is the loop a greenlet runs: sleep a fixed interval, measure how late it woke. The
     same lateness delays every stream read in the process, so its p99 over a sliding window is the
     client's own contribution to TTFT/TBT. `degraded` becomes a reason string (sticky per window) when
-    the lag p99 or the CPU share crosses the limit.
+    the lag p99 or the CPU share crosses the limit. The sliding figures start afresh with each window: a
+    window is degraded by what happened in it, never by the end of the window before (the ramp of users, or
+    a busy moment just before a fault began).
     """
 
     def __init__(self, recorder: Recorder, lag_limit_ms: float = 5.0, cpu_limit: float = 0.70,
@@ -297,6 +299,7 @@ class SelfMonitor:
         self._cpu_hot_since: float | None = None
         self._lag_hot = 0
         self._grace_until = time.perf_counter() + grace_s
+        self._window = recorder.current
 
     @staticmethod
     def _cpu_now() -> tuple[float, float]:
@@ -304,6 +307,13 @@ class SelfMonitor:
         return t.user + t.system, time.perf_counter()
 
     def observe(self, lateness_s: float) -> None:
+        if self.recorder.current is not self._window:
+            self._window = self.recorder.current
+            self._recent.clear()
+            self._lag_hot = 0
+            self._cpu_hot_since = None
+            self.lag_p99_ms = 0.0
+            self.degraded = None
         self._recent.append(lateness_s)
         self.recorder.current.loop_lag.record_value(clamp_us(lateness_s))
         now = time.perf_counter()

@@ -374,12 +374,14 @@ def test_a_child_that_cannot_start_is_reported(tmp_path: Path) -> None:
     assert result.whole.requests == 0
 
 
-def test_wait_started_then_live_figures_move(server: SSEServer, tmp_path: Path) -> None:
+def test_wait_started_returns_at_full_load_then_live_figures_move(server: SSEServer, tmp_path: Path) -> None:
+    """Started means every user spawned (6 users at 4 per second: 1.5 s of ramp), not only a first report."""
     load = LoadProcess()
-    load.start(server.url, spec(users=2), tmp_path, first_window="steady")
+    load.start(server.url, spec(users=6, spawn_rate=4), tmp_path, first_window="steady")
     try:
         first = load.wait_started(timeout_s=20)
         assert first.processes_reporting == 1 and first.window == "steady"
+        assert first.ramped and first.users == 6
         started(load, 4)
         live = load.live()
         assert live.tokens > 0 and live.requests_per_s > 0 and live.tokens_per_s > live.requests_per_s

@@ -79,6 +79,29 @@ def test_self_monitor_flags_lag_and_cpu() -> None:
     assert rec.snapshot()["windows"][0]["degraded"]
 
 
+def test_a_window_is_degraded_only_by_lag_inside_it() -> None:
+    """The ramp's lag ends with its window: the window after it starts clean (and is degraded when its own
+    lag stays high)."""
+    rec = Recorder("warmup")
+    mon = SelfMonitor(rec, lag_limit_ms=3.0, cpu_limit=0.7)
+    for _ in range(200):
+        mon.observe(0.020)
+    mon.evaluate()
+    mon.evaluate()
+    assert rec.current.degraded and mon.degraded
+    rec.switch("steady")
+    for _ in range(200):
+        mon.observe(0.0002)
+        mon.evaluate()
+    assert rec.current.degraded is None and mon.degraded is None and mon.lag_p99_ms < 1
+    for _ in range(200):
+        mon.observe(0.020)
+    mon.evaluate()
+    mon.evaluate()
+    assert rec.current.degraded and "lag p99 20.0 ms" in rec.current.degraded
+    assert rec.windows["warmup"].degraded and rec.windows["steady"].degraded
+
+
 def test_self_monitor_cpu_must_stay_hot() -> None:
     rec = Recorder("w")
     mon = SelfMonitor(rec, lag_limit_ms=1000, cpu_limit=0.05, cpu_hot_s=0.5)
