@@ -14,9 +14,16 @@ fixture. The session then runs in three parts (tests/conftest.py orders them):
    most two background runs share the machine with the foreground;
 3. the modules whose tests take `ahead_run`, reading their results (three runs at a time once nothing else is
    left, or when only these modules were selected).
+
+A scenario run says when the machine was too busy for its own measurement (`measurement_degraded` in its
+result.json: the load generator's event loop lagged beyond its limit). The twin shares that machine, and its
+answers were as late as the load's reading of them, so such a run's verdict is not about the profile under test. A
+job that asks for it (`rerun_when_degraded`) is run once more when a test fails on a run whose measurement was
+degraded; the test is judged on the second run, and the session's summary names every such rerun and why.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -36,6 +43,7 @@ class Job:
     timeout_s: float
     cwd: Path | None = None
     env: dict[str, str] | None = None      # added to the session's environment
+    rerun_when_degraded: bool = False       # a test that fails on a degraded run gets one more run (above)
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,18 @@ def run(job: Job, report_dir: Path, running: set[subprocess.Popen] | None = None
             if running is not None:
                 running.discard(proc)
     return Ran(subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr), report_dir)
+
+
+def degraded_reason(ran: Ran) -> str | None:
+    """Why the measurement of the job's scenario runs was degraded, as their result.json files say (a game day
+    writes one per scenario); None when none was (or there is no result to say so)."""
+    reasons = []
+    for path in sorted(ran.report_dir.rglob("result.json")):
+        result = json.loads(path.read_text())
+        if result.get("measurement_degraded"):
+            reasons.append(f"{result.get('scenario', path.parent.name)}: "
+                           f"{result.get('measurement_degraded_reason') or 'measurement degraded'}")
+    return "; ".join(reasons) or None
 
 
 def job_of(item: pytest.Item) -> Job | None:
@@ -107,6 +127,7 @@ class AheadRuns:
         self._workers: list[threading.Thread] = []
         self._running: set[subprocess.Popen] = set()
         self.took: list[tuple[str, float, float]] = []      # (job, started, ended), seconds from the first job
+        self.reruns: list[tuple[str, str]] = []             # (job, why its first run was not judged)
         self._t0: float | None = None
         self.ahead_modules = {module_of(item) for item in items if item.nodeid in self._job_of}
 
@@ -143,6 +164,31 @@ class AheadRuns:
     def result(self, nodeid: str) -> Ran:
         self.add_worker(most=3)                 # nothing else runs now: three at a time (each mostly waits)
         return self._futures[self._job_of[nodeid]].result()
+
+    def rerun_reason(self, nodeid: str, ran: Ran) -> str | None:
+        """Why this test's failed run gets one more (its job asks for it and its measurement was degraded);
+        None when it does not: the job does not ask, or it was already run again."""
+        name = self._job_of[nodeid]
+        if not self._jobs[name].rerun_when_degraded or any(job == name for job, _ in self.reruns):
+            return None
+        return degraded_reason(ran)
+
+    def rerun(self, nodeid: str, why: str) -> Ran:
+        """This test's job run once more, now, into a new folder; later readers of the job get this run."""
+        name = self._job_of[nodeid]
+        self.reruns.append((name, why))
+        with self._lock:
+            folder = self._tmp.mktemp(f"{name[:34]}-rerun")
+            self._t0 = self._t0 if self._t0 is not None else time.monotonic()
+        started = time.monotonic() - self._t0
+        try:
+            ran = run(self._jobs[name], folder, self._running)
+        finally:
+            self.took.append((f"{name} (rerun)", started, time.monotonic() - self._t0))
+        again: Future = Future()
+        again.set_result(ran)
+        self._futures[name] = again
+        return ran
 
     def close(self) -> None:
         with self._lock:

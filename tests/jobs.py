@@ -18,7 +18,7 @@ def article_column() -> Job:
     which is also what `make demo` runs."""
     return Job("article-column", lambda report: [sys.executable, "-m", "harness", "matrix", str(ROOT / "scenarios"),
                                                  "--profiles", "article", "--report-dir", str(report)],
-               timeout_s=600, cwd=ROOT)
+               timeout_s=600, cwd=ROOT, rerun_when_degraded=True)
 
 
 def pytest_chaos_ecc(profile: str | None = None) -> Job:
@@ -27,4 +27,4 @@ def pytest_chaos_ecc(profile: str | None = None) -> Job:
     return Job("-".join(["pytest-chaos", *([profile] if profile else [])]),
                lambda report: [sys.executable, "-m", "pytest", "-m", "chaos", "-p", "no:cacheprovider", "-q",
                                "--chaos-report-dir", str(report), str(ECC), *extra],
-               timeout_s=240, cwd=ROOT)
+               timeout_s=240, cwd=ROOT, rerun_when_degraded=True)

@@ -19,7 +19,7 @@ def scenario_run(scenario: str, profile: str, folder: Path = ROOT / "scenarios",
     return Job(f"{scenario}-on-{profile}",
                lambda report: [sys.executable, "-m", "harness", "run", str(folder / f"{scenario}.yaml"),
                                "--profile", profile, "--report-dir", str(report)],
-               timeout_s=timeout_s, cwd=ROOT)
+               timeout_s=timeout_s, cwd=ROOT, rerun_when_degraded=True)
 
 
 def failing_checks(ran: Ran, scenario: str, profile: str) -> dict[str, dict[str, Any]]:

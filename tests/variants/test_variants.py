@@ -37,3 +37,19 @@ def test_the_draw_is_the_same_for_the_same_seed_and_every_variant_validates(tmp_
     assert [v.scenario for v in again[:COUNT]] == [v.scenario for v in DRAWN]
     assert validate(again, tmp_path) == []
     assert any(len(v.base) == 2 for v in again) and any(v.must_fail for v in again)
+
+
+def test_a_wrong_verdict_is_run_again_only_when_its_measurement_was_degraded(monkeypatch, tmp_path):
+    """judge_variant's rule alone (the runs are stand-ins: what a run does is the scenario tests' subject)."""
+    import variants.__main__ as runner
+    variant = next(v for v in DRAWN if not v.must_fail)
+    wrong_degraded = runner.Outcome(variant, "inconclusive", frozenset(), 5, degraded="steady: lag p99 61.5 ms > 5 ms")
+    wrong_clean = runner.Outcome(variant, "fail", frozenset({"slo"}), 1)
+    right = runner.Outcome(variant, "pass", frozenset(), 0)
+    for runs, expected, calls in (([wrong_degraded, right], right, 2), ([wrong_clean, right], wrong_clean, 1),
+                                  ([right, wrong_clean], right, 1)):
+        queue = list(runs)
+        monkeypatch.setattr(runner, "run_variant", lambda *args, queue=queue: queue.pop(0))
+        got = runner.judge_variant(variant, tmp_path, 1, 30.0)
+        assert got is expected and len(runs) - len(queue) == calls
+    assert right.rerun_because == "steady: lag p99 61.5 ms > 5 ms" and wrong_clean.rerun_because is None
