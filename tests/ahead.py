@@ -6,10 +6,9 @@ what it runs up front: `ahead_job(test_name, params)` returns a `Job` for each t
 fixture. The session then runs in three parts (tests/conftest.py orders them):
 
 1. tests marked `quiet` (they measure time to the millisecond; the mark is a test's own or its module's), with
-   nothing in the background, then those marked `alone` (whole runs whose verdict a busy machine could
-   degrade), still with nothing beside them, and after the quiet ones so that nothing they leave behind
-   disturbs a measurement. Only what needs it is marked: every test in this part is time the background
-   cannot use;
+   nothing in the background. Only what needs it is marked: every test in this part is time the background
+   cannot use. A whole run whose verdict a busy machine could degrade is no reason to wait: it runs in the
+   background and asks for a second run when its measurement says the machine was too busy (below);
 2. every other test, while the background works through the jobs two at a time, the longest first, so at
    most two background runs share the machine with the foreground;
 3. the modules whose tests take `ahead_run`, reading their results (three runs at a time once nothing else is
@@ -96,16 +95,14 @@ def module_of(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
 
 
-FOREGROUND = 2      # the first part with background runs beside it
+FOREGROUND = 1      # the first part with background runs beside it
 
 
 def phase_of(item: pytest.Item, ahead_modules: set[str]) -> int:
-    """0 quiet, 1 alone (after the quiet ones), 2 foreground beside the background runs, 3 their readers."""
+    """0 quiet, 1 foreground beside the background runs, 2 their readers."""
     if module_of(item) in ahead_modules:
-        return 3
-    if item.get_closest_marker("quiet"):
-        return 0
-    return 1 if item.get_closest_marker("alone") else FOREGROUND
+        return 2
+    return 0 if item.get_closest_marker("quiet") else FOREGROUND
 
 
 class AheadRuns:

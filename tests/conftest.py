@@ -75,7 +75,7 @@ def _one_in_process_twin_at_a_time(request: pytest.FixtureRequest) -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Quiet tests first, then those run alone, modules that read background runs last (tests/ahead.py); the
+    """Quiet tests first, modules that read background runs last (tests/ahead.py); the
     order inside each part stays."""
     from ahead import job_of
 
