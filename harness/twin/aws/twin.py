@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from harness.twin.aws import backends, node_repair, placement
+from harness.twin.aws import backends, botodata, node_repair, placement
 from harness.twin.aws.alarms import CloudWatchTwin, alarm_specs, install_alarm_history
 from harness.twin.aws.asg import ASG_LAUNCH_DELAY_S, AMI_ID, GroupSpec, ScalingGroups, install_activities
 from harness.twin.aws.elb import TargetHealth
@@ -97,6 +97,7 @@ class AwsTwin:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self) -> str:
+        botodata.share_parsed_data_files()         # before moto's imports make their Sessions
         from moto.moto_api._internal.models import moto_api_backend
         from moto.server import ThreadedMotoServer
 
