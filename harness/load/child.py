@@ -67,8 +67,18 @@ def _yield() -> None:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Replace `path` with `data` as JSON, from a greenlet. The text is made in the event loop (tens of
+    microseconds); the write and the rename go to gevent's thread pool. File system calls do not yield to the
+    event loop: measured at 100 streams against the paced server, writing a live report held the loop 1.1 ms
+    (p50, 2.2 ms at most) five times a second, the longest hold the loop had, and every stream's next token
+    waited behind it. In a thread they release the GIL and the streams are read meanwhile."""
+    text = json.dumps(data, separators=(",", ":"))
+    gevent.get_hub().threadpool.apply(_replace_with_text, (path, text))
+
+
+def _replace_with_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":")))
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
