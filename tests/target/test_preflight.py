@@ -3,7 +3,6 @@ comes before the first call that could touch anything (the STS call is counted b
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 

@@ -13,7 +13,7 @@ import datetime as dt
 import threading
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 Obj = dict[str, Any]

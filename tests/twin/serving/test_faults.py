@@ -5,7 +5,6 @@ import statistics
 import threading
 import time
 
-import pytest
 
 from harness.twin import hardware
 from harness.twin.kube.store import resource
