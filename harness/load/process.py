@@ -245,7 +245,7 @@ class LoadProcess:
             if dead:
                 raise LoadError(f"load process exited with {dead[0].returncode} before it started: "
                                 f"{self._log_tail()}")
-            if len(list(self.out_dir.glob("live-*.json"))) >= self.measuring and (live := self.live()).ramped:
+            if (live := self.live()).ramped:      # ramped: every measuring process has reported
                 return live
             if time.monotonic() > deadline:
                 raise LoadError(f"load processes did not report with their users spawned within {wait_s:g} s: "
