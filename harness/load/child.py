@@ -320,7 +320,8 @@ class Child:
         snap["last_wall"] = time.time()
         live = {"window": snap, "seq": self.control_seq, "degraded": st.monitor.degraded,
                 "cpu_share": round(st.monitor.cpu_share, 3), "loop_lag_p99_ms": round(st.monitor.lag_p99_ms, 3),
-                "users": self.runner.user_count, "ramped": self.runner.state not in (STATE_INIT, STATE_SPAWNING),
+                "users": self.runner.user_count,
+                "ramped": self.runner.state not in (STATE_INIT, STATE_SPAWNING) and st.ramped,
                 "t": time.time()}
         if st.ship is not None:
             locustfile.on_master_clock(live, st.clock_offset)

@@ -133,6 +133,29 @@ class LoadState:
         self.arrivals: Queue = Queue()
         self.idle = 0
         self.user_seq = 0
+        self.first_start: float | None = None   # monotonic time the first user of this process began
+        self.began = 0                           # users past their start time (`start_due`)
+
+    def start_due(self, seq: int) -> float:
+        """When this process's `seq`-th user (1-based) begins its first request: at the spec's spawn rate, one
+        user after the other.
+
+        Why not when Locust spawns it: Locust's dispatcher starts `floor(spawn_rate)` users at one instant once a
+        second (locust/dispatch.py, `_user_count_per_dispatch_iteration`). With equal request lengths those users
+        then end and begin requests in step for the whole run: every ~2 s a burst of request ends and sends
+        (records, new connections' work, the server's admissions), while their tokens keep arriving. At 150
+        streams such a burst held this process's loop for ~150 ms and showed as 30-50 ms of token lag, and a
+        real fleet never sees clients that move in step. The process's share of the rate is
+        `spawn_rate / processes` (Locust's master splits each batch across its workers).
+        """
+        if self.first_start is None:
+            self.first_start = time.monotonic()
+        return self.first_start + (seq - 1) * self.processes / self.spec.spawn_rate
+
+    @property
+    def ramped(self) -> bool:
+        """Every user this process was given has begun."""
+        return self.began >= self.user_seq
 
     def canary_due(self) -> int | None:
         every = self.spec.canary.every_s
@@ -341,6 +364,9 @@ class StreamingLLMUser(FastHttpUser):
             wait=wait_exponential_jitter(initial=st.spec.retries.backoff_s, max=st.spec.retries.backoff_max_s),
             retry=retry_if_exception(lambda e: isinstance(e, AttemptFailed) and e.kind in retry_kinds),
             reraise=True)
+        if st.spec.arrival == "closed":      # open loop: the arrivals' own schedule spreads the requests
+            gevent.sleep(max(0.0, st.start_due(self.seq) - time.monotonic()))
+        st.began += 1
 
     @task
     def stream(self) -> None:

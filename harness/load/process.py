@@ -54,7 +54,7 @@ class LiveFigures(BaseModel):
     requests_per_s: float = 0.0
     tokens_per_s: float = 0.0
     users: int = 0
-    ramped: bool = Field(False, description="every measuring process reported, each past spawning its users")
+    ramped: bool = Field(False, description="every measuring process reported, with all its users begun")
     processes_reporting: int = 0
     cpu_share_max: float = 0.0
     loop_lag_p99_ms_max: float = 0.0

@@ -389,6 +389,23 @@ def test_wait_started_returns_at_full_load_then_live_figures_move(server: SSESer
         load.stop()
 
 
+def test_users_begin_at_the_spawn_rate_not_in_one_burst(server: SSEServer, tmp_path: Path) -> None:
+    """8 users at 40 per second begin their first requests 25 ms apart (175 ms from first to last), and the load
+    counts as started only once the last has begun. Locust alone starts all 8 at one instant: its dispatcher
+    hands out floor(spawn_rate) users at once each second."""
+    load = LoadProcess()
+    load.start(server.url, spec(users=8, spawn_rate=40), tmp_path, first_window="steady")
+    try:
+        load.wait_started(timeout_s=20)
+        t_started = time.time()
+        started(load, 8)
+    finally:
+        result = load.stop()
+    firsts = sorted(r["t_start"] for r in read_records(result.records_path))[:8]
+    assert 0.12 <= firsts[-1] - firsts[0] <= 0.5, [round(t - firsts[0], 3) for t in firsts]
+    assert t_started >= firsts[-1]
+
+
 def test_sigterm_still_leaves_final_figures(server: SSEServer, tmp_path: Path) -> None:
     import signal
     load = LoadProcess()
