@@ -167,15 +167,20 @@ def run_trial(kind: str, server: PacedServer, streams: int, **kw: Any) -> dict[s
 
 
 def search(kinds: list[str], trial: Callable[[str, int], dict[str, Any]], limit_ms: float, start: int,
-           ceiling: int, bisect_steps: int, floor: int) -> dict[str, dict[str, Any]]:
+           ceiling: int, bisect_steps: int, floor: int, second_chance: bool = True) -> dict[str, dict[str, Any]]:
     """Most concurrent streams each client holds with lag p99 <= limit: doubling from `start`, then bisecting.
 
     The lag p99 judged is the highest of the window's half-second slices' p99 but the worst one (`held_p99`):
     the shared machine's other work stalls every client now and then, and one such stall must not decide alone.
 
+    A level a client fails is tried once more at once (`second_chance`), and holds if either trial held. On this
+    shared virtual machine one 2.5 s trial decides by chance near the limit: g7chaos's client at 150 streams gave
+    1.57, 1.66, 1.96, 2.34, 2.74 and 3.10 ms in six trials within an hour on one tree, while a client that
+    really queues fails by far (c and d at 200 streams: 11-32 ms, trial after trial).
+
     Clients take turns at every round (the machine is shared and its noise drifts: each client sees the same
     drift). A client that fails at `start` is tried once at `floor`. Bounded: at most log2(ceiling/start)+1
-    doublings and `bisect_steps` halvings per client.
+    doublings and `bisect_steps` halvings per client, each at most two trials.
     """
     state = {k: {"good": None, "bad": None, "next": start, "steps": 0, "trials": []} for k in kinds}
     while True:
@@ -185,17 +190,25 @@ def search(kinds: list[str], trial: Callable[[str, int], dict[str, Any]], limit_
         for kind in active:
             st = state[kind]
             level = st["next"]
-            result = trial(kind, level)
-            lag = result.get("lag_p99_held_ms")
-            ok = lag is not None and lag <= limit_ms and not result.get("errors")
-            result["held"] = ok
+            result = _judged(trial(kind, level), limit_ms)
             st["trials"].append(result)
+            if not result["held"] and second_chance:
+                result = _judged(trial(kind, level), limit_ms)
+                result["second_chance"] = True
+                st["trials"].append(result)
+            ok = result["held"]
             if ok:
                 st["good"] = level if st["good"] is None or level > st["good"] else st["good"]
             else:
                 st["bad"] = level if st["bad"] is None or level < st["bad"] else st["bad"]
             st["next"] = _next_level(st, start, ceiling, bisect_steps, floor)
     return state
+
+
+def _judged(result: dict[str, Any], limit_ms: float) -> dict[str, Any]:
+    lag = result.get("lag_p99_held_ms")
+    result["held"] = lag is not None and lag <= limit_ms and not result.get("errors")
+    return result
 
 
 def _next_level(st: dict[str, Any], start: int, ceiling: int, bisect_steps: int, floor: int) -> int | None:
