@@ -47,3 +47,18 @@ def test_clients_take_turns_and_errors_fail_a_trial() -> None:
         return {"streams": streams, "lag_p99_held_ms": 0.5, "errors": 3}
     state = trials.search(["a"], failing, limit_ms=LIMIT, start=50, ceiling=1600, bisect_steps=1, floor=12)
     assert trials.best(state["a"]) is None and len(state["a"]["trials"]) == 4      # 50 twice, then 12 twice
+
+
+def test_cpu_per_token_is_compared_at_the_highest_load_every_client_held() -> None:
+    from bench.loadgen_efficiency import reference_level
+
+    def held(*levels: int, failed: tuple[int, ...] = ()) -> dict[str, Any]:
+        return {"trials": [{"streams": n, "held": True} for n in levels]
+                + [{"streams": n, "held": False} for n in failed]}
+    state = {"a": held(50, 100, 200, 150, failed=(400,)), "b": held(failed=(50, 12)),
+             "c": held(50, 100, 125, failed=(200, 150)), "d": held(50, 100, 150, failed=(200,))}
+    assert reference_level(state, 50) == 100           # b held nothing: not judged; c failed 200
+    state["c"] = held(50, 100, 200, failed=(400,))
+    state["d"] = held(50, 100, 200, failed=(400,))
+    assert reference_level(state, 50) == 200
+    assert reference_level({"b": held(failed=(50,))}, 50) == 50     # nobody held anything: the start
