@@ -26,7 +26,10 @@ HIGHEST_US = 600_000_000      # 10 minutes: longer values are clamped to it (HDR
 SIGNIFICANT_FIGURES = 3
 HISTOGRAM_NAMES = ("ttft", "tbt", "e2e", "lag", "loop_lag")
 DISCARD_PREFIX = "__"          # windows named like this are never reported
-FLUSH_SLICE = 64               # pending values recorded between two pauses of a live snapshot (~0.1 ms)
+FLUSH_SLICE = 256              # pending values recorded between two pauses of a live snapshot (~0.1 ms)
+# Quantised µs value -> its index in the counts array of our layout (the same for every histogram here). At most
+# one entry per bucket (about 20k): HDR keeps nothing finer.
+_COUNTS_INDEX: dict[int, int] = {}
 
 
 def new_histogram() -> HdrHistogram:
@@ -122,15 +125,41 @@ class WindowStats:
 
     def flush(self, pause: Callable[[], Any] | None = None) -> None:
         """Move pending values into their histograms. `pause`, if given, is called every few hundred values
-        (a live report must not hold the event loop for milliseconds: every stream's reads wait on it)."""
+        (a live report must not hold the event loop for milliseconds: every stream's reads wait on it).
+
+        The counts go straight into the histogram's counts array, at the index the library itself computes
+        (`_counts_index_for`), once per distinct value and process: `record_value` computes it in Python on
+        every call, 1.6 µs, and at 100 streams the live reports' flushes took 5,000 of them a second. The
+        totals, minimum and maximum are committed before every pause, so another snapshot in between (the
+        final one) sees every count recorded so far."""
+        index_of = _COUNTS_INDEX
         for pending, hist in ((self.pending_tbt, self.tbt), (self.pending_lag, self.lag)):
-            if pending:
-                items = list(pending.items())
-                pending.clear()
-                for i, (value, count) in enumerate(items):
-                    hist.record_value(value if value < HIGHEST_US else HIGHEST_US, count)
-                    if pause is not None and i % FLUSH_SLICE == FLUSH_SLICE - 1:
+            if not pending:
+                continue
+            items = list(pending.items())
+            pending.clear()
+            counts = hist.counts
+            total, lo, hi = 0, hist.min_value, hist.max_value
+            for i, (value, count) in enumerate(items, 1):
+                if value > HIGHEST_US:
+                    value = HIGHEST_US
+                j = index_of.get(value)
+                if j is None:
+                    j = index_of[value] = hist._counts_index_for(value)
+                counts[j] += count
+                total += count
+                if value < lo:
+                    lo = value
+                if value > hi:
+                    hi = value
+                if i % FLUSH_SLICE == 0 or i == len(items):
+                    hist.total_count += total
+                    hist.min_value = min(hist.min_value, lo)
+                    hist.max_value = max(hist.max_value, hi)
+                    total = 0
+                    if pause is not None and i < len(items):
                         pause()
+                        lo, hi = hist.min_value, hist.max_value
 
     def snapshot(self, pause: Callable[[], Any] | None = None) -> dict[str, Any]:
         """Counts and encoded histograms. With `pause` (live reports, from inside the event loop), the work is

@@ -146,6 +146,26 @@ def test_quantised_pending_values_land_in_the_same_buckets() -> None:
     win.flush()
     assert win.tbt.get_total_count() == direct.get_total_count()
     assert list(win.tbt.counts) == list(direct.counts)
+    assert (win.tbt.get_min_value(), win.tbt.get_max_value()) == (direct.get_min_value(), direct.get_max_value())
+    assert encode_histogram(win.tbt) == encode_histogram(direct)
+
+
+def test_a_snapshot_taken_during_a_paused_flush_sees_every_count_so_far() -> None:
+    """A live snapshot flushes in slices; the final snapshot may run in one of its pauses."""
+    from harness.load.recorder import FLUSH_SLICE, WindowStats
+    win = WindowStats("w")
+    for v in range(1000, 1000 + 3 * FLUSH_SLICE):
+        win.pending_lag[v] = 2
+    seen: list[int] = []
+
+    def pause() -> None:
+        win.pending_lag[7] = 1                      # a token read in the pause
+        seen.append(win.lag.get_total_count())
+        win.flush()                                 # the final snapshot, in the pause
+    win.flush(pause)
+    assert seen == [2 * FLUSH_SLICE, 4 * FLUSH_SLICE + 1]
+    assert win.lag.get_total_count() == 6 * FLUSH_SLICE + 2
+    assert win.lag.get_min_value() == 7 and win.lag.get_max_value() == 1000 + 3 * FLUSH_SLICE - 1
 
 
 def test_values_beyond_range_are_clamped_not_dropped() -> None:
