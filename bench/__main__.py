@@ -44,16 +44,21 @@ def main() -> int:
     table = Table(title="g7chaos benchmarks" + (" (tiny)" if args.tiny else ""))
     for column in ("what", "figures", "verdict"):
         table.add_column(column)
+    took: dict[str, float] = {}
     for name in args.only or BENCHMARKS:
         module = BENCHMARKS[name]
+        began = time.time()
         results[name] = module.run(tiny=args.tiny)
+        took[name] = round(time.time() - began, 1)
         for row in module.rows(results[name]):
             table.add_row(*row)
     Console().print(table)
+    print("seconds per benchmark: " + ", ".join(f"{name} {seconds:g}" for name, seconds in took.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                                 "platform": platform.platform()},
                                     "tiny": args.tiny, "seconds": round(time.time() - started, 1),
+                                    "seconds_per_benchmark": took,
                                     "benchmarks": results}, indent=2, default=str))
     print(f"wrote {args.out}")
     return 0

@@ -175,8 +175,8 @@ def search(kinds: list[str], trial: Callable[[str, int], dict[str, Any]], limit_
 
     A level a client fails is tried once more at once (`second_chance`), and holds if either trial held. On this
     shared virtual machine one 2.5 s trial decides by chance near the limit: g7chaos's client at 150 streams gave
-    1.57, 1.66, 1.96, 2.34, 2.74 and 3.10 ms in six trials within an hour on one tree, while a client that
-    really queues fails by far (c and d at 200 streams: 11-32 ms, trial after trial).
+    1.57, 1.66, 1.96, 2.34, 2.74 and 3.10 ms in six trials within an hour, while a client past its capacity
+    fails both trials (the Locust and aiohttp clients at 200 streams did in each of nine runs, at 2.9-86 ms).
 
     Clients take turns at every round (the machine is shared and its noise drifts: each client sees the same
     drift). A client that fails at `start` is tried once at `floor`. Bounded: at most log2(ceiling/start)+1

@@ -45,6 +45,8 @@ def test_every_discovered_benchmark_produced_its_result(tiny_run):
         result = data["benchmarks"].get(name)
         assert isinstance(result, dict) and result, f"benchmark {name} left no result"
         assert "error" not in result, f"benchmark {name} failed: {result.get('error')}"
+    took = data["seconds_per_benchmark"]
+    assert set(took) == set(names) and all(seconds > 0 for seconds in took.values()), took
 
 
 def test_the_table_was_printed(tiny_run):

@@ -389,12 +389,14 @@ def test_wait_started_returns_at_full_load_then_live_figures_move(server: SSESer
         load.stop()
 
 
-def test_users_begin_at_the_spawn_rate_not_in_one_burst(server: SSEServer, tmp_path: Path) -> None:
-    """8 users at 40 per second begin their first requests 25 ms apart (175 ms from first to last), and the load
-    counts as started only once the last has begun. Locust alone starts all 8 at one instant: its dispatcher
-    hands out floor(spawn_rate) users at once each second."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_users_begin_at_the_spawn_rate_not_in_one_burst(server: SSEServer, tmp_path: Path, workers: int) -> None:
+    """8 users at 40 per second begin their first requests 25 ms apart (175 ms from first to last; with two
+    workers each begins its 4 at 20 per second), and the load counts as started only once the last has begun.
+    Locust alone starts all 8 at one instant: its dispatcher hands out floor(spawn_rate) users at once each
+    second."""
     load = LoadProcess()
-    load.start(server.url, spec(users=8, spawn_rate=40), tmp_path, first_window="steady")
+    load.start(server.url, spec(users=8, spawn_rate=40, workers=workers), tmp_path, first_window="steady")
     try:
         load.wait_started(timeout_s=20)
         t_started = time.time()
