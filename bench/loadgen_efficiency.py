@@ -24,7 +24,7 @@ NAME = "loadgen-efficiency"
 ORDER = 10
 LIMIT_MS = 2.5
 TOKENS = 100
-REFERENCE_TRIALS = 3        # CPU per token: three trials per client, the median kept (a's varied 27% between trials)
+REFERENCE_TRIALS = 3        # CPU per token: three trials per client, the median kept (one run's spread up to 31%)
 LAST: dict[str, Any] = {}     # the latest full result, for the accuracy benchmark's load levels
 
 
@@ -106,7 +106,7 @@ def reference_level(state: dict[str, dict[str, Any]], start: int) -> int:
     every client which held any level held, so that no client's figure is taken while it is overloaded.
 
     Why not a fixed load: an overloaded client reads several events per wake-up, and its CPU per token falls
-    as its lag grows. At 200 streams on this machine c spent 67-72 µs per token at 3-7 ms of lag, against
+    as its lag grows. At 200 streams on this machine c spent 67-72 µs per token at 2.9-6.6 ms of lag, against
     88-113 µs at 100 streams within the limit; a fixed 200 compared a's honest figure with c's overloaded one.
     """
     judged = [kind for kind, st in state.items() if trials.best(st)]

@@ -143,8 +143,8 @@ class LoadState:
         Why not when Locust spawns it: Locust's dispatcher starts `floor(spawn_rate)` users at one instant once a
         second (locust/dispatch.py, `_user_count_per_dispatch_iteration`). With equal request lengths those users
         then end and begin requests in step for the whole run: every ~2 s a burst of request ends and sends
-        (records, new connections' work, the server's admissions), while their tokens keep arriving. At 150
-        streams such a burst held this process's loop for ~150 ms and showed as 30-50 ms of token lag, and a
+        (records, the next request and its response's headers), while their tokens keep arriving. At 150
+        streams such a burst kept this process busy for 100-190 ms and showed as 20-50 ms of token lag, and a
         real fleet never sees clients that move in step. The process's share of the rate is
         `spawn_rate / processes` (Locust's master splits each batch across its workers).
         """
