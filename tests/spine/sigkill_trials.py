@@ -133,7 +133,7 @@ def scenario_file(case: Case, index: int, folder: Path) -> Path:
         "description": f"SIGKILL while {case.label} is in place",
         "target": "twin",
         "duration": "15m",
-        "load": {"users": 4, "spawn_rate": 4, "prompt_tokens": 16, "max_tokens": 16, "timeout": "30s"},
+        "load": {"users": 4, "spawn_rate": 100, "prompt_tokens": 16, "max_tokens": 16, "timeout": "30s"},
         "faults": [step],
         # recovery-time sets how long the run's preflight waits for a steady fleet (a node the trial before
         # rebooted or replaced may still be coming back); the run never lives to judge either check
